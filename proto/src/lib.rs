@@ -1,0 +1,59 @@
+//! Plugboard's gRPC contracts.
+//!
+//! This crate compiles `proto/plugboard/**` and is the only place that knows the wire format. It
+//! also holds the two things every service and the gateway must do the same way:
+//!
+//! - [`error`]: the one table from error kinds to gRPC codes, with a stable reason code attached
+//!   to every status (google.rpc `ErrorInfo`);
+//! - [`trace_context`]: W3C trace context carried across every gRPC hop.
+//!
+//! Modules mirror the proto packages: [`common::v1`] holds the canonical staffing model, and each
+//! service has its own package (`credentials::v1`, `mapping::v1`, ...).
+
+pub mod error;
+pub mod trace_context;
+
+/// Every compiled file descriptor, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("plugboard_descriptor");
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("plugboard.common.v1");
+    }
+}
+
+pub mod connector {
+    pub mod v1 {
+        tonic::include_proto!("plugboard.connector.v1");
+    }
+}
+
+pub mod credentials {
+    pub mod v1 {
+        tonic::include_proto!("plugboard.credentials.v1");
+    }
+}
+
+pub mod health {
+    pub mod v1 {
+        tonic::include_proto!("plugboard.health.v1");
+    }
+}
+
+pub mod mapping {
+    pub mod v1 {
+        tonic::include_proto!("plugboard.mapping.v1");
+    }
+}
+
+pub mod registry {
+    pub mod v1 {
+        tonic::include_proto!("plugboard.registry.v1");
+    }
+}
+
+pub mod sync {
+    pub mod v1 {
+        tonic::include_proto!("plugboard.sync.v1");
+    }
+}

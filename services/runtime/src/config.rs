@@ -1,0 +1,169 @@
+//! Configuration input, read once at start.
+//!
+//! Services never call `std::env::var` themselves: `main` builds an [`Env`] from the process
+//! environment (and `PLUGBOARD_CONFIG_FILE`, an env-style file, beneath it) and each service's
+//! `Config::from_env` reads typed values from it. Tests build an [`Env`] from pairs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use secrecy::SecretString;
+
+/// Names the optional env-style file whose values sit beneath the process environment.
+pub const CONFIG_FILE_VAR: &str = "PLUGBOARD_CONFIG_FILE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key} is required: {hint}")]
+    Missing { key: String, hint: String },
+    #[error("{key}={value:?} is not valid: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// A snapshot of configuration variables. Empty values count as unset.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The process environment over the values of `PLUGBOARD_CONFIG_FILE`, when it is set.
+    pub fn from_process() -> Result<Env, ConfigError> {
+        let process: HashMap<String, String> = std::env::vars().collect();
+        let mut vars = HashMap::new();
+        if let Some(path) = process.get(CONFIG_FILE_VAR).filter(|path| !path.is_empty()) {
+            let path = PathBuf::from(path);
+            let file_error = |reason: String| ConfigError::File {
+                path: path.clone(),
+                reason,
+            };
+            let entries = dotenvy::from_path_iter(&path).map_err(|e| file_error(e.to_string()))?;
+            for entry in entries {
+                let (key, value) = entry.map_err(|e| file_error(e.to_string()))?;
+                vars.insert(key, value);
+            }
+        }
+        vars.extend(process);
+        Ok(Env { vars })
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(key, value)| (key.into(), value.into()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    }
+
+    pub fn required(&self, key: &str, hint: &str) -> Result<&str, ConfigError> {
+        self.get(key).ok_or_else(|| ConfigError::Missing {
+            key: key.to_owned(),
+            hint: hint.to_owned(),
+        })
+    }
+
+    /// Parses `key` when set, else returns `default`.
+    pub fn parse_or<T>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Parses a required `key`.
+    pub fn parse_required<T>(&self, key: &str, hint: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.required(key, hint)?;
+        value.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A secret from `<key>_FILE` (a path, preferred in production) or from `key` itself. The
+    /// value is never echoed in errors.
+    pub fn secret(&self, key: &str, hint: &str) -> Result<SecretString, ConfigError> {
+        let file_key = format!("{key}_FILE");
+        if let Some(path) = self.get(&file_key) {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: PathBuf::from(path),
+                reason: e.to_string(),
+            })?;
+            return Ok(SecretString::from(text.trim().to_owned()));
+        }
+        let value = self.get(key).ok_or_else(|| ConfigError::Missing {
+            key: format!("{key} or {file_key}"),
+            hint: hint.to_owned(),
+        })?;
+        Ok(SecretString::from(value.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let env = Env::from_pairs([("A", ""), ("B", "7")]);
+        assert_eq!(env.get("A"), None);
+        assert_eq!(env.parse_or("B", 1u32).unwrap(), 7);
+        assert_eq!(env.parse_or("A", 1u32).unwrap(), 1);
+    }
+
+    #[test]
+    fn invalid_value_names_the_key() {
+        let env = Env::from_pairs([("PLUGBOARD_LISTEN_ADDR", "nowhere")]);
+        let error = env
+            .parse_or::<std::net::SocketAddr>("PLUGBOARD_LISTEN_ADDR", ([0, 0, 0, 0], 1).into())
+            .unwrap_err();
+        assert!(error.to_string().contains("PLUGBOARD_LISTEN_ADDR=\"nowhere\""));
+    }
+
+    #[test]
+    fn secret_prefers_the_file_and_never_shows_the_value() {
+        let dir = std::env::temp_dir().join(format!("pb-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let env = Env::from_pairs([
+            ("K", "from-env".to_owned()),
+            ("K_FILE", path.display().to_string()),
+        ]);
+        assert_eq!(env.secret("K", "x").unwrap().expose_secret(), "from-file");
+
+        let missing = Env::default().secret("K", "set it").unwrap_err();
+        assert_eq!(missing.to_string(), "K or K_FILE is required: set it");
+    }
+}

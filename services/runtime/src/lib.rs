@@ -1,0 +1,28 @@
+//! What every Plugboard process shares.
+//!
+//! Each service crate is a library with a thin `main`; this crate holds the parts they must all
+//! do the same way, so that a service is only its domain logic:
+//!
+//! - [`config`]: typed configuration read once at start from an environment map (and an optional
+//!   env-style file), with errors that say what to fix;
+//! - [`telemetry`]: `tracing` with OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
+//! - [`identity`]: signed service tokens that carry the caller's identity and tenant across the
+//!   mesh, with the server and client interceptors that check and attach them;
+//! - [`server`]: serving a set of gRPC services with `grpc.health.v1`, reflection (v1 and
+//!   v1alpha), trace context and graceful shutdown;
+//! - [`storage`]: a sqlx `Any` pool on SQLite (dev) or PostgreSQL (split mode) with migrations;
+//! - [`coordination`]: leases with fencing tokens, on Redis or in-process;
+//! - [`channel`]: lazily connected gRPC channels to other services.
+//!
+//! # Limitations
+//!
+//! Service tokens are HS256 with one mesh key shared by every service, so any service could mint
+//! any identity. TODO(#4): per-service asymmetric keys.
+
+pub mod channel;
+pub mod config;
+pub mod coordination;
+pub mod identity;
+pub mod server;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,163 @@
+//! Each service's own database, on SQLite (dev) or PostgreSQL (split mode), through one code path.
+//!
+//! Queries use portable SQL through sqlx's `Any` driver: `$N` placeholders, times as RFC 3339 UTC
+//! text, flags as integers and JSON as text (the `Any` driver cannot read SQLite booleans or
+//! PostgreSQL `timestamptz`). On PostgreSQL every service lives in its own schema of one
+//! database; on SQLite every service has its own file.
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Executor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database url must start with sqlite: or postgres:, got {scheme:?}")]
+    UnsupportedUrl { scheme: String },
+    #[error("schema name {0:?} must be lowercase letters and underscores")]
+    BadSchema(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which server a pool talks to, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Backend, StorageError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(StorageError::UnsupportedUrl {
+                scheme: scheme.to_owned(),
+            }),
+        }
+    }
+}
+
+static INSTALL_DRIVERS: Once = Once::new();
+
+/// Opens a pool for one service and runs its migrations.
+///
+/// `schema` is the service's name (`credentials`, `sync`, ...): its PostgreSQL schema, created if
+/// missing. For SQLite the url names the file, created with its directory if missing.
+pub async fn open(
+    database_url: &str,
+    schema: &str,
+    migrator: &Migrator,
+) -> Result<AnyPool, StorageError> {
+    INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
+    if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        return Err(StorageError::BadSchema(schema.to_owned()));
+    }
+    let backend = Backend::of_url(database_url)?;
+    if backend == Backend::Sqlite {
+        create_sqlite_dir(database_url)?;
+    }
+    let options = AnyConnectOptions::from_str(database_url)
+        .map_err(StorageError::Connect)?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+
+    if backend == Backend::Postgres {
+        // The schema must exist before any pooled connection points its search_path at it.
+        let mut connection = options.connect().await.map_err(StorageError::Connect)?;
+        let create_schema = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+        connection
+            .execute(sqlx::raw_sql(AssertSqlSafe(create_schema)))
+            .await
+            .map_err(StorageError::Connect)?;
+    }
+
+    let session_setup = match backend {
+        Backend::Postgres => format!("SET search_path TO {schema}"),
+        // WAL lets readers run beside the one writer; the busy timeout queues writers instead of
+        // failing them.
+        Backend::Sqlite => {
+            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL"
+                .to_owned()
+        }
+    };
+    let max_connections = match backend {
+        Backend::Postgres => 10,
+        Backend::Sqlite => 4,
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |connection, _meta| {
+            let session_setup = session_setup.clone();
+            Box::pin(async move {
+                // The schema name was checked above; the rest is constant text.
+                connection
+                    .execute(sqlx::raw_sql(AssertSqlSafe(session_setup)))
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(StorageError::Connect)?;
+    migrator.run(&pool).await?;
+    Ok(pool)
+}
+
+/// The SQLite url for one service's file in a data directory, created on first open.
+pub fn sqlite_url(data_dir: &std::path::Path, service: &str) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join(format!("{service}.db")).display())
+}
+
+fn create_sqlite_dir(database_url: &str) -> Result<(), StorageError> {
+    let path = database_url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|source| StorageError::DataDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// True when a database error is a unique-constraint violation, on either backend.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(database_error) => database_error.is_unique_violation(),
+        _ => false,
+    }
+}
+
+/// The current time as RFC 3339 UTC text with millisecond precision, the storage format.
+/// Lexical order of such strings is time order.
+pub fn now_text() -> String {
+    format_time(chrono::Utc::now())
+}
+
+/// A time in the storage format.
+pub fn format_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

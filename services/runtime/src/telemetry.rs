@@ -1,0 +1,81 @@
+//! Logs and traces.
+//!
+//! `tracing` everywhere; spans are exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//! set, and W3C trace context is the propagation format on every hop. The log filter comes from
+//! `PLUGBOARD_LOG` (an `EnvFilter` directive), `info` by default.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::Env;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("PLUGBOARD_LOG is not a valid filter: {0}")]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Flushes pending spans when dropped at the end of `main`.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            // Nothing useful can be done with a flush failure at exit.
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber and propagator for a process named `service_name`.
+pub fn init(service_name: &str, env: &Env) -> Result<TelemetryGuard, TelemetryError> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_new(env.get("PLUGBOARD_LOG").unwrap_or("info"))?;
+    let fmt_layer = tracing_subscriber::fmt::layer().with_target(false);
+
+    let provider = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        Resource::builder()
+                            .with_service_name(service_name.to_owned())
+                            .build(),
+                    )
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()))
+    });
+
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    if let Some(endpoint) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        tracing::info!(endpoint, "exporting traces over otlp");
+    }
+    Ok(TelemetryGuard { provider })
+}
