@@ -17,7 +17,7 @@ use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Executor};
 pub enum StorageError {
     #[error("database url must start with sqlite: or postgres:, got {scheme:?}")]
     UnsupportedUrl { scheme: String },
-    #[error("schema name {0:?} must be lowercase letters and underscores")]
+    #[error("schema name {0:?} must be a lowercase letter followed by lowercase letters, digits or underscores")]
     BadSchema(String),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
@@ -62,7 +62,11 @@ pub async fn open(
     migrator: &Migrator,
 ) -> Result<AnyPool, StorageError> {
     INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
-    if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+    let valid_schema = schema.starts_with(|c: char| c.is_ascii_lowercase())
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid_schema {
         return Err(StorageError::BadSchema(schema.to_owned()));
     }
     let backend = Backend::of_url(database_url)?;
