@@ -1,1 +1,59 @@
-//! placeholder
+//! Plugboard's gateway: the customer-facing edge of the mesh.
+//!
+//! The gateway authenticates tenants by API key and serves, over HTTP:
+//!
+//! - `GET /healthz`: every service's gRPC address and `grpc.health.v1` status (no auth);
+//! - `GET /api/v1/integrations` and `GET /api/v1/integrations/{id}`: the caller's integrations,
+//!   with `Authorization: Bearer <api key>`;
+//! - `GET /`, `GET|POST /login`, `POST /logout`: the dashboard, behind a session cookie.
+//!
+//! It owns only tenants, API keys and sessions. Everything else it asks the services for, signing
+//! each call with the mesh key as `gateway` acting for the tenant of the key, so a tenant can
+//! only ever see its own data.
+//!
+//! Modules: [`config`] (environment), [`tenants`] (tenants, hashed keys, sessions), [`mesh`]
+//! (channels, signed clients, health probes), [`integrations`] (merging sync, health and
+//! registry into one view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`routes`]
+//! (router and request spans), [`error`].
+//!
+//! # Limitations
+//!
+//! - Every integrations request asks sync, health and the registry afresh; no caching.
+//!   TODO(#7): cache connector manifests and stream status changes to the dashboard.
+//! - Session cookies are not `Secure` and there is no TLS here. TODO(#9): TLS at the edge.
+//! - Revoking a key does not end the dashboard sessions opened with it. TODO(#7).
+//! - No rate limit on failed logins; keys have 256 bits of entropy, but logs could flood.
+
+pub mod api;
+pub mod config;
+pub mod dashboard;
+pub mod error;
+pub mod integrations;
+pub mod mesh;
+pub mod routes;
+pub mod tenants;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::Error;
+pub use tenants::{TenantStore, generate_api_key};
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let store = TenantStore::open(&config.database_url).await?;
+    let mesh = mesh::Mesh::new(&config)?;
+    let app = routes::router(routes::AppState::new(store, mesh)?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

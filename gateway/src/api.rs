@@ -1,0 +1,80 @@
+//! The REST/JSON API: `/healthz` and `/api/v1/integrations`. Both response shapes are pinned by
+//! issue #2 and checked by tools outside this repository, so they change only with a new version.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Error;
+use crate::integrations::{self, Integration};
+use crate::routes::AppState;
+
+/// The tenant of the request's `Authorization: Bearer <api key>`. The tenant is only ever taken
+/// from the key, never from the path, query or body.
+#[derive(Debug, Clone)]
+pub struct ApiTenant(pub String);
+
+impl FromRequestParts<AppState> for ApiTenant {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|key| !key.is_empty());
+        let Some(key) = key else {
+            tracing::info!("denied an api request without a bearer key");
+            return Err(Error::Unauthenticated);
+        };
+        match state.store.authenticate(key).await? {
+            Some(tenant_id) => Ok(ApiTenant(tenant_id)),
+            None => {
+                tracing::info!("denied an api request with an unknown or revoked key");
+                Err(Error::Unauthenticated)
+            }
+        }
+    }
+}
+
+/// `GET /healthz`: every service with its address and status; 200 only when all serve.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let services = state.mesh.probe_all().await;
+    let all_serving = services.iter().all(|service| service.status == "serving");
+    let status = if all_serving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({ "services": services }))).into_response()
+}
+
+/// `GET /api/v1/integrations`: the caller's integrations.
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    ApiTenant(tenant_id): ApiTenant,
+) -> Result<Json<serde_json::Value>, Error> {
+    let integrations = integrations::list(&state.mesh, &tenant_id).await?;
+    Ok(Json(json!({ "integrations": integrations })))
+}
+
+/// `GET /api/v1/integrations/{id}`: one integration object; 404 unless it is the caller's.
+pub async fn get_integration(
+    State(state): State<AppState>,
+    ApiTenant(tenant_id): ApiTenant,
+    Path(id): Path<String>,
+) -> Result<Json<Integration>, Error> {
+    Ok(Json(integrations::get(&state.mesh, &tenant_id, &id).await?))
+}
+
+/// Unknown paths answer in the API's error shape rather than an empty body.
+pub async fn not_found() -> Response {
+    let body = json!({ "error": { "code": "not_found", "message": "no such route" } });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}

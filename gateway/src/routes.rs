@@ -1,0 +1,80 @@
+//! The HTTP router: shared state, routes and a span per request.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use opentelemetry::propagation::Extractor;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::dashboard::{self, Templates};
+use crate::mesh::Mesh;
+use crate::tenants::TenantStore;
+use crate::{api, error::Error};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: TenantStore,
+    pub mesh: Mesh,
+    pub templates: Arc<Templates>,
+}
+
+impl AppState {
+    pub fn new(store: TenantStore, mesh: Mesh) -> Result<AppState, Error> {
+        Ok(AppState {
+            store,
+            mesh,
+            templates: Arc::new(Templates::new()?),
+        })
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/api/v1/integrations", get(api::list_integrations))
+        .route("/api/v1/integrations/{id}", get(api::get_integration))
+        .route("/", get(dashboard::index))
+        .route("/login", get(dashboard::login_form).post(dashboard::login))
+        .route("/logout", post(dashboard::logout))
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(trace_request))
+        .with_state(state)
+}
+
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|key| key.as_str()).collect()
+    }
+}
+
+/// One span per request, continuing the caller's W3C trace when it sent one, so the gRPC calls
+/// made for the request (signed by `MeshCredentials`, which injects the current span) join it.
+async fn trace_request(request: Request, next: Next) -> Response {
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(request.headers()))
+    });
+    let span = tracing::info_span!(
+        "http.request",
+        http.method = %request.method(),
+        http.path = %request.uri().path(),
+        http.status = tracing::field::Empty,
+    );
+    // A missing or malformed parent only means the trace starts here.
+    let _ = span.set_parent(parent);
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.status", response.status().as_u16());
+    tracing::debug!(parent: &span, status = response.status().as_u16(), "request finished");
+    response
+}
