@@ -1,1 +1,88 @@
-//! placeholder
+//! Plugboard's sync service: durable, incremental sync into the canonical record store.
+//!
+//! Sync owns the sync definitions of every tenant's connections, runs them on schedule or on
+//! demand, and keeps the canonical records internal services read. One inbound run resolves the
+//! connector through the registry, pages through a stream from its checkpoint, has mapping turn
+//! each page into canonical records, and commits records, quarantined rejects and the next
+//! checkpoint in one transaction. Outcomes go to the health service.
+//!
+//! - [`config`]: configuration from the environment;
+//! - [`store`]: definitions, runs, checkpoints, records and quarantine on SQLite or PostgreSQL;
+//! - [`runner`]: one run, page by page, under a lease with a fencing token;
+//! - [`scheduler`]: starts due syncs on every replica, the lease deciding who runs;
+//! - [`service`]: the tenant-scoped domain operations;
+//! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
+//! - [`mesh`]: signed clients for registry, connectors, mapping and health.
+//!
+//! # Limitations
+//!
+//! Inbound one-way sync only: deletes, two-way writes, webhooks and `WatchChanges` are
+//! TODO(#6), as are honest-outcome rules (a zero-record run counts as a success) and shared
+//! partner rate-limit budgets.
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod mesh;
+pub mod record_codec;
+pub mod runner;
+pub mod scheduler;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+
+use plugboard_proto::sync::v1::sync_service_server::SyncServiceServer;
+use plugboard_runtime::coordination::Coordinator;
+use plugboard_runtime::identity::{MeshKey, RequireCaller};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub use config::Config;
+pub use error::Error;
+
+/// Serves the sync service on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let mesh_key = MeshKey::new(&config.mesh_key).map_err(|e| Error::InvalidArgument {
+        field: "PLUGBOARD_MESH_KEY",
+        reason: e.to_string(),
+    })?;
+    let store = store::Store::open(&config.database_url).await?;
+    let coordinator = match &config.redis_url {
+        Some(url) => Coordinator::redis(url).await?,
+        None => {
+            tracing::warn!(
+                "no PLUGBOARD_REDIS_URL: run leases are in-process, run one replica only"
+            );
+            Coordinator::local()
+        }
+    };
+    let mesh = mesh::Mesh::new(
+        mesh_key.clone(),
+        &config.registry_addr,
+        &config.mapping_addr,
+        &config.health_addr,
+    )?;
+    let runner = runner::Runner::new(store.clone(), mesh, coordinator, config.page_size);
+    let scheduler = tokio::spawn(scheduler::run(
+        store.clone(),
+        runner.clone(),
+        config.scheduler_tick,
+    ));
+
+    let service = service::SyncService::new(store, runner);
+    let server = SyncServiceServer::with_interceptor(
+        grpc::GrpcSyncAdapter::new(service),
+        RequireCaller::new(mesh_key),
+    );
+    let names = [<SyncServiceServer<grpc::GrpcSyncAdapter> as NamedService>::NAME];
+    let result =
+        plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
+    scheduler.abort();
+    Ok(result?)
+}

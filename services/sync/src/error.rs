@@ -1,0 +1,99 @@
+//! Everything the sync service can fail with, and how each failure is classified.
+
+use plugboard_proto::error::{ErrorKind, ServiceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field} is invalid: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("no sync for connection {connection_id}")]
+    SyncNotFound { connection_id: String },
+    #[error("run {run_id} not found")]
+    RunNotFound { run_id: String },
+    #[error("a run of connection {connection_id} is already in progress")]
+    RunInProgress { connection_id: String },
+    #[error("sync of connection {connection_id} is paused")]
+    Paused { connection_id: String },
+    #[error("{service} is unavailable: {message}")]
+    Dependency {
+        service: &'static str,
+        kind: ErrorKind,
+        reason: Option<String>,
+        message: String,
+    },
+    #[error("coordination failed: {0}")]
+    Coordination(#[from] plugboard_runtime::coordination::CoordinationError),
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    StorageSetup(#[from] plugboard_runtime::storage::StorageError),
+    #[error(transparent)]
+    Serve(#[from] plugboard_runtime::server::ServeError),
+    #[error("cannot reach {service} at {addr}: {source}")]
+    Channel {
+        service: &'static str,
+        addr: String,
+        source: tonic::transport::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a status from another service, keeping its kind and reason code.
+    pub fn dependency(service: &'static str, status: &tonic::Status) -> Error {
+        Error::Dependency {
+            service,
+            kind: ErrorKind::from_code(status.code()),
+            reason: plugboard_proto::error::reason_of(status),
+            message: status.message().to_owned(),
+        }
+    }
+
+    /// True when the partner refused the connection's credentials: only reconnecting helps.
+    pub fn is_credentials_rejected(&self) -> bool {
+        matches!(
+            self,
+            Error::Dependency {
+                kind: ErrorKind::Unauthenticated,
+                ..
+            }
+        ) || matches!(
+            self,
+            Error::Dependency { reason: Some(reason), .. } if reason == "CREDENTIALS_REJECTED"
+        )
+    }
+}
+
+impl ServiceError for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::SyncNotFound { .. } | Error::RunNotFound { .. } => ErrorKind::NotFound,
+            Error::RunInProgress { .. } | Error::Paused { .. } => ErrorKind::FailedPrecondition,
+            Error::Dependency { kind, .. } if kind.is_retryable() => ErrorKind::Unavailable,
+            Error::Dependency { kind, .. } => *kind,
+            Error::Coordination(_) => ErrorKind::Unavailable,
+            Error::Storage(_)
+            | Error::Corrupt(_)
+            | Error::StorageSetup(_)
+            | Error::Serve(_)
+            | Error::Channel { .. } => ErrorKind::Internal,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Error::SyncNotFound { .. } => "SYNC_NOT_FOUND",
+            Error::RunNotFound { .. } => "RUN_NOT_FOUND",
+            Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
+            Error::Paused { .. } => "SYNC_PAUSED",
+            Error::Dependency { .. } => "DEPENDENCY_FAILED",
+            Error::Coordination(_) => "COORDINATION_UNAVAILABLE",
+            Error::Storage(_) | Error::StorageSetup(_) => "STORAGE_FAILED",
+            Error::Corrupt(_) => "STORED_DATA_CORRUPT",
+            Error::Serve(_) | Error::Channel { .. } => "SERVER_FAILED",
+        }
+    }
+}

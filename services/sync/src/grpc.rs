@@ -1,0 +1,207 @@
+//! The gRPC face of the sync service: takes the caller's tenant, calls the domain, converts.
+
+use plugboard_proto::error::to_status;
+use plugboard_proto::sync::v1::sync_service_server::SyncService as SyncServiceRpc;
+use plugboard_proto::sync::v1::{
+    CreateSyncRequest, CreateSyncResponse, EntityCount, GetRunRequest, GetRunResponse,
+    ListQuarantineRequest, ListQuarantineResponse, ListRecordsRequest, ListRecordsResponse,
+    ListSyncsRequest, ListSyncsResponse, QuarantinedRecord, RunInfo, RunState as WireRunState,
+    StreamProgress, SyncInfo, TriggerRunRequest, TriggerRunResponse,
+};
+use plugboard_runtime::identity::Caller;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::service::{NewSync, SyncService, SyncSummary};
+use crate::store::{RunRecord, RunState};
+
+pub struct GrpcSyncAdapter {
+    service: SyncService,
+}
+
+impl GrpcSyncAdapter {
+    pub fn new(service: SyncService) -> GrpcSyncAdapter {
+        GrpcSyncAdapter { service }
+    }
+}
+
+#[tonic::async_trait]
+impl SyncServiceRpc for GrpcSyncAdapter {
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn create_sync(
+        &self,
+        request: Request<CreateSyncRequest>,
+    ) -> Result<Response<CreateSyncResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let summary = self
+            .service
+            .create_sync(
+                &tenant_id,
+                NewSync {
+                    connection_id: request.connection_id,
+                    connector: request.connector,
+                    settings_json: request.settings_json,
+                    streams: request.streams,
+                    interval_seconds: request.interval_seconds,
+                },
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(CreateSyncResponse {
+            sync: Some(sync_info(summary)),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_syncs(
+        &self,
+        request: Request<ListSyncsRequest>,
+    ) -> Result<Response<ListSyncsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let syncs = self
+            .service
+            .list_syncs(&tenant_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListSyncsResponse {
+            syncs: syncs.into_iter().map(sync_info).collect(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn trigger_run(
+        &self,
+        request: Request<TriggerRunRequest>,
+    ) -> Result<Response<TriggerRunResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let run_id = self
+            .service
+            .trigger_run(&tenant_id, &request.get_ref().connection_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(TriggerRunResponse { run_id }))
+    }
+
+    #[instrument(skip_all, fields(run_id = %request.get_ref().run_id))]
+    async fn get_run(
+        &self,
+        request: Request<GetRunRequest>,
+    ) -> Result<Response<GetRunResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let run = self
+            .service
+            .get_run(&tenant_id, &request.get_ref().run_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(GetRunResponse {
+            run: Some(run_info(run)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id, entity = %request.get_ref().entity))]
+    async fn list_records(
+        &self,
+        request: Request<ListRecordsRequest>,
+    ) -> Result<Response<ListRecordsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let (records, next_page_token, total) = self
+            .service
+            .list_records(
+                &tenant_id,
+                &request.connection_id,
+                &request.entity,
+                request.page_size,
+                &request.page_token,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListRecordsResponse {
+            records,
+            next_page_token,
+            total,
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn list_quarantine(
+        &self,
+        request: Request<ListQuarantineRequest>,
+    ) -> Result<Response<ListQuarantineResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let (entries, next_page_token) = self
+            .service
+            .list_quarantine(
+                &tenant_id,
+                &request.connection_id,
+                request.page_size,
+                &request.page_token,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListQuarantineResponse {
+            records: entries
+                .into_iter()
+                .map(|entry| QuarantinedRecord {
+                    run_id: entry.run_id,
+                    stream: entry.stream,
+                    external_id: entry.external_id,
+                    payload_json: entry.payload_json,
+                    reason: entry.reason,
+                    field_path: entry.field_path,
+                    quarantined_at: entry.quarantined_at,
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+}
+
+fn sync_info(summary: SyncSummary) -> SyncInfo {
+    let sync = summary.sync;
+    SyncInfo {
+        connection_id: sync.connection_id,
+        connector: sync.connector,
+        streams: sync.streams,
+        interval_seconds: sync.interval_seconds,
+        paused: sync.paused,
+        last_sync_at: sync.last_sync_at.unwrap_or_default(),
+        records: summary
+            .record_counts
+            .into_iter()
+            .map(|(entity, count)| EntityCount { entity, count })
+            .collect(),
+        last_run: summary.last_run.map(run_info),
+    }
+}
+
+fn run_info(run: RunRecord) -> RunInfo {
+    let state = match run.state {
+        RunState::Running => WireRunState::Running,
+        RunState::Succeeded => WireRunState::Succeeded,
+        RunState::Failed => WireRunState::Failed,
+    };
+    RunInfo {
+        run_id: run.run_id,
+        connection_id: run.connection_id,
+        state: state as i32,
+        started_at: run.started_at,
+        finished_at: run.finished_at.unwrap_or_default(),
+        streams: run
+            .streams
+            .into_iter()
+            .map(|counters| StreamProgress {
+                stream: counters.stream,
+                records_read: counters.records_read,
+                records_written: counters.records_written,
+                records_unchanged: counters.records_unchanged,
+                records_quarantined: counters.records_quarantined,
+                pages: counters.pages,
+                rate_limited_waits: counters.rate_limited_waits,
+            })
+            .collect(),
+        error: run.error.unwrap_or_default(),
+    }
+}

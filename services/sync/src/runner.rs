@@ -1,0 +1,437 @@
+//! One run of one sync: lease, resolve, read page by page, map, commit, report.
+//!
+//! A run holds a lease on its connection so only one run per connection goes at a time across
+//! every replica. Each page is mapped and then committed together with the checkpoint that
+//! follows it; a failure anywhere stops the run before the next commit, so the next run resumes
+//! exactly after the last committed page.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use plugboard_proto::common::v1::CanonicalRecord;
+use plugboard_proto::connector::v1::{ConnectionRef, DiscoverRequest, ReadRequest, ReadResponse};
+use plugboard_proto::health::v1::report_request::Report;
+use plugboard_proto::health::v1::{Heartbeat, ReportRequest, RunOutcome, RunOutcomeKind};
+use plugboard_proto::mapping::v1::transform_result::Outcome;
+use plugboard_proto::mapping::v1::{Direction, TransformInput, TransformRequest};
+use plugboard_proto::registry::v1::ResolveRequest;
+use plugboard_runtime::coordination::{Coordinator, Lease};
+use plugboard_runtime::storage::now_text;
+
+use crate::error::Error;
+use crate::mesh::Mesh;
+use crate::record_codec;
+use crate::store::{
+    PageCommit, QuarantineEntry, RunRecord, RunState, Store, StreamCounters, SyncDefinition,
+};
+
+/// How long a run's lease lives without renewal; renewed every third of it.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Runner {
+    store: Store,
+    mesh: Mesh,
+    coordinator: Coordinator,
+    /// This replica's name in leases.
+    holder: String,
+    page_size: u32,
+}
+
+/// A stream to read and the canonical entity its records map to.
+struct StreamPlan {
+    stream: String,
+    entity: String,
+}
+
+impl Runner {
+    pub fn new(store: Store, mesh: Mesh, coordinator: Coordinator, page_size: u32) -> Runner {
+        Runner {
+            store,
+            mesh,
+            coordinator,
+            holder: format!("sync-{}", uuid::Uuid::new_v4()),
+            page_size,
+        }
+    }
+
+    /// Starts a run of `sync` in the background and returns its id, or `RunInProgress` when
+    /// another run of the connection holds the lease.
+    pub async fn start(&self, sync: SyncDefinition) -> Result<String, Error> {
+        let lease_key = format!("run:{}:{}", sync.tenant_id, sync.connection_id);
+        let lease = self
+            .coordinator
+            .try_acquire(&lease_key, &self.holder, LEASE_TTL)
+            .await?
+            .ok_or_else(|| Error::RunInProgress {
+                connection_id: sync.connection_id.clone(),
+            })?;
+        let run = RunRecord {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: sync.tenant_id.clone(),
+            connection_id: sync.connection_id.clone(),
+            state: RunState::Running,
+            started_at: now_text(),
+            finished_at: None,
+            error: None,
+            streams: Vec::new(),
+        };
+        if let Err(error) = self.store.insert_run(&run).await {
+            self.release(&lease).await;
+            return Err(error);
+        }
+        let run_id = run.run_id.clone();
+        tracing::info!(run_id, connection_id = %sync.connection_id, connector = %sync.connector, "run started");
+        let runner = self.clone();
+        tokio::spawn(async move { runner.execute(sync, run, lease).await });
+        Ok(run_id)
+    }
+
+    async fn execute(&self, sync: SyncDefinition, mut run: RunRecord, lease: Lease) {
+        self.report_heartbeat(&sync).await;
+        let lease_lost = Arc::new(AtomicBool::new(false));
+        let renewal = tokio::spawn(keep_lease(
+            self.coordinator.clone(),
+            lease.clone(),
+            Arc::clone(&lease_lost),
+        ));
+
+        let result = self.read_all(&sync, &mut run, &lease_lost).await;
+        renewal.abort();
+
+        let finished_at = now_text();
+        run.finished_at = Some(finished_at.clone());
+        match &result {
+            Ok(()) => {
+                run.state = RunState::Succeeded;
+                if let Err(error) = self
+                    .store
+                    .mark_synced(&sync.tenant_id, &sync.connection_id, &finished_at)
+                    .await
+                {
+                    tracing::warn!(error = %error, "cannot record the sync time");
+                }
+            }
+            Err(error) => {
+                run.state = RunState::Failed;
+                run.error = Some(error.to_string());
+            }
+        }
+        if let Err(error) = self.store.update_run(&run).await {
+            tracing::error!(run_id = %run.run_id, error = %error, "cannot record the run outcome");
+        }
+        let written: u64 = run.streams.iter().map(|s| s.records_written).sum();
+        let quarantined: u64 = run.streams.iter().map(|s| s.records_quarantined).sum();
+        match &result {
+            Ok(()) => tracing::info!(
+                run_id = %run.run_id, connection_id = %run.connection_id, written, quarantined,
+                "run succeeded"
+            ),
+            Err(error) => tracing::warn!(
+                run_id = %run.run_id, connection_id = %run.connection_id, error = %error,
+                "run failed"
+            ),
+        }
+        self.report_outcome(&sync, &run, result.as_ref().err(), written, quarantined)
+            .await;
+        self.release(&lease).await;
+    }
+
+    async fn read_all(
+        &self,
+        sync: &SyncDefinition,
+        run: &mut RunRecord,
+        lease_lost: &AtomicBool,
+    ) -> Result<(), Error> {
+        let resolved = self
+            .mesh
+            .registry()
+            .resolve(ResolveRequest {
+                connector: sync.connector.clone(),
+            })
+            .await
+            .map_err(|status| Error::dependency("registry", &status))?
+            .into_inner();
+        let mut connector = self.mesh.connector(&resolved.address, &sync.tenant_id)?;
+        let connection = ConnectionRef {
+            connection_id: sync.connection_id.clone(),
+            settings_json: sync.settings_json.clone(),
+        };
+        let discovered = connector
+            .discover(DiscoverRequest {
+                connection: Some(connection.clone()),
+            })
+            .await
+            .map_err(|status| Error::dependency("connector", &status))?
+            .into_inner();
+        let plans: Vec<StreamPlan> = discovered
+            .streams
+            .into_iter()
+            .filter(|stream| sync.streams.is_empty() || sync.streams.contains(&stream.name))
+            .map(|stream| StreamPlan {
+                stream: stream.name,
+                entity: stream.entity,
+            })
+            .collect();
+        if plans.is_empty() {
+            return Err(Error::InvalidArgument {
+                field: "streams",
+                reason: format!(
+                    "the connector {} offers none of {:?}",
+                    sync.connector, sync.streams
+                ),
+            });
+        }
+
+        for plan in plans {
+            run.streams.push(StreamCounters {
+                stream: plan.stream.clone(),
+                ..StreamCounters::default()
+            });
+            let stream_index = run.streams.len() - 1;
+            let checkpoint = self
+                .store
+                .load_checkpoint(&sync.tenant_id, &sync.connection_id, &plan.stream)
+                .await?
+                .unwrap_or_default();
+            let mut pages = connector
+                .read(ReadRequest {
+                    connection: Some(connection.clone()),
+                    stream: plan.stream.clone(),
+                    checkpoint,
+                    page_size: self.page_size,
+                })
+                .await
+                .map_err(|status| Error::dependency("connector", &status))?
+                .into_inner();
+            while let Some(page) = pages
+                .message()
+                .await
+                .map_err(|status| Error::dependency("connector", &status))?
+            {
+                if lease_lost.load(Ordering::Acquire) {
+                    return Err(Error::RunInProgress {
+                        connection_id: sync.connection_id.clone(),
+                    });
+                }
+                let counters = &mut run.streams[stream_index];
+                self.commit_page(sync, &resolved.version, &plan, &run.run_id, page, counters)
+                    .await?;
+                self.store.update_run(run).await?;
+            }
+            tracing::debug!(run_id = %run.run_id, stream = %plan.stream, "stream read to the end");
+        }
+        Ok(())
+    }
+
+    /// Maps one page and commits it with its checkpoint.
+    async fn commit_page(
+        &self,
+        sync: &SyncDefinition,
+        connector_version: &str,
+        plan: &StreamPlan,
+        run_id: &str,
+        page: ReadResponse,
+        counters: &mut StreamCounters,
+    ) -> Result<(), Error> {
+        let now = now_text();
+        let quarantine_entry =
+            |external_id: String, payload_json: String, reason: String, field_path: String| {
+                QuarantineEntry {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    run_id: run_id.to_owned(),
+                    stream: plan.stream.clone(),
+                    external_id,
+                    payload_json,
+                    reason,
+                    field_path,
+                    quarantined_at: now.clone(),
+                }
+            };
+        let mut quarantined: Vec<QuarantineEntry> = page
+            .rejected
+            .into_iter()
+            .map(|rejected| {
+                quarantine_entry(
+                    String::new(),
+                    rejected.payload_json,
+                    rejected.reason,
+                    String::new(),
+                )
+            })
+            .collect();
+        counters.pages += 1;
+        counters.rate_limited_waits += page.rate_limited_waits;
+        counters.records_read += (page.records.len() + quarantined.len()) as u64;
+
+        let mut records = Vec::with_capacity(page.records.len());
+        if !page.records.is_empty() {
+            let payloads: std::collections::HashMap<String, String> = page
+                .records
+                .iter()
+                .map(|record| (record.external_id.clone(), record.payload_json.clone()))
+                .collect();
+            let results = self
+                .mesh
+                .mapping(&sync.tenant_id)
+                .transform(TransformRequest {
+                    connector: sync.connector.clone(),
+                    connector_version: connector_version.to_owned(),
+                    entity: plan.entity.clone(),
+                    direction: Direction::Inbound as i32,
+                    inputs: page
+                        .records
+                        .into_iter()
+                        .map(|record| TransformInput {
+                            external_id: record.external_id,
+                            payload_json: record.payload_json,
+                        })
+                        .collect(),
+                    connection_id: sync.connection_id.clone(),
+                })
+                .await
+                .map_err(|status| Error::dependency("mapping", &status))?
+                .into_inner()
+                .results;
+            for result in results {
+                match result.outcome {
+                    Some(Outcome::Record(record)) => records.push(record_codec::to_stored(
+                        &with_connection(record, sync),
+                        &now,
+                    )?),
+                    Some(Outcome::Error(field_error)) => {
+                        let payload = payloads
+                            .get(&result.external_id)
+                            .cloned()
+                            .unwrap_or_default();
+                        let reason = format!(
+                            "{} (value {})",
+                            field_error.message, field_error.partner_value
+                        );
+                        quarantined.push(quarantine_entry(
+                            result.external_id,
+                            payload,
+                            reason,
+                            field_error.field_path,
+                        ));
+                    }
+                    None => {
+                        return Err(Error::Corrupt(format!(
+                            "mapping returned no outcome for record {}",
+                            result.external_id
+                        )));
+                    }
+                }
+            }
+        }
+
+        let quarantined_count = quarantined.len() as u64;
+        for entry in &quarantined {
+            tracing::info!(
+                run_id, stream = %plan.stream, external_id = %entry.external_id,
+                field_path = %entry.field_path, reason = %entry.reason, "record quarantined"
+            );
+        }
+        let outcome = self
+            .store
+            .commit_page(PageCommit {
+                tenant_id: &sync.tenant_id,
+                connection_id: &sync.connection_id,
+                stream: &plan.stream,
+                records,
+                quarantined,
+                checkpoint: &page.checkpoint,
+            })
+            .await?;
+        counters.records_written += outcome.written;
+        counters.records_unchanged += outcome.unchanged;
+        counters.records_quarantined += quarantined_count;
+        Ok(())
+    }
+
+    async fn report_heartbeat(&self, sync: &SyncDefinition) {
+        let report = Report::Heartbeat(Heartbeat {
+            connection_id: sync.connection_id.clone(),
+            connector: sync.connector.clone(),
+            interval_seconds: sync.interval_seconds,
+            paused: sync.paused,
+        });
+        self.report(&sync.tenant_id, report).await;
+    }
+
+    async fn report_outcome(
+        &self,
+        sync: &SyncDefinition,
+        run: &RunRecord,
+        error: Option<&Error>,
+        written: u64,
+        quarantined: u64,
+    ) {
+        let (kind, reason) = match error {
+            Some(error) if error.is_credentials_rejected() => (
+                RunOutcomeKind::AuthFailed,
+                format!("{} refused the saved credentials", sync.connector),
+            ),
+            Some(error) => (RunOutcomeKind::Failed, error.to_string()),
+            None if quarantined > 0 => (
+                RunOutcomeKind::Partial,
+                format!("{quarantined} records could not be mapped and were quarantined"),
+            ),
+            None => (RunOutcomeKind::Succeeded, String::new()),
+        };
+        let report = Report::RunOutcome(RunOutcome {
+            connection_id: sync.connection_id.clone(),
+            connector: sync.connector.clone(),
+            run_id: run.run_id.clone(),
+            kind: kind as i32,
+            reason,
+            records_written: written,
+            records_quarantined: quarantined,
+            finished_at: run.finished_at.clone().unwrap_or_default(),
+        });
+        self.report(&sync.tenant_id, report).await;
+    }
+
+    /// Health is told what happened; if it is down the run's outcome still stands in our store.
+    async fn report(&self, tenant_id: &str, report: Report) {
+        let request = ReportRequest {
+            report: Some(report),
+        };
+        if let Err(status) = self.mesh.health(tenant_id).report(request).await {
+            tracing::warn!(code = ?status.code(), message = status.message(), "cannot report to health");
+        }
+    }
+
+    async fn release(&self, lease: &Lease) {
+        if let Err(error) = self.coordinator.release(lease).await {
+            // The lease expires by itself; the next run only waits for that.
+            tracing::warn!(error = %error, key = %lease.key, "cannot release a run lease");
+        }
+    }
+}
+
+fn with_connection(mut record: CanonicalRecord, sync: &SyncDefinition) -> CanonicalRecord {
+    record.connection_id = sync.connection_id.clone();
+    record
+}
+
+async fn keep_lease(coordinator: Coordinator, lease: Lease, lost: Arc<AtomicBool>) {
+    let mut interval = tokio::time::interval(LEASE_TTL / 3);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        match coordinator.renew(&lease, LEASE_TTL).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(key = %lease.key, "run lease lost; stopping before the next page");
+                lost.store(true, Ordering::Release);
+                return;
+            }
+            // A blip in Redis is not a lost lease; the next renewal decides.
+            Err(error) => {
+                tracing::warn!(error = %error, key = %lease.key, "cannot renew a run lease")
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Starts scheduled syncs when they are due.
+//!
+//! Every replica runs a scheduler; the run lease makes sure a due sync runs once even when
+//! several replicas see it due at the same tick.
+
+use std::time::Duration;
+
+use plugboard_runtime::storage::{format_time, now_text};
+
+use crate::error::Error;
+use crate::runner::Runner;
+use crate::store::Store;
+
+pub async fn run(store: Store, runner: Runner, tick: Duration) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = start_due(&store, &runner).await {
+            tracing::warn!(error = %error, "scheduler pass failed");
+        }
+    }
+}
+
+async fn start_due(store: &Store, runner: &Runner) -> Result<(), Error> {
+    for sync in store.due_syncs(&now_text()).await? {
+        let next = chrono::Utc::now() + chrono::Duration::seconds(i64::from(sync.interval_seconds));
+        store
+            .set_next_run(&sync.tenant_id, &sync.connection_id, &format_time(next))
+            .await?;
+        let connection_id = sync.connection_id.clone();
+        match runner.start(sync).await {
+            Ok(run_id) => tracing::debug!(run_id, connection_id, "scheduled run started"),
+            Err(Error::RunInProgress { .. }) => {
+                tracing::debug!(connection_id, "scheduled run skipped: one is in progress")
+            }
+            Err(error) => {
+                tracing::warn!(connection_id, error = %error, "scheduled run not started")
+            }
+        }
+    }
+    Ok(())
+}

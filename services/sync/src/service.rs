@@ -1,0 +1,212 @@
+//! The sync service's domain operations, every one scoped to a tenant.
+
+use plugboard_proto::common::v1::CanonicalRecord;
+use plugboard_runtime::storage::now_text;
+
+use crate::error::Error;
+use crate::record_codec;
+use crate::runner::Runner;
+use crate::store::{QuarantineEntry, RunRecord, Store, SyncDefinition};
+
+const DEFAULT_PAGE_SIZE: u32 = 100;
+const MAX_PAGE_SIZE: u32 = 1000;
+const MAX_ID_LEN: usize = 128;
+
+/// What a caller asks for when defining a sync.
+#[derive(Debug, Clone)]
+pub struct NewSync {
+    pub connection_id: String,
+    pub connector: String,
+    pub settings_json: String,
+    pub streams: Vec<String>,
+    pub interval_seconds: u32,
+}
+
+/// A sync with what the dashboard and internal services want to know about it.
+#[derive(Debug, Clone)]
+pub struct SyncSummary {
+    pub sync: SyncDefinition,
+    pub record_counts: Vec<(String, u64)>,
+    pub last_run: Option<RunRecord>,
+}
+
+#[derive(Clone)]
+pub struct SyncService {
+    store: Store,
+    runner: Runner,
+}
+
+impl SyncService {
+    pub fn new(store: Store, runner: Runner) -> SyncService {
+        SyncService { store, runner }
+    }
+
+    /// Creates or replaces the sync of a connection; a scheduled one is due at once.
+    pub async fn create_sync(&self, tenant_id: &str, new: NewSync) -> Result<SyncSummary, Error> {
+        validate_id("connection_id", &new.connection_id)?;
+        validate_id("connector", &new.connector)?;
+        let settings: serde_json::Value =
+            serde_json::from_str(&new.settings_json).map_err(|e| Error::InvalidArgument {
+                field: "settings_json",
+                reason: format!("not JSON: {e}"),
+            })?;
+        if !settings.is_object() {
+            return Err(Error::InvalidArgument {
+                field: "settings_json",
+                reason: "must be a JSON object".into(),
+            });
+        }
+        for stream in &new.streams {
+            validate_id("streams", stream)?;
+        }
+        let sync = SyncDefinition {
+            tenant_id: tenant_id.to_owned(),
+            connection_id: new.connection_id,
+            connector: new.connector,
+            settings_json: new.settings_json,
+            streams: new.streams,
+            interval_seconds: new.interval_seconds,
+            paused: false,
+            last_sync_at: None,
+            next_run_at: (new.interval_seconds > 0).then(now_text),
+        };
+        self.store.upsert_sync(&sync).await?;
+        tracing::info!(tenant_id, connection_id = %sync.connection_id, connector = %sync.connector, "sync defined");
+        self.summary(self.get_sync(tenant_id, &sync.connection_id).await?)
+            .await
+    }
+
+    pub async fn list_syncs(&self, tenant_id: &str) -> Result<Vec<SyncSummary>, Error> {
+        let mut summaries = Vec::new();
+        for sync in self.store.list_syncs(tenant_id).await? {
+            summaries.push(self.summary(sync).await?);
+        }
+        Ok(summaries)
+    }
+
+    pub async fn trigger_run(&self, tenant_id: &str, connection_id: &str) -> Result<String, Error> {
+        let sync = self.get_sync(tenant_id, connection_id).await?;
+        if sync.paused {
+            return Err(Error::Paused {
+                connection_id: connection_id.to_owned(),
+            });
+        }
+        self.runner.start(sync).await
+    }
+
+    pub async fn get_run(&self, tenant_id: &str, run_id: &str) -> Result<RunRecord, Error> {
+        self.store
+            .get_run(tenant_id, run_id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            })
+    }
+
+    /// A page of canonical records; the token is the last external id of the previous page.
+    pub async fn list_records(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        entity: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<(Vec<CanonicalRecord>, String, u64), Error> {
+        self.get_sync(tenant_id, connection_id).await?;
+        validate_id("entity", entity)?;
+        let limit = clamp_page_size(page_size);
+        let stored = self
+            .store
+            .list_records(tenant_id, connection_id, entity, page_token, limit)
+            .await?;
+        let next_token =
+            next_page_token(stored.len(), limit, stored.last().map(|r| &r.external_id));
+        let total = self
+            .store
+            .count_records(tenant_id, connection_id, entity)
+            .await?;
+        let records = stored
+            .into_iter()
+            .map(|record| record_codec::from_stored(record, connection_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, next_token, total))
+    }
+
+    pub async fn list_quarantine(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<(Vec<QuarantineEntry>, String), Error> {
+        self.get_sync(tenant_id, connection_id).await?;
+        let limit = clamp_page_size(page_size);
+        let entries = self
+            .store
+            .list_quarantine(tenant_id, connection_id, page_token, limit)
+            .await?;
+        let next_token = next_page_token(entries.len(), limit, entries.last().map(|e| &e.id));
+        Ok((entries, next_token))
+    }
+
+    async fn get_sync(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+    ) -> Result<SyncDefinition, Error> {
+        self.store
+            .get_sync(tenant_id, connection_id)
+            .await?
+            .ok_or_else(|| Error::SyncNotFound {
+                connection_id: connection_id.to_owned(),
+            })
+    }
+
+    async fn summary(&self, sync: SyncDefinition) -> Result<SyncSummary, Error> {
+        let record_counts = self
+            .store
+            .record_counts(&sync.tenant_id, &sync.connection_id)
+            .await?;
+        let last_run = self
+            .store
+            .last_run(&sync.tenant_id, &sync.connection_id)
+            .await?;
+        Ok(SyncSummary {
+            sync,
+            record_counts,
+            last_run,
+        })
+    }
+}
+
+fn clamp_page_size(page_size: u32) -> u32 {
+    match page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        size => size.min(MAX_PAGE_SIZE),
+    }
+}
+
+fn next_page_token(returned: usize, limit: u32, last_key: Option<&String>) -> String {
+    if returned < limit as usize {
+        return String::new();
+    }
+    last_key.cloned().unwrap_or_default()
+}
+
+fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
+    let valid = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            field,
+            reason: format!(
+                "must be 1 to {MAX_ID_LEN} characters of letters, digits, '-', '_', '.' or ':'"
+            ),
+        })
+    }
+}

@@ -1,0 +1,535 @@
+//! The sync service's storage: definitions, runs, checkpoints, canonical records, quarantine.
+//!
+//! Every query names the tenant. A page of records, its quarantined rejects and the checkpoint
+//! after it are committed in one transaction, so a crash between pages neither loses nor
+//! duplicates a record: the next run resumes from the last committed checkpoint.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyPool, Row};
+
+use crate::error::Error;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDefinition {
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub connector: String,
+    pub settings_json: String,
+    pub streams: Vec<String>,
+    pub interval_seconds: u32,
+    pub paused: bool,
+    pub last_sync_at: Option<String>,
+    pub next_run_at: Option<String>,
+}
+
+/// Counters of one stream within a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamCounters {
+    pub stream: String,
+    pub records_read: u64,
+    pub records_written: u64,
+    pub records_unchanged: u64,
+    pub records_quarantined: u64,
+    pub pages: u32,
+    pub rate_limited_waits: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Result<RunState, Error> {
+        match text {
+            "running" => Ok(RunState::Running),
+            "succeeded" => Ok(RunState::Succeeded),
+            "failed" => Ok(RunState::Failed),
+            other => Err(Error::Corrupt(format!("unknown run state {other:?}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub state: RunState,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    pub streams: Vec<StreamCounters>,
+}
+
+/// A canonical record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub entity: String,
+    pub external_id: String,
+    pub content_hash: String,
+    pub body_json: String,
+    pub custom_fields_json: String,
+    pub raw_payload_json: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineEntry {
+    pub id: String,
+    pub run_id: String,
+    pub stream: String,
+    pub external_id: String,
+    pub payload_json: String,
+    pub reason: String,
+    pub field_path: String,
+    pub quarantined_at: String,
+}
+
+/// One page to commit: its records, its rejects and where the stream resumes after it.
+#[derive(Debug)]
+pub struct PageCommit<'a> {
+    pub tenant_id: &'a str,
+    pub connection_id: &'a str,
+    pub stream: &'a str,
+    pub records: Vec<StoredRecord>,
+    pub quarantined: Vec<QuarantineEntry>,
+    pub checkpoint: &'a str,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageOutcome {
+    pub written: u64,
+    pub unchanged: u64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    pub async fn open(database_url: &str) -> Result<Store, Error> {
+        Self::open_in_schema(database_url, "sync").await
+    }
+
+    /// Opens in a named PostgreSQL schema; tests use a fresh one each.
+    pub async fn open_in_schema(database_url: &str, schema: &str) -> Result<Store, Error> {
+        let pool = plugboard_runtime::storage::open(database_url, schema, &MIGRATOR).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn upsert_sync(&self, sync: &SyncDefinition) -> Result<(), Error> {
+        let now = plugboard_runtime::storage::now_text();
+        let streams_json = serde_json::to_string(&sync.streams)
+            .map_err(|e| Error::Corrupt(format!("streams: {e}")))?;
+        sqlx::query(
+            "INSERT INTO syncs (tenant_id, connection_id, connector, settings_json, streams_json, \
+             interval_seconds, paused, created_at, updated_at, next_run_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
+             ON CONFLICT (tenant_id, connection_id) DO UPDATE SET connector = excluded.connector, \
+             settings_json = excluded.settings_json, streams_json = excluded.streams_json, \
+             interval_seconds = excluded.interval_seconds, paused = excluded.paused, \
+             updated_at = excluded.updated_at, next_run_at = excluded.next_run_at",
+        )
+        .bind(&sync.tenant_id)
+        .bind(&sync.connection_id)
+        .bind(&sync.connector)
+        .bind(&sync.settings_json)
+        .bind(streams_json)
+        .bind(i64::from(sync.interval_seconds))
+        .bind(i32::from(sync.paused))
+        .bind(now)
+        .bind(&sync.next_run_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_sync(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<SyncDefinition>, Error> {
+        let row = sqlx::query(
+            "SELECT tenant_id, connection_id, connector, settings_json, streams_json, \
+             interval_seconds, paused, last_sync_at, next_run_at FROM syncs \
+             WHERE tenant_id = $1 AND connection_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| sync_from_row(&row)).transpose()
+    }
+
+    pub async fn list_syncs(&self, tenant_id: &str) -> Result<Vec<SyncDefinition>, Error> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, connection_id, connector, settings_json, streams_json, \
+             interval_seconds, paused, last_sync_at, next_run_at FROM syncs \
+             WHERE tenant_id = $1 ORDER BY connection_id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sync_from_row).collect()
+    }
+
+    /// Scheduled syncs of every tenant whose next run is due at `now`.
+    pub async fn due_syncs(&self, now: &str) -> Result<Vec<SyncDefinition>, Error> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, connection_id, connector, settings_json, streams_json, \
+             interval_seconds, paused, last_sync_at, next_run_at FROM syncs \
+             WHERE paused = 0 AND interval_seconds > 0 AND next_run_at IS NOT NULL \
+             AND next_run_at <= $1 ORDER BY next_run_at",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sync_from_row).collect()
+    }
+
+    pub async fn set_next_run(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        next_run_at: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE syncs SET next_run_at = $3 WHERE tenant_id = $1 AND connection_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(next_run_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_synced(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        at: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE syncs SET last_sync_at = $3 WHERE tenant_id = $1 AND connection_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_counts(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+    ) -> Result<Vec<(String, u64)>, Error> {
+        let rows = sqlx::query(
+            "SELECT entity, COUNT(*) AS n FROM records WHERE tenant_id = $1 AND connection_id = $2 \
+             GROUP BY entity ORDER BY entity",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = row.try_get("n")?;
+                Ok((row.try_get("entity")?, u64::try_from(count).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    pub async fn load_checkpoint(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        stream: &str,
+    ) -> Result<Option<String>, Error> {
+        let checkpoint = sqlx::query_scalar(
+            "SELECT checkpoint FROM checkpoints WHERE tenant_id = $1 AND connection_id = $2 \
+             AND stream = $3",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(stream)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(checkpoint)
+    }
+
+    /// Commits a page atomically: records (written only when their hash changed), quarantined
+    /// rejects and the checkpoint.
+    pub async fn commit_page(&self, page: PageCommit<'_>) -> Result<PageOutcome, Error> {
+        let mut transaction = self.pool.begin().await?;
+        let mut outcome = PageOutcome::default();
+        for record in &page.records {
+            let changed = sqlx::query(
+                "INSERT INTO records (tenant_id, connection_id, entity, external_id, content_hash, \
+                 body_json, custom_fields_json, raw_payload_json, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (tenant_id, connection_id, entity, external_id) DO UPDATE SET \
+                 content_hash = excluded.content_hash, body_json = excluded.body_json, \
+                 custom_fields_json = excluded.custom_fields_json, \
+                 raw_payload_json = excluded.raw_payload_json, updated_at = excluded.updated_at \
+                 WHERE records.content_hash <> excluded.content_hash",
+            )
+            .bind(page.tenant_id)
+            .bind(page.connection_id)
+            .bind(&record.entity)
+            .bind(&record.external_id)
+            .bind(&record.content_hash)
+            .bind(&record.body_json)
+            .bind(&record.custom_fields_json)
+            .bind(&record.raw_payload_json)
+            .bind(&record.updated_at)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                outcome.written += 1;
+            } else {
+                outcome.unchanged += 1;
+            }
+        }
+        for entry in &page.quarantined {
+            sqlx::query(
+                "INSERT INTO quarantine (id, tenant_id, connection_id, run_id, stream, external_id, \
+                 payload_json, reason, field_path, quarantined_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&entry.id)
+            .bind(page.tenant_id)
+            .bind(page.connection_id)
+            .bind(&entry.run_id)
+            .bind(&entry.stream)
+            .bind(&entry.external_id)
+            .bind(&entry.payload_json)
+            .bind(&entry.reason)
+            .bind(&entry.field_path)
+            .bind(&entry.quarantined_at)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO checkpoints (tenant_id, connection_id, stream, checkpoint, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, connection_id, stream) \
+             DO UPDATE SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
+        )
+        .bind(page.tenant_id)
+        .bind(page.connection_id)
+        .bind(page.stream)
+        .bind(page.checkpoint)
+        .bind(plugboard_runtime::storage::now_text())
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+
+    pub async fn insert_run(&self, run: &RunRecord) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO runs (run_id, tenant_id, connection_id, state, started_at, finished_at, \
+             error, progress_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&run.run_id)
+        .bind(&run.tenant_id)
+        .bind(&run.connection_id)
+        .bind(run.state.as_str())
+        .bind(&run.started_at)
+        .bind(&run.finished_at)
+        .bind(&run.error)
+        .bind(progress_json(&run.streams)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn update_run(&self, run: &RunRecord) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE runs SET state = $3, finished_at = $4, error = $5, progress_json = $6 \
+             WHERE tenant_id = $1 AND run_id = $2",
+        )
+        .bind(&run.tenant_id)
+        .bind(&run.run_id)
+        .bind(run.state.as_str())
+        .bind(&run.finished_at)
+        .bind(&run.error)
+        .bind(progress_json(&run.streams)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_run(&self, tenant_id: &str, run_id: &str) -> Result<Option<RunRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT run_id, tenant_id, connection_id, state, started_at, finished_at, error, \
+             progress_json FROM runs WHERE tenant_id = $1 AND run_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| run_from_row(&row)).transpose()
+    }
+
+    pub async fn last_run(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<RunRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT run_id, tenant_id, connection_id, state, started_at, finished_at, error, \
+             progress_json FROM runs WHERE tenant_id = $1 AND connection_id = $2 \
+             ORDER BY started_at DESC, run_id DESC LIMIT 1",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| run_from_row(&row)).transpose()
+    }
+
+    /// Records after `after_external_id` in external-id order, at most `limit`.
+    pub async fn list_records(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        entity: &str,
+        after_external_id: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT entity, external_id, content_hash, body_json, custom_fields_json, \
+             raw_payload_json, updated_at FROM records WHERE tenant_id = $1 \
+             AND connection_id = $2 AND entity = $3 AND external_id > $4 \
+             ORDER BY external_id LIMIT $5",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(entity)
+        .bind(after_external_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredRecord {
+                    entity: row.try_get("entity")?,
+                    external_id: row.try_get("external_id")?,
+                    content_hash: row.try_get("content_hash")?,
+                    body_json: row.try_get("body_json")?,
+                    custom_fields_json: row.try_get("custom_fields_json")?,
+                    raw_payload_json: row.try_get("raw_payload_json")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn count_records(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        entity: &str,
+    ) -> Result<u64, Error> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM records WHERE tenant_id = $1 AND connection_id = $2 \
+             AND entity = $3",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(entity)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    pub async fn list_quarantine(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        after_id: &str,
+        limit: u32,
+    ) -> Result<Vec<QuarantineEntry>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, stream, external_id, payload_json, reason, field_path, \
+             quarantined_at FROM quarantine WHERE tenant_id = $1 AND connection_id = $2 \
+             AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QuarantineEntry {
+                    id: row.try_get("id")?,
+                    run_id: row.try_get("run_id")?,
+                    stream: row.try_get("stream")?,
+                    external_id: row.try_get("external_id")?,
+                    payload_json: row.try_get("payload_json")?,
+                    reason: row.try_get("reason")?,
+                    field_path: row.try_get("field_path")?,
+                    quarantined_at: row.try_get("quarantined_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn progress_json(streams: &[StreamCounters]) -> Result<String, Error> {
+    serde_json::to_string(streams).map_err(|e| Error::Corrupt(format!("run progress: {e}")))
+}
+
+fn sync_from_row(row: &sqlx::any::AnyRow) -> Result<SyncDefinition, Error> {
+    let streams_json: String = row.try_get("streams_json")?;
+    let interval: i64 = row.try_get("interval_seconds")?;
+    let paused: i32 = row.try_get("paused")?;
+    Ok(SyncDefinition {
+        tenant_id: row.try_get("tenant_id")?,
+        connection_id: row.try_get("connection_id")?,
+        connector: row.try_get("connector")?,
+        settings_json: row.try_get("settings_json")?,
+        streams: serde_json::from_str(&streams_json)
+            .map_err(|e| Error::Corrupt(format!("streams of a sync: {e}")))?,
+        interval_seconds: u32::try_from(interval).unwrap_or(0),
+        paused: paused != 0,
+        last_sync_at: row.try_get("last_sync_at")?,
+        next_run_at: row.try_get("next_run_at")?,
+    })
+}
+
+fn run_from_row(row: &sqlx::any::AnyRow) -> Result<RunRecord, Error> {
+    let state: String = row.try_get("state")?;
+    let progress: String = row.try_get("progress_json")?;
+    Ok(RunRecord {
+        run_id: row.try_get("run_id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        connection_id: row.try_get("connection_id")?,
+        state: RunState::parse(&state)?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        error: row.try_get("error")?,
+        streams: serde_json::from_str(&progress)
+            .map_err(|e| Error::Corrupt(format!("run progress: {e}")))?,
+    })
+}
