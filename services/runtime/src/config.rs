@@ -148,7 +148,11 @@ mod tests {
         let error = env
             .parse_or::<std::net::SocketAddr>("PLUGBOARD_LISTEN_ADDR", ([0, 0, 0, 0], 1).into())
             .unwrap_err();
-        assert!(error.to_string().contains("PLUGBOARD_LISTEN_ADDR=\"nowhere\""));
+        assert!(
+            error
+                .to_string()
+                .contains("PLUGBOARD_LISTEN_ADDR=\"nowhere\"")
+        );
     }
 
     #[test]

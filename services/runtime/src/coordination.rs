@@ -183,10 +183,10 @@ impl LocalCoordinator {
     async fn try_acquire(&self, key: &str, holder: &str, ttl: Duration) -> Option<Lease> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
-        if let Some((_, expires_at)) = state.held.get(key) {
-            if *expires_at > now {
-                return None;
-            }
+        if let Some((_, expires_at)) = state.held.get(key)
+            && *expires_at > now
+        {
+            return None;
         }
         let fence = state.fences.entry(key.to_owned()).or_insert(0);
         *fence += 1;
@@ -215,7 +215,11 @@ impl LocalCoordinator {
 
     async fn release(&self, lease: &Lease) {
         let mut state = self.state.lock().await;
-        if state.held.get(&lease.key).is_some_and(|(held, _)| held == lease) {
+        if state
+            .held
+            .get(&lease.key)
+            .is_some_and(|(held, _)| held == lease)
+        {
             state.held.remove(&lease.key);
         }
     }
@@ -227,11 +231,25 @@ mod tests {
 
     async fn exclusive_and_fenced(coordinator: Coordinator, key: &str) {
         let ttl = Duration::from_secs(30);
-        let first = coordinator.try_acquire(key, "a", ttl).await.unwrap().unwrap();
-        assert!(coordinator.try_acquire(key, "b", ttl).await.unwrap().is_none());
+        let first = coordinator
+            .try_acquire(key, "a", ttl)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            coordinator
+                .try_acquire(key, "b", ttl)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(coordinator.renew(&first, ttl).await.unwrap());
         coordinator.release(&first).await.unwrap();
-        let second = coordinator.try_acquire(key, "b", ttl).await.unwrap().unwrap();
+        let second = coordinator
+            .try_acquire(key, "b", ttl)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(second.fencing_token > first.fencing_token);
         assert!(!coordinator.renew(&first, ttl).await.unwrap());
         coordinator.release(&second).await.unwrap();
@@ -246,7 +264,9 @@ mod tests {
     async fn redis_leases_are_exclusive_and_fenced() {
         let url = std::env::var("PLUGBOARD_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-        let coordinator = Coordinator::redis(&url).await.expect("redis must run for tests");
+        let coordinator = Coordinator::redis(&url)
+            .await
+            .expect("redis must run for tests");
         let key = format!("test-{}", uuid::Uuid::new_v4());
         exclusive_and_fenced(coordinator, &key).await;
     }

@@ -39,7 +39,10 @@ pub async fn serve(
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
 
-    let names: Vec<String> = service_names.iter().map(|name| (*name).to_owned()).collect();
+    let names: Vec<String> = service_names
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect();
     let drain = async move {
         shutdown.await;
         // Stop new traffic before in-flight calls drain, so a rolling update loses nothing.

@@ -17,7 +17,9 @@ use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Executor};
 pub enum StorageError {
     #[error("database url must start with sqlite: or postgres:, got {scheme:?}")]
     UnsupportedUrl { scheme: String },
-    #[error("schema name {0:?} must be a lowercase letter followed by lowercase letters, digits or underscores")]
+    #[error(
+        "schema name {0:?} must be a lowercase letter followed by lowercase letters, digits or underscores"
+    )]
     BadSchema(String),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
@@ -123,7 +125,10 @@ pub async fn open(
 
 /// The SQLite url for one service's file in a data directory, created on first open.
 pub fn sqlite_url(data_dir: &std::path::Path, service: &str) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join(format!("{service}.db")).display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join(format!("{service}.db")).display()
+    )
 }
 
 fn create_sqlite_dir(database_url: &str) -> Result<(), StorageError> {
@@ -136,13 +141,13 @@ fn create_sqlite_dir(database_url: &str) -> Result<(), StorageError> {
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|source| StorageError::DataDir {
-                path: parent.display().to_string(),
-                source,
-            })?;
-        }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StorageError::DataDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
     }
     Ok(())
 }
