@@ -1,0 +1,106 @@
+//! The record store on both backends: atomic pages, hash-skipped rewrites, tenant scoping.
+
+use plugboard_sync::store::{PageCommit, QuarantineEntry, Store, StoredRecord, SyncDefinition};
+
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn record(id: &str, hash: &str) -> StoredRecord {
+    StoredRecord {
+        entity: "candidate".into(),
+        external_id: id.into(),
+        content_hash: hash.into(),
+        body_json: format!("{{\"first_name\":\"{id}\"}}"),
+        custom_fields_json: "{}".into(),
+        raw_payload_json: format!("{{\"id\":{id}}}"),
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+    }
+}
+
+fn sync(tenant: &str) -> SyncDefinition {
+    SyncDefinition {
+        tenant_id: tenant.into(),
+        connection_id: "c1".into(),
+        connector: "bullhorn".into(),
+        settings_json: "{}".into(),
+        streams: vec!["Candidate".into()],
+        interval_seconds: 0,
+        paused: false,
+        last_sync_at: None,
+        next_run_at: None,
+    }
+}
+
+async fn exercise(store: Store) {
+    store.upsert_sync(&sync("tenant-a")).await.unwrap();
+    store.upsert_sync(&sync("tenant-b")).await.unwrap();
+
+    let first = store
+        .commit_page(PageCommit {
+            tenant_id: "tenant-a",
+            connection_id: "c1",
+            stream: "Candidate",
+            records: vec![record("1", "h1"), record("2", "h2")],
+            quarantined: vec![QuarantineEntry {
+                id: uuid::Uuid::now_v7().to_string(),
+                run_id: "r1".into(),
+                stream: "Candidate".into(),
+                external_id: "3".into(),
+                payload_json: "{\"id\":3}".into(),
+                reason: "email is not a string".into(),
+                field_path: "email".into(),
+                quarantined_at: "2026-01-01T00:00:00.000Z".into(),
+            }],
+            checkpoint: "{\"start\":2}",
+        })
+        .await
+        .unwrap();
+    assert_eq!((first.written, first.unchanged), (2, 0));
+
+    // The same content again is not rewritten; changed content is.
+    let second = store
+        .commit_page(PageCommit {
+            tenant_id: "tenant-a",
+            connection_id: "c1",
+            stream: "Candidate",
+            records: vec![record("1", "h1"), record("2", "h2-changed")],
+            quarantined: vec![],
+            checkpoint: "{\"start\":4}",
+        })
+        .await
+        .unwrap();
+    assert_eq!((second.written, second.unchanged), (1, 1));
+
+    let checkpoint = store
+        .load_checkpoint("tenant-a", "c1", "Candidate")
+        .await
+        .unwrap();
+    assert_eq!(checkpoint.as_deref(), Some("{\"start\":4}"));
+
+    // Tenant B shares the connection id and sees none of tenant A's data.
+    assert_eq!(store.count_records("tenant-b", "c1", "candidate").await.unwrap(), 0);
+    assert!(store.list_quarantine("tenant-b", "c1", "", 10).await.unwrap().is_empty());
+    assert_eq!(store.load_checkpoint("tenant-b", "c1", "Candidate").await.unwrap(), None);
+
+    let listed = store.list_records("tenant-a", "c1", "candidate", "", 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].content_hash, "h2-changed");
+    let quarantined = store.list_quarantine("tenant-a", "c1", "", 10).await.unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].field_path, "email");
+}
+
+#[tokio::test]
+async fn record_store_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("pb-sync-{}", uuid::Uuid::new_v4()));
+    let url = plugboard_runtime::storage::sqlite_url(&dir, "sync");
+    exercise(Store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn record_store_on_postgres() {
+    let schema = format!("sync_t{}", uuid::Uuid::new_v4().simple());
+    let store = Store::open_in_schema(POSTGRES_URL, &schema)
+        .await
+        .expect("PostgreSQL must run for tests (the test command starts it)");
+    exercise(store).await;
+}
