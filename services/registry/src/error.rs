@@ -8,7 +8,10 @@ use plugboard_runtime::storage::StorageError;
 pub enum Error {
     /// A registration field is missing or malformed; `field` names it as the caller sent it.
     #[error("{field} {problem}")]
-    InvalidRegistration { field: &'static str, problem: String },
+    InvalidRegistration {
+        field: &'static str,
+        problem: String,
+    },
     #[error("instance {instance_id:?} is not registered or has gone; register again")]
     InstanceNotFound { instance_id: String },
     #[error("connector {connector:?} has never registered")]
@@ -34,9 +37,7 @@ impl ServiceError for Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidRegistration { .. } => ErrorKind::InvalidArgument,
-            Error::InstanceNotFound { .. } | Error::ConnectorNotFound { .. } => {
-                ErrorKind::NotFound
-            }
+            Error::InstanceNotFound { .. } | Error::ConnectorNotFound { .. } => ErrorKind::NotFound,
             Error::NoLiveInstance { .. } => ErrorKind::Unavailable,
             Error::CorruptManifest { .. }
             | Error::Storage(_)

@@ -8,9 +8,9 @@ use chrono::Utc;
 use plugboard_proto::error::to_status;
 use plugboard_proto::registry::v1::registry_service_server::RegistryService;
 use plugboard_proto::registry::v1::{
-    ConnectorEntry, GetConnectorRequest, GetConnectorResponse, HeartbeatRequest,
-    HeartbeatResponse, ListConnectorsRequest, ListConnectorsResponse, RegisterRequest,
-    RegisterResponse, ResolveRequest, ResolveResponse,
+    ConnectorEntry, GetConnectorRequest, GetConnectorResponse, HeartbeatRequest, HeartbeatResponse,
+    ListConnectorsRequest, ListConnectorsResponse, RegisterRequest, RegisterResponse,
+    ResolveRequest, ResolveResponse,
 };
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};

@@ -66,8 +66,8 @@ pub async fn run(
         RequireCaller::new(mesh_key),
     );
     let name = <RegistryServiceServer<GrpcRegistryAdapter> as NamedService>::NAME;
-    let result = plugboard_runtime::server::serve(listener, Routes::new(server), &[name], shutdown)
-        .await;
+    let result =
+        plugboard_runtime::server::serve(listener, Routes::new(server), &[name], shutdown).await;
     reaper.abort();
     result?;
     Ok(())

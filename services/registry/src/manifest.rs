@@ -22,8 +22,13 @@ pub const CATEGORIES: &[&str] = &[
 ];
 
 /// Checks the fields the registry relies on; the error names the first bad field.
-pub fn validate(manifest: &ConnectorManifest, instance_id: &str, address: &str) -> Result<(), Error> {
-    let invalid = |field: &'static str, problem: String| Error::InvalidRegistration { field, problem };
+pub fn validate(
+    manifest: &ConnectorManifest,
+    instance_id: &str,
+    address: &str,
+) -> Result<(), Error> {
+    let invalid =
+        |field: &'static str, problem: String| Error::InvalidRegistration { field, problem };
 
     let name_ok = !manifest.name.is_empty()
         && manifest

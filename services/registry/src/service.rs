@@ -49,7 +49,10 @@ impl Registry {
     /// Heartbeats at or before this time are too old for the instance to count as live.
     fn cutoff(&self, now: DateTime<Utc>) -> String {
         let ttl = chrono::Duration::from_std(self.liveness_ttl).unwrap_or(chrono::Duration::MAX);
-        format_time(now.checked_sub_signed(ttl).unwrap_or(DateTime::<Utc>::MIN_UTC))
+        format_time(
+            now.checked_sub_signed(ttl)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
     }
 
     /// Records a live instance and, unless it would downgrade a running version, its manifest.

@@ -1,5 +1,8 @@
 //! The registry on a real tonic server, on SQLite and on PostgreSQL.
 
+// Helpers shared by the tests panic on setup failures, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -125,7 +128,11 @@ async fn lifecycle(database_url: &str, schema: &str) {
     // Both are live: successive resolutions rotate through them.
     let mut seen = Vec::new();
     for _ in 0..4 {
-        let resolved = client.resolve(resolve("bullhorn")).await.unwrap().into_inner();
+        let resolved = client
+            .resolve(resolve("bullhorn"))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(resolved.version, "1.0.0");
         seen.push(resolved.address);
     }
@@ -139,7 +146,11 @@ async fn lifecycle(database_url: &str, schema: &str) {
         client.heartbeat(heartbeat("i-1")).await.unwrap();
     }
     for _ in 0..4 {
-        let resolved = client.resolve(resolve("bullhorn")).await.unwrap().into_inner();
+        let resolved = client
+            .resolve(resolve("bullhorn"))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(resolved.instance_id, "i-1");
         assert_eq!(resolved.address, "127.0.0.1:7001");
     }
@@ -161,7 +172,11 @@ async fn lifecycle(database_url: &str, schema: &str) {
     let status = client.resolve(resolve("bullhorn")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(reason_of(&status).as_deref(), Some("NO_LIVE_INSTANCE"));
-    assert!(status.message().contains("bullhorn"), "{}", status.message());
+    assert!(
+        status.message().contains("bullhorn"),
+        "{}",
+        status.message()
+    );
     let status = client.heartbeat(heartbeat("i-1")).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 
@@ -180,21 +195,18 @@ async fn lifecycle(database_url: &str, schema: &str) {
     assert!(!entry.last_seen_at.is_empty());
 
     // The reaper has marked both gone in storage (it runs every third of the TTL).
-    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
-    let gone_query = match schema {
-        "registry" => "SELECT COUNT(*) FROM instances WHERE gone = 1",
-        _ => "",
-    };
-    let count: i64 = if gone_query.is_empty() {
-        let sql = format!("SELECT COUNT(*) FROM {schema}.instances WHERE gone = 1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .get(0)
+    let table = if database_url.starts_with("postgres") {
+        format!("{schema}.instances")
     } else {
-        sqlx::query(gone_query).fetch_one(&pool).await.unwrap().get(0)
+        "instances".to_owned()
     };
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE gone = 1");
+    let count: i64 = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 2);
 
     // Registering again brings the instance back.
@@ -203,7 +215,11 @@ async fn lifecycle(database_url: &str, schema: &str) {
         .await
         .unwrap();
     client.heartbeat(heartbeat("i-1")).await.unwrap();
-    let resolved = client.resolve(resolve("bullhorn")).await.unwrap().into_inner();
+    let resolved = client
+        .resolve(resolve("bullhorn"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resolved.instance_id, "i-1");
 
     server.stop().await;
@@ -240,14 +256,22 @@ async fn bad_requests_get_clear_errors() {
     let status = client.register(bad).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(reason_of(&status).as_deref(), Some("INVALID_REGISTRATION"));
-    assert!(status.message().contains("manifest.category"), "{}", status.message());
+    assert!(
+        status.message().contains("manifest.category"),
+        "{}",
+        status.message()
+    );
 
     let status = client
         .register(register("1.0.0", "i-1", "no-port"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().starts_with("address"), "{}", status.message());
+    assert!(
+        status.message().starts_with("address"),
+        "{}",
+        status.message()
+    );
 
     let mut bad = register("1.0.0", "i-1", "127.0.0.1:7001");
     bad.manifest = None;
@@ -318,7 +342,10 @@ async fn newer_versions_replace_the_manifest_and_older_ones_do_not_while_it_runs
     ));
     assert_eq!(registry.reap(later).await.unwrap(), 2);
     assert_eq!(registry.reap(later).await.unwrap(), 0);
-    assert_eq!(registry.connectors(later).await.unwrap()[0].live_instances, 0);
+    assert_eq!(
+        registry.connectors(later).await.unwrap()[0].live_instances,
+        0
+    );
 
     // A rollback: nothing runs 1.10.0 any more, so 1.9.0 becomes the manifest again.
     registry
