@@ -1,1 +1,24 @@
-//! placeholder
+//! Simulated partner APIs for Plugboard's dev mode and tests.
+//!
+//! A sandbox speaks one partner's real wire format, auth scheme, paging and rate limits, holds
+//! state seeded deterministically from the public reference material in `shared/partners/`, and
+//! can inject faults on demand through an admin API under `/_sandbox/`. Production never uses it.
+//!
+//! Modules:
+//! - [`bullhorn`]: Bullhorn's REST API (OAuth2 authorize and token, REST login, `query` and
+//!   `search` with `start`/`count` paging, 429 rate limiting) over JobOrder, Candidate,
+//!   JobSubmission and Placement;
+//! - [`error`]: the crate's error type.
+//!
+//! # Limitations
+//!
+//! - Bullhorn only; other partners follow the same `src/<partner>/` layout.
+//! - State lives in memory and is lost when the process stops.
+//! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
+//!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
+
+pub mod bullhorn;
+pub mod error;
+
+pub use bullhorn::{SandboxOptions, router, serve};
+pub use error::Error;

@@ -1,0 +1,138 @@
+//! The sandbox's mutable world: records, OAuth codes and tokens, sessions, faults and counters.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::SandboxOptions;
+use super::seed;
+
+pub type Shared = Arc<Sandbox>;
+
+/// One sandbox instance: its options and its state behind one lock (every critical section is
+/// a few map operations, never an await).
+pub struct Sandbox {
+    pub options: SandboxOptions,
+    world: Mutex<World>,
+}
+
+/// Faults armed through `POST /_sandbox/faults`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Faults {
+    /// Entity requests still to be answered with 429.
+    pub rate_limit_burst: u32,
+    /// `Retry-After` seconds sent with those 429s.
+    pub retry_after_seconds: u64,
+    /// Entity requests still to be answered with 500.
+    pub server_error_burst: u32,
+    /// Whether malformed Candidate records are mixed into results.
+    pub malformed: bool,
+}
+
+/// Counters served by `GET /_sandbox/stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub entity_requests: BTreeMap<String, u64>,
+    pub rate_limited: u64,
+    pub server_errors: u64,
+    pub unauthorized: u64,
+    pub authorizations: u64,
+    pub token_exchanges: u64,
+    pub logins: u64,
+}
+
+pub struct World {
+    /// Well-formed records by entity, sorted by id.
+    pub records: HashMap<&'static str, Vec<Value>>,
+    /// Malformed Candidate records, present while the `malformed` fault is on.
+    pub malformed: Vec<Value>,
+    pub codes: HashMap<String, Instant>,
+    pub access_tokens: HashMap<String, Instant>,
+    pub refresh_tokens: HashSet<String>,
+    pub sessions: HashMap<String, Instant>,
+    pub faults: Faults,
+    /// Start (epoch second) and request count of the current rate-limit window.
+    pub window: (u64, u32),
+    pub stats: Stats,
+}
+
+impl Sandbox {
+    pub fn new(options: SandboxOptions) -> Sandbox {
+        let data = seed::generate(options.counts, options.seed);
+        let records = HashMap::from([
+            ("JobOrder", data.job_orders),
+            ("Candidate", data.candidates),
+            ("JobSubmission", data.submissions),
+            ("Placement", data.placements),
+        ]);
+        Sandbox {
+            options,
+            world: Mutex::new(World {
+                records,
+                malformed: Vec::new(),
+                codes: HashMap::new(),
+                access_tokens: HashMap::new(),
+                refresh_tokens: HashSet::new(),
+                sessions: HashMap::new(),
+                faults: Faults::default(),
+                window: (0, 0),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl World {
+    pub fn set_malformed(&mut self, on: bool) {
+        self.faults.malformed = on;
+        self.malformed.clear();
+        if on {
+            let now = now_millis();
+            self.malformed = vec![
+                json!({
+                    "firstName": "Nobody",
+                    "lastName": "Without-Id",
+                    "email": "no.id@example.com",
+                    "dateLastModified": now,
+                }),
+                json!({
+                    "id": 99_001,
+                    "firstName": "Wrong",
+                    "lastName": "Types",
+                    "name": "Wrong Types",
+                    "email": 12345,
+                    "dateOfBirth": "yesterday",
+                    "dateLastModified": now,
+                }),
+            ];
+        }
+    }
+}
+
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+pub fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}
+
+/// A fresh random token.
+pub fn new_token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,8 @@
+//! The sandbox's error type.
+
+/// Why the sandbox stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sandbox http server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
