@@ -25,7 +25,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?;
+        let listen_addr = env.parse_or(
+            "PLUGBOARD_LISTEN_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], 8080)),
+        )?;
         let database_url = env
             .required(
                 "PLUGBOARD_DATABASE_URL",
@@ -78,7 +81,10 @@ mod tests {
     fn complete() -> Vec<(&'static str, &'static str)> {
         vec![
             ("PLUGBOARD_DATABASE_URL", "sqlite://x/gateway.db?mode=rwc"),
-            ("PLUGBOARD_MESH_KEY", "a-test-mesh-key-of-at-least-32-bytes!!"),
+            (
+                "PLUGBOARD_MESH_KEY",
+                "a-test-mesh-key-of-at-least-32-bytes!!",
+            ),
             ("PLUGBOARD_CREDENTIALS_ADDR", "127.0.0.1:50051"),
             ("PLUGBOARD_MAPPING_ADDR", "127.0.0.1:50052"),
             ("PLUGBOARD_SYNC_ADDR", "127.0.0.1:50053"),
@@ -96,9 +102,15 @@ mod tests {
 
     #[test]
     fn missing_address_is_named() {
-        let pairs = complete().into_iter().filter(|(k, _)| *k != "PLUGBOARD_SYNC_ADDR");
+        let pairs = complete()
+            .into_iter()
+            .filter(|(k, _)| *k != "PLUGBOARD_SYNC_ADDR");
         let error = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
-        assert!(error.to_string().contains("PLUGBOARD_SYNC_ADDR is required"));
+        assert!(
+            error
+                .to_string()
+                .contains("PLUGBOARD_SYNC_ADDR is required")
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::{AutoEscape, Environment, context};
@@ -100,13 +102,20 @@ fn page(status: StatusCode, body: String) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     response
 }
 
 fn redirect(to: &'static str) -> Response {
-    (StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_static(to))]).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [(LOCATION, HeaderValue::from_static(to))],
+    )
+        .into_response()
 }
 
 /// The session token from the request's cookies.
@@ -141,7 +150,10 @@ fn check_same_origin(headers: &HeaderMap) -> Result<(), Error> {
 
 fn error_page(state: &AppState, error: &Error) -> Response {
     let (status, _, message) = error.public_parts();
-    match state.templates.render("login.html", context! { error => message }) {
+    match state
+        .templates
+        .render("login.html", context! { error => message })
+    {
         Ok(body) => page(status, body),
         Err(_) => (status, message).into_response(),
     }
@@ -156,7 +168,11 @@ pub async fn login_form(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /login`: checks the key and starts a session.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     if let Err(error) = check_same_origin(&headers) {
         return error_page(&state, &error);
     }
@@ -175,7 +191,11 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form)
         }
         Err(error) => return error_page(&state, &error),
     };
-    let token = match state.store.create_session(&tenant_id, SESSION_LIFETIME).await {
+    let token = match state
+        .store
+        .create_session(&tenant_id, SESSION_LIFETIME)
+        .await
+    {
         Ok(token) => token,
         Err(error) => return error_page(&state, &error),
     };
@@ -197,10 +217,10 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if let Err(error) = check_same_origin(&headers) {
         return error_page(&state, &error);
     }
-    if let Some(token) = session_token(&headers) {
-        if let Err(error) = state.store.delete_session(&token).await {
-            return error_page(&state, &error);
-        }
+    if let Some(token) = session_token(&headers)
+        && let Err(error) = state.store.delete_session(&token).await
+    {
+        return error_page(&state, &error);
     }
     let mut response = redirect("/login");
     response.headers_mut().insert(
@@ -222,7 +242,11 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Respons
     };
     // A failing service should not hide the page: show what went wrong in it instead.
     let (status, rows, error) = match integrations::list(&state.mesh, &tenant_id).await {
-        Ok(list) => (StatusCode::OK, list.into_iter().map(Row::from).collect(), None),
+        Ok(list) => (
+            StatusCode::OK,
+            list.into_iter().map(Row::from).collect(),
+            None,
+        ),
         Err(error) => {
             let (status, _, message) = error.public_parts();
             (status, Vec::new(), Some(message))
@@ -245,7 +269,10 @@ mod tests {
     #[test]
     fn reads_the_session_cookie_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_static("theme=dark; pb_session=abc; x=1"));
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("theme=dark; pb_session=abc; x=1"),
+        );
         assert_eq!(session_token(&headers).as_deref(), Some("abc"));
         assert_eq!(session_token(&HeaderMap::new()), None);
     }
@@ -277,7 +304,10 @@ mod tests {
             records: vec![("job".to_owned(), 7)],
         };
         let html = templates
-            .render("dashboard.html", context! { tenant_id => "acme", integrations => vec![row] })
+            .render(
+                "dashboard.html",
+                context! { tenant_id => "acme", integrations => vec![row] },
+            )
             .unwrap();
         assert!(!html.contains("<script>alert(1)</script>"));
         assert!(html.contains("&lt;script&gt;"));

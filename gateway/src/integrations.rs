@@ -56,8 +56,13 @@ pub async fn list(mesh: &Mesh, tenant_id: &str) -> Result<Vec<Integration>, Erro
         })),
         categories(mesh),
     );
-    let syncs = syncs.map_err(|status| Error::upstream("sync", &status))?.into_inner().syncs;
-    let statuses = statuses.map_err(|status| Error::upstream("health", &status))?.into_inner();
+    let syncs = syncs
+        .map_err(|status| Error::upstream("sync", &status))?
+        .into_inner()
+        .syncs;
+    let statuses = statuses
+        .map_err(|status| Error::upstream("health", &status))?
+        .into_inner();
     let statuses: HashMap<String, IntegrationHealth> = statuses
         .integrations
         .into_iter()
@@ -93,7 +98,11 @@ pub async fn get(mesh: &Mesh, tenant_id: &str, id: &str) -> Result<Integration, 
 /// and the page still shows status and records.
 async fn categories(mesh: &Mesh) -> HashMap<String, String> {
     // TODO(#7): cache manifests; they change only when a connector version is registered.
-    match mesh.registry().list_connectors(with_timeout(ListConnectorsRequest {})).await {
+    match mesh
+        .registry()
+        .list_connectors(with_timeout(ListConnectorsRequest {}))
+        .await
+    {
         Ok(response) => response
             .into_inner()
             .connectors
@@ -170,18 +179,34 @@ fn derived_status(info: &SyncInfo) -> (&'static str, String, String) {
         return ("degraded", "no sync has run yet".to_owned(), String::new());
     };
     match run.state() {
-        RunState::Succeeded => ("operational", "the last sync succeeded".to_owned(), String::new()),
+        RunState::Succeeded => (
+            "operational",
+            "the last sync succeeded".to_owned(),
+            String::new(),
+        ),
         RunState::Failed if run.error.is_empty() => {
             ("down", "the last sync failed".to_owned(), String::new())
         }
-        RunState::Failed => ("down", format!("the last sync failed: {}", run.error), String::new()),
+        RunState::Failed => (
+            "down",
+            format!("the last sync failed: {}", run.error),
+            String::new(),
+        ),
         RunState::Running if !info.last_sync_at.is_empty() => (
             "operational",
             "a sync is running; the previous one succeeded".to_owned(),
             String::new(),
         ),
-        RunState::Running => ("degraded", "the first sync is running".to_owned(), String::new()),
-        RunState::Unspecified => ("degraded", "no sync has finished yet".to_owned(), String::new()),
+        RunState::Running => (
+            "degraded",
+            "the first sync is running".to_owned(),
+            String::new(),
+        ),
+        RunState::Unspecified => (
+            "degraded",
+            "no sync has finished yet".to_owned(),
+            String::new(),
+        ),
     }
 }
 
@@ -191,7 +216,9 @@ fn rfc3339(text: &str) -> Option<String> {
         return None;
     }
     match chrono::DateTime::parse_from_rfc3339(text) {
-        Ok(time) => Some(plugboard_runtime::storage::format_time(time.with_timezone(&chrono::Utc))),
+        Ok(time) => Some(plugboard_runtime::storage::format_time(
+            time.with_timezone(&chrono::Utc),
+        )),
         Err(error) => {
             tracing::warn!(value = text, error = %error, "sync sent a last_sync_at that is not rfc 3339");
             None
@@ -232,7 +259,11 @@ mod tests {
             action: "reconnect bullhorn".to_owned(),
             ..IntegrationHealth::default()
         };
-        let view = merge(info(Some(RunState::Succeeded), ""), Some(&health), "ats".to_owned());
+        let view = merge(
+            info(Some(RunState::Succeeded), ""),
+            Some(&health),
+            "ats".to_owned(),
+        );
         assert_eq!(view.status, "needs_reconnect");
         assert_eq!(view.status_reason, "bullhorn refused the client secret");
         assert_eq!(view.action, "reconnect bullhorn");
@@ -263,7 +294,10 @@ mod tests {
 
     #[test]
     fn times_are_normalised_to_utc_or_null() {
-        assert_eq!(rfc3339("2026-12-03T10:00:00+01:00").as_deref(), Some("2026-12-03T09:00:00.000Z"));
+        assert_eq!(
+            rfc3339("2026-12-03T10:00:00+01:00").as_deref(),
+            Some("2026-12-03T09:00:00.000Z")
+        );
         assert_eq!(rfc3339(""), None);
         assert_eq!(rfc3339("yesterday"), None);
     }

@@ -49,6 +49,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let store = TenantStore::open(&config.database_url).await?;
+    run_with_store(config, store, listener, shutdown).await
+}
+
+/// As [`run`], with a store the caller already opened (the dev binary seeds its demo tenant
+/// through it, so the database is not migrated twice at once).
+pub async fn run_with_store(
+    config: Config,
+    store: TenantStore,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let mesh = mesh::Mesh::new(&config)?;
     let app = routes::router(routes::AppState::new(store, mesh)?);
     axum::serve(listener, app)

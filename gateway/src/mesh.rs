@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use plugboard_proto::health::v1::integration_health_service_client::IntegrationHealthServiceClient;
 use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
@@ -65,8 +65,10 @@ impl Mesh {
             ("health", &config.health_addr),
             ("registry", &config.registry_addr),
         ] {
-            let channel =
-                lazy_channel(addr).map_err(|source| Error::Address { service: name, source })?;
+            let channel = lazy_channel(addr).map_err(|source| Error::Address {
+                service: name,
+                source,
+            })?;
             members.push(Member {
                 name,
                 addr: addr.clone(),
@@ -91,7 +93,10 @@ impl Mesh {
 
     /// The sync service, acting for `tenant_id`.
     pub fn sync_for(&self, tenant_id: &str) -> SyncServiceClient<Signed> {
-        SyncServiceClient::with_interceptor(self.sync.clone(), self.credentials.for_tenant(tenant_id))
+        SyncServiceClient::with_interceptor(
+            self.sync.clone(),
+            self.credentials.for_tenant(tenant_id),
+        )
     }
 
     /// The health service, acting for `tenant_id`.

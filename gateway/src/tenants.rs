@@ -86,7 +86,12 @@ impl TenantStore {
 
     /// Adds an API key for an existing tenant. Adding the same key again to the same tenant does
     /// nothing; the key is never stored, only its hash.
-    pub async fn add_api_key(&self, tenant_id: &str, api_key: &str, label: &str) -> Result<(), Error> {
+    pub async fn add_api_key(
+        &self,
+        tenant_id: &str,
+        api_key: &str,
+        label: &str,
+    ) -> Result<(), Error> {
         if api_key.chars().count() < MIN_API_KEY_LEN {
             return Err(Error::ApiKeyTooShort);
         }
@@ -142,7 +147,11 @@ impl TenantStore {
     }
 
     /// Starts a dashboard session for `tenant_id`; returns the token for the cookie.
-    pub async fn create_session(&self, tenant_id: &str, lifetime: Duration) -> Result<String, Error> {
+    pub async fn create_session(
+        &self,
+        tenant_id: &str,
+        lifetime: Duration,
+    ) -> Result<String, Error> {
         let token = random_token();
         let now = chrono::Utc::now();
         let lifetime = chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12));
@@ -170,11 +179,12 @@ impl TenantStore {
         if token.is_empty() {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT tenant_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
-            .bind(sha256_hex(token))
-            .bind(now_text())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT tenant_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+                .bind(sha256_hex(token))
+                .bind(now_text())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|row| row.try_get("tenant_id")).transpose()?)
     }
 

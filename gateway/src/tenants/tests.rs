@@ -1,42 +1,74 @@
 use super::*;
 
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
 /// Every test runs on both backends: SQLite in a temp dir and PostgreSQL in a fresh schema.
-async fn stores() -> Vec<TenantStore> {
+struct Backends {
+    stores: Vec<TenantStore>,
+    schema: String,
+}
+
+async fn backends() -> Backends {
     let dir = std::env::temp_dir().join(format!("pb-gateway-{}", uuid::Uuid::new_v4()));
     let sqlite = TenantStore::open(&plugboard_runtime::storage::sqlite_url(&dir, "gateway"))
         .await
         .expect("sqlite opens");
-    let postgres_url = "postgres://postgres@127.0.0.1:5432/postgres";
     let schema = format!("gateway_t{}", uuid::Uuid::new_v4().simple());
-    let postgres = TenantStore::open_in_schema(postgres_url, &schema)
+    let postgres = TenantStore::open_in_schema(POSTGRES_URL, &schema)
         .await
         .expect("postgres must run for tests");
-    vec![sqlite, postgres]
+    Backends {
+        stores: vec![sqlite, postgres],
+        schema,
+    }
+}
+
+impl Backends {
+    /// Drops the test's PostgreSQL schema so that runs do not pile up.
+    async fn finish(self) {
+        let drop = format!("DROP SCHEMA {} CASCADE", self.schema);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&self.stores[1].pool)
+            .await
+            .expect("test schema drops");
+    }
 }
 
 #[tokio::test]
 async fn keys_authenticate_their_tenant_only() {
-    for store in stores().await {
+    let backends = backends().await;
+    for store in &backends.stores {
         store.ensure_tenant("acme", "Acme Staffing").await.unwrap();
         store.ensure_tenant("globex", "Globex").await.unwrap();
         let acme_key = generate_api_key();
         let globex_key = generate_api_key();
         store.add_api_key("acme", &acme_key, "ci").await.unwrap();
-        store.add_api_key("globex", &globex_key, "ci").await.unwrap();
+        store
+            .add_api_key("globex", &globex_key, "ci")
+            .await
+            .unwrap();
 
-        assert_eq!(store.authenticate(&acme_key).await.unwrap().as_deref(), Some("acme"));
-        assert_eq!(store.authenticate(&globex_key).await.unwrap().as_deref(), Some("globex"));
+        assert_eq!(
+            store.authenticate(&acme_key).await.unwrap().as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            store.authenticate(&globex_key).await.unwrap().as_deref(),
+            Some("globex")
+        );
         assert_eq!(store.authenticate(&generate_api_key()).await.unwrap(), None);
         assert_eq!(store.authenticate("").await.unwrap(), None);
 
         assert!(store.revoke_api_key(&acme_key).await.unwrap());
         assert_eq!(store.authenticate(&acme_key).await.unwrap(), None);
     }
+    backends.finish().await;
 }
 
 #[tokio::test]
 async fn adding_a_key_is_idempotent_and_checked() {
-    for store in stores().await {
+    let backends = backends().await;
+    for store in &backends.stores {
         store.ensure_tenant("acme", "Acme").await.unwrap();
         // Ensuring again renames and does not fail.
         store.ensure_tenant("acme", "Acme Staffing").await.unwrap();
@@ -44,7 +76,10 @@ async fn adding_a_key_is_idempotent_and_checked() {
         let key = "pb_demo_key_for_tests_0001";
         store.add_api_key("acme", key, "demo").await.unwrap();
         store.add_api_key("acme", key, "demo").await.unwrap();
-        assert!(matches!(store.add_api_key("globex", key, "x").await, Err(Error::ApiKeyInUse)));
+        assert!(matches!(
+            store.add_api_key("globex", key, "x").await,
+            Err(Error::ApiKeyInUse)
+        ));
 
         let short = store.add_api_key("acme", "short", "x").await.unwrap_err();
         assert!(matches!(short, Error::ApiKeyTooShort));
@@ -58,11 +93,13 @@ async fn adding_a_key_is_idempotent_and_checked() {
             Err(Error::InvalidTenantId(_))
         ));
     }
+    backends.finish().await;
 }
 
 #[tokio::test]
 async fn the_key_itself_is_never_stored() {
-    for store in stores().await {
+    let backends = backends().await;
+    for store in &backends.stores {
         store.ensure_tenant("acme", "Acme").await.unwrap();
         let key = generate_api_key();
         store.add_api_key("acme", &key, "ci").await.unwrap();
@@ -74,14 +111,22 @@ async fn the_key_itself_is_never_stored() {
         assert_eq!(stored, vec![sha256_hex(&key)]);
         assert!(!stored[0].contains(&key[3..]));
     }
+    backends.finish().await;
 }
 
 #[tokio::test]
 async fn sessions_expire_and_end() {
-    for store in stores().await {
+    let backends = backends().await;
+    for store in &backends.stores {
         store.ensure_tenant("acme", "Acme").await.unwrap();
-        let token = store.create_session("acme", Duration::from_secs(60)).await.unwrap();
-        assert_eq!(store.session_tenant(&token).await.unwrap().as_deref(), Some("acme"));
+        let token = store
+            .create_session("acme", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.session_tenant(&token).await.unwrap().as_deref(),
+            Some("acme")
+        );
         assert_eq!(store.session_tenant("forged").await.unwrap(), None);
         store.delete_session(&token).await.unwrap();
         assert_eq!(store.session_tenant(&token).await.unwrap(), None);
@@ -89,6 +134,7 @@ async fn sessions_expire_and_end() {
         let expired = store.create_session("acme", Duration::ZERO).await.unwrap();
         assert_eq!(store.session_tenant(&expired).await.unwrap(), None);
     }
+    backends.finish().await;
 }
 
 #[test]

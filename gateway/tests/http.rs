@@ -1,0 +1,303 @@
+//! The gateway over real HTTP, in front of real tonic servers standing in for the services.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use plugboard_gateway::{Config, TenantStore, generate_api_key, run};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use support::{MESH_KEY, Services, closed_port, start_services};
+
+struct Gateway {
+    base: String,
+    acme_key: String,
+    globex_key: String,
+    broken_key: String,
+    http: reqwest::Client,
+}
+
+/// A gateway on a fresh SQLite file and loopback port, with tenants acme, globex and broken.
+async fn start_gateway(services: &Services) -> Gateway {
+    let dir = std::env::temp_dir().join(format!("pb-gateway-http-{}", uuid::Uuid::new_v4()));
+    let database_url = plugboard_runtime::storage::sqlite_url(&dir, "gateway");
+    let store = TenantStore::open(&database_url).await.unwrap();
+    let mut keys = Vec::new();
+    for tenant in ["acme", "globex", "broken"] {
+        store.ensure_tenant(tenant, tenant).await.unwrap();
+        let key = generate_api_key();
+        store.add_api_key(tenant, &key, "test").await.unwrap();
+        keys.push(key);
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = Config {
+        listen_addr: listener.local_addr().unwrap(),
+        database_url,
+        mesh_key: secrecy::SecretString::from(MESH_KEY.to_owned()),
+        credentials_addr: services.credentials.clone(),
+        mapping_addr: services.mapping.clone(),
+        sync_addr: services.sync.clone(),
+        health_addr: services.health.clone(),
+        registry_addr: services.registry.clone(),
+    };
+    tokio::spawn(async move { run(config, listener, std::future::pending()).await.unwrap() });
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let [acme_key, globex_key, broken_key] = <[String; 3]>::try_from(keys).unwrap();
+    Gateway {
+        base,
+        acme_key,
+        globex_key,
+        broken_key,
+        http,
+    }
+}
+
+impl Gateway {
+    async fn get_json(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn api_refuses_missing_and_wrong_keys() {
+    let gateway = start_gateway(&start_services().await).await;
+    let wrong = generate_api_key();
+    for key in [None, Some(wrong.as_str()), Some("")] {
+        let (status, body) = gateway.get_json("/api/v1/integrations", key).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}");
+        assert_eq!(body["error"]["code"], "unauthenticated");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("api key")
+        );
+    }
+    // A key sent as something other than a bearer token does not count.
+    let response = gateway
+        .http
+        .get(format!("{}/api/v1/integrations", gateway.base))
+        .header(AUTHORIZATION, format!("Basic {}", gateway.acme_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn each_tenant_sees_only_its_own_integrations_in_the_pinned_shape() {
+    let gateway = start_gateway(&start_services().await).await;
+
+    let (status, body) = gateway
+        .get_json("/api/v1/integrations", Some(&gateway.acme_key))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = json!({"integrations": [
+        {
+            "id": "acme-broadbean",
+            "connector": "broadbean",
+            "category": "unknown",
+            "status": "down",
+            "status_reason": "the last sync failed: partner returned 500",
+            "last_sync_at": null,
+            "records": {}
+        },
+        {
+            "id": "acme-bullhorn",
+            "connector": "bullhorn",
+            "category": "ats",
+            "status": "degraded",
+            "status_reason": "2 records quarantined",
+            "last_sync_at": "2026-12-03T09:00:00.000Z",
+            "records": {"candidate": 5, "job": 3}
+        }
+    ]});
+    assert_eq!(body, expected);
+
+    let (status, body) = gateway
+        .get_json("/api/v1/integrations", Some(&gateway.globex_key))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = body["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|integration| integration["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["globex-bullhorn"]);
+    assert_eq!(body["integrations"][0]["status"], "operational");
+    assert_eq!(body["integrations"][0]["records"], json!({"placement": 9}));
+
+    // One integration: the tenant's own, and nobody else's.
+    let (status, body) = gateway
+        .get_json(
+            "/api/v1/integrations/acme-bullhorn",
+            Some(&gateway.acme_key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, expected["integrations"][1]);
+    let (status, body) = gateway
+        .get_json(
+            "/api/v1/integrations/globex-bullhorn",
+            Some(&gateway.acme_key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_http_without_leaking_detail() {
+    let gateway = start_gateway(&start_services().await).await;
+    let (status, body) = gateway
+        .get_json("/api/v1/integrations", Some(&gateway.broken_key))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "unavailable");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("10.0.0.7"), "{message}");
+}
+
+#[tokio::test]
+async fn healthz_reports_every_service_and_fails_when_one_is_down() {
+    let services = start_services().await;
+    let gateway = start_gateway(&services).await;
+    let (status, body) = gateway.get_json("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let expected = json!({"services": [
+        {"name": "credentials", "addr": services.credentials, "status": "serving"},
+        {"name": "mapping", "addr": services.mapping, "status": "serving"},
+        {"name": "sync", "addr": services.sync, "status": "serving"},
+        {"name": "health", "addr": services.health, "status": "serving"},
+        {"name": "registry", "addr": services.registry, "status": "serving"},
+    ]});
+    assert_eq!(body, expected);
+
+    let mut services = services;
+    services.registry = closed_port().await;
+    let gateway = start_gateway(&services).await;
+    let started = std::time::Instant::now();
+    let (status, body) = gateway.get_json("/healthz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(body["services"][4]["name"], "registry");
+    assert_eq!(body["services"][4]["addr"], services.registry.as_str());
+    assert_eq!(body["services"][4]["status"], "unreachable");
+    assert_eq!(body["services"][2]["status"], "serving");
+}
+
+#[tokio::test]
+async fn dashboard_needs_a_session_from_a_valid_key() {
+    let gateway = start_gateway(&start_services().await).await;
+    let url = |path: &str| format!("{}{path}", gateway.base);
+
+    // No session: off to the login form, which labels its field.
+    let response = gateway.http.get(url("/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/login");
+    let response = gateway
+        .http
+        .get(url("/"))
+        .header(COOKIE, "pb_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let login_page = gateway
+        .http
+        .get(url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login_page.contains(r#"<label for="api_key">"#));
+
+    // A wrong key gets no cookie.
+    let response = gateway
+        .http
+        .post(url("/login"))
+        .form(&[("api_key", generate_api_key())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get(SET_COOKIE).is_none());
+
+    // A login from another site is refused even with a good key.
+    let response = gateway
+        .http
+        .post(url("/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("api_key", gateway.acme_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.headers().get(SET_COOKIE).is_none());
+
+    let response = gateway
+        .http
+        .post(url("/login"))
+        .form(&[("api_key", gateway.acme_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/");
+    let set_cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly"));
+    assert!(set_cookie.contains("SameSite=Strict"));
+    assert!(!set_cookie.contains(&gateway.acme_key));
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    let response = gateway
+        .http
+        .get(url("/"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("bullhorn"));
+    assert!(html.contains("broadbean"));
+    assert!(html.contains("Degraded"));
+    assert!(html.contains("2 records quarantined"));
+    assert!(html.contains("candidate: 5"));
+    assert!(html.contains(r#"<th scope="col">Status</th>"#));
+    assert!(!html.contains("globex"));
+
+    let response = gateway
+        .http
+        .post(url("/logout"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = gateway
+        .http
+        .get(url("/"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
