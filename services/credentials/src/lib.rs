@@ -1,1 +1,82 @@
-//! placeholder
+//! Plugboard's credentials service: connection secrets, encrypted at rest, released only to the
+//! connection's own connector.
+//!
+//! It stores one secret per (tenant, connection): an API key, a basic login or an OAuth2 client.
+//! Secrets are prost-encoded and sealed with AES-256-GCM under the master key
+//! (`PLUGBOARD_MASTER_KEY`), bound to their row so a copied ciphertext does not open. Only the
+//! connector named when the secret was stored may lease it, and only for the tenant in its own
+//! verified token. Every put, lease, denial and revoke lands in an audit table, never with a
+//! secret value; secrets never reach logs or traces.
+//!
+//! Modules:
+//! - [`config`]: the typed configuration read once at start;
+//! - [`crypto`]: sealing and opening secrets under the master key;
+//! - [`store`]: the credentials and audit tables (SQLite or PostgreSQL);
+//! - [`service`]: the domain logic, callable without gRPC;
+//! - [`grpc`]: the thin tonic adapter;
+//! - [`validate`]: input checks that name the offending field;
+//! - [`error`]: the crate's one error type and its gRPC mapping.
+//!
+//! # Limitations
+//!
+//! - One master key seals everything; there is no rotation or envelope encryption yet, and a
+//!   secret sealed under another key fails closed with MASTER_KEY_MISMATCH. TODO(#4).
+//! - LeaseAccess returns OAuth2 client material as stored; token exchange, refresh and the
+//!   BeginOAuth/CompleteOAuth flow are TODO(#4).
+//! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
+//! - The audit log has no RPC to read it yet; the store exposes it. TODO(#4).
+
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
+pub mod validate;
+
+use std::future::Future;
+
+use plugboard_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
+use plugboard_runtime::identity::{MeshKey, RequireCaller};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub use crate::config::Config;
+pub use crate::error::Error;
+pub use crate::grpc::GrpcCredentialsAdapter;
+pub use crate::service::Credentials;
+
+/// The service's fully-qualified gRPC name.
+pub const SERVICE_NAME: &str =
+    <CredentialsServiceServer<GrpcCredentialsAdapter> as NamedService>::NAME;
+
+/// Opens the store, checks the keys and serves until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let master_key = config.master_key()?;
+    let mesh_key = config.mesh_key()?;
+    let store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
+    let credentials = Credentials::new(store, master_key);
+    credentials.check_master_key().await?;
+    serve(credentials, mesh_key, listener, shutdown).await
+}
+
+/// Serves an already built [`Credentials`]: for embedding and for tests on other schemas.
+pub async fn serve(
+    credentials: Credentials,
+    mesh_key: MeshKey,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let server = CredentialsServiceServer::with_interceptor(
+        GrpcCredentialsAdapter::new(credentials),
+        RequireCaller::new(mesh_key),
+    );
+    let routes = Routes::new(server);
+    plugboard_runtime::server::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The credentials service's configuration, read once at start.
+
+use std::net::SocketAddr;
+
+use plugboard_runtime::config::{ConfigError, Env};
+use plugboard_runtime::identity::MeshKey;
+use secrecy::SecretString;
+
+use crate::crypto::MasterKey;
+
+pub const LISTEN_ADDR_VAR: &str = "PLUGBOARD_LISTEN_ADDR";
+pub const DATABASE_URL_VAR: &str = "PLUGBOARD_DATABASE_URL";
+pub const MESH_KEY_VAR: &str = "PLUGBOARD_MESH_KEY";
+pub const MASTER_KEY_VAR: &str = "PLUGBOARD_MASTER_KEY";
+
+/// Where the service listens, where it stores, and its two keys. Debug output redacts the keys
+/// (both are `SecretString`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    /// `sqlite:...` or `postgres://...`; on PostgreSQL the service uses the `credentials` schema.
+    pub database_url: String,
+    /// Signs and verifies service tokens; at least 32 characters.
+    pub mesh_key: SecretString,
+    /// Base64 of exactly 32 bytes: the AES-256-GCM key that seals secrets at rest.
+    pub master_key: SecretString,
+}
+
+impl Config {
+    pub const DEFAULT_LISTEN_ADDR: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 50051);
+
+    /// A config built in code, as dev mode does. [`crate::run`] validates the keys again.
+    pub fn new(
+        listen_addr: SocketAddr,
+        database_url: impl Into<String>,
+        mesh_key: SecretString,
+        master_key: SecretString,
+    ) -> Config {
+        Config {
+            listen_addr,
+            database_url: database_url.into(),
+            mesh_key,
+            master_key,
+        }
+    }
+
+    /// Reads `PLUGBOARD_LISTEN_ADDR` (default `0.0.0.0:50051`), `PLUGBOARD_DATABASE_URL`,
+    /// `PLUGBOARD_MESH_KEY[_FILE]` and `PLUGBOARD_MASTER_KEY[_FILE]`, and checks both keys.
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let listen_addr = env.parse_or(LISTEN_ADDR_VAR, Config::DEFAULT_LISTEN_ADDR)?;
+        let database_url = env
+            .required(
+                DATABASE_URL_VAR,
+                "a sqlite: or postgres:// url for the credentials store",
+            )?
+            .to_owned();
+        let mesh_key = env.secret(
+            MESH_KEY_VAR,
+            "the shared mesh signing key, >= 32 characters",
+        )?;
+        let master_key = env.secret(
+            MASTER_KEY_VAR,
+            "base64 of 32 random bytes, for example `openssl rand -base64 32`",
+        )?;
+        let config = Config::new(listen_addr, database_url, mesh_key, master_key);
+        config.mesh_key()?;
+        config.master_key()?;
+        Ok(config)
+    }
+
+    pub(crate) fn mesh_key(&self) -> Result<MeshKey, ConfigError> {
+        MeshKey::new(&self.mesh_key).map_err(|error| invalid(MESH_KEY_VAR, error.to_string()))
+    }
+
+    pub(crate) fn master_key(&self) -> Result<MasterKey, ConfigError> {
+        MasterKey::from_base64(&self.master_key)
+            .map_err(|error| invalid(MASTER_KEY_VAR, error.to_string()))
+    }
+}
+
+/// An invalid secret: the error names the variable but never echoes the value.
+fn invalid(key: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        value: "[redacted]".to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const MESH: &str = "a-test-mesh-key-of-at-least-32-bytes!!";
+    const MASTER: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn env(master: &str) -> Env {
+        Env::from_pairs([
+            (DATABASE_URL_VAR, "sqlite::memory:"),
+            (MESH_KEY_VAR, MESH),
+            (MASTER_KEY_VAR, master),
+        ])
+    }
+
+    #[test]
+    fn reads_defaults_and_keys() {
+        let config = Config::from_env(&env(MASTER)).unwrap();
+        assert_eq!(config.listen_addr, Config::DEFAULT_LISTEN_ADDR);
+        assert_eq!(config.master_key.expose_secret(), MASTER);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(MASTER) && !debug.contains(MESH), "{debug}");
+    }
+
+    #[test]
+    fn bad_master_key_names_the_variable_without_its_value() {
+        for bad in ["c2hvcnQ=", "%%%not-base64%%%"] {
+            let message = Config::from_env(&env(bad)).unwrap_err().to_string();
+            assert!(message.contains(MASTER_KEY_VAR), "{message}");
+            assert!(!message.contains(bad), "{message}");
+        }
+        let missing =
+            Env::from_pairs([(DATABASE_URL_VAR, "sqlite::memory:"), (MESH_KEY_VAR, MESH)]);
+        let message = Config::from_env(&missing).unwrap_err().to_string();
+        assert!(message.contains("PLUGBOARD_MASTER_KEY or PLUGBOARD_MASTER_KEY_FILE"));
+    }
+
+    #[test]
+    fn database_url_is_required() {
+        let env = Env::from_pairs([(MESH_KEY_VAR, MESH), (MASTER_KEY_VAR, MASTER)]);
+        let message = Config::from_env(&env).unwrap_err().to_string();
+        assert!(message.contains(DATABASE_URL_VAR), "{message}");
+    }
+}

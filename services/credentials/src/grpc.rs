@@ -1,0 +1,101 @@
+//! The thin gRPC adapter: takes the verified caller, calls the domain, maps errors once.
+
+use plugboard_proto::credentials::v1::credentials_service_server::CredentialsService;
+use plugboard_proto::credentials::v1::{
+    DescribeCredentialRequest, DescribeCredentialResponse, LeaseAccessRequest, LeaseAccessResponse,
+    PutCredentialRequest, PutCredentialResponse, RevokeRequest, RevokeResponse,
+};
+use plugboard_proto::error::to_status;
+use plugboard_runtime::identity::Caller;
+use tonic::{Request, Response, Status};
+
+use crate::service::{Actor, Credentials};
+
+/// Serves [`Credentials`] as `plugboard.credentials.v1.CredentialsService`. Wrap it in
+/// `RequireCaller`: every handler needs a verified caller acting for a tenant.
+#[derive(Debug, Clone)]
+pub struct GrpcCredentialsAdapter {
+    credentials: Credentials,
+}
+
+impl GrpcCredentialsAdapter {
+    pub fn new(credentials: Credentials) -> GrpcCredentialsAdapter {
+        GrpcCredentialsAdapter { credentials }
+    }
+}
+
+/// The actor of a request: its verified caller and the tenant from the token, never the body.
+fn actor_of<T>(request: &Request<T>) -> Result<Actor, Status> {
+    let tenant = Caller::tenant_of(request)?;
+    Ok(Actor::new(Caller::of(request)?, tenant))
+}
+
+#[tonic::async_trait]
+impl CredentialsService for GrpcCredentialsAdapter {
+    #[tracing::instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn put_credential(
+        &self,
+        request: Request<PutCredentialRequest>,
+    ) -> Result<Response<PutCredentialResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let body = request.into_inner();
+        let version = self
+            .credentials
+            .put(&actor, &body.connection_id, &body.connector, body.secret)
+            .await
+            .map_err(|error| to_status(&error))?;
+        Ok(Response::new(PutCredentialResponse { version }))
+    }
+
+    #[tracing::instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn lease_access(
+        &self,
+        request: Request<LeaseAccessRequest>,
+    ) -> Result<Response<LeaseAccessResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let body = request.get_ref();
+        let lease = self
+            .credentials
+            .lease(&actor, &body.connection_id, &body.run_id)
+            .await
+            .map_err(|error| to_status(&error))?;
+        Ok(Response::new(LeaseAccessResponse {
+            secret: Some(lease.secret.expose()),
+            version: lease.version,
+            expires_at: lease.expires_at,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn revoke(
+        &self,
+        request: Request<RevokeRequest>,
+    ) -> Result<Response<RevokeResponse>, Status> {
+        let actor = actor_of(&request)?;
+        self.credentials
+            .revoke(&actor, &request.get_ref().connection_id)
+            .await
+            .map_err(|error| to_status(&error))?;
+        Ok(Response::new(RevokeResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn describe_credential(
+        &self,
+        request: Request<DescribeCredentialRequest>,
+    ) -> Result<Response<DescribeCredentialResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let description = self
+            .credentials
+            .describe(&actor, &request.get_ref().connection_id)
+            .await
+            .map_err(|error| to_status(&error))?;
+        Ok(Response::new(DescribeCredentialResponse {
+            connection_id: description.connection_id,
+            connector: description.connector,
+            kind: description.kind,
+            version: description.version,
+            updated_at: description.updated_at,
+        }))
+    }
+}

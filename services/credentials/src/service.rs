@@ -1,0 +1,338 @@
+//! The domain logic: plain async functions over the store and the master key, testable without
+//! gRPC. The caller's identity arrives as an [`Actor`] built from the verified service token.
+
+use std::time::Duration;
+
+use plugboard_proto::credentials::v1::{Secret, secret};
+use plugboard_runtime::identity::Caller;
+use plugboard_runtime::storage::{format_time, now_text};
+use prost::Message;
+
+use crate::crypto::{MasterKey, RowBinding};
+use crate::error::Error;
+use crate::store::{AuditEntry, CredentialStore, NewCredential};
+use crate::validate;
+
+/// How long leased material may be used before the connector must lease again.
+pub const LEASE_TTL: Duration = Duration::from_secs(300);
+
+/// Writers racing on one connection retry this often before giving up with a retryable error.
+const PUT_ATTEMPTS: usize = 3;
+
+/// Who is calling, from the verified token. The tenant never comes from a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub subject: String,
+    pub tenant: String,
+    pub connector: Option<String>,
+}
+
+impl Actor {
+    pub fn new(caller: &Caller, tenant: String) -> Actor {
+        Actor {
+            subject: caller.subject.clone(),
+            tenant,
+            connector: caller.connector.clone(),
+        }
+    }
+}
+
+/// A decrypted secret. Its Debug output names the kind only.
+#[derive(Clone, PartialEq)]
+pub struct SecretValue(Secret);
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValue({}, [redacted])", kind_name(&self.0))
+    }
+}
+
+impl SecretValue {
+    pub fn kind(&self) -> &'static str {
+        kind_name(&self.0)
+    }
+
+    /// The secret itself, to hand to the one caller allowed to have it.
+    pub fn expose(self) -> Secret {
+        self.0
+    }
+}
+
+/// What a lease hands out. Debug is redacted through [`SecretValue`].
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub secret: SecretValue,
+    pub version: u64,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// What is stored for a connection, without any secret value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    pub connection_id: String,
+    pub connector: String,
+    pub kind: String,
+    pub version: u64,
+    pub updated_at: String,
+}
+
+/// The credentials service.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    store: CredentialStore,
+    master_key: MasterKey,
+}
+
+impl Credentials {
+    pub fn new(store: CredentialStore, master_key: MasterKey) -> Credentials {
+        Credentials { store, master_key }
+    }
+
+    pub fn store(&self) -> &CredentialStore {
+        &self.store
+    }
+
+    /// Warns at start when live secrets were sealed under another master key: those fail closed
+    /// with MASTER_KEY_MISMATCH on lease, usually because the wrong key was configured.
+    pub async fn check_master_key(&self) -> Result<(), Error> {
+        let key_id = self.master_key.key_id();
+        let foreign = self.store.count_sealed_under_other_keys(key_id).await?;
+        if foreign > 0 {
+            tracing::warn!(
+                secrets = foreign,
+                key_id,
+                "secrets sealed under another master key cannot be leased; check PLUGBOARD_MASTER_KEY"
+            );
+        } else {
+            tracing::info!(key_id, "master key matches every stored secret");
+        }
+        Ok(())
+    }
+
+    /// Stores or replaces a connection's secret; returns the new version.
+    pub async fn put(
+        &self,
+        actor: &Actor,
+        connection_id: &str,
+        connector: &str,
+        secret: Option<Secret>,
+    ) -> Result<u64, Error> {
+        validate::connection_id(connection_id)?;
+        validate::name("connector", connector)?;
+        let secret = validate::secret(secret)?;
+        self.refuse_connector_writes(actor, connection_id, "put")
+            .await?;
+
+        let plaintext = secret.encode_to_vec();
+        let kind = kind_name(&secret);
+        for _ in 0..PUT_ATTEMPTS {
+            let current = self.store.get(&actor.tenant, connection_id).await?;
+            let expected_version = current.map_or(0, |row| row.version);
+            let version = expected_version + 1;
+            let binding = RowBinding {
+                tenant: &actor.tenant,
+                connection_id,
+                version,
+            };
+            let sealed = self
+                .master_key
+                .seal(binding, &plaintext)
+                .map_err(|error| Error::Encrypt(error.to_string()))?;
+            let at = now_text();
+            let credential = NewCredential {
+                tenant: &actor.tenant,
+                connection_id,
+                connector,
+                kind,
+                version,
+                key_id: self.master_key.key_id(),
+                sealed: &sealed,
+                at: &at,
+            };
+            let audit = self.audit(actor, connection_id, "put", "ok", "", version);
+            if self
+                .store
+                .put(&credential, expected_version, &audit)
+                .await?
+            {
+                tracing::info!(connector, kind, version, "stored a credential");
+                return Ok(version);
+            }
+        }
+        Err(Error::ConcurrentUpdate {
+            connection_id: connection_id.to_owned(),
+        })
+    }
+
+    /// The secret of a connection, for that connection's own connector only.
+    pub async fn lease(
+        &self,
+        actor: &Actor,
+        connection_id: &str,
+        run_id: &str,
+    ) -> Result<Lease, Error> {
+        validate::connection_id(connection_id)?;
+        validate::run_id(run_id)?;
+        let record = |outcome: &'static str, version: u64| {
+            let audit = self.audit(actor, connection_id, "lease", outcome, run_id, version);
+            async move { self.store.record(&audit).await }
+        };
+
+        let row = match self.store.get(&actor.tenant, connection_id).await? {
+            Some(row) if !row.revoked => row,
+            _ => {
+                record("not_found", 0).await?;
+                return Err(Error::NotFound {
+                    connection_id: connection_id.to_owned(),
+                });
+            }
+        };
+        let allowed = row.tenant == actor.tenant
+            && actor.connector.as_deref() == Some(row.connector.as_str());
+        if !allowed {
+            tracing::info!(
+                subject = %actor.subject,
+                caller_connector = actor.connector.as_deref().unwrap_or(""),
+                connector = %row.connector,
+                "denied a lease to a caller that is not the connection's connector"
+            );
+            record("denied", row.version).await?;
+            return Err(Error::LeaseDenied {
+                connection_id: connection_id.to_owned(),
+            });
+        }
+
+        // The key id tells a misconfigured key apart from a damaged row; both fail closed.
+        if row.key_id != self.master_key.key_id() {
+            tracing::warn!(stored_key_id = %row.key_id, key_id = self.master_key.key_id(), "secret sealed under another master key");
+            record("failed", row.version).await?;
+            return Err(Error::MasterKeyMismatch {
+                connection_id: connection_id.to_owned(),
+            });
+        }
+        let binding = RowBinding {
+            tenant: &row.tenant,
+            connection_id: &row.connection_id,
+            version: row.version,
+        };
+        let unreadable = || Error::SecretUnreadable {
+            connection_id: connection_id.to_owned(),
+        };
+        let plaintext = match self.master_key.open(binding, &row.sealed) {
+            Ok(plaintext) => plaintext,
+            Err(error) => {
+                tracing::error!(error = %error, version = row.version, "stored secret does not open");
+                record("failed", row.version).await?;
+                return Err(unreadable());
+            }
+        };
+        let secret = Secret::decode(plaintext.as_slice()).map_err(|_| unreadable())?;
+
+        record("ok", row.version).await?;
+        // TODO(#4): exchange OAuth2 client material for an access token here (and refresh it),
+        // so connectors receive short-lived tokens rather than the client secret.
+        let expires_at = chrono::Utc::now()
+            + chrono::Duration::from_std(LEASE_TTL).expect("five minutes fit a chrono duration");
+        tracing::debug!(run_id, version = row.version, "leased a credential");
+        Ok(Lease {
+            secret: SecretValue(secret),
+            version: row.version,
+            expires_at: format_time(expires_at),
+        })
+    }
+
+    /// Deletes a connection's secret; later leases get NOT_FOUND.
+    pub async fn revoke(&self, actor: &Actor, connection_id: &str) -> Result<(), Error> {
+        validate::connection_id(connection_id)?;
+        self.refuse_connector_writes(actor, connection_id, "revoke")
+            .await?;
+        let audit = self.audit(actor, connection_id, "revoke", "ok", "", 0);
+        match self
+            .store
+            .revoke(&actor.tenant, connection_id, &audit)
+            .await?
+        {
+            Some(version) => {
+                tracing::info!(version, "revoked a credential");
+                Ok(())
+            }
+            None => {
+                let audit = AuditEntry {
+                    outcome: "not_found".to_owned(),
+                    ..audit
+                };
+                self.store.record(&audit).await?;
+                Err(Error::NotFound {
+                    connection_id: connection_id.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// What is stored for a connection, without any secret value.
+    pub async fn describe(&self, actor: &Actor, connection_id: &str) -> Result<Description, Error> {
+        validate::connection_id(connection_id)?;
+        match self.store.get(&actor.tenant, connection_id).await? {
+            Some(row) if !row.revoked => Ok(Description {
+                connection_id: row.connection_id,
+                connector: row.connector,
+                kind: row.kind,
+                version: row.version,
+                updated_at: row.updated_at,
+            }),
+            _ => Err(Error::NotFound {
+                connection_id: connection_id.to_owned(),
+            }),
+        }
+    }
+
+    /// Connectors read secrets; only platform services (gateway, dev seeding) change them, so a
+    /// compromised connector cannot redirect another connection to itself.
+    async fn refuse_connector_writes(
+        &self,
+        actor: &Actor,
+        connection_id: &str,
+        action: &'static str,
+    ) -> Result<(), Error> {
+        if actor.connector.is_none() {
+            return Ok(());
+        }
+        tracing::info!(subject = %actor.subject, action, "denied a credential change by a connector");
+        self.store
+            .record(&self.audit(actor, connection_id, action, "denied", "", 0))
+            .await?;
+        Err(Error::ConnectorMayNotWrite)
+    }
+
+    fn audit(
+        &self,
+        actor: &Actor,
+        connection_id: &str,
+        action: &str,
+        outcome: &str,
+        run_id: &str,
+        version: u64,
+    ) -> AuditEntry {
+        AuditEntry {
+            at: now_text(),
+            tenant: actor.tenant.clone(),
+            connection_id: connection_id.to_owned(),
+            subject: actor.subject.clone(),
+            action: action.to_owned(),
+            outcome: outcome.to_owned(),
+            run_id: run_id.to_owned(),
+            version,
+        }
+    }
+}
+
+/// The `kind` names of DescribeCredentialResponse.
+fn kind_name(secret: &Secret) -> &'static str {
+    match &secret.kind {
+        Some(secret::Kind::ApiKey(_)) => "api_key",
+        Some(secret::Kind::Basic(_)) => "basic",
+        Some(secret::Kind::Oauth2Client(_)) => "oauth2_client",
+        None => "none",
+    }
+}

@@ -1,0 +1,174 @@
+//! Input checks. Each failure names the offending field.
+
+use plugboard_proto::credentials::v1::{Secret, secret};
+
+use crate::error::Error;
+
+/// Longest connection id, connector name or run id accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A name made of `[A-Za-z0-9._-]`, 1 to 128 characters.
+pub fn name(field: &'static str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(invalid(
+            field,
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    let sane = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !sane {
+        return Err(invalid(
+            field,
+            "may only contain A-Z, a-z, 0-9, '.', '_' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+pub fn connection_id(value: &str) -> Result<(), Error> {
+    name("connection_id", value)
+}
+
+/// A run id is optional (a manual check has none) but bounded, since it lands in the audit log.
+pub fn run_id(value: &str) -> Result<(), Error> {
+    if value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+        return Err(invalid(
+            "run_id",
+            format!("must be at most {MAX_NAME_LEN} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A secret of a known kind whose required fields are set.
+pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
+    let secret = secret.ok_or_else(|| invalid("secret", "is required"))?;
+    let required = |field: &'static str, value: &str| {
+        if value.is_empty() {
+            Err(invalid(field, "must not be empty"))
+        } else {
+            Ok(())
+        }
+    };
+    match &secret.kind {
+        None => {
+            return Err(invalid(
+                "secret.kind",
+                "must be api_key, basic or oauth2_client",
+            ));
+        }
+        Some(secret::Kind::ApiKey(api_key)) => required("secret.api_key.key", &api_key.key)?,
+        Some(secret::Kind::Basic(basic)) => {
+            required("secret.basic.username", &basic.username)?;
+            required("secret.basic.password", &basic.password)?;
+        }
+        Some(secret::Kind::Oauth2Client(client)) => {
+            required("secret.oauth2_client.client_id", &client.client_id)?;
+            required("secret.oauth2_client.client_secret", &client.client_secret)?;
+            required("secret.oauth2_client.token_url", &client.token_url)?;
+            let web_url =
+                client.token_url.starts_with("https://") || client.token_url.starts_with("http://");
+            if !web_url {
+                return Err(invalid(
+                    "secret.oauth2_client.token_url",
+                    "must be an http or https url",
+                ));
+            }
+            // A user login comes as a pair: half of one cannot authorize.
+            if client.username.is_empty() != client.password.is_empty() {
+                let field = if client.username.is_empty() {
+                    "secret.oauth2_client.username"
+                } else {
+                    "secret.oauth2_client.password"
+                };
+                return Err(invalid(field, "must be set together with its pair"));
+            }
+        }
+    }
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use plugboard_proto::credentials::v1::{ApiKey, Basic, OAuth2Client};
+
+    use super::*;
+
+    fn field_of(error: Error) -> &'static str {
+        match error {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_are_bounded_and_sane() {
+        assert!(connection_id("bullhorn-acme_1.prod").is_ok());
+        for bad in ["", "has space", "slash/inside", "ünicode", &"x".repeat(129)] {
+            assert_eq!(
+                field_of(connection_id(bad).unwrap_err()),
+                "connection_id",
+                "{bad:?}"
+            );
+        }
+        assert!(connection_id(&"x".repeat(128)).is_ok());
+        assert_eq!(field_of(name("connector", "").unwrap_err()), "connector");
+    }
+
+    #[test]
+    fn secrets_need_their_required_fields() {
+        let of = |kind| Some(Secret { kind: Some(kind) });
+        assert_eq!(field_of(secret(None).unwrap_err()), "secret");
+        assert_eq!(
+            field_of(secret(Some(Secret { kind: None })).unwrap_err()),
+            "secret.kind"
+        );
+        let empty_key = of(secret::Kind::ApiKey(ApiKey { key: String::new() }));
+        assert_eq!(
+            field_of(secret(empty_key).unwrap_err()),
+            "secret.api_key.key"
+        );
+        let no_password = of(secret::Kind::Basic(Basic {
+            username: "u".into(),
+            password: String::new(),
+        }));
+        assert_eq!(
+            field_of(secret(no_password).unwrap_err()),
+            "secret.basic.password"
+        );
+
+        let client = OAuth2Client {
+            client_id: "id".into(),
+            client_secret: "s".into(),
+            token_url: "https://auth.example/token".into(),
+            scopes: vec![],
+            username: String::new(),
+            password: String::new(),
+        };
+        assert!(secret(of(secret::Kind::Oauth2Client(client.clone()))).is_ok());
+        let bad_url = OAuth2Client {
+            token_url: "ftp://x".into(),
+            ..client.clone()
+        };
+        let error = secret(of(secret::Kind::Oauth2Client(bad_url))).unwrap_err();
+        assert_eq!(field_of(error), "secret.oauth2_client.token_url");
+        let half_login = OAuth2Client {
+            username: "api-user".into(),
+            ..client
+        };
+        let error = secret(of(secret::Kind::Oauth2Client(half_login))).unwrap_err();
+        assert_eq!(field_of(error), "secret.oauth2_client.password");
+    }
+}
