@@ -1,0 +1,367 @@
+//! jq expressions, compiled once with jaq and run per record.
+//!
+//! Plain field paths such as `.address.city` skip jaq entirely: they are walked directly, which
+//! is what most spec fields are. Everything else runs as a jaq filter over the standard library
+//! minus the filters that would let a spec read the process environment, the clock or stop the
+//! process (`env`, `$ENV`, `now`, `halt`, `input`, ...), plus a small Plugboard prelude.
+
+use jaq_core::data::JustLut;
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars};
+use jaq_json::{Num, Val};
+use serde_json::Value;
+
+type Data = JustLut<Val>;
+
+/// Filters a spec may not call: they read the environment or the clock (so a spec could leak a
+/// secret or make hashes unstable), write partner data to stderr, or stop the run. Both the
+/// native filters and the standard definitions built on them are left out, so a spec that
+/// uses one fails to compile with "undefined filter".
+const FORBIDDEN: &[&str] = &[
+    "env",
+    "now",
+    "localtime",
+    "strflocaltime",
+    "halt",
+    "halt_error",
+    "debug",
+    "debug_empty",
+    "stderr",
+    "stderr_empty",
+    "input_filename",
+];
+
+/// Definitions every expression may call, beside jq's standard library.
+///
+/// `epoch_millis_to_rfc3339` turns epoch milliseconds (Bullhorn and many other APIs) into an
+/// RFC 3339 UTC string, keeping milliseconds when there are any and passing null through.
+const PRELUDE: &str = r#"
+def epoch_millis_to_rfc3339:
+  if . == null then null
+  else (. | floor) as $ms
+    | ($ms / 1000 | floor) as $s
+    | ($ms - $s * 1000) as $frac
+    | ($s | todate) as $text
+    | if $frac == 0 then $text
+      else $text[:-1] + "." + ("00" + ($frac | tostring))[-3:] + "Z"
+      end
+  end;
+def epoch_seconds_to_rfc3339: if . == null then null else floor | todate end;
+"#;
+
+/// One compiled expression.
+pub(crate) struct Expr {
+    source: String,
+    kind: Kind,
+}
+
+enum Kind {
+    /// `.a.b.c`: walked without jaq.
+    Path(Vec<String>),
+    Jq(jaq_core::Filter<Data>),
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expr").field(&self.source).finish()
+    }
+}
+
+impl Expr {
+    /// Compiles `source`; the error is a one-line description of every problem jaq found.
+    pub(crate) fn compile(source: &str) -> Result<Expr, String> {
+        let source = source.trim();
+        if source.is_empty() {
+            return Err("the expression is empty".to_owned());
+        }
+        if let Some(path) = plain_path(source) {
+            return Ok(Expr {
+                source: source.to_owned(),
+                kind: Kind::Path(path),
+            });
+        }
+        let prelude = jaq_core::load::parse(PRELUDE, |parser| parser.defs())
+            .expect("the plugboard prelude is valid jq (checked by a unit test)");
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .filter(|def| !FORBIDDEN.contains(&def.name))
+            .chain(prelude);
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs())
+            .filter(|(name, _, _)| !FORBIDDEN.contains(name));
+        let arena = Arena::default();
+        let modules = Loader::new(defs)
+            .load(&arena, File { code: source, path: () })
+            .map_err(|errors| describe_load_errors(&errors))?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errors| {
+                let names: Vec<String> = errors
+                    .iter()
+                    .flat_map(|(_, undefined)| undefined.iter())
+                    .map(|(name, kind)| format!("undefined {} `{name}`", kind.as_str()))
+                    .collect();
+                names.join("; ")
+            })?;
+        Ok(Expr {
+            source: source.to_owned(),
+            kind: Kind::Jq(filter),
+        })
+    }
+
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The plain path the expression starts from (`.payRate | tostring` starts from
+    /// `payRate`), used to show the partner value when the expression fails.
+    pub(crate) fn source_path(&self) -> Option<Vec<String>> {
+        match &self.kind {
+            Kind::Path(path) => Some(path.clone()),
+            Kind::Jq(_) => {
+                let head = self.source.split('|').next().unwrap_or_default().trim();
+                plain_path(head)
+            }
+        }
+    }
+
+    /// Runs the expression on `input`. No output, `null` and `""` all mean "no value" (proto3
+    /// cannot tell an empty string from an unset one either); more than one output is an
+    /// error, because a canonical field holds one value.
+    pub(crate) fn eval(&self, input: &Val) -> Result<Option<Value>, String> {
+        let value = match &self.kind {
+            Kind::Path(path) => walk(input, path)?,
+            Kind::Jq(filter) => {
+                let ctx = Ctx::<Data>::new(&filter.lut, Vars::new([]));
+                let mut outputs = filter.id.run((ctx, input.clone()));
+                let first = match outputs.next() {
+                    None => return Ok(None),
+                    Some(Ok(value)) => value,
+                    Some(Err(exception)) => return Err(describe_exception(exception)),
+                };
+                if outputs.next().is_some() {
+                    return Err(
+                        "the expression produced more than one value; collect them with [...]"
+                            .to_owned(),
+                    );
+                }
+                first
+            }
+        };
+        match to_json(&value)? {
+            Value::Null => Ok(None),
+            Value::String(text) if text.is_empty() => Ok(None),
+            value => Ok(Some(value)),
+        }
+    }
+}
+
+fn describe_exception(exception: jaq_core::Exn<'_, Val>) -> String {
+    match exception.get_err() {
+        Ok(error) => error.to_string(),
+        Err(_) => "the expression stopped without a value".to_owned(),
+    }
+}
+
+fn describe_load_errors(errors: &jaq_core::load::Errors<&str, ()>) -> String {
+    use jaq_core::load::Error;
+    let mut messages = Vec::new();
+    for (_, error) in errors {
+        match error {
+            Error::Io(items) => {
+                for (path, reason) in items {
+                    messages.push(format!("cannot load module {path}: {reason}"));
+                }
+            }
+            Error::Lex(items) => {
+                for (expected, found) in items {
+                    messages.push(format!("expected {} {}", expected.as_str(), near(found)));
+                }
+            }
+            Error::Parse(items) => {
+                for (expected, found) in items {
+                    messages.push(format!("expected {} {}", expected.as_str(), near(found)));
+                }
+            }
+        }
+    }
+    messages.join("; ")
+}
+
+fn near(found: &str) -> String {
+    if found.is_empty() {
+        return "at the end of the expression".to_owned();
+    }
+    let head: String = found.chars().take(20).collect();
+    format!("near {head:?}")
+}
+
+/// `.a.b.c` with identifier keys, else `None`.
+pub(crate) fn plain_path(source: &str) -> Option<Vec<String>> {
+    let rest = source.strip_prefix('.')?;
+    let mut keys = Vec::new();
+    for key in rest.split('.') {
+        let mut chars = key.chars();
+        let first = chars.next()?;
+        let valid = (first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return None;
+        }
+        keys.push(key.to_owned());
+    }
+    Some(keys)
+}
+
+/// Walks `path` like jq's `.a.b`: null stays null, indexing anything but an object fails.
+pub(crate) fn walk(input: &Val, path: &[String]) -> Result<Val, String> {
+    let mut current = input.clone();
+    for key in path {
+        current = match &current {
+            Val::Null => Val::Null,
+            Val::Obj(map) => map
+                .get(&Val::from(key.clone()))
+                .cloned()
+                .unwrap_or(Val::Null),
+            other => {
+                return Err(format!(
+                    "cannot index {} with \"{key}\"",
+                    type_name(other)
+                ));
+            }
+        };
+    }
+    Ok(current)
+}
+
+fn type_name(value: &Val) -> &'static str {
+    match value {
+        Val::Null => "null",
+        Val::Bool(_) => "boolean",
+        Val::Num(_) => "number",
+        Val::TStr(_) | Val::BStr(_) => "string",
+        Val::Arr(_) => "array",
+        Val::Obj(_) => "object",
+    }
+}
+
+/// Parses a partner payload into a jaq value. The caller has already checked it is JSON.
+pub(crate) fn parse_payload(payload_json: &str) -> Result<Val, String> {
+    jaq_json::read::parse_single(payload_json.as_bytes()).map_err(|error| format!("{error:?}"))
+}
+
+/// Converts a jaq value into JSON for serde. Decimal literals keep their digits where JSON can.
+pub(crate) fn to_json(value: &Val) -> Result<Value, String> {
+    Ok(match value {
+        Val::Null => Value::Null,
+        Val::Bool(flag) => Value::Bool(*flag),
+        Val::Num(number) => number_to_json(number)?,
+        Val::TStr(bytes) | Val::BStr(bytes) => {
+            Value::String(String::from_utf8_lossy(bytes).into_owned())
+        }
+        Val::Arr(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Val::Obj(map) => {
+            let mut object = serde_json::Map::new();
+            for (key, item) in map.iter() {
+                let key = match key {
+                    Val::TStr(bytes) | Val::BStr(bytes) => {
+                        String::from_utf8_lossy(bytes).into_owned()
+                    }
+                    other => return Err(format!("object key {other} is not a string")),
+                };
+                object.insert(key, to_json(item)?);
+            }
+            Value::Object(object)
+        }
+    })
+}
+
+fn number_to_json(number: &Num) -> Result<Value, String> {
+    let text = match number {
+        Num::Int(int) => return Ok(Value::from(*int as i64)),
+        Num::Float(float) => {
+            return serde_json::Number::from_f64(*float)
+                .map(Value::Number)
+                .ok_or_else(|| format!("{float} is not a JSON number"));
+        }
+        Num::BigInt(big) => big.to_string(),
+        Num::Dec(text) => text.to_string(),
+    };
+    serde_json::from_str::<serde_json::Number>(&text)
+        .map(Value::Number)
+        .map_err(|_| format!("{text} is not a JSON number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(source: &str, input: &str) -> Result<Option<Value>, String> {
+        Expr::compile(source)?.eval(&parse_payload(input)?)
+    }
+
+    #[test]
+    fn plain_paths_take_the_fast_path_and_match_jq() {
+        assert!(matches!(Expr::compile(".a.b").unwrap().kind, Kind::Path(_)));
+        assert!(matches!(Expr::compile(".a | .b").unwrap().kind, Kind::Jq(_)));
+        assert_eq!(run(".a.b", r#"{"a":{"b":3}}"#), Ok(Some(Value::from(3))));
+        assert_eq!(run(".a.b", r#"{"a":null}"#), Ok(None));
+        assert_eq!(run(".a.b", r#"{}"#), Ok(None));
+        let error = run(".a.b", r#"{"a":"text"}"#).unwrap_err();
+        assert!(error.contains("cannot index string"), "{error}");
+    }
+
+    #[test]
+    fn prelude_converts_epoch_millis() {
+        assert_eq!(
+            run(".t | epoch_millis_to_rfc3339", r#"{"t":1700000000123}"#),
+            Ok(Some(Value::from("2023-11-14T22:13:20.123Z")))
+        );
+        assert_eq!(
+            run(".t | epoch_millis_to_rfc3339", r#"{"t":1700000000000}"#),
+            Ok(Some(Value::from("2023-11-14T22:13:20Z")))
+        );
+        assert_eq!(
+            run(".t | epoch_millis_to_rfc3339", r#"{"t":1700000000007}"#),
+            Ok(Some(Value::from("2023-11-14T22:13:20.007Z")))
+        );
+        assert_eq!(run(".t | epoch_millis_to_rfc3339", r#"{}"#), Ok(None));
+    }
+
+    #[test]
+    fn environment_and_halt_are_not_available() {
+        for source in ["env", "$ENV", "now", "halt", "halt_error", "debug", "input", "localtime"] {
+            let error = Expr::compile(source).unwrap_err();
+            assert!(error.contains("undefined"), "{source}: {error}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_several_outputs_are_reported() {
+        let error = Expr::compile(".a | (").unwrap_err();
+        assert!(error.contains("expected"), "{error}");
+        let error = run(".[]", r#"[1,2]"#).unwrap_err();
+        assert!(error.contains("more than one value"), "{error}");
+        assert_eq!(run("empty", "{}"), Ok(None));
+    }
+
+    #[test]
+    fn decimals_keep_their_digits() {
+        assert_eq!(
+            run(".r | tostring", r#"{"r":45.50}"#),
+            Ok(Some(Value::from("45.50")))
+        );
+        assert_eq!(run(".r", r#"{"r":45.50}"#), Ok(Some(serde_json::json!(45.50))));
+    }
+
+    #[test]
+    fn leading_path_is_found_for_error_context() {
+        let expr = Expr::compile(".payRate | tostring").unwrap();
+        assert_eq!(expr.source_path(), Some(vec!["payRate".to_owned()]));
+        let expr = Expr::compile("[.a, .b]").unwrap();
+        assert_eq!(expr.source_path(), None);
+    }
+}

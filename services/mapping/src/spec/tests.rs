@@ -1,0 +1,197 @@
+use plugboard_proto::common::v1::canonical_record::Body;
+
+use super::*;
+
+const SPEC: &str = r#"version: 1
+connector: acme
+entity: job
+direction: inbound
+external_id: .id
+lookups:
+  status:
+    map:
+      Active: open
+      Done: closed
+  kind:
+    map:
+      C: contract
+    default: temporary
+fields:
+  title:
+    expr: .name
+    required: true
+  status:
+    expr: .state
+    lookup: status
+  employment_type:
+    expr: .kind
+    lookup: kind
+  openings: .seats
+  pay_rate.money.amount: .pay // empty | tostring
+  pay_rate.money.currency:
+    default: EUR
+  pay_rate.period:
+    default: hour
+  location.city: .where.city
+  description:
+    expr: .text
+    default: none given
+custom_fields:
+  priority: .priority
+"#;
+
+fn spec() -> CompiledSpec {
+    CompiledSpec::compile("acme/job.inbound.yaml", SPEC).expect("the test spec compiles")
+}
+
+fn job(record: &MappedRecord) -> &plugboard_proto::common::v1::Job {
+    match &record.body {
+        Body::Job(job) => job,
+        other => panic!("expected a job, got {other:?}"),
+    }
+}
+
+#[test]
+fn maps_nested_targets_lookups_defaults_and_custom_fields() {
+    let record = spec()
+        .transform(
+            r#"{"id": 7, "name": "Welder", "state": "active", "kind": "C", "seats": 2,
+                "pay": 31.5, "where": {"city": "Leeds"}, "priority": 3}"#,
+        )
+        .unwrap();
+    assert_eq!(record.external_id, "7");
+    let job = job(&record);
+    assert_eq!(job.title, "Welder");
+    assert_eq!(job.status, "open", "lookup matches ignoring case");
+    assert_eq!(job.employment_type, "contract");
+    assert_eq!(job.openings, 2);
+    let pay = job.pay_rate.as_ref().unwrap();
+    assert_eq!(pay.money.as_ref().unwrap().amount, "31.5");
+    assert_eq!(pay.money.as_ref().unwrap().currency, "EUR");
+    assert_eq!(pay.period, "hour");
+    assert_eq!(job.location.as_ref().unwrap().city, "Leeds");
+    assert_eq!(job.description, "none given");
+    assert_eq!(record.custom_fields.get("priority").map(String::as_str), Some("3"));
+    assert_eq!(record.content_hash.len(), 64);
+}
+
+#[test]
+fn defaults_never_create_a_nested_object_alone() {
+    let record = spec().transform(r#"{"id": "j1", "name": "Welder", "kind": "X"}"#).unwrap();
+    let job = job(&record);
+    assert_eq!(job.pay_rate, None, "currency and period defaults alone make no rate");
+    assert_eq!(job.location, None);
+    assert_eq!(job.employment_type, "temporary", "lookup default");
+    assert_eq!(job.status, "", "no value, no lookup");
+    assert!(record.custom_fields.is_empty());
+}
+
+#[test]
+fn equal_content_hashes_equal_and_changes_show() {
+    let spec = spec();
+    let a = spec.transform(r#"{"id": 1, "name": "A", "noise": 1}"#).unwrap();
+    let b = spec.transform(r#"{"name": "A", "id": 1, "noise": 2}"#).unwrap();
+    let c = spec.transform(r#"{"id": 1, "name": "B"}"#).unwrap();
+    assert_eq!(a.content_hash, b.content_hash, "unmapped partner fields do not count");
+    assert_ne!(a.content_hash, c.content_hash);
+}
+
+#[test]
+fn required_field_missing_names_the_path() {
+    let error = spec().transform(r#"{"id": 1, "name": null}"#).unwrap_err();
+    assert_eq!(error.field_path, "title");
+    assert_eq!(error.partner_value, "null");
+    assert!(error.message.contains("required"), "{error}");
+}
+
+#[test]
+fn lookup_miss_without_default_names_path_and_value() {
+    let error = spec().transform(r#"{"id": 1, "name": "A", "state": "Paused"}"#).unwrap_err();
+    assert_eq!(error.field_path, "status");
+    assert_eq!(error.partner_value, "\"Paused\"");
+    assert!(error.message.contains("not in lookup status"), "{error}");
+}
+
+#[test]
+fn type_mismatch_names_the_canonical_path_and_partner_value() {
+    let error = spec().transform(r#"{"id": 1, "name": "A", "seats": "two"}"#).unwrap_err();
+    assert_eq!(error.field_path, "openings");
+    assert_eq!(error.partner_value, "\"two\"");
+    assert!(error.message.contains("canonical job"), "{error}");
+
+    let yaml = SPEC.replace(".pay // empty | tostring", ".pay");
+    let spec = CompiledSpec::compile("t.yaml", &yaml).unwrap();
+    let error = spec.transform(r#"{"id": 1, "name": "A", "pay": 12.5}"#).unwrap_err();
+    assert_eq!(error.field_path, "pay_rate.money.amount");
+    assert_eq!(error.partner_value, "12.5");
+}
+
+#[test]
+fn jq_runtime_error_names_the_path_and_value() {
+    let yaml = SPEC.replace(".pay // empty | tostring", ".pay | tonumber | tostring");
+    let spec = CompiledSpec::compile("t.yaml", &yaml).unwrap();
+    let error = spec
+        .transform(r#"{"id": 1, "name": "A", "pay": "lots"}"#)
+        .unwrap_err();
+    assert_eq!(error.field_path, "pay_rate.money.amount");
+    assert_eq!(error.partner_value, "\"lots\"");
+    assert!(error.message.contains("failed"), "{error}");
+}
+
+#[test]
+fn invalid_payload_and_missing_external_id_fail_the_record() {
+    let error = spec().transform("{not json").unwrap_err();
+    assert_eq!(error.field_path, "$");
+    assert!(error.message.starts_with("invalid JSON payload"), "{error}");
+    let error = spec().transform(r#"{"name": "A"}"#).unwrap_err();
+    assert_eq!(error.field_path, "external_id");
+}
+
+#[test]
+fn partner_values_are_truncated() {
+    let long = "x".repeat(500);
+    let error = spec()
+        .transform(&format!(r#"{{"id": 1, "name": "A", "state": "{long}"}}"#))
+        .unwrap_err();
+    assert_eq!(error.partner_value.chars().count(), MAX_PARTNER_VALUE_CHARS);
+}
+
+#[test]
+fn invalid_yaml_reports_its_line() {
+    let yaml = "version: 1\nconnector: acme\nentity: job\nfields:\n  title: .a\n   bad: [\n";
+    let problems = CompiledSpec::compile("broken.yaml", yaml).unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].file, "broken.yaml");
+    assert_eq!(problems[0].line, 6, "{}", problems[0]);
+}
+
+#[test]
+fn semantic_problems_name_field_line_and_expression() {
+    let yaml = SPEC
+        .replace("  openings: .seats", "  openings: .seats | (")
+        .replace("  location.city: .where.city", "  location.town: .where.city")
+        .replace("    lookup: kind", "    lookup: kinds");
+    let problems = CompiledSpec::compile("t.yaml", &yaml).unwrap_err();
+    let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 3, "{messages:#?}");
+    assert!(messages.iter().any(|m| m.starts_with("t.yaml:25: field openings: jq expression \".seats | (\"")), "{messages:#?}");
+    assert!(messages.iter().any(|m| m.starts_with("t.yaml:31: field location.town: not a field")), "{messages:#?}");
+    assert!(messages.iter().any(|m| m.starts_with("t.yaml:22: field employment_type: no lookup named \"kinds\"")), "{messages:#?}");
+}
+
+#[test]
+fn unknown_keys_versions_and_conflicting_targets_are_refused() {
+    let problems = CompiledSpec::compile("t.yaml", &SPEC.replace("version: 1", "version: 2")).unwrap_err();
+    assert!(problems[0].message.contains("unsupported spec version 2"));
+    assert_eq!(problems[0].line, 1);
+
+    let problems = CompiledSpec::compile("t.yaml", &SPEC.replace("    required: true", "    requird: true")).unwrap_err();
+    assert!(problems[0].message.contains("unknown field `requird`"), "{:?}", problems);
+
+    let yaml = SPEC.replace("  openings: .seats", "  openings: .seats\n  pay_rate: .rate");
+    let problems = CompiledSpec::compile("t.yaml", &yaml).unwrap_err();
+    assert!(problems[0].message.contains("also the parent of field pay_rate."), "{:?}", problems);
+
+    let yaml = SPEC.replace("  openings: .seats", "  title.x: .seats");
+    assert!(CompiledSpec::compile("t.yaml", &yaml).is_err(), "a scalar has no sub-fields");
+}
