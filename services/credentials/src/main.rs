@@ -40,7 +40,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(addr = %config.listen_addr, "listening");
+    // With port 0 the kernel picks the port; log the one actually bound.
+    let addr = listener.local_addr().unwrap_or(config.listen_addr);
+    tracing::info!(addr = %addr, "listening");
     match run(config, listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

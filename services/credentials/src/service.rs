@@ -219,15 +219,17 @@ impl Credentials {
         let unreadable = || Error::SecretUnreadable {
             connection_id: connection_id.to_owned(),
         };
-        let plaintext = match self.master_key.open(binding, &row.sealed) {
-            Ok(plaintext) => plaintext,
-            Err(error) => {
-                tracing::error!(error = %error, version = row.version, "stored secret does not open");
+        let opened = self.master_key.open(binding, &row.sealed);
+        // Authenticated ciphertext that is not a `Secret` would mean a bug in put; fail closed.
+        let decoded = opened.map(|plaintext| Secret::decode(plaintext.as_slice()));
+        let secret = match decoded {
+            Ok(Ok(secret)) => secret,
+            Ok(Err(_)) | Err(_) => {
+                tracing::error!(version = row.version, "stored secret does not open");
                 record("failed", row.version).await?;
                 return Err(unreadable());
             }
         };
-        let secret = Secret::decode(plaintext.as_slice()).map_err(|_| unreadable())?;
 
         record("ok", row.version).await?;
         // TODO(#4): exchange OAuth2 client material for an access token here (and refresh it),
