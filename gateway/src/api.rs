@@ -7,10 +7,12 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::error::Error;
 use crate::integrations::{self, Integration};
+use crate::mesh::ServiceHealth;
 use crate::routes::AppState;
 
 /// The tenant of the request's `Authorization: Bearer <api key>`. The tenant is only ever taken
@@ -43,6 +45,17 @@ impl FromRequestParts<AppState> for ApiTenant {
     }
 }
 
+/// The body of `/healthz`; structs rather than `json!` so fields keep their documented order.
+#[derive(Serialize)]
+struct HealthzBody {
+    services: Vec<ServiceHealth>,
+}
+
+#[derive(Serialize)]
+pub struct IntegrationsBody {
+    integrations: Vec<Integration>,
+}
+
 /// `GET /healthz`: every service with its address and status; 200 only when all serve.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let services = state.mesh.probe_all().await;
@@ -52,16 +65,16 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({ "services": services }))).into_response()
+    (status, Json(HealthzBody { services })).into_response()
 }
 
 /// `GET /api/v1/integrations`: the caller's integrations.
 pub async fn list_integrations(
     State(state): State<AppState>,
     ApiTenant(tenant_id): ApiTenant,
-) -> Result<Json<serde_json::Value>, Error> {
+) -> Result<Json<IntegrationsBody>, Error> {
     let integrations = integrations::list(&state.mesh, &tenant_id).await?;
-    Ok(Json(json!({ "integrations": integrations })))
+    Ok(Json(IntegrationsBody { integrations }))
 }
 
 /// `GET /api/v1/integrations/{id}`: one integration object; 404 unless it is the caller's.
