@@ -1,1 +1,55 @@
-//! placeholder
+//! Support for the end-to-end tests: starting Plugboard processes, a fresh PostgreSQL database
+//! per test, the Bullhorn sandbox's admin API, and signed gRPC clients.
+//!
+//! The tests start the real `plugboard` binary, built by the test command before the tests run
+//! (`cargo build -p plugboard`), as separate processes.
+
+pub mod flows;
+pub mod mesh;
+pub mod process;
+pub mod sandbox;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::Executor;
+
+pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A new, empty PostgreSQL database for one test, so runs never see each other's data.
+pub async fn fresh_postgres_database() -> anyhow::Result<String> {
+    sqlx::any::install_default_drivers();
+    let name = format!("pb_e2e_{}", uuid::Uuid::new_v4().simple());
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(POSTGRES_ADMIN_URL)
+        .await
+        .context("PostgreSQL must run on 127.0.0.1:5432 (tests/run.sh starts it)")?;
+    connection
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+}
+
+/// A free loopback port. Another process could take it before we bind it; tests accept that.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the loopback interface must accept listeners")
+}
+
+/// Polls `check` every 100 ms until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("timed out after {timeout:?} waiting for {what}")
+}
