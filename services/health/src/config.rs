@@ -1,0 +1,95 @@
+//! The health service's configuration, read once at start.
+
+use std::net::SocketAddr;
+
+use plugboard_runtime::config::{ConfigError, Env};
+use plugboard_runtime::identity::MeshKey;
+use secrecy::SecretString;
+
+/// Port 50054 on every interface.
+pub const DEFAULT_LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 50054);
+/// The PostgreSQL schema the health tables live in (ignored on SQLite).
+pub const DEFAULT_DATABASE_SCHEMA: &str = "health";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// PostgreSQL schema; `health` unless tests or a shared database need another.
+    pub database_schema: String,
+    /// Signs and verifies service tokens; at least 32 characters.
+    pub mesh_key: SecretString,
+}
+
+impl Config {
+    /// A config with the default listen address and schema.
+    pub fn new(database_url: impl Into<String>, mesh_key: SecretString) -> Config {
+        Config {
+            listen_addr: DEFAULT_LISTEN_ADDR,
+            database_url: database_url.into(),
+            database_schema: DEFAULT_DATABASE_SCHEMA.to_owned(),
+            mesh_key,
+        }
+    }
+
+    /// Reads `PLUGBOARD_LISTEN_ADDR`, `PLUGBOARD_DATABASE_URL`, `PLUGBOARD_DATABASE_SCHEMA` and
+    /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`).
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
+        let database_url = env
+            .required(
+                "PLUGBOARD_DATABASE_URL",
+                "set it to postgres://user@host:5432/db or sqlite://path/health.db?mode=rwc",
+            )?
+            .to_owned();
+        let database_schema = env
+            .get("PLUGBOARD_DATABASE_SCHEMA")
+            .unwrap_or(DEFAULT_DATABASE_SCHEMA)
+            .to_owned();
+        let mesh_key = env.secret(
+            "PLUGBOARD_MESH_KEY",
+            "the key shared by every service to sign service tokens, at least 32 characters",
+        )?;
+        // Checked now, so a weak key stops the process before it binds a port.
+        MeshKey::new(&mesh_key).map_err(|error| ConfigError::Invalid {
+            key: "PLUGBOARD_MESH_KEY".to_owned(),
+            value: "[redacted]".to_owned(),
+            reason: error.to_string(),
+        })?;
+        Ok(Config {
+            listen_addr,
+            database_url,
+            database_schema,
+            mesh_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_a_weak_key_is_refused_without_echoing_it() {
+        let env = Env::from_pairs([
+            (
+                "PLUGBOARD_MESH_KEY",
+                "a-test-mesh-key-of-at-least-32-bytes!!",
+            ),
+            ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.listen_addr, DEFAULT_LISTEN_ADDR);
+        assert_eq!(config.database_schema, "health");
+
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", "short-secret"),
+            ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
+        ]);
+        let error = Config::from_env(&env).unwrap_err().to_string();
+        assert!(error.contains("PLUGBOARD_MESH_KEY"));
+        assert!(!error.contains("short-secret"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The health service's one error type.
+
+use plugboard_proto::error::{ErrorKind, ServiceError};
+use plugboard_runtime::server::ServeError;
+use plugboard_runtime::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A report field is missing or malformed; `field` names it as the caller sent it.
+    #[error("{field} {problem}")]
+    InvalidReport {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("no health has been reported for connection {connection_id:?}")]
+    IntegrationNotFound { connection_id: String },
+    /// Concurrent reports for one connection kept overtaking each other; retrying will do.
+    #[error("too many concurrent reports for connection {connection_id:?}; retry")]
+    Contended { connection_id: String },
+    #[error("stored health of connection {connection_id:?} is unreadable: {detail}")]
+    CorruptState {
+        connection_id: String,
+        detail: String,
+    },
+    #[error("health storage failed: {0}")]
+    Storage(#[source] sqlx::Error),
+    #[error("cannot open the health database: {0}")]
+    Open(#[from] StorageError),
+    #[error("the mesh key is not usable: {0}")]
+    MeshKey(#[from] plugboard_runtime::identity::IdentityError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+impl ServiceError for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidReport { .. } => ErrorKind::InvalidArgument,
+            Error::IntegrationNotFound { .. } => ErrorKind::NotFound,
+            Error::Contended { .. } => ErrorKind::Unavailable,
+            Error::CorruptState { .. }
+            | Error::Storage(_)
+            | Error::Open(_)
+            | Error::MeshKey(_)
+            | Error::Serve(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidReport { .. } => "INVALID_REPORT",
+            Error::IntegrationNotFound { .. } => "INTEGRATION_NOT_FOUND",
+            Error::Contended { .. } => "REPORT_CONTENDED",
+            Error::CorruptState { .. } => "CORRUPT_STATE",
+            Error::Storage(_) => "STORAGE_FAILED",
+            Error::Open(_) => "STORAGE_UNAVAILABLE",
+            Error::MeshKey(_) => "BAD_MESH_KEY",
+            Error::Serve(_) => "SERVE_FAILED",
+        }
+    }
+}

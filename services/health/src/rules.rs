@@ -1,0 +1,289 @@
+//! What an integration's status is, and why: pure functions of what was reported and the time.
+//!
+//! The order of the rules is the order of what matters to the customer: a paused integration is
+//! paused whatever else is true; refused credentials need the customer before anything else can
+//! help; repeated failures mean down; a single failure, quarantined records or a silent
+//! scheduler mean degraded. Every status carries a plain-language reason, and an action when
+//! the customer can do something about it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Consecutive failed runs after which an integration is down.
+pub const DOWN_AFTER_FAILURES: u32 = 3;
+/// Missed heartbeat intervals after which the scheduler counts as silent.
+pub const MISSED_HEARTBEATS: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Operational,
+    Degraded,
+    Down,
+    NeedsReconnect,
+    Paused,
+}
+
+impl Status {
+    /// The storage and log name, also used by the gateway's JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Operational => "operational",
+            Status::Degraded => "degraded",
+            Status::Down => "down",
+            Status::NeedsReconnect => "needs_reconnect",
+            Status::Paused => "paused",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Operational,
+            Status::Degraded,
+            Status::Down,
+            Status::NeedsReconnect,
+            Status::Paused,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeKind {
+    Succeeded,
+    /// Completed, but records were quarantined or the partner throttled heavily.
+    Partial,
+    Failed,
+    /// The partner refused the credentials.
+    AuthFailed,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Succeeded => "succeeded",
+            OutcomeKind::Partial => "partial",
+            OutcomeKind::Failed => "failed",
+            OutcomeKind::AuthFailed => "auth_failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OutcomeKind> {
+        [
+            OutcomeKind::Succeeded,
+            OutcomeKind::Partial,
+            OutcomeKind::Failed,
+            OutcomeKind::AuthFailed,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
+    /// Partial runs completed, so they count as success for failure streaks.
+    pub fn completed(self) -> bool {
+        matches!(self, OutcomeKind::Succeeded | OutcomeKind::Partial)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    /// What the reporter said, plain language; may be empty.
+    pub reason: String,
+    pub records_quarantined: u64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatSeen {
+    pub at: DateTime<Utc>,
+    /// Expected time between heartbeats; zero when the reporter gave none.
+    pub interval: Duration,
+}
+
+/// Everything reported about one integration that its status depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub connector: String,
+    pub paused: bool,
+    pub last_outcome: Option<Outcome>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    pub last_heartbeat: Option<HeartbeatSeen>,
+}
+
+impl Facts {
+    pub fn new(connector: &str) -> Facts {
+        Facts {
+            connector: connector.to_owned(),
+            paused: false,
+            last_outcome: None,
+            last_success_at: None,
+            consecutive_failures: 0,
+            last_heartbeat: None,
+        }
+    }
+
+    /// Takes in a finished run. A run that finished before the latest known one arrived late
+    /// and changes nothing; returns whether it was taken.
+    pub fn record_outcome(&mut self, outcome: Outcome) -> bool {
+        if let Some(last) = &self.last_outcome
+            && outcome.at < last.at
+        {
+            return false;
+        }
+        if outcome.kind.completed() {
+            self.consecutive_failures = 0;
+            self.last_success_at = Some(outcome.at);
+        } else {
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        }
+        self.last_outcome = Some(outcome);
+        true
+    }
+
+    pub fn record_heartbeat(&mut self, heartbeat: HeartbeatSeen, paused: bool) {
+        self.last_heartbeat = Some(heartbeat);
+        self.paused = paused;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub status: Status,
+    /// Plain language, never empty.
+    pub reason: String,
+    /// What the customer can do; empty when nothing is needed from them.
+    pub action: String,
+}
+
+impl Assessment {
+    fn new(status: Status, reason: String, action: &str) -> Assessment {
+        Assessment {
+            status,
+            reason,
+            action: action.to_owned(),
+        }
+    }
+}
+
+/// The status of an integration with these facts at `now`.
+pub fn assess(facts: &Facts, now: DateTime<Utc>) -> Assessment {
+    let partner = display_name(&facts.connector);
+    if facts.paused {
+        return Assessment::new(
+            Status::Paused,
+            "the integration is paused, so no sync runs".to_owned(),
+            "Resume the integration to start syncing again",
+        );
+    }
+    if let Some(outcome) = &facts.last_outcome {
+        if outcome.kind == OutcomeKind::AuthFailed {
+            return Assessment::new(
+                Status::NeedsReconnect,
+                format!("{partner} refused the saved credentials"),
+                "Reconnect the integration with valid credentials",
+            );
+        }
+        if facts.consecutive_failures >= DOWN_AFTER_FAILURES {
+            let reason = format!(
+                "the last {} syncs failed{}",
+                facts.consecutive_failures,
+                detail(&outcome.reason)
+            );
+            return Assessment::new(Status::Down, reason, "");
+        }
+        if outcome.kind == OutcomeKind::Failed {
+            let reason = format!(
+                "the last sync failed{}; it will be retried",
+                detail(&outcome.reason)
+            );
+            return Assessment::new(Status::Degraded, reason, "");
+        }
+        if outcome.kind == OutcomeKind::Partial {
+            return partial(outcome, &partner);
+        }
+    }
+    if let Some(silence) = silence(facts, now) {
+        let reason = format!("no sync has run for {}", describe(silence));
+        return Assessment::new(Status::Degraded, reason, "");
+    }
+    let reason = match &facts.last_outcome {
+        None => "waiting for the first sync".to_owned(),
+        Some(_) => "the last sync succeeded".to_owned(),
+    };
+    Assessment::new(Status::Operational, reason, "")
+}
+
+fn partial(outcome: &Outcome, partner: &str) -> Assessment {
+    if outcome.records_quarantined > 0 {
+        let count = outcome.records_quarantined;
+        let records = if count == 1 { "record" } else { "records" };
+        let reason = format!(
+            "the last sync completed, but {count} {records} could not be imported and were \
+             quarantined{}",
+            detail(&outcome.reason)
+        );
+        let action = format!("Review the quarantined records and correct them in {partner}");
+        return Assessment::new(Status::Degraded, reason, &action);
+    }
+    let reason = format!(
+        "the last sync completed only in part{}",
+        detail(&outcome.reason)
+    );
+    Assessment::new(Status::Degraded, reason, "")
+}
+
+/// How long the scheduler has been silent, when that is longer than it promised.
+fn silence(facts: &Facts, now: DateTime<Utc>) -> Option<Duration> {
+    let heartbeat = facts.last_heartbeat?;
+    if heartbeat.interval.is_zero() {
+        return None;
+    }
+    let age = now.signed_duration_since(heartbeat.at).to_std().ok()?;
+    (age > heartbeat.interval * MISSED_HEARTBEATS).then_some(age)
+}
+
+fn describe(age: Duration) -> String {
+    let minutes = age.as_secs() / 60;
+    match minutes {
+        0 => format!("{} seconds", age.as_secs()),
+        1 => "1 minute".to_owned(),
+        _ => format!("{minutes} minutes"),
+    }
+}
+
+/// ": <reason>" when the reporter gave one.
+fn detail(reason: &str) -> String {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    }
+}
+
+/// "bullhorn" → "Bullhorn", "sap-fieldglass" → "Sap Fieldglass": good enough for a sentence
+/// until the registry's display names are looked up. TODO(#7): use the manifest display name.
+pub fn display_name(connector: &str) -> String {
+    let words: Vec<String> = connector
+        .split(['-', '_'])
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        })
+        .collect();
+    if words.is_empty() {
+        "The partner".to_owned()
+    } else {
+        words.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+use chrono::TimeZone;
+
+use super::*;
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).single().unwrap() + chrono::Duration::minutes(minute)
+}
+
+fn outcome(kind: OutcomeKind, minute: i64) -> Outcome {
+    Outcome {
+        kind,
+        reason: String::new(),
+        records_quarantined: 0,
+        at: at(minute),
+    }
+}
+
+fn beating(facts: &mut Facts, minute: i64, paused: bool) {
+    let heartbeat = HeartbeatSeen {
+        at: at(minute),
+        interval: Duration::from_secs(300),
+    };
+    facts.record_heartbeat(heartbeat, paused);
+}
+
+#[test]
+fn heartbeat_only_is_operational_and_waiting_for_the_first_sync() {
+    let mut facts = Facts::new("bullhorn");
+    beating(&mut facts, 0, false);
+    let assessment = assess(&facts, at(1));
+    assert_eq!(assessment.status, Status::Operational);
+    assert_eq!(assessment.reason, "waiting for the first sync");
+    assert_eq!(assessment.action, "");
+}
+
+#[test]
+fn a_successful_run_is_operational() {
+    let mut facts = Facts::new("bullhorn");
+    assert!(facts.record_outcome(outcome(OutcomeKind::Succeeded, 0)));
+    let assessment = assess(&facts, at(1));
+    assert_eq!(assessment.status, Status::Operational);
+    assert_eq!(assessment.reason, "the last sync succeeded");
+    assert_eq!(facts.last_success_at, Some(at(0)));
+}
+
+#[test]
+fn paused_wins_over_everything() {
+    let mut facts = Facts::new("bullhorn");
+    for minute in 0..5 {
+        facts.record_outcome(outcome(OutcomeKind::AuthFailed, minute));
+    }
+    beating(&mut facts, 0, true);
+    let assessment = assess(&facts, at(600));
+    assert_eq!(assessment.status, Status::Paused);
+    assert!(!assessment.reason.is_empty());
+    assert!(!assessment.action.is_empty());
+}
+
+#[test]
+fn refused_credentials_need_a_reconnect_even_after_many_failures() {
+    let mut facts = Facts::new("bullhorn");
+    for minute in 0..4 {
+        facts.record_outcome(outcome(OutcomeKind::Failed, minute));
+    }
+    facts.record_outcome(outcome(OutcomeKind::AuthFailed, 5));
+    let assessment = assess(&facts, at(6));
+    assert_eq!(assessment.status, Status::NeedsReconnect);
+    assert_eq!(assessment.reason, "Bullhorn refused the saved credentials");
+    assert_eq!(
+        assessment.action,
+        "Reconnect the integration with valid credentials"
+    );
+}
+
+#[test]
+fn one_or_two_failures_degrade_and_three_are_down() {
+    let mut facts = Facts::new("bullhorn");
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 0));
+    let mut failed = outcome(OutcomeKind::Failed, 1);
+    failed.reason = "Bullhorn answered 503".to_owned();
+    facts.record_outcome(failed.clone());
+    let assessment = assess(&facts, at(2));
+    assert_eq!(assessment.status, Status::Degraded);
+    assert_eq!(
+        assessment.reason,
+        "the last sync failed: Bullhorn answered 503; it will be retried"
+    );
+
+    failed.at = at(2);
+    facts.record_outcome(failed.clone());
+    assert_eq!(assess(&facts, at(3)).status, Status::Degraded);
+
+    failed.at = at(3);
+    facts.record_outcome(failed);
+    let assessment = assess(&facts, at(4));
+    assert_eq!(assessment.status, Status::Down);
+    assert_eq!(
+        assessment.reason,
+        "the last 3 syncs failed: Bullhorn answered 503"
+    );
+    assert_eq!(facts.last_success_at, Some(at(0)));
+
+    // One success ends the streak.
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 5));
+    assert_eq!(facts.consecutive_failures, 0);
+    assert_eq!(assess(&facts, at(6)).status, Status::Operational);
+}
+
+#[test]
+fn quarantined_records_degrade_and_say_how_many() {
+    let mut facts = Facts::new("bullhorn");
+    let mut run = outcome(OutcomeKind::Partial, 0);
+    run.records_quarantined = 4;
+    facts.record_outcome(run);
+    let assessment = assess(&facts, at(1));
+    assert_eq!(assessment.status, Status::Degraded);
+    assert!(
+        assessment
+            .reason
+            .contains("4 records could not be imported"),
+        "{}",
+        assessment.reason
+    );
+    assert!(assessment.action.contains("quarantined records"));
+    // A partial run still completed: it is the latest success.
+    assert_eq!(facts.last_success_at, Some(at(0)));
+    assert_eq!(facts.consecutive_failures, 0);
+}
+
+#[test]
+fn a_silent_scheduler_degrades_after_three_missed_heartbeats() {
+    let mut facts = Facts::new("bullhorn");
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 0));
+    beating(&mut facts, 0, false);
+    // Interval is five minutes: fifteen minutes of silence is still fine.
+    assert_eq!(assess(&facts, at(15)).status, Status::Operational);
+    let assessment = assess(&facts, at(16));
+    assert_eq!(assessment.status, Status::Degraded);
+    assert_eq!(assessment.reason, "no sync has run for 16 minutes");
+}
+
+#[test]
+fn no_heartbeat_interval_means_no_silence_rule() {
+    let mut facts = Facts::new("bullhorn");
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 0));
+    facts.record_heartbeat(
+        HeartbeatSeen {
+            at: at(0),
+            interval: Duration::ZERO,
+        },
+        false,
+    );
+    assert_eq!(assess(&facts, at(10_000)).status, Status::Operational);
+}
+
+#[test]
+fn a_late_outcome_changes_nothing() {
+    let mut facts = Facts::new("bullhorn");
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 10));
+    assert!(!facts.record_outcome(outcome(OutcomeKind::Failed, 5)));
+    assert_eq!(facts.consecutive_failures, 0);
+    assert_eq!(assess(&facts, at(11)).status, Status::Operational);
+}
+
+#[test]
+fn names_read_like_names_and_statuses_round_trip() {
+    assert_eq!(display_name("bullhorn"), "Bullhorn");
+    assert_eq!(display_name("sap-fieldglass"), "Sap Fieldglass");
+    assert_eq!(display_name(""), "The partner");
+    for status in [
+        Status::Operational,
+        Status::Degraded,
+        Status::Down,
+        Status::NeedsReconnect,
+        Status::Paused,
+    ] {
+        assert_eq!(Status::parse(status.as_str()), Some(status));
+    }
+    assert_eq!(
+        OutcomeKind::parse("auth_failed"),
+        Some(OutcomeKind::AuthFailed)
+    );
+    assert_eq!(OutcomeKind::parse("unknown"), None);
+}
