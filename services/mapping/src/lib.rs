@@ -1,1 +1,74 @@
+//! Plugboard's mapping service: partner records in, canonical staffing records out.
+//!
+//! Each connector ships declarative mapping specs (YAML, one per entity and direction) in its
+//! manifest. This service fetches them from the registry, compiles them once per connector
+//! version (jq expressions run by jaq) and applies them to batches of partner records. Every
+//! record gets its own outcome: a typed canonical record with its custom fields, raw payload and
+//! content hash, or a field error that names the field path and the partner value. One bad
+//! record never fails a batch.
+//!
+//! Modules:
+//! - [`spec`]: the spec format (documented there) and the pure engine, usable offline;
+//! - [`config`]: configuration from `PLUGBOARD_*` variables;
+//! - [`service`]: the domain ([`service::Mapper`]): Transform, ValidateSpec, ListSpecs;
+//! - `catalog`: compiled specs per connector and version, fetched from the registry;
+//! - `grpc`: the thin tonic adapter;
+//! - [`error`]: the crate's error type and its reason codes.
+//!
+//! # Limitations
+//!
+//! - Only inbound transforms; outbound mapping arrives with two-way sync (TODO(#6)).
+//! - No tenant overrides yet; every tenant gets the connector's specs (TODO(#5)).
+//! - A jq expression has no time or step limit, so a spec with an endless loop (`repeat(.)`)
+//!   ties up a blocking thread; specs come from connector manifests, not from tenants
+//!   (TODO(#5): bound evaluation before tenant-written overrides arrive).
+//! - An empty batch is answered without looking the spec up.
+
+pub mod config;
+pub mod error;
+pub mod service;
 pub mod spec;
+
+mod catalog;
+mod grpc;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use plugboard_proto::mapping::v1::mapping_service_server::{self, MappingServiceServer};
+use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use plugboard_runtime::identity::{MeshCredentials, MeshKey, RequireCaller};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use config::Config;
+pub use error::Error;
+pub use grpc::GrpcMappingAdapter;
+
+/// Serves the mapping service on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let key = MeshKey::new(&config.mesh_key)?;
+    let channel = plugboard_runtime::channel::lazy_channel(&config.registry_addr)
+        .map_err(Error::RegistryAddress)?;
+    let registry = RegistryServiceClient::with_interceptor(
+        channel,
+        MeshCredentials::service(key.clone(), "mapping"),
+    );
+    let mapper = Arc::new(service::Mapper::new(registry));
+    let server = MappingServiceServer::with_interceptor(
+        GrpcMappingAdapter::new(mapper),
+        RequireCaller::new(key),
+    );
+    plugboard_runtime::server::serve(
+        listener,
+        Routes::new(server),
+        &[mapping_service_server::SERVICE_NAME],
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

@@ -169,6 +169,11 @@ impl FieldError {
     }
 }
 
+/// 1-based line of a top-level `key:` in a spec file, 0 when absent.
+pub(crate) fn line_of_key(yaml: &str, key: &str) -> u32 {
+    document::line_of(yaml, None, key)
+}
+
 pub(crate) fn truncate(text: &str) -> String {
     text.chars().take(MAX_PARTNER_VALUE_CHARS).collect()
 }
