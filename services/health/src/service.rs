@@ -83,9 +83,8 @@ impl HealthService {
         let now_text = format_time(now);
 
         for _ in 0..WRITE_ATTEMPTS {
-            // The history insert comes first, so on SQLite the transaction holds the write lock
-            // from its first statement and never has to upgrade a read.
             let mut transaction = self.store.begin().await?;
+            store::lock(&mut transaction, tenant, &run.connection_id).await?;
             let fresh = store::insert_run(
                 &mut transaction,
                 tenant,
@@ -114,7 +113,8 @@ impl HealthService {
                 log_change(&state, change);
                 return Ok(());
             }
-            // Another report won the race; dropping the transaction rolls it back.
+            // Only a first report racing another first report lands here (the row lock queues
+            // everything else); dropping the transaction rolls it back and the retry queues.
         }
         Err(Error::Contended {
             connection_id: run.connection_id.clone(),
@@ -135,10 +135,11 @@ impl HealthService {
             interval: Duration::from_secs(u64::from(heartbeat.interval_seconds)),
         };
         let now_text = format_time(now);
-        let mut connection = self.store.acquire().await?;
         for _ in 0..WRITE_ATTEMPTS {
+            let mut transaction = self.store.begin().await?;
+            store::lock(&mut transaction, tenant, &heartbeat.connection_id).await?;
             let mut state = current_or_new(
-                &mut connection,
+                &mut transaction,
                 tenant,
                 &heartbeat.connection_id,
                 &heartbeat.connector,
@@ -147,10 +148,13 @@ impl HealthService {
             state.facts.connector.clone_from(&heartbeat.connector);
             state.facts.record_heartbeat(seen, heartbeat.paused);
             let change = reassess(&mut state, now);
-            if store::save(&mut connection, &state, &now_text).await? {
+            if store::save(&mut transaction, &state, &now_text).await? {
+                store::commit(transaction).await?;
                 log_change(&state, change);
                 return Ok(());
             }
+            // Only a first report racing another first report lands here; the retry sees the
+            // row and queues on its lock.
         }
         Err(Error::Contended {
             connection_id: heartbeat.connection_id.clone(),

@@ -98,6 +98,26 @@ pub async fn insert_run(
     Ok(result.rows_affected() > 0)
 }
 
+/// Takes the integration's row lock for the rest of the transaction (a no-op write), so
+/// concurrent reports for one connection queue instead of overtaking each other. On SQLite it
+/// takes the database write lock up front instead of upgrading a read later.
+pub async fn lock(
+    connection: &mut AnyConnection,
+    tenant: &str,
+    connection_id: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE integration_state SET revision = revision \
+         WHERE tenant = $1 AND connection_id = $2",
+    )
+    .bind(tenant)
+    .bind(connection_id)
+    .execute(connection)
+    .await
+    .map_err(Error::Storage)?;
+    Ok(())
+}
+
 pub async fn load(
     connection: &mut AnyConnection,
     tenant: &str,
