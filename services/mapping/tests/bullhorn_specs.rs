@@ -5,6 +5,8 @@
 //! epoch-millisecond timestamps, to-one associations as `{id, ...}`, composite addresses with
 //! empty strings for blank parts.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
 use plugboard_mapping::spec::{CompiledSpec, Entity, MappedRecord};
 use plugboard_proto::common::v1::canonical_record::Body;
 use plugboard_proto::common::v1::{Money, Rate};
@@ -78,7 +80,9 @@ fn job_order_maps_to_a_canonical_job() {
         }),
     );
     assert_eq!(record.external_id, "4521");
-    let Body::Job(job) = record.body else { panic!("not a job") };
+    let Body::Job(job) = record.body else {
+        panic!("not a job")
+    };
     assert_eq!(job.title, "Senior Java Developer");
     assert_eq!(job.status, "open");
     assert_eq!(job.employment_type, "contract_to_hire");
@@ -97,8 +101,14 @@ fn job_order_maps_to_a_canonical_job() {
     assert_eq!(job.start_date, "2024-01-01T08:00:00Z");
     assert_eq!(job.created_at, "2023-12-01T00:00:00Z");
     assert_eq!(job.updated_at, "2024-03-01T11:01:01.123Z");
-    assert_eq!(record.custom_fields.get("salary_unit").map(String::as_str), Some("Per Hour"));
-    assert_eq!(record.custom_fields.get("salary").map(String::as_str), Some("0"));
+    assert_eq!(
+        record.custom_fields.get("salary_unit").map(String::as_str),
+        Some("Per Hour")
+    );
+    assert_eq!(
+        record.custom_fields.get("salary").map(String::as_str),
+        Some("0")
+    );
 }
 
 #[test]
@@ -109,9 +119,14 @@ fn closed_job_without_status_and_rates_stays_closed_and_rateless() {
         serde_json::json!({"id": 9, "title": "Forklift Driver", "isOpen": false,
                            "employmentType": "Opportunity", "dateLastModified": 1709290861000_i64}),
     );
-    let Body::Job(job) = record.body else { panic!("not a job") };
+    let Body::Job(job) = record.body else {
+        panic!("not a job")
+    };
     assert_eq!(job.status, "closed");
-    assert_eq!(job.employment_type, "", "unknown employment types are left unset");
+    assert_eq!(
+        job.employment_type, "",
+        "unknown employment types are left unset"
+    );
     assert_eq!(job.pay_rate, None);
     assert_eq!(job.location, None);
 }
@@ -142,11 +157,16 @@ fn candidate_maps_to_a_canonical_candidate() {
         }),
     );
     assert_eq!(record.external_id, "5059165");
-    let Body::Candidate(candidate) = record.body else { panic!("not a candidate") };
+    let Body::Candidate(candidate) = record.body else {
+        panic!("not a candidate")
+    };
     assert_eq!(candidate.first_name, "Alanzo");
     assert_eq!(candidate.last_name, "Smith");
     assert_eq!(candidate.email, "alanzo.smith@example.com");
-    assert_eq!(candidate.phone, "916-555-0100", "an empty mobile falls back to phone");
+    assert_eq!(
+        candidate.phone, "916-555-0100",
+        "an empty mobile falls back to phone"
+    );
     let address = candidate.address.expect("address");
     assert!(address.lines.is_empty());
     assert_eq!(address.city, "Sacramento");
@@ -159,7 +179,11 @@ fn candidate_maps_to_a_canonical_candidate() {
     assert_eq!(candidate.desired_pay, usd_hourly("24.75"));
     assert_eq!(candidate.source, "LinkedIn");
     assert_eq!(candidate.updated_at, "2024-03-01T11:01:01Z");
-    assert!(record.custom_fields.is_empty(), "{:?}", record.custom_fields);
+    assert!(
+        record.custom_fields.is_empty(),
+        "{:?}",
+        record.custom_fields
+    );
 }
 
 #[test]
@@ -189,7 +213,9 @@ fn job_submission_maps_to_a_canonical_application() {
             "dateLastModified": 1709290861000_i64
         }),
     );
-    let Body::Application(application) = record.body else { panic!("not an application") };
+    let Body::Application(application) = record.body else {
+        panic!("not an application")
+    };
     assert_eq!(application.candidate_external_id, "5059165");
     assert_eq!(application.job_external_id, "4521");
     assert_eq!(application.status, "interviewing");
@@ -197,7 +223,13 @@ fn job_submission_maps_to_a_canonical_application() {
     assert_eq!(application.proposed_bill, usd_hourly("90.25"));
     assert_eq!(application.submitted_at, "2024-02-01T00:00:00Z");
     assert_eq!(application.source, "Web");
-    assert_eq!(record.custom_fields.get("sending_user_id").map(String::as_str), Some("12"));
+    assert_eq!(
+        record
+            .custom_fields
+            .get("sending_user_id")
+            .map(String::as_str),
+        Some("12")
+    );
 }
 
 #[test]
@@ -221,7 +253,9 @@ fn placement_maps_to_a_canonical_placement() {
             "dateLastModified": 1709290861000_i64
         }),
     );
-    let Body::Placement(placement) = record.body else { panic!("not a placement") };
+    let Body::Placement(placement) = record.body else {
+        panic!("not a placement")
+    };
     assert_eq!(placement.candidate_external_id, "5059165");
     assert_eq!(placement.job_external_id, "4521");
     assert_eq!(placement.status, "active");
@@ -237,7 +271,9 @@ fn placement_maps_to_a_canonical_placement() {
 fn placement_without_candidate_is_refused_with_its_path() {
     let spec = compile("placement.inbound.yaml", PLACEMENT);
     let error = spec
-        .transform(r#"{"id": 1, "jobOrder": {"id": 2}, "status": "Approved", "dateLastModified": 1}"#)
+        .transform(
+            r#"{"id": 1, "jobOrder": {"id": 2}, "status": "Approved", "dateLastModified": 1}"#,
+        )
         .unwrap_err();
     assert_eq!(error.field_path, "candidate_external_id");
 }

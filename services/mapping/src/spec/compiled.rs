@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use jaq_json::Val;
 use plugboard_proto::common::v1::canonical_record::Body;
-use plugboard_proto::common::v1::{Application, CanonicalRecord, Candidate, Job, Placement};
+use plugboard_proto::common::v1::{Application, Candidate, CanonicalRecord, Job, Placement};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -58,7 +58,11 @@ pub struct MappedRecord {
 
 impl MappedRecord {
     /// The record as stored and sent: with the partner payload and the connection it came from.
-    pub fn into_canonical(self, raw_payload_json: String, connection_id: String) -> CanonicalRecord {
+    pub fn into_canonical(
+        self,
+        raw_payload_json: String,
+        connection_id: String,
+    ) -> CanonicalRecord {
         let updated_at = match &self.body {
             Body::Job(job) => job.updated_at.clone(),
             Body::Candidate(candidate) => candidate.updated_at.clone(),
@@ -122,7 +126,10 @@ impl CompiledSpec {
             let target = field.target;
             let segments: Vec<String> = target.split('.').map(str::to_owned).collect();
             if segments.iter().any(String::is_empty) {
-                problem(field.line, format!("field {target}: the target path has an empty segment"));
+                problem(
+                    field.line,
+                    format!("field {target}: the target path has an empty segment"),
+                );
                 continue;
             }
             if document.direction == Direction::Inbound
@@ -135,7 +142,10 @@ impl CompiledSpec {
                 Some(name) => {
                     let index = lookups.iter().position(|lookup| &lookup.name == name);
                     if index.is_none() {
-                        problem(field.line, format!("field {target}: no lookup named {name:?}"));
+                        problem(
+                            field.line,
+                            format!("field {target}: no lookup named {name:?}"),
+                        );
                     }
                     index
                 }
@@ -147,7 +157,9 @@ impl CompiledSpec {
                     let source = field.expr.as_deref().unwrap_or_default();
                     problem(
                         field.line,
-                        format!("field {target}: jq expression {source:?} does not compile: {message}"),
+                        format!(
+                            "field {target}: jq expression {source:?} does not compile: {message}"
+                        ),
                     );
                     None
                 }
@@ -165,13 +177,16 @@ impl CompiledSpec {
             ));
         }
         for (line, field) in &fields {
-            let nested = fields.iter().find(|(_, other)| {
-                other.target.starts_with(&format!("{}.", field.target))
-            });
+            let nested = fields
+                .iter()
+                .find(|(_, other)| other.target.starts_with(&format!("{}.", field.target)));
             if let Some((_, other)) = nested {
                 problem(
                     *line,
-                    format!("field {} is also the parent of field {}; map one or the other", field.target, other.target),
+                    format!(
+                        "field {} is also the parent of field {}; map one or the other",
+                        field.target, other.target
+                    ),
                 );
             }
         }
@@ -182,7 +197,9 @@ impl CompiledSpec {
                 Ok(expr) => custom_fields.push((name, expr)),
                 Err(message) => problem(
                     line,
-                    format!("custom field {name}: jq expression {source:?} does not compile: {message}"),
+                    format!(
+                        "custom field {name}: jq expression {source:?} does not compile: {message}"
+                    ),
                 ),
             }
         }
@@ -229,7 +246,10 @@ impl CompiledSpec {
             return Err(FieldError {
                 field_path: "$".to_owned(),
                 partner_value: String::new(),
-                message: format!("{} is an outbound spec; outbound mapping arrives with two-way sync (TODO(#6))", self.name),
+                message: format!(
+                    "{} is an outbound spec; outbound mapping arrives with two-way sync (TODO(#6))",
+                    self.name
+                ),
             });
         }
         if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(payload_json) {
@@ -268,7 +288,11 @@ impl CompiledSpec {
 
     fn external_id_of(&self, input: &Val) -> Result<String, FieldError> {
         let fail = |message: String| {
-            FieldError::new("external_id", &partner_value(&self.external_id, input), message)
+            FieldError::new(
+                "external_id",
+                &partner_value(&self.external_id, input),
+                message,
+            )
         };
         match self.external_id.eval(input).map_err(&fail)? {
             Some(Value::String(text)) if !text.is_empty() => Ok(text),
@@ -330,9 +354,13 @@ impl CompiledSpec {
         let mut custom_fields = BTreeMap::new();
         for (name, expr) in &self.custom_fields {
             let path = format!("custom_fields.{name}");
-            let fail = |message: String| FieldError::new(&path, &partner_value(expr, input), message);
+            let fail =
+                |message: String| FieldError::new(&path, &partner_value(expr, input), message);
             let text = match expr.eval(input).map_err(|message| {
-                fail(format!("jq expression {:?} failed: {message}", expr.source()))
+                fail(format!(
+                    "jq expression {:?} failed: {message}",
+                    expr.source()
+                ))
             })? {
                 None => continue,
                 Some(Value::String(text)) => text,
@@ -356,7 +384,11 @@ impl CompiledSpec {
                 || path.starts_with(&format!("{}[", field.target))
         });
         let value = match field {
-            Some(field) => match field.expr.as_ref().filter(|expr| expr.source_path().is_some()) {
+            Some(field) => match field
+                .expr
+                .as_ref()
+                .filter(|expr| expr.source_path().is_some())
+            {
                 Some(expr) => partner_value(expr, input),
                 None => field
                     .segments
@@ -370,7 +402,10 @@ impl CompiledSpec {
         FieldError::new(
             path,
             &value,
-            format!("does not fit the canonical {} type: {message}", self.entity.as_str()),
+            format!(
+                "does not fit the canonical {} type: {message}",
+                self.entity.as_str()
+            ),
         )
     }
 }
@@ -381,9 +416,18 @@ impl Lookup {
         let key = match found {
             Value::String(text) => text.clone(),
             Value::Number(_) | Value::Bool(_) => found.to_string(),
-            _ => return Err(format!("lookup {} needs a string, number or boolean", self.name)),
+            _ => {
+                return Err(format!(
+                    "lookup {} needs a string, number or boolean",
+                    self.name
+                ));
+            }
         };
-        if let Some(value) = self.exact.get(&key).or_else(|| self.folded.get(&fold(&key))) {
+        if let Some(value) = self
+            .exact
+            .get(&key)
+            .or_else(|| self.folded.get(&fold(&key)))
+        {
             return Ok(Some(value.clone()));
         }
         match &self.on_miss {
@@ -507,8 +551,7 @@ fn body_json(body: &Body) -> String {
 /// SHA-256 over a canonical serialization: the entity, the typed body (fields in declaration
 /// order, defaults included) and the custom fields sorted by name.
 fn content_hash(entity: Entity, body: &Body, custom_fields: &BTreeMap<String, String>) -> String {
-    let custom = serde_json::to_string(custom_fields)
-        .expect("a map of strings always serializes");
+    let custom = serde_json::to_string(custom_fields).expect("a map of strings always serializes");
     let mut hasher = Sha256::new();
     hasher.update(entity.as_str().as_bytes());
     hasher.update(b"\n");

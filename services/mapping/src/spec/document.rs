@@ -101,7 +101,9 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
         message,
     };
     let raw: RawSpec = serde_yaml_ng::from_str(yaml).map_err(|error| {
-        let line = error.location().map_or(0, |location| location.line() as u32);
+        let line = error
+            .location()
+            .map_or(0, |location| location.line() as u32);
         vec![problem(line, error.to_string())]
     })?;
     let mut problems = Vec::new();
@@ -109,21 +111,30 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
     if raw.version != SPEC_VERSION {
         problems.push(problem(
             line_of(yaml, None, "version"),
-            format!("unsupported spec version {}; this build reads version {SPEC_VERSION}", raw.version),
+            format!(
+                "unsupported spec version {}; this build reads version {SPEC_VERSION}",
+                raw.version
+            ),
         ));
     }
     let entity = Entity::parse(&raw.entity);
     if entity.is_none() {
         problems.push(problem(
             line_of(yaml, None, "entity"),
-            format!("unknown entity {:?}; expected job, candidate, application or placement", raw.entity),
+            format!(
+                "unknown entity {:?}; expected job, candidate, application or placement",
+                raw.entity
+            ),
         ));
     }
     let direction = Direction::parse(&raw.direction);
     if direction.is_none() {
         problems.push(problem(
             line_of(yaml, None, "direction"),
-            format!("unknown direction {:?}; expected inbound or outbound", raw.direction),
+            format!(
+                "unknown direction {:?}; expected inbound or outbound",
+                raw.direction
+            ),
         ));
     }
 
@@ -143,7 +154,11 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
                     Some(None) => OnMiss::Unset,
                     Some(Some(value)) => OnMiss::Use(value),
                 };
-                lookups.push(LookupDoc { name: key, entries, on_miss });
+                lookups.push(LookupDoc {
+                    name: key,
+                    entries,
+                    on_miss,
+                });
             }
             Err(error) => problems.push(problem(line, format!("lookup {key}: {error}"))),
         }
@@ -162,13 +177,18 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
             }),
             Yaml::Mapping(_) => serde_yaml_ng::from_value::<RawField>(value.clone())
                 .map_err(|error| error.to_string()),
-            _ => Err("expected a jq expression or a mapping with expr, lookup, default, required"
-                .to_owned()),
+            _ => Err(
+                "expected a jq expression or a mapping with expr, lookup, default, required"
+                    .to_owned(),
+            ),
         };
         match field {
             Ok(field) => {
                 if field.expr.is_none() && field.default.is_none() {
-                    problems.push(problem(line, format!("field {target}: give expr, default or both")));
+                    problems.push(problem(
+                        line,
+                        format!("field {target}: give expr, default or both"),
+                    ));
                 }
                 fields.push(FieldDoc {
                     target,
@@ -189,7 +209,10 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
         let line = line_of(yaml, Some("custom_fields"), &key);
         match value {
             Yaml::String(expr) => custom_fields.push((key, expr.clone(), line)),
-            _ => problems.push(problem(line, format!("custom field {key}: expected a jq expression"))),
+            _ => problems.push(problem(
+                line,
+                format!("custom field {key}: expected a jq expression"),
+            )),
         }
     }
 
@@ -261,7 +284,8 @@ mod tests {
 
     #[test]
     fn keys_are_found_in_their_section() {
-        let yaml = "version: 1\nfields:\n  title: .title\n  \"status\": .status\nlookups:\n  title:\n";
+        let yaml =
+            "version: 1\nfields:\n  title: .title\n  \"status\": .status\nlookups:\n  title:\n";
         assert_eq!(line_of(yaml, None, "version"), 1);
         assert_eq!(line_of(yaml, Some("fields"), "title"), 3);
         assert_eq!(line_of(yaml, Some("fields"), "status"), 4);

@@ -93,7 +93,13 @@ impl Expr {
             .filter(|(name, _, _)| !FORBIDDEN.contains(name));
         let arena = Arena::default();
         let modules = Loader::new(defs)
-            .load(&arena, File { code: source, path: () })
+            .load(
+                &arena,
+                File {
+                    code: source,
+                    path: (),
+                },
+            )
             .map_err(|errors| describe_load_errors(&errors))?;
         let filter = Compiler::default()
             .with_funs(funs)
@@ -116,14 +122,18 @@ impl Expr {
         &self.source
     }
 
-    /// The plain path the expression starts from (`.payRate | tostring` starts from
+    /// The plain path the expression starts from (`.payRate // empty | tostring` starts from
     /// `payRate`), used to show the partner value when the expression fails.
     pub(crate) fn source_path(&self) -> Option<Vec<String>> {
         match &self.kind {
             Kind::Path(path) => Some(path.clone()),
             Kind::Jq(_) => {
-                let head = self.source.split('|').next().unwrap_or_default().trim();
-                plain_path(head)
+                let end = self
+                    .source
+                    .char_indices()
+                    .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '.'))
+                    .map_or(self.source.len(), |(index, _)| index);
+                plain_path(self.source[..end].trim_end_matches('.'))
             }
         }
     }
@@ -227,10 +237,7 @@ pub(crate) fn walk(input: &Val, path: &[String]) -> Result<Val, String> {
                 .cloned()
                 .unwrap_or(Val::Null),
             other => {
-                return Err(format!(
-                    "cannot index {} with \"{key}\"",
-                    type_name(other)
-                ));
+                return Err(format!("cannot index {} with \"{key}\"", type_name(other)));
             }
         };
     }
@@ -306,7 +313,10 @@ mod tests {
     #[test]
     fn plain_paths_take_the_fast_path_and_match_jq() {
         assert!(matches!(Expr::compile(".a.b").unwrap().kind, Kind::Path(_)));
-        assert!(matches!(Expr::compile(".a | .b").unwrap().kind, Kind::Jq(_)));
+        assert!(matches!(
+            Expr::compile(".a | .b").unwrap().kind,
+            Kind::Jq(_)
+        ));
         assert_eq!(run(".a.b", r#"{"a":{"b":3}}"#), Ok(Some(Value::from(3))));
         assert_eq!(run(".a.b", r#"{"a":null}"#), Ok(None));
         assert_eq!(run(".a.b", r#"{}"#), Ok(None));
@@ -333,7 +343,16 @@ mod tests {
 
     #[test]
     fn environment_and_halt_are_not_available() {
-        for source in ["env", "$ENV", "now", "halt", "halt_error", "debug", "input", "localtime"] {
+        for source in [
+            "env",
+            "$ENV",
+            "now",
+            "halt",
+            "halt_error",
+            "debug",
+            "input",
+            "localtime",
+        ] {
             let error = Expr::compile(source).unwrap_err();
             assert!(error.contains("undefined"), "{source}: {error}");
         }
@@ -354,13 +373,23 @@ mod tests {
             run(".r | tostring", r#"{"r":45.50}"#),
             Ok(Some(Value::from("45.50")))
         );
-        assert_eq!(run(".r", r#"{"r":45.50}"#), Ok(Some(serde_json::json!(45.50))));
+        assert_eq!(
+            run(".r", r#"{"r":45.50}"#),
+            Ok(Some(serde_json::json!(45.50)))
+        );
     }
 
     #[test]
     fn leading_path_is_found_for_error_context() {
         let expr = Expr::compile(".payRate | tostring").unwrap();
         assert_eq!(expr.source_path(), Some(vec!["payRate".to_owned()]));
+        let expr = Expr::compile(".payRate // empty | tonumber").unwrap();
+        assert_eq!(expr.source_path(), Some(vec!["payRate".to_owned()]));
+        let expr = Expr::compile(".a.b[0]").unwrap();
+        assert_eq!(
+            expr.source_path(),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
         let expr = Expr::compile("[.a, .b]").unwrap();
         assert_eq!(expr.source_path(), None);
     }

@@ -152,7 +152,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub(crate) fn new(field_path: &str, partner_value: &serde_json::Value, message: String) -> Self {
+    pub(crate) fn new(
+        field_path: &str,
+        partner_value: &serde_json::Value,
+        message: String,
+    ) -> Self {
         FieldError {
             field_path: field_path.to_owned(),
             partner_value: truncate(&partner_value.to_string()),

@@ -71,15 +71,23 @@ fn maps_nested_targets_lookups_defaults_and_custom_fields() {
     assert_eq!(pay.period, "hour");
     assert_eq!(job.location.as_ref().unwrap().city, "Leeds");
     assert_eq!(job.description, "none given");
-    assert_eq!(record.custom_fields.get("priority").map(String::as_str), Some("3"));
+    assert_eq!(
+        record.custom_fields.get("priority").map(String::as_str),
+        Some("3")
+    );
     assert_eq!(record.content_hash.len(), 64);
 }
 
 #[test]
 fn defaults_never_create_a_nested_object_alone() {
-    let record = spec().transform(r#"{"id": "j1", "name": "Welder", "kind": "X"}"#).unwrap();
+    let record = spec()
+        .transform(r#"{"id": "j1", "name": "Welder", "kind": "X"}"#)
+        .unwrap();
     let job = job(&record);
-    assert_eq!(job.pay_rate, None, "currency and period defaults alone make no rate");
+    assert_eq!(
+        job.pay_rate, None,
+        "currency and period defaults alone make no rate"
+    );
     assert_eq!(job.location, None);
     assert_eq!(job.employment_type, "temporary", "lookup default");
     assert_eq!(job.status, "", "no value, no lookup");
@@ -89,10 +97,17 @@ fn defaults_never_create_a_nested_object_alone() {
 #[test]
 fn equal_content_hashes_equal_and_changes_show() {
     let spec = spec();
-    let a = spec.transform(r#"{"id": 1, "name": "A", "noise": 1}"#).unwrap();
-    let b = spec.transform(r#"{"name": "A", "id": 1, "noise": 2}"#).unwrap();
+    let a = spec
+        .transform(r#"{"id": 1, "name": "A", "noise": 1}"#)
+        .unwrap();
+    let b = spec
+        .transform(r#"{"name": "A", "id": 1, "noise": 2}"#)
+        .unwrap();
     let c = spec.transform(r#"{"id": 1, "name": "B"}"#).unwrap();
-    assert_eq!(a.content_hash, b.content_hash, "unmapped partner fields do not count");
+    assert_eq!(
+        a.content_hash, b.content_hash,
+        "unmapped partner fields do not count"
+    );
     assert_ne!(a.content_hash, c.content_hash);
 }
 
@@ -106,7 +121,9 @@ fn required_field_missing_names_the_path() {
 
 #[test]
 fn lookup_miss_without_default_names_path_and_value() {
-    let error = spec().transform(r#"{"id": 1, "name": "A", "state": "Paused"}"#).unwrap_err();
+    let error = spec()
+        .transform(r#"{"id": 1, "name": "A", "state": "Paused"}"#)
+        .unwrap_err();
     assert_eq!(error.field_path, "status");
     assert_eq!(error.partner_value, "\"Paused\"");
     assert!(error.message.contains("not in lookup status"), "{error}");
@@ -114,14 +131,18 @@ fn lookup_miss_without_default_names_path_and_value() {
 
 #[test]
 fn type_mismatch_names_the_canonical_path_and_partner_value() {
-    let error = spec().transform(r#"{"id": 1, "name": "A", "seats": "two"}"#).unwrap_err();
+    let error = spec()
+        .transform(r#"{"id": 1, "name": "A", "seats": "two"}"#)
+        .unwrap_err();
     assert_eq!(error.field_path, "openings");
     assert_eq!(error.partner_value, "\"two\"");
     assert!(error.message.contains("canonical job"), "{error}");
 
     let yaml = SPEC.replace(".pay // empty | tostring", ".pay");
     let spec = CompiledSpec::compile("t.yaml", &yaml).unwrap();
-    let error = spec.transform(r#"{"id": 1, "name": "A", "pay": 12.5}"#).unwrap_err();
+    let error = spec
+        .transform(r#"{"id": 1, "name": "A", "pay": 12.5}"#)
+        .unwrap_err();
     assert_eq!(error.field_path, "pay_rate.money.amount");
     assert_eq!(error.partner_value, "12.5");
 }
@@ -169,29 +190,68 @@ fn invalid_yaml_reports_its_line() {
 fn semantic_problems_name_field_line_and_expression() {
     let yaml = SPEC
         .replace("  openings: .seats", "  openings: .seats | (")
-        .replace("  location.city: .where.city", "  location.town: .where.city")
+        .replace(
+            "  location.city: .where.city",
+            "  location.town: .where.city",
+        )
         .replace("    lookup: kind", "    lookup: kinds");
     let problems = CompiledSpec::compile("t.yaml", &yaml).unwrap_err();
     let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert_eq!(problems.len(), 3, "{messages:#?}");
-    assert!(messages.iter().any(|m| m.starts_with("t.yaml:25: field openings: jq expression \".seats | (\"")), "{messages:#?}");
-    assert!(messages.iter().any(|m| m.starts_with("t.yaml:31: field location.town: not a field")), "{messages:#?}");
-    assert!(messages.iter().any(|m| m.starts_with("t.yaml:22: field employment_type: no lookup named \"kinds\"")), "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("t.yaml:25: field openings: jq expression \".seats | (\"")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("t.yaml:31: field location.town: not a field")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("t.yaml:22: field employment_type: no lookup named \"kinds\"")),
+        "{messages:#?}"
+    );
 }
 
 #[test]
 fn unknown_keys_versions_and_conflicting_targets_are_refused() {
-    let problems = CompiledSpec::compile("t.yaml", &SPEC.replace("version: 1", "version: 2")).unwrap_err();
+    let problems =
+        CompiledSpec::compile("t.yaml", &SPEC.replace("version: 1", "version: 2")).unwrap_err();
     assert!(problems[0].message.contains("unsupported spec version 2"));
     assert_eq!(problems[0].line, 1);
 
-    let problems = CompiledSpec::compile("t.yaml", &SPEC.replace("    required: true", "    requird: true")).unwrap_err();
-    assert!(problems[0].message.contains("unknown field `requird`"), "{:?}", problems);
+    let problems = CompiledSpec::compile(
+        "t.yaml",
+        &SPEC.replace("    required: true", "    requird: true"),
+    )
+    .unwrap_err();
+    assert!(
+        problems[0].message.contains("unknown field `requird`"),
+        "{:?}",
+        problems
+    );
 
-    let yaml = SPEC.replace("  openings: .seats", "  openings: .seats\n  pay_rate: .rate");
+    let yaml = SPEC.replace(
+        "  openings: .seats",
+        "  openings: .seats\n  pay_rate: .rate",
+    );
     let problems = CompiledSpec::compile("t.yaml", &yaml).unwrap_err();
-    assert!(problems[0].message.contains("also the parent of field pay_rate."), "{:?}", problems);
+    assert!(
+        problems[0]
+            .message
+            .contains("also the parent of field pay_rate."),
+        "{:?}",
+        problems
+    );
 
     let yaml = SPEC.replace("  openings: .seats", "  title.x: .seats");
-    assert!(CompiledSpec::compile("t.yaml", &yaml).is_err(), "a scalar has no sub-fields");
+    assert!(
+        CompiledSpec::compile("t.yaml", &yaml).is_err(),
+        "a scalar has no sub-fields"
+    );
 }

@@ -1,0 +1,90 @@
+//! The mapping service's configuration.
+
+use std::net::SocketAddr;
+
+use plugboard_runtime::config::{ConfigError, Env};
+use plugboard_runtime::identity::MeshKey;
+use secrecy::SecretString;
+
+/// Where the mapping service listens when `PLUGBOARD_LISTEN_ADDR` is unset.
+pub const DEFAULT_LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 50052);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PLUGBOARD_LISTEN_ADDR`, default `0.0.0.0:50052`.
+    pub listen_addr: SocketAddr,
+    /// `PLUGBOARD_MESH_KEY` or `PLUGBOARD_MESH_KEY_FILE`, at least 32 characters.
+    pub mesh_key: SecretString,
+    /// `PLUGBOARD_REGISTRY_ADDR` (`host:port`), where connector manifests and specs come from.
+    pub registry_addr: String,
+}
+
+impl Config {
+    /// For in-process use (dev mode, tests); `run` checks the mesh key.
+    pub fn new(listen_addr: SocketAddr, mesh_key: SecretString, registry_addr: String) -> Config {
+        Config {
+            listen_addr,
+            mesh_key,
+            registry_addr,
+        }
+    }
+
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
+        let mesh_key = env.secret(
+            "PLUGBOARD_MESH_KEY",
+            "the shared key that signs service tokens, at least 32 characters",
+        )?;
+        if let Err(error) = MeshKey::new(&mesh_key) {
+            return Err(ConfigError::Invalid {
+                key: "PLUGBOARD_MESH_KEY".to_owned(),
+                value: "[redacted]".to_owned(),
+                reason: error.to_string(),
+            });
+        }
+        let registry_addr = env
+            .required(
+                "PLUGBOARD_REGISTRY_ADDR",
+                "the registry's gRPC address (host:port), where mapping specs come from",
+            )?
+            .to_owned();
+        Ok(Config::new(listen_addr, mesh_key, registry_addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "a-test-mesh-key-of-at-least-32-bytes!!";
+
+    #[test]
+    fn reads_defaults_and_requires_the_registry() {
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", KEY),
+            ("PLUGBOARD_REGISTRY_ADDR", "r:50055"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.listen_addr, DEFAULT_LISTEN_ADDR);
+        assert_eq!(config.registry_addr, "r:50055");
+
+        let error = Config::from_env(&Env::from_pairs([("PLUGBOARD_MESH_KEY", KEY)])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("PLUGBOARD_REGISTRY_ADDR is required")
+        );
+    }
+
+    #[test]
+    fn weak_mesh_key_is_refused_without_echoing_it() {
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", "short-secret"),
+            ("PLUGBOARD_REGISTRY_ADDR", "r:1"),
+        ]);
+        let error = Config::from_env(&env).unwrap_err().to_string();
+        assert!(error.contains("PLUGBOARD_MESH_KEY"));
+        assert!(!error.contains("short-secret"));
+    }
+}

@@ -1,0 +1,79 @@
+//! The mapping service's one error type.
+
+use plugboard_proto::error::{ErrorKind, ServiceError};
+
+use crate::spec::SpecProblem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("no {direction} mapping spec for entity {entity:?} of connector {connector:?}")]
+    SpecNotFound {
+        connector: String,
+        entity: String,
+        direction: &'static str,
+    },
+    #[error("connector {0:?} is not registered, so it has no mapping specs")]
+    ConnectorNotFound(String),
+    #[error(
+        "mapping specs of connector {connector} do not compile: {}",
+        list(problems)
+    )]
+    InvalidSpec {
+        connector: String,
+        problems: Vec<SpecProblem>,
+    },
+    #[error("outbound mapping arrives with two-way sync (TODO(#6))")]
+    OutboundNotSupported,
+    #[error("the registry is unavailable: {0}")]
+    RegistryUnavailable(String),
+    #[error("the registry call failed: {0}")]
+    Registry(String),
+    #[error("a transform task failed: {0}")]
+    Task(String),
+    #[error("invalid mesh key: {0}")]
+    Identity(#[from] plugboard_runtime::identity::IdentityError),
+    #[error("invalid registry address: {0}")]
+    RegistryAddress(#[source] tonic::transport::Error),
+    #[error(transparent)]
+    Serve(#[from] plugboard_runtime::server::ServeError),
+}
+
+fn list(problems: &[SpecProblem]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.join("; ")
+}
+
+impl ServiceError for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
+            Error::InvalidSpec { .. } | Error::OutboundNotSupported => {
+                ErrorKind::FailedPrecondition
+            }
+            Error::RegistryUnavailable(_) => ErrorKind::Unavailable,
+            Error::Registry(_)
+            | Error::Task(_)
+            | Error::Identity(_)
+            | Error::RegistryAddress(_)
+            | Error::Serve(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => "SPEC_NOT_FOUND",
+            Error::InvalidSpec { .. } => "SPEC_INVALID",
+            Error::OutboundNotSupported => "OUTBOUND_NOT_SUPPORTED",
+            Error::RegistryUnavailable(_) => "REGISTRY_UNAVAILABLE",
+            Error::Registry(_) => "REGISTRY_FAILED",
+            Error::Task(_) => "TRANSFORM_TASK_FAILED",
+            Error::Identity(_) => "MESH_KEY_INVALID",
+            Error::RegistryAddress(_) => "REGISTRY_ADDRESS_INVALID",
+            Error::Serve(_) => "SERVE_FAILED",
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The thin gRPC adapter over [`Mapper`].
+
+use std::sync::Arc;
+
+use plugboard_proto::error::to_status;
+use plugboard_proto::mapping::v1::mapping_service_server::MappingService;
+use plugboard_proto::mapping::v1::{
+    ListSpecsRequest, ListSpecsResponse, TransformRequest, TransformResponse, ValidateSpecRequest,
+    ValidateSpecResponse,
+};
+use plugboard_runtime::identity::Caller;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::service::Mapper;
+
+pub struct GrpcMappingAdapter {
+    mapper: Arc<Mapper>,
+}
+
+impl GrpcMappingAdapter {
+    pub fn new(mapper: Arc<Mapper>) -> GrpcMappingAdapter {
+        GrpcMappingAdapter { mapper }
+    }
+}
+
+#[tonic::async_trait]
+impl MappingService for GrpcMappingAdapter {
+    #[instrument(skip_all, fields(
+        connection_id = %request.get_ref().connection_id,
+        connector = %request.get_ref().connector,
+        entity = %request.get_ref().entity,
+        records = request.get_ref().inputs.len(),
+    ))]
+    async fn transform(
+        &self,
+        request: Request<TransformRequest>,
+    ) -> Result<Response<TransformResponse>, Status> {
+        // TODO(#5): tenant overrides are chosen by the caller's tenant.
+        Caller::of(&request)?;
+        self.mapper
+            .transform(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn validate_spec(
+        &self,
+        request: Request<ValidateSpecRequest>,
+    ) -> Result<Response<ValidateSpecResponse>, Status> {
+        Caller::of(&request)?;
+        let request = request.into_inner();
+        let yaml = request.yaml;
+        let name = request.name;
+        // Compiling is CPU work; keep it off the async workers.
+        let response = tokio::task::spawn_blocking(move || Mapper::validate_spec(&name, &yaml))
+            .await
+            .map_err(|error| to_status(&crate::Error::Task(error.to_string())))?;
+        Ok(Response::new(response))
+    }
+
+    #[instrument(skip_all, fields(connector = %request.get_ref().connector))]
+    async fn list_specs(
+        &self,
+        request: Request<ListSpecsRequest>,
+    ) -> Result<Response<ListSpecsResponse>, Status> {
+        Caller::of(&request)?;
+        self.mapper
+            .list_specs(&request.get_ref().connector)
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+}

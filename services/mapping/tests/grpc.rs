@@ -1,0 +1,404 @@
+//! The mapping service over gRPC, fetching its specs from a registry stand-in.
+//!
+//! The stand-in is a small in-test `RegistryService` serving `GetConnector` with the real
+//! Bullhorn spec files; both servers run on 127.0.0.1:0.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use plugboard_mapping::Config;
+use plugboard_proto::common::v1::canonical_record::Body;
+use plugboard_proto::error::reason_of;
+use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
+use plugboard_proto::mapping::v1::transform_result::Outcome;
+use plugboard_proto::mapping::v1::{
+    Direction, ListSpecsRequest, TransformInput, TransformRequest, ValidateSpecRequest,
+};
+use plugboard_proto::registry::v1::registry_service_server::{
+    RegistryService, RegistryServiceServer,
+};
+use plugboard_proto::registry::v1::*;
+use plugboard_runtime::identity::{MeshCredentials, MeshKey};
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Code, Request, Response, Status};
+
+const KEY: &str = "a-test-mesh-key-of-at-least-32-bytes!!";
+
+fn spec_files() -> Vec<MappingSpecFile> {
+    [
+        (
+            "job.inbound.yaml",
+            include_str!("../../connector-bullhorn/mappings/job.inbound.yaml"),
+        ),
+        (
+            "candidate.inbound.yaml",
+            include_str!("../../connector-bullhorn/mappings/candidate.inbound.yaml"),
+        ),
+        (
+            "application.inbound.yaml",
+            include_str!("../../connector-bullhorn/mappings/application.inbound.yaml"),
+        ),
+        (
+            "placement.inbound.yaml",
+            include_str!("../../connector-bullhorn/mappings/placement.inbound.yaml"),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, yaml)| MappingSpecFile {
+        name: name.to_owned(),
+        yaml: yaml.to_owned(),
+    })
+    .collect()
+}
+
+struct Registry {
+    manifest: Mutex<ConnectorManifest>,
+    calls: AtomicUsize,
+}
+
+struct RegistryStandIn(Arc<Registry>);
+
+#[tonic::async_trait]
+impl RegistryService for RegistryStandIn {
+    async fn register(
+        &self,
+        _: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
+    async fn heartbeat(
+        &self,
+        _: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
+    async fn list_connectors(
+        &self,
+        _: Request<ListConnectorsRequest>,
+    ) -> Result<Response<ListConnectorsResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
+    async fn resolve(
+        &self,
+        _: Request<ResolveRequest>,
+    ) -> Result<Response<ResolveResponse>, Status> {
+        Err(Status::unimplemented("not in this stand-in"))
+    }
+    async fn get_connector(
+        &self,
+        request: Request<GetConnectorRequest>,
+    ) -> Result<Response<GetConnectorResponse>, Status> {
+        // The mapping service must call as itself, signed with the mesh key.
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("no token"))?;
+        let caller = key()
+            .verify(token)
+            .map_err(|_| Status::unauthenticated("bad token"))?;
+        assert_eq!(caller.subject, "mapping");
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let manifest = self.0.manifest.lock().unwrap().clone();
+        if request.get_ref().connector != manifest.name {
+            return Err(Status::not_found("never registered"));
+        }
+        Ok(Response::new(GetConnectorResponse {
+            connector: Some(ConnectorEntry {
+                manifest: Some(manifest),
+                live_instances: 1,
+                last_seen_at: String::new(),
+            }),
+        }))
+    }
+}
+
+fn key() -> MeshKey {
+    MeshKey::new(&SecretString::from(KEY.to_owned())).unwrap()
+}
+
+struct Mesh {
+    registry: Arc<Registry>,
+    client: MappingServiceClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, MeshCredentials>,
+    >,
+    mapping_addr: String,
+}
+
+async fn start() -> Mesh {
+    let registry = Arc::new(Registry {
+        manifest: Mutex::new(ConnectorManifest {
+            name: "bullhorn".to_owned(),
+            version: "1.0.0".to_owned(),
+            mapping_specs: spec_files(),
+            ..Default::default()
+        }),
+        calls: AtomicUsize::new(0),
+    });
+    let registry_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let registry_addr = registry_listener.local_addr().unwrap().to_string();
+    let service = RegistryServiceServer::new(RegistryStandIn(registry.clone()));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(TcpListenerStream::new(registry_listener)),
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mapping_addr = listener.local_addr().unwrap().to_string();
+    let config = Config::new(
+        listener.local_addr().unwrap(),
+        SecretString::from(KEY.to_owned()),
+        registry_addr,
+    );
+    tokio::spawn(plugboard_mapping::run(
+        config,
+        listener,
+        std::future::pending(),
+    ));
+
+    let channel = plugboard_runtime::channel::lazy_channel(&mapping_addr).unwrap();
+    let client = MappingServiceClient::with_interceptor(
+        channel,
+        MeshCredentials::service(key(), "sync").for_tenant("acme"),
+    );
+    Mesh {
+        registry,
+        client,
+        mapping_addr,
+    }
+}
+
+fn input(external_id: &str, payload: &str) -> TransformInput {
+    TransformInput {
+        external_id: external_id.to_owned(),
+        payload_json: payload.to_owned(),
+    }
+}
+
+fn jobs(version: &str, inputs: Vec<TransformInput>) -> TransformRequest {
+    TransformRequest {
+        connector: "bullhorn".to_owned(),
+        connector_version: version.to_owned(),
+        entity: "job".to_owned(),
+        direction: Direction::Inbound as i32,
+        inputs,
+        connection_id: "conn-1".to_owned(),
+    }
+}
+
+const GOOD: &str = r#"{"id": 4521, "title": "Welder", "status": "Covered", "employmentType": "Contract",
+  "payRate": 31.5, "clientBillRate": 48, "dateLastModified": 1709290861000}"#;
+
+#[tokio::test]
+async fn batch_maps_good_records_and_reports_bad_ones_one_by_one() {
+    let mut mesh = start().await;
+    let bad_rate =
+        r#"{"id": 2, "title": "X", "payRate": "a lot", "dateLastModified": 1709290861000}"#;
+    let no_modified = r#"{"id": 3, "title": "Y"}"#;
+    let response = mesh
+        .client
+        .transform(jobs(
+            "1.0.0",
+            vec![
+                input("4521", GOOD),
+                input("2", bad_rate),
+                input("x", "{oops"),
+                input("3", no_modified),
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.results.len(), 4);
+
+    let first = &response.results[0];
+    assert_eq!(first.external_id, "4521");
+    let Some(Outcome::Record(record)) = &first.outcome else {
+        panic!("{first:?}")
+    };
+    assert_eq!(record.entity, "job");
+    assert_eq!(record.external_id, "4521");
+    assert_eq!(record.connection_id, "conn-1");
+    assert_eq!(record.raw_payload_json, GOOD);
+    assert_eq!(record.updated_at, "2024-03-01T11:01:01Z");
+    assert_eq!(record.content_hash.len(), 64);
+    let Some(Body::Job(job)) = &record.body else {
+        panic!("no job body")
+    };
+    assert_eq!(job.status, "filled");
+    assert_eq!(job.employment_type, "contract");
+    assert_eq!(
+        job.pay_rate
+            .as_ref()
+            .unwrap()
+            .money
+            .as_ref()
+            .unwrap()
+            .amount,
+        "31.5"
+    );
+
+    let Some(Outcome::Error(error)) = &response.results[1].outcome else {
+        panic!("{:?}", response.results[1])
+    };
+    assert_eq!(response.results[1].external_id, "2");
+    assert_eq!(error.field_path, "pay_rate.money.amount");
+    assert_eq!(error.partner_value, "\"a lot\"");
+
+    let Some(Outcome::Error(error)) = &response.results[2].outcome else {
+        panic!("{:?}", response.results[2])
+    };
+    assert_eq!(error.field_path, "$");
+    assert!(
+        error.message.starts_with("invalid JSON payload"),
+        "{}",
+        error.message
+    );
+
+    let Some(Outcome::Error(error)) = &response.results[3].outcome else {
+        panic!("{:?}", response.results[3])
+    };
+    assert_eq!(error.field_path, "updated_at");
+
+    // Same version again: served from the cache, same hash for the same record.
+    let again = mesh
+        .client
+        .transform(jobs("1.0.0", vec![input("4521", GOOD)]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Outcome::Record(same)) = &again.results[0].outcome else {
+        panic!()
+    };
+    assert_eq!(same.content_hash, record.content_hash);
+    assert_eq!(mesh.registry.calls.load(Ordering::SeqCst), 1);
+
+    let empty = mesh
+        .client
+        .transform(jobs("1.0.0", vec![]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(empty.results.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_specs_outbound_and_anonymous_callers_are_refused() {
+    let mut mesh = start().await;
+    let mut request = jobs("1.0.0", vec![input("1", GOOD)]);
+    request.entity = "timesheet".to_owned();
+    let status = mesh.client.transform(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(reason_of(&status).as_deref(), Some("SPEC_NOT_FOUND"));
+
+    let mut request = jobs("1.0.0", vec![input("1", GOOD)]);
+    request.connector = "fieldglass".to_owned();
+    let status = mesh.client.transform(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(reason_of(&status).as_deref(), Some("SPEC_NOT_FOUND"));
+
+    let mut request = jobs("1.0.0", vec![input("1", GOOD)]);
+    request.direction = Direction::Outbound as i32;
+    let status = mesh.client.transform(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("TODO(#6)"));
+
+    let channel = plugboard_runtime::channel::lazy_channel(&mesh.mapping_addr).unwrap();
+    let status = MappingServiceClient::new(channel)
+        .transform(jobs("1.0.0", vec![input("1", GOOD)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn new_version_refetches_and_a_broken_spec_names_file_and_line() {
+    let mut mesh = start().await;
+    mesh.client
+        .transform(jobs("1.0.0", vec![input("1", GOOD)]))
+        .await
+        .unwrap();
+    {
+        let mut manifest = mesh.registry.manifest.lock().unwrap();
+        manifest.version = "1.1.0".to_owned();
+        let job = &mut manifest.mapping_specs[0];
+        job.yaml = job.yaml.replace("  title: .title", "  title: .title | (");
+    }
+    let status = mesh
+        .client
+        .transform(jobs("1.1.0", vec![input("1", GOOD)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&status).as_deref(), Some("SPEC_INVALID"));
+    let line = include_str!("../../connector-bullhorn/mappings/job.inbound.yaml")
+        .lines()
+        .position(|line| line == "  title: .title")
+        .unwrap()
+        + 1;
+    assert!(
+        status
+            .message()
+            .contains(&format!("job.inbound.yaml:{line}: field title")),
+        "{}",
+        status.message()
+    );
+    assert_eq!(mesh.registry.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn validate_and_list_specs() {
+    let mut mesh = start().await;
+    let response = mesh
+        .client
+        .validate_spec(ValidateSpecRequest {
+            name: "x.yaml".to_owned(),
+            yaml: "version: 1\nentity: [\n".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!response.valid);
+    assert_eq!(response.problems[0].file, "x.yaml");
+    assert!(response.problems[0].line >= 2, "{:?}", response.problems);
+
+    let files = spec_files();
+    let response = mesh
+        .client
+        .validate_spec(ValidateSpecRequest {
+            name: files[1].name.clone(),
+            yaml: files[1].yaml.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.valid, "{:?}", response.problems);
+
+    let listed = mesh
+        .client
+        .list_specs(ListSpecsRequest {
+            connector: "bullhorn".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut entities: Vec<&str> = listed
+        .specs
+        .iter()
+        .map(|spec| spec.entity.as_str())
+        .collect();
+    entities.sort_unstable();
+    assert_eq!(entities, ["application", "candidate", "job", "placement"]);
+    assert!(
+        listed
+            .specs
+            .iter()
+            .all(|spec| spec.connector_version == "1.0.0" && spec.field_count > 5)
+    );
+}
