@@ -104,8 +104,8 @@ pub async fn run(
         RequireCaller::new(key),
     );
     let name = <ConnectorServiceServer<GrpcConnectorAdapter> as NamedService>::NAME;
-    let result = plugboard_runtime::server::serve(listener, Routes::new(service), &[name], shutdown)
-        .await;
+    let result =
+        plugboard_runtime::server::serve(listener, Routes::new(service), &[name], shutdown).await;
     registration.abort();
     result.map_err(Error::from)
 }
