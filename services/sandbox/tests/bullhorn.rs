@@ -371,13 +371,13 @@ async fn rate_limit_burst_and_budget_answer_429_with_retry_after() {
         assert_eq!(body["errorCode"], 429);
     }
 
-    // Then the per-second budget: more than three calls within one second hit it.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Then the per-second budget: eight quick calls span at most two one-second windows, so
+    // one window sees more than three of them.
     let mut statuses = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..8 {
         statuses.push(sandbox.get(&url, &session, &query).await.status());
     }
-    assert_eq!(statuses[0], StatusCode::OK);
+    assert!(statuses.contains(&StatusCode::OK));
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
 
     let stats: Value = sandbox
@@ -390,7 +390,7 @@ async fn rate_limit_burst_and_budget_answer_429_with_retry_after() {
         .await
         .unwrap();
     assert!(stats["rate_limited"].as_u64().unwrap() >= 3);
-    assert_eq!(stats["entity_requests"]["JobOrder"], 8);
+    assert_eq!(stats["entity_requests"]["JobOrder"], 10);
 }
 
 #[tokio::test]
