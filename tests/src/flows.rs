@@ -79,7 +79,7 @@ impl Mesh {
         Ok(())
     }
 
-    /// Waits until no run of the connection is in progress.
+    /// Waits until the connection has run at least once and no run is in progress.
     pub async fn wait_idle(&self, connection_id: &str) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
@@ -90,15 +90,15 @@ impl Mesh {
                 .await?
                 .into_inner()
                 .syncs;
-            let running = syncs
+            let idle = syncs
                 .iter()
                 .filter(|sync| sync.connection_id == connection_id)
                 .any(|sync| {
                     sync.last_run
                         .as_ref()
-                        .is_some_and(|run| run.state == RunState::Running as i32)
+                        .is_none_or(|run| run.state != RunState::Running as i32)
                 });
-            if !running {
+            if idle {
                 return Ok(());
             }
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "run did not finish");
@@ -108,15 +108,27 @@ impl Mesh {
 
     /// Starts a run and waits for it to finish.
     pub async fn run_once(&self, connection_id: &str) -> anyhow::Result<RunInfo> {
-        self.wait_idle(connection_id).await?;
         let mut sync = self.clients.sync(&self.sync_addr);
-        let run_id = sync
-            .trigger_run(TriggerRunRequest {
-                connection_id: connection_id.into(),
-            })
-            .await?
-            .into_inner()
-            .run_id;
+        let mut attempts = 0;
+        let run_id = loop {
+            self.wait_idle(connection_id).await?;
+            let triggered = sync
+                .trigger_run(TriggerRunRequest {
+                    connection_id: connection_id.into(),
+                })
+                .await;
+            match triggered {
+                Ok(response) => break response.into_inner().run_id,
+                // A scheduled run got there between our check and our trigger.
+                Err(status)
+                    if status.code() == tonic::Code::FailedPrecondition && attempts < 20 =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
         loop {
             let run = sync
@@ -130,7 +142,10 @@ impl Mesh {
             if run.state != RunState::Running as i32 {
                 return Ok(run);
             }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "run {run_id} did not finish");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "run {run_id} did not finish"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -180,7 +195,10 @@ impl Mesh {
         let mut by_stream: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut without_id = 0;
         for entry in entries {
-            anyhow::ensure!(!entry.reason.is_empty(), "quarantined without a reason: {entry:?}");
+            anyhow::ensure!(
+                !entry.reason.is_empty(),
+                "quarantined without a reason: {entry:?}"
+            );
             if entry.external_id.is_empty() {
                 without_id += 1;
             } else {
@@ -204,7 +222,10 @@ impl Mesh {
             let canonical_ids: BTreeSet<String> =
                 canonical.iter().map(|r| r.external_id.clone()).collect();
             let quarantined_ids = quarantined.get(stream).cloned().unwrap_or_default();
-            anyhow::ensure!(!partner_ids.is_empty(), "the sandbox has no {stream} records");
+            anyhow::ensure!(
+                !partner_ids.is_empty(),
+                "the sandbox has no {stream} records"
+            );
             anyhow::ensure!(
                 canonical_ids.is_disjoint(&quarantined_ids),
                 "{stream}: records both stored and quarantined"
@@ -217,16 +238,26 @@ impl Mesh {
                 partner_ids.len(),
                 canonical_ids.len(),
                 quarantined_ids.len(),
-                partner_ids.difference(&accounted).take(5).collect::<Vec<_>>(),
-                accounted.difference(&partner_ids).take(5).collect::<Vec<_>>()
+                partner_ids
+                    .difference(&accounted)
+                    .take(5)
+                    .collect::<Vec<_>>(),
+                accounted
+                    .difference(&partner_ids)
+                    .take(5)
+                    .collect::<Vec<_>>()
             );
             let by_id: HashMap<&str, &CanonicalRecord> = canonical
                 .iter()
                 .map(|record| (record.external_id.as_str(), record))
                 .collect();
             for partner_record in partner.iter().take(10) {
-                let Some(id) = id_of(partner_record) else { continue };
-                let Some(record) = by_id.get(id.as_str()) else { continue };
+                let Some(id) = id_of(partner_record) else {
+                    continue;
+                };
+                let Some(record) = by_id.get(id.as_str()) else {
+                    continue;
+                };
                 assert_fields_match(stream, partner_record, record)?;
             }
         }
@@ -238,7 +269,8 @@ impl Mesh {
         &self,
         connection_id: &str,
     ) -> anyhow::Result<()> {
-        let touched: [(&str, &str, usize); 2] = [("Candidate", "candidate", 2), ("JobOrder", "job", 1)];
+        let touched: [(&str, &str, usize); 2] =
+            [("Candidate", "candidate", 2), ("JobOrder", "job", 1)];
         let mut before: HashMap<String, String> = HashMap::new();
         let mut touched_ids: HashMap<&str, Vec<String>> = HashMap::new();
         for (stream, entity, how_many) in touched {
@@ -249,7 +281,10 @@ impl Mesh {
                 .map(|r| r.external_id.clone())
                 .collect();
             for record in &canonical {
-                before.insert(format!("{entity}/{}", record.external_id), record.content_hash.clone());
+                before.insert(
+                    format!("{entity}/{}", record.external_id),
+                    record.content_hash.clone(),
+                );
             }
             let numeric: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
             self.sandbox.touch(stream, &numeric).await?;
@@ -304,11 +339,23 @@ fn assert_fields_match(
     partner: &Value,
     record: &CanonicalRecord,
 ) -> anyhow::Result<()> {
-    let text = |field: &str| partner.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |field: &str| {
+        partner
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     match (&record.body, stream) {
         (Some(Body::Candidate(candidate)), "Candidate") => {
-            anyhow::ensure!(candidate.first_name == text("firstName"), "candidate first name");
-            anyhow::ensure!(candidate.last_name == text("lastName"), "candidate last name");
+            anyhow::ensure!(
+                candidate.first_name == text("firstName"),
+                "candidate first name"
+            );
+            anyhow::ensure!(
+                candidate.last_name == text("lastName"),
+                "candidate last name"
+            );
             anyhow::ensure!(candidate.email == text("email"), "candidate email");
         }
         (Some(Body::Job(job)), "JobOrder") => {

@@ -80,7 +80,10 @@ impl Drop for Process {
 /// Runs `plugboard <args>` to completion and returns its stdout.
 pub fn run_to_end(args: &[&str], env: &[(String, String)]) -> anyhow::Result<String> {
     let mut command = Command::new(plugboard_bin());
-    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (key, value) in env {
         command.env(key, value);
     }

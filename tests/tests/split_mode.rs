@@ -69,7 +69,11 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
         start("connector-bullhorn", &connector),
         start("gateway", &gateway),
     ];
-    for (name, service_addr) in SERVICES.iter().zip([&registry, &credentials, &health, &mapping, &sync]) {
+    for (name, service_addr) in
+        SERVICES
+            .iter()
+            .zip([&registry, &credentials, &health, &mapping, &sync])
+    {
         wait_serving(service_addr, Duration::from_secs(60))
             .await
             .map_err(|e| anyhow::anyhow!("{name}: {e}; logs in {}", log_dir.display()))?;
@@ -82,14 +86,28 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
     })
     .await?;
     for process in &mut processes {
-        assert!(process.is_running(), "{} exited: {}", process.name(), process.log_text());
+        assert!(
+            process.is_running(),
+            "{} exited: {}",
+            process.name(),
+            process.log_text()
+        );
     }
 
     // A tenant, its key, and a Bullhorn connection, as an operator and a platform service would.
     let tenant = "split-tenant";
     let api_key = format!("pb_split_{}", uuid::Uuid::new_v4().simple());
     run_to_end(
-        &["tenant", "create", "--id", tenant, "--name", "Split Staffing", "--api-key", &api_key],
+        &[
+            "tenant",
+            "create",
+            "--id",
+            tenant,
+            "--name",
+            "Split Staffing",
+            "--api-key",
+            &api_key,
+        ],
         &[("PLUGBOARD_DATABASE_URL".into(), database_url.clone())],
     )?;
     let mesh = Mesh {
@@ -114,12 +132,21 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
         .faults(json!({ "rate_limit_burst": 3, "retry_after_seconds": 1, "malformed": true }))
         .await?;
     let first = mesh.run_once("bh-split").await?;
-    assert_eq!(first.state, RunState::Succeeded as i32, "first run: {}", first.error);
+    assert_eq!(
+        first.state,
+        RunState::Succeeded as i32,
+        "first run: {}",
+        first.error
+    );
     let waits: u32 = first.streams.iter().map(|s| s.rate_limited_waits).sum();
     assert!(waits >= 1, "the 429 storm was not waited out: {first:?}");
     let (quarantined, without_id) = mesh.quarantined("bh-split").await?;
-    let quarantined_count: usize = quarantined.values().map(|ids| ids.len()).sum::<usize>() + without_id;
-    assert!(quarantined_count >= 1, "malformed records were not quarantined");
+    let quarantined_count: usize =
+        quarantined.values().map(|ids| ids.len()).sum::<usize>() + without_id;
+    assert!(
+        quarantined_count >= 1,
+        "malformed records were not quarantined"
+    );
     mesh.assert_matches_sandbox("bh-split").await?;
     mesh.assert_incremental_moves_exactly("bh-split").await?;
 
@@ -141,7 +168,10 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
     let integration = &body["integrations"][0];
     assert_eq!(integration["id"], "bh-split", "{body}");
     assert_eq!(integration["connector"], "bullhorn");
-    assert!(integration["records"]["candidate"].as_u64().unwrap_or(0) > 0, "{body}");
+    assert!(
+        integration["records"]["candidate"].as_u64().unwrap_or(0) > 0,
+        "{body}"
+    );
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The sync service's domain operations, every one scoped to a tenant.
 
 use plugboard_proto::common::v1::CanonicalRecord;
-use plugboard_runtime::storage::now_text;
+use plugboard_runtime::storage::{format_time, now_text};
 
 use crate::error::Error;
 use crate::record_codec;
@@ -91,7 +91,17 @@ impl SyncService {
                 connection_id: connection_id.to_owned(),
             });
         }
-        self.runner.start(sync).await
+        let interval = sync.interval_seconds;
+        let run_id = self.runner.start(sync).await?;
+        // A manual run counts as the scheduled one: the next is an interval from now, so it
+        // does not start right behind this one.
+        if interval > 0 {
+            let next = chrono::Utc::now() + chrono::Duration::seconds(i64::from(interval));
+            self.store
+                .set_next_run(tenant_id, connection_id, &format_time(next))
+                .await?;
+        }
+        Ok(run_id)
     }
 
     pub async fn get_run(&self, tenant_id: &str, run_id: &str) -> Result<RunRecord, Error> {

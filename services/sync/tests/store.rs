@@ -77,14 +77,38 @@ async fn exercise(store: Store) {
     assert_eq!(checkpoint.as_deref(), Some("{\"start\":4}"));
 
     // Tenant B shares the connection id and sees none of tenant A's data.
-    assert_eq!(store.count_records("tenant-b", "c1", "candidate").await.unwrap(), 0);
-    assert!(store.list_quarantine("tenant-b", "c1", "", 10).await.unwrap().is_empty());
-    assert_eq!(store.load_checkpoint("tenant-b", "c1", "Candidate").await.unwrap(), None);
+    assert_eq!(
+        store
+            .count_records("tenant-b", "c1", "candidate")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        store
+            .list_quarantine("tenant-b", "c1", "", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .load_checkpoint("tenant-b", "c1", "Candidate")
+            .await
+            .unwrap(),
+        None
+    );
 
-    let listed = store.list_records("tenant-a", "c1", "candidate", "", 10).await.unwrap();
+    let listed = store
+        .list_records("tenant-a", "c1", "candidate", "", 10)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1].content_hash, "h2-changed");
-    let quarantined = store.list_quarantine("tenant-a", "c1", "", 10).await.unwrap();
+    let quarantined = store
+        .list_quarantine("tenant-a", "c1", "", 10)
+        .await
+        .unwrap();
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].field_path, "email");
 }

@@ -1,0 +1,385 @@
+//! `plugboard dev`: the whole mesh in one process, for a newcomer's first run.
+//!
+//! Every service listens on its own loopback port exactly as in split mode and talks to the
+//! others over gRPC; only the storage (one SQLite file per service under `--data-dir`) and the
+//! coordination (in-process instead of Redis) differ. The Bullhorn sandbox stands in for the
+//! partner, and a demo tenant is seeded with a Bullhorn connection whose first sync runs at once.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use clap::Args;
+use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use plugboard_proto::credentials::v1::{OAuth2Client, PutCredentialRequest, Secret, secret};
+use plugboard_proto::registry::v1::ResolveRequest;
+use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use plugboard_proto::sync::v1::sync_service_client::SyncServiceClient;
+use plugboard_proto::sync::v1::{CreateSyncRequest, TriggerRunRequest};
+use plugboard_runtime::channel::lazy_channel;
+use plugboard_runtime::identity::{MeshCredentials, MeshKey};
+use plugboard_runtime::storage::sqlite_url;
+use rand::RngCore;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+const DEMO_TENANT: &str = "demo";
+const DEMO_CONNECTION: &str = "demo-bullhorn";
+/// Scheduled every five minutes, so the dashboard keeps moving while someone looks at it.
+const DEMO_INTERVAL_SECONDS: u32 = 300;
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the SQLite files and the generated dev keys live.
+    #[arg(long, default_value = ".plugboard")]
+    data_dir: PathBuf,
+    /// Where the gateway (dashboard and REST API) listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    gateway_addr: SocketAddr,
+    /// The demo tenant's API key, for the dashboard login and the REST API.
+    #[arg(
+        long,
+        default_value = "pb_demo_0123456789abcdef",
+        env = "PLUGBOARD_DEMO_API_KEY"
+    )]
+    demo_api_key: String,
+    /// Where the Bullhorn sandbox listens; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    sandbox_addr: SocketAddr,
+}
+
+/// The loopback listeners of every service, bound before any service starts so each can be
+/// told where the others are.
+struct Listeners {
+    credentials: TcpListener,
+    mapping: TcpListener,
+    sync: TcpListener,
+    health: TcpListener,
+    registry: TcpListener,
+    connector: TcpListener,
+    sandbox: TcpListener,
+    gateway: TcpListener,
+}
+
+pub async fn run(args: DevArgs) -> ExitCode {
+    let env = plugboard_runtime::config::Env::from_process().unwrap_or_default();
+    let _telemetry = match plugboard_runtime::telemetry::init("plugboard-dev", &env) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("plugboard dev: {error}");
+            return ExitCode::from(78);
+        }
+    };
+    match start(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("plugboard dev: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(args: DevArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let mesh_secret = dev_key(&args.data_dir, "mesh.key", 48)?;
+    let master_secret = dev_key(&args.data_dir, "master.key", 32)?;
+    let mesh_key = MeshKey::new(&mesh_secret)?;
+
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let listeners = Listeners {
+        credentials: bind(loopback(0)).await?,
+        mapping: bind(loopback(0)).await?,
+        sync: bind(loopback(0)).await?,
+        health: bind(loopback(0)).await?,
+        registry: bind(loopback(0)).await?,
+        connector: bind(loopback(0)).await?,
+        sandbox: bind(args.sandbox_addr).await?,
+        gateway: bind(args.gateway_addr).await.with_context(|| {
+            format!("is another plugboard running? pass --gateway-addr to choose another port")
+        })?,
+    };
+    let addr = |listener: &TcpListener| -> anyhow::Result<String> {
+        Ok(listener.local_addr()?.to_string())
+    };
+    let credentials_addr = addr(&listeners.credentials)?;
+    let mapping_addr = addr(&listeners.mapping)?;
+    let sync_addr = addr(&listeners.sync)?;
+    let health_addr = addr(&listeners.health)?;
+    let registry_addr = addr(&listeners.registry)?;
+    let connector_addr = addr(&listeners.connector)?;
+    let sandbox_url = format!("http://{}", addr(&listeners.sandbox)?);
+    let gateway_addr = addr(&listeners.gateway)?;
+    let db = |service: &str| sqlite_url(&args.data_dir, service);
+
+    // Opened once here and shared with the gateway, so its migrations run once.
+    let tenants = plugboard_gateway::TenantStore::open(&db("gateway")).await?;
+
+    let (stop, stopped) = watch::channel(false);
+    let shutdown = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut services = JoinSet::new();
+
+    spawn(&mut services, "registry", {
+        let mut config = plugboard_registry::Config::new(db("registry"), mesh_secret.clone());
+        config.listen_addr = listeners.registry.local_addr()?;
+        plugboard_registry::run(config, listeners.registry, shutdown())
+    });
+    spawn(&mut services, "credentials", {
+        let config = plugboard_credentials::Config::new(
+            listeners.credentials.local_addr()?,
+            db("credentials"),
+            mesh_secret.clone(),
+            master_secret.clone(),
+        );
+        plugboard_credentials::run(config, listeners.credentials, shutdown())
+    });
+    spawn(&mut services, "health", {
+        let mut config = plugboard_health::Config::new(db("health"), mesh_secret.clone());
+        config.listen_addr = listeners.health.local_addr()?;
+        plugboard_health::run(config, listeners.health, shutdown())
+    });
+    spawn(&mut services, "mapping", {
+        let config = plugboard_mapping::Config::new(
+            listeners.mapping.local_addr()?,
+            mesh_secret.clone(),
+            registry_addr.clone(),
+        );
+        plugboard_mapping::run(config, listeners.mapping, shutdown())
+    });
+    spawn(&mut services, "sync", {
+        let config = plugboard_sync::Config {
+            listen_addr: listeners.sync.local_addr()?,
+            database_url: db("sync"),
+            mesh_key: mesh_secret.clone(),
+            redis_url: None,
+            registry_addr: registry_addr.clone(),
+            mapping_addr: mapping_addr.clone(),
+            health_addr: health_addr.clone(),
+            scheduler_tick: Duration::from_secs(5),
+            page_size: 200,
+        };
+        plugboard_sync::run(config, listeners.sync, shutdown())
+    });
+    spawn(&mut services, "sandbox-bullhorn", {
+        let options = plugboard_sandbox::SandboxOptions::default();
+        plugboard_sandbox::serve(listeners.sandbox, options, shutdown())
+    });
+    spawn(&mut services, "connector-bullhorn", {
+        let config = plugboard_connector_bullhorn::Config {
+            listen_addr: listeners.connector.local_addr()?,
+            advertise_addr: Some(connector_addr.clone()),
+            registry_addr: registry_addr.clone(),
+            credentials_addr: credentials_addr.clone(),
+            mesh_key: mesh_secret.clone(),
+            // The sandbox is on loopback; only dev mode and tests allow that.
+            allow_private_targets: true,
+            instance_id: format!("bullhorn-dev-{}", std::process::id()),
+        };
+        plugboard_connector_bullhorn::run(config, listeners.connector, shutdown())
+    });
+    spawn(&mut services, "gateway", {
+        let config = plugboard_gateway::Config {
+            listen_addr: listeners.gateway.local_addr()?,
+            database_url: db("gateway"),
+            mesh_key: mesh_secret.clone(),
+            credentials_addr: credentials_addr.clone(),
+            mapping_addr: mapping_addr.clone(),
+            sync_addr: sync_addr.clone(),
+            health_addr: health_addr.clone(),
+            registry_addr: registry_addr.clone(),
+        };
+        plugboard_gateway::run_with_store(config, tenants.clone(), listeners.gateway, shutdown())
+    });
+
+    let seeded = seed_demo(
+        &args,
+        &mesh_key,
+        &tenants,
+        &credentials_addr,
+        &registry_addr,
+        &sync_addr,
+        &sandbox_url,
+    )
+    .await;
+    if let Err(error) = &seeded {
+        eprintln!("plugboard dev: seeding the demo tenant failed: {error:#}");
+    }
+
+    println!("plugboard dev is up (data in {})", args.data_dir.display());
+    println!("  dashboard  http://{gateway_addr}/  (log in with the demo API key)");
+    println!("  api key    {}", args.demo_api_key);
+    println!(
+        "  api        curl -H 'Authorization: Bearer {}' http://{gateway_addr}/api/v1/integrations",
+        args.demo_api_key
+    );
+    for (name, service_addr) in [
+        ("credentials", &credentials_addr),
+        ("mapping", &mapping_addr),
+        ("sync", &sync_addr),
+        ("health", &health_addr),
+        ("registry", &registry_addr),
+        ("connector-bullhorn", &connector_addr),
+    ] {
+        println!("  service {name} {service_addr}");
+    }
+    println!("  sandbox bullhorn {sandbox_url}");
+    println!("press ctrl-c to stop");
+
+    tokio::select! {
+        () = plugboard_runtime::server::shutdown_signal() => {}
+        Some(joined) = services.join_next() => {
+            // A service that stops on its own takes the whole dev process down with it, loudly.
+            let _ = stop.send(true);
+            match joined {
+                Ok((name, Err(error))) => anyhow::bail!("{name} stopped: {error}"),
+                Ok((name, Ok(()))) => anyhow::bail!("{name} stopped unexpectedly"),
+                Err(error) => anyhow::bail!("a service panicked: {error}"),
+            }
+        }
+    }
+    let _ = stop.send(true);
+    while services.join_next().await.is_some() {}
+    seeded
+}
+
+async fn seed_demo(
+    args: &DevArgs,
+    mesh_key: &MeshKey,
+    tenants: &plugboard_gateway::TenantStore,
+    credentials_addr: &str,
+    registry_addr: &str,
+    sync_addr: &str,
+    sandbox_url: &str,
+) -> anyhow::Result<()> {
+    tenants.ensure_tenant(DEMO_TENANT, "Demo Staffing").await?;
+    tenants
+        .add_api_key(DEMO_TENANT, &args.demo_api_key, "demo")
+        .await?;
+
+    let identity = MeshCredentials::service(mesh_key.clone(), "plugboard-dev");
+    let demo = identity.for_tenant(DEMO_TENANT);
+    let mut credentials =
+        CredentialsServiceClient::with_interceptor(lazy_channel(credentials_addr)?, demo.clone());
+    credentials
+        .put_credential(PutCredentialRequest {
+            connection_id: DEMO_CONNECTION.into(),
+            connector: "bullhorn".into(),
+            secret: Some(Secret {
+                kind: Some(secret::Kind::Oauth2Client(OAuth2Client {
+                    client_id: plugboard_sandbox::bullhorn::DEMO_CLIENT_ID.into(),
+                    client_secret: plugboard_sandbox::bullhorn::DEMO_CLIENT_SECRET.into(),
+                    token_url: format!("{sandbox_url}/oauth/token"),
+                    scopes: Vec::new(),
+                    username: plugboard_sandbox::bullhorn::DEMO_USERNAME.into(),
+                    password: plugboard_sandbox::bullhorn::DEMO_PASSWORD.into(),
+                })),
+            }),
+        })
+        .await
+        .context("storing the demo Bullhorn credential")?;
+
+    // The first run needs the connector registered; it registers right after it starts.
+    let mut registry =
+        RegistryServiceClient::with_interceptor(lazy_channel(registry_addr)?, identity.clone());
+    let mut registered = false;
+    for _ in 0..50 {
+        let resolve = registry.resolve(ResolveRequest {
+            connector: "bullhorn".into(),
+        });
+        if resolve.await.is_ok() {
+            registered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(
+        registered,
+        "the Bullhorn connector did not register within 5 s"
+    );
+
+    let mut sync = SyncServiceClient::with_interceptor(lazy_channel(sync_addr)?, demo);
+    let settings = serde_json::json!({ "auth_url": sandbox_url, "login_url": sandbox_url });
+    sync.create_sync(CreateSyncRequest {
+        connection_id: DEMO_CONNECTION.into(),
+        connector: "bullhorn".into(),
+        settings_json: settings.to_string(),
+        streams: Vec::new(),
+        interval_seconds: DEMO_INTERVAL_SECONDS,
+    })
+    .await
+    .context("defining the demo sync")?;
+    match sync
+        .trigger_run(TriggerRunRequest {
+            connection_id: DEMO_CONNECTION.into(),
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        // The scheduler got there first: the first sync is running either way.
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => Ok(()),
+        Err(status) => Err(anyhow::anyhow!("starting the first demo sync: {status}")),
+    }
+}
+
+fn spawn<E: std::fmt::Display + Send + 'static>(
+    services: &mut JoinSet<(&'static str, Result<(), String>)>,
+    name: &'static str,
+    service: impl Future<Output = Result<(), E>> + Send + 'static,
+) {
+    services.spawn(async move { (name, service.await.map_err(|e| e.to_string())) });
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// A random key kept in the data directory, so credentials encrypted by one dev run can be
+/// read by the next. Created readable by the owner only.
+fn dev_key(data_dir: &Path, name: &str, bytes: usize) -> anyhow::Result<SecretString> {
+    let dir = data_dir.join("keys");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    let mut key = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut key);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    write_private(&path, &encoded)
+        .with_context(|| format!("cannot write the dev key {}", path.display()))?;
+    Ok(SecretString::from(encoded))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

@@ -1,0 +1,55 @@
+//! `plugboard`: one command for every way of running Plugboard.
+//!
+//! - `plugboard dev`: every service, the gateway, the partner sandboxes and a seeded demo tenant
+//!   in one process on SQLite; what a newcomer runs first.
+//! - `plugboard serve <service>`: one service in its own process, configured by `PLUGBOARD_*`
+//!   environment variables (or `PLUGBOARD_CONFIG_FILE`); what split mode and `deploy/` run.
+//! - `plugboard tenant create`: adds a tenant and an API key to the gateway's database.
+
+mod dev;
+mod serve;
+mod tenant;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plugboard",
+    version,
+    about = "Integration framework for staffing platforms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Everything in one process on SQLite, with the partner sandboxes and a demo tenant.
+    Dev(dev::DevArgs),
+    /// One service in its own process, configured from PLUGBOARD_* environment variables.
+    Serve(serve::ServeArgs),
+    /// Tenants of the gateway.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("plugboard: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Tenant(command) => tenant::run(command).await,
+        }
+    })
+}

@@ -1,0 +1,180 @@
+//! `plugboard dev` end to end: the one-process mode a newcomer runs first syncs the demo tenant's
+//! Bullhorn sandbox on start, moves exactly the changed records on the next run, and every
+//! service answers a client that is not written in Rust (buf curl, through reflection).
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+use plugboard_proto::sync::v1::RunState;
+use plugboard_tests::flows::Mesh;
+use plugboard_tests::mesh::{TenantClients, wait_serving};
+use plugboard_tests::process::Process;
+use plugboard_tests::sandbox::SandboxAdmin;
+use plugboard_tests::{eventually, free_port};
+
+const DEMO_API_KEY: &str = "pb_dev_mode_test_key_0123456789";
+
+/// Addresses printed by `plugboard dev` as `  service <name> <addr>` and `  sandbox bullhorn <url>`.
+fn printed_addresses(log: &str) -> HashMap<String, String> {
+    log.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some("service"), Some(name), Some(addr)) => {
+                    Some((name.to_owned(), addr.to_owned()))
+                }
+                (Some("sandbox"), Some("bullhorn"), Some(url)) => {
+                    Some(("sandbox".to_owned(), url.to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_syncs_the_demo_tenant_and_serves_reflection() -> anyhow::Result<()> {
+    let data_dir = std::env::temp_dir().join(format!("pb-dev-{}", uuid::Uuid::new_v4()));
+    let gateway = format!("127.0.0.1:{}", free_port());
+    let dev = Process::start(
+        "dev",
+        &[
+            "dev",
+            "--data-dir",
+            &data_dir.display().to_string(),
+            "--gateway-addr",
+            &gateway,
+            "--demo-api-key",
+            DEMO_API_KEY,
+        ],
+        &[],
+        &data_dir.join("logs"),
+    );
+    eventually(
+        "plugboard dev to print its addresses",
+        Duration::from_secs(60),
+        || {
+            let ready = dev.log_text().contains("press ctrl-c to stop");
+            async move { ready }
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}: {}", dev.log_text()))?;
+    let addresses = printed_addresses(&dev.log_text());
+    let address = |name: &str| -> anyhow::Result<String> {
+        addresses
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("plugboard dev did not print {name}: {addresses:?}"))
+    };
+    for name in ["credentials", "mapping", "sync", "health", "registry"] {
+        wait_serving(&address(name)?, Duration::from_secs(30)).await?;
+    }
+    let mesh_key = std::fs::read_to_string(data_dir.join("keys/mesh.key"))?;
+    let mesh = Mesh {
+        clients: TenantClients::new(mesh_key.trim(), "demo"),
+        sync_addr: address("sync")?,
+        credentials_addr: address("credentials")?,
+        sandbox: SandboxAdmin::new(&address("sandbox")?),
+        sandbox_url: address("sandbox")?,
+    };
+
+    // The first sync started by itself at start-up.
+    mesh.wait_idle("demo-bullhorn").await?;
+    mesh.assert_matches_sandbox("demo-bullhorn").await?;
+    mesh.assert_incremental_moves_exactly("demo-bullhorn")
+        .await?;
+    let again = mesh.run_once("demo-bullhorn").await?;
+    assert_eq!(again.state, RunState::Succeeded as i32, "{}", again.error);
+
+    // The dashboard API: 401 without a key, the demo integration with a key.
+    let http = reqwest::Client::new();
+    let unauthorized = http
+        .get(format!("http://{gateway}/api/v1/integrations"))
+        .send()
+        .await?;
+    assert_eq!(unauthorized.status(), 401);
+    let body: serde_json::Value = http
+        .get(format!("http://{gateway}/api/v1/integrations"))
+        .bearer_auth(DEMO_API_KEY)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(body["integrations"][0]["id"], "demo-bullhorn", "{body}");
+    assert_eq!(body["integrations"][0]["status"], "operational", "{body}");
+    let healthz = http.get(format!("http://{gateway}/healthz")).send().await?;
+    assert_eq!(healthz.status(), 200);
+
+    // A client not written in Rust reaches every service through reflection.
+    let token = mesh.clients.bearer_token();
+    let calls = [
+        (
+            "credentials",
+            "plugboard.credentials.v1.CredentialsService/DescribeCredential",
+            r#"{"connection_id":"demo-bullhorn"}"#,
+            "oauth2_client",
+        ),
+        (
+            "mapping",
+            "plugboard.mapping.v1.MappingService/ListSpecs",
+            r#"{"connector":"bullhorn"}"#,
+            "candidate",
+        ),
+        (
+            "sync",
+            "plugboard.sync.v1.SyncService/ListSyncs",
+            "{}",
+            "demo-bullhorn",
+        ),
+        (
+            "health",
+            "plugboard.health.v1.IntegrationHealthService/GetStatus",
+            "{}",
+            "demo-bullhorn",
+        ),
+        (
+            "registry",
+            "plugboard.registry.v1.RegistryService/ListConnectors",
+            "{}",
+            "bullhorn",
+        ),
+    ];
+    for (service, method, body, expected) in calls {
+        let addr = address(service)?;
+        let health = buf_curl(&addr, "grpc.health.v1.Health/Check", "{}", None)?;
+        assert!(health.contains("SERVING"), "{service} health: {health}");
+        let answer = buf_curl(&addr, method, body, Some(&token))?;
+        assert!(answer.contains(expected), "{service} {method}: {answer}");
+    }
+    Ok(())
+}
+
+/// Calls one RPC with `buf curl`, which learns the schema through server reflection.
+fn buf_curl(addr: &str, method: &str, body: &str, token: Option<&str>) -> anyhow::Result<String> {
+    let buf = std::env::var("PLUGBOARD_BUF").unwrap_or_else(|_| "buf".to_owned());
+    let mut command = Command::new(&buf);
+    command.args([
+        "curl",
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        "-d",
+        body,
+    ]);
+    if let Some(token) = token {
+        command.args(["-H", &format!("authorization: Bearer {token}")]);
+    }
+    command.arg(format!("http://{addr}/{method}"));
+    let output = command
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run {buf} (tests/run.sh installs it): {e}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "buf curl {method} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
