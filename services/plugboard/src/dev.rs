@@ -105,9 +105,9 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
         registry: bind(loopback(0)).await?,
         connector: bind(loopback(0)).await?,
         sandbox: bind(args.sandbox_addr).await?,
-        gateway: bind(args.gateway_addr).await.with_context(|| {
-            format!("is another plugboard running? pass --gateway-addr to choose another port")
-        })?,
+        gateway: bind(args.gateway_addr).await.with_context(
+            || "is another plugboard running? pass --gateway-addr to choose another port",
+        )?,
     };
     let addr = |listener: &TcpListener| -> anyhow::Result<String> {
         Ok(listener.local_addr()?.to_string())

@@ -1,5 +1,8 @@
 //! The record store on both backends: atomic pages, hash-skipped rewrites, tenant scoping.
 
+// Shared test helpers are not `#[test]` functions, so allow-unwrap-in-tests does not reach them.
+#![allow(clippy::unwrap_used)]
+
 use plugboard_sync::store::{PageCommit, QuarantineEntry, Store, StoredRecord, SyncDefinition};
 
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
