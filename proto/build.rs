@@ -22,6 +22,16 @@ const SERDE_MESSAGES: &[&str] = &[
     "Candidate",
     "Application",
     "Placement",
+    "WorkExperience",
+    "Education",
+    "Worker",
+    "PayPeriod",
+    "TimeEntry",
+    "ChargeLine",
+    "Timesheet",
+    "PostingChannel",
+    "JobPosting",
+    "ParsedResume",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

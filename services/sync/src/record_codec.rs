@@ -18,6 +18,10 @@ pub fn to_stored(record: &CanonicalRecord, updated_at: &str) -> Result<StoredRec
         Some(Body::Candidate(candidate)) => serde_json::to_string(candidate),
         Some(Body::Application(application)) => serde_json::to_string(application),
         Some(Body::Placement(placement)) => serde_json::to_string(placement),
+        Some(Body::Worker(worker)) => serde_json::to_string(worker),
+        Some(Body::Timesheet(timesheet)) => serde_json::to_string(timesheet),
+        Some(Body::JobPosting(posting)) => serde_json::to_string(posting),
+        Some(Body::ParsedResume(resume)) => serde_json::to_string(resume),
         None => Ok("{}".to_owned()),
     }
     .map_err(|e| Error::Corrupt(format!("canonical body: {e}")))?;
@@ -53,6 +57,18 @@ pub fn from_stored(record: StoredRecord, connection_id: &str) -> Result<Canonica
             serde_json::from_str(&record.body_json).map_err(corrupt)?,
         )),
         "placement" => Some(Body::Placement(
+            serde_json::from_str(&record.body_json).map_err(corrupt)?,
+        )),
+        "worker" => Some(Body::Worker(
+            serde_json::from_str(&record.body_json).map_err(corrupt)?,
+        )),
+        "timesheet" => Some(Body::Timesheet(
+            serde_json::from_str(&record.body_json).map_err(corrupt)?,
+        )),
+        "job_posting" => Some(Body::JobPosting(
+            serde_json::from_str(&record.body_json).map_err(corrupt)?,
+        )),
+        "parsed_resume" => Some(Body::ParsedResume(
             serde_json::from_str(&record.body_json).map_err(corrupt)?,
         )),
         _ => None,

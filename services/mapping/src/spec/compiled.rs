@@ -4,7 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use jaq_json::Val;
 use plugboard_proto::common::v1::canonical_record::Body;
-use plugboard_proto::common::v1::{Application, Candidate, CanonicalRecord, Job, Placement};
+use plugboard_proto::common::v1::{
+    Application, Candidate, CanonicalRecord, Job, JobPosting, ParsedResume, Placement, Timesheet,
+    Worker,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -68,6 +71,10 @@ impl MappedRecord {
             Body::Candidate(candidate) => candidate.updated_at.clone(),
             Body::Application(application) => application.updated_at.clone(),
             Body::Placement(placement) => placement.updated_at.clone(),
+            Body::Worker(worker) => worker.updated_at.clone(),
+            Body::Timesheet(timesheet) => timesheet.updated_at.clone(),
+            Body::JobPosting(posting) => posting.updated_at.clone(),
+            Body::ParsedResume(resume) => resume.updated_at.clone(),
         };
         CanonicalRecord {
             entity: self.entity.as_str().to_owned(),
@@ -515,6 +522,10 @@ fn read_body(entity: Entity, value: Value) -> Result<Body, (String, String)> {
         Entity::Candidate => Body::Candidate(read::<Candidate>(value)?),
         Entity::Application => Body::Application(read::<Application>(value)?),
         Entity::Placement => Body::Placement(read::<Placement>(value)?),
+        Entity::Worker => Body::Worker(read::<Worker>(value)?),
+        Entity::Timesheet => Body::Timesheet(read::<Timesheet>(value)?),
+        Entity::JobPosting => Body::JobPosting(read::<JobPosting>(value)?),
+        Entity::ParsedResume => Body::ParsedResume(read::<ParsedResume>(value)?),
     })
 }
 
@@ -544,6 +555,10 @@ fn body_json(body: &Body) -> String {
         Body::Candidate(candidate) => serde_json::to_string(candidate),
         Body::Application(application) => serde_json::to_string(application),
         Body::Placement(placement) => serde_json::to_string(placement),
+        Body::Worker(worker) => serde_json::to_string(worker),
+        Body::Timesheet(timesheet) => serde_json::to_string(timesheet),
+        Body::JobPosting(posting) => serde_json::to_string(posting),
+        Body::ParsedResume(resume) => serde_json::to_string(resume),
     };
     json.expect("canonical messages have string keys and finite values, so they serialize")
 }

@@ -122,7 +122,7 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
         problems.push(problem(
             line_of(yaml, None, "entity"),
             format!(
-                "unknown entity {:?}; expected job, candidate, application or placement",
+                "unknown entity {:?}; expected job, candidate, application, placement, worker, timesheet, job_posting or parsed_resume",
                 raw.entity
             ),
         ));

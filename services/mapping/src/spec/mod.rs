@@ -10,7 +10,8 @@
 //! ```yaml
 //! version: 1                      # format version; this build reads 1
 //! connector: bullhorn             # must match the manifest that ships the file
-//! entity: job                     # job | candidate | application | placement
+//! entity: job                     # job | candidate | application | placement | worker |
+//!                                 # timesheet | job_posting | parsed_resume
 //! direction: inbound              # inbound (partner -> canonical) | outbound
 //! description: Bullhorn JobOrder  # optional, for people
 //!
@@ -76,6 +77,10 @@ pub enum Entity {
     Candidate,
     Application,
     Placement,
+    Worker,
+    Timesheet,
+    JobPosting,
+    ParsedResume,
 }
 
 impl Entity {
@@ -85,6 +90,10 @@ impl Entity {
             "candidate" => Some(Entity::Candidate),
             "application" => Some(Entity::Application),
             "placement" => Some(Entity::Placement),
+            "worker" => Some(Entity::Worker),
+            "timesheet" => Some(Entity::Timesheet),
+            "job_posting" => Some(Entity::JobPosting),
+            "parsed_resume" => Some(Entity::ParsedResume),
             _ => None,
         }
     }
@@ -95,6 +104,10 @@ impl Entity {
             Entity::Candidate => "candidate",
             Entity::Application => "application",
             Entity::Placement => "placement",
+            Entity::Worker => "worker",
+            Entity::Timesheet => "timesheet",
+            Entity::JobPosting => "job_posting",
+            Entity::ParsedResume => "parsed_resume",
         }
     }
 }
