@@ -6,12 +6,16 @@ use plugboard_runtime::config::{ConfigError, Env};
 use plugboard_runtime::identity::MeshKey;
 use secrecy::SecretString;
 
-use crate::crypto::MasterKey;
+use secrecy::ExposeSecret;
+
+use crate::crypto::{Keyring, MasterKey};
 
 pub const LISTEN_ADDR_VAR: &str = "PLUGBOARD_LISTEN_ADDR";
 pub const DATABASE_URL_VAR: &str = "PLUGBOARD_DATABASE_URL";
 pub const MESH_KEY_VAR: &str = "PLUGBOARD_MESH_KEY";
 pub const MASTER_KEY_VAR: &str = "PLUGBOARD_MASTER_KEY";
+pub const PREVIOUS_MASTER_KEYS_VAR: &str = "PLUGBOARD_MASTER_KEY_PREVIOUS";
+pub const REDIS_URL_VAR: &str = "PLUGBOARD_REDIS_URL";
 
 /// Where the service listens, where it stores, and its two keys. Debug output redacts the keys
 /// (both are `SecretString`).
@@ -22,8 +26,14 @@ pub struct Config {
     pub database_url: String,
     /// Signs and verifies service tokens; at least 32 characters.
     pub mesh_key: SecretString,
-    /// Base64 of exactly 32 bytes: the AES-256-GCM key that seals secrets at rest.
+    /// Base64 of exactly 32 bytes: the AES-256-GCM master key that wraps every tenant's data
+    /// key.
     pub master_key: SecretString,
+    /// Comma-separated base64 master keys that still unwrap data keys during a rotation; at
+    /// start every data key is re-wrapped under `master_key`. See [`crate::keys`].
+    pub previous_master_keys: Option<SecretString>,
+    /// Redis for single-flight token refresh across replicas; in-process without it.
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -42,11 +52,14 @@ impl Config {
             database_url: database_url.into(),
             mesh_key,
             master_key,
+            previous_master_keys: None,
+            redis_url: None,
         }
     }
 
     /// Reads `PLUGBOARD_LISTEN_ADDR` (default `0.0.0.0:50051`), `PLUGBOARD_DATABASE_URL`,
-    /// `PLUGBOARD_MESH_KEY[_FILE]` and `PLUGBOARD_MASTER_KEY[_FILE]`, and checks both keys.
+    /// `PLUGBOARD_MESH_KEY[_FILE]`, `PLUGBOARD_MASTER_KEY[_FILE]`, the optional
+    /// `PLUGBOARD_MASTER_KEY_PREVIOUS[_FILE]` and `PLUGBOARD_REDIS_URL`, and checks every key.
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let listen_addr = env.parse_or(LISTEN_ADDR_VAR, Config::DEFAULT_LISTEN_ADDR)?;
         let database_url = env
@@ -63,9 +76,23 @@ impl Config {
             MASTER_KEY_VAR,
             "base64 of 32 random bytes, for example `openssl rand -base64 32`",
         )?;
-        let config = Config::new(listen_addr, database_url, mesh_key, master_key);
+        let previous_set = env.get(PREVIOUS_MASTER_KEYS_VAR).is_some()
+            || env
+                .get(&format!("{PREVIOUS_MASTER_KEYS_VAR}_FILE"))
+                .is_some();
+        let previous_master_keys = if previous_set {
+            Some(env.secret(
+                PREVIOUS_MASTER_KEYS_VAR,
+                "comma-separated base64 master keys",
+            )?)
+        } else {
+            None
+        };
+        let mut config = Config::new(listen_addr, database_url, mesh_key, master_key);
+        config.previous_master_keys = previous_master_keys;
+        config.redis_url = env.get(REDIS_URL_VAR).map(str::to_owned);
         config.mesh_key()?;
-        config.master_key()?;
+        config.keyring()?;
         Ok(config)
     }
 
@@ -73,9 +100,29 @@ impl Config {
         MeshKey::new(&self.mesh_key).map_err(|error| invalid(MESH_KEY_VAR, error.to_string()))
     }
 
-    pub(crate) fn master_key(&self) -> Result<MasterKey, ConfigError> {
-        MasterKey::from_base64(&self.master_key)
-            .map_err(|error| invalid(MASTER_KEY_VAR, error.to_string()))
+    /// The current master key and the previous ones, each checked.
+    pub(crate) fn keyring(&self) -> Result<Keyring, ConfigError> {
+        let current = MasterKey::from_base64(&self.master_key)
+            .map_err(|error| invalid(MASTER_KEY_VAR, error.to_string()))?;
+        let mut previous = Vec::new();
+        if let Some(list) = &self.previous_master_keys {
+            for (index, text) in list.expose_secret().split(',').enumerate() {
+                let text = text.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                let key = MasterKey::from_base64(&SecretString::from(text.to_owned())).map_err(
+                    |error| {
+                        invalid(
+                            PREVIOUS_MASTER_KEYS_VAR,
+                            format!("key {}: {error}", index + 1),
+                        )
+                    },
+                )?;
+                previous.push(key);
+            }
+        }
+        Ok(Keyring::new(current, previous))
     }
 }
 
@@ -125,6 +172,38 @@ mod tests {
             Env::from_pairs([(DATABASE_URL_VAR, "sqlite::memory:"), (MESH_KEY_VAR, MESH)]);
         let message = Config::from_env(&missing).unwrap_err().to_string();
         assert!(message.contains("PLUGBOARD_MASTER_KEY or PLUGBOARD_MASTER_KEY_FILE"));
+    }
+
+    #[test]
+    fn previous_master_keys_are_comma_separated_and_checked() {
+        let other = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        let third = "CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=";
+        let list = format!("{other}, {third}");
+        let env = Env::from_pairs([
+            (DATABASE_URL_VAR, "sqlite::memory:"),
+            (MESH_KEY_VAR, MESH),
+            (MASTER_KEY_VAR, MASTER),
+            (PREVIOUS_MASTER_KEYS_VAR, list.as_str()),
+            (REDIS_URL_VAR, "redis://127.0.0.1:6379"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.keyring().unwrap().key_ids().len(), 3);
+        assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert!(!format!("{config:?}").contains(other));
+
+        let bad = format!("{other},c2hvcnQ=");
+        let env = Env::from_pairs([
+            (DATABASE_URL_VAR, "sqlite::memory:"),
+            (MESH_KEY_VAR, MESH),
+            (MASTER_KEY_VAR, MASTER),
+            (PREVIOUS_MASTER_KEYS_VAR, bad.as_str()),
+        ]);
+        let message = Config::from_env(&env).unwrap_err().to_string();
+        assert!(
+            message.contains(PREVIOUS_MASTER_KEYS_VAR) && message.contains("key 2"),
+            "{message}"
+        );
+        assert!(!message.contains(other), "{message}");
     }
 
     #[test]

@@ -21,6 +21,25 @@ pub enum Error {
          check PLUGBOARD_MASTER_KEY"
     )]
     MasterKeyMismatch { connection_id: String },
+    #[error(
+        "{count} stored data key(s) or secret(s) are wrapped under master key id(s) {key_ids}, \
+         which are not configured (configured: {configured}); set PLUGBOARD_MASTER_KEY to the \
+         right key or add the old one to PLUGBOARD_MASTER_KEY_PREVIOUS. Nothing was changed"
+    )]
+    UnknownMasterKey {
+        count: usize,
+        key_ids: String,
+        configured: String,
+    },
+    #[error(
+        "the data key of tenant {tenant} does not open under master key {master_key_id}; \
+         it was damaged or the key with that id is not the one it was wrapped with. Nothing was \
+         changed"
+    )]
+    DataKeyUnreadable {
+        tenant: String,
+        master_key_id: String,
+    },
     #[error("the stored secret of connection {connection_id} failed authentication")]
     SecretUnreadable { connection_id: String },
     #[error("cannot encrypt a secret: {0}")]
@@ -51,9 +70,10 @@ impl ServiceError for Error {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::LeaseDenied { .. } | Error::ConnectorMayNotWrite => ErrorKind::PermissionDenied,
-            Error::MasterKeyMismatch { .. } | Error::SecretUnreadable { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::MasterKeyMismatch { .. }
+            | Error::SecretUnreadable { .. }
+            | Error::UnknownMasterKey { .. }
+            | Error::DataKeyUnreadable { .. } => ErrorKind::FailedPrecondition,
             Error::ConcurrentUpdate { .. } => ErrorKind::Unavailable,
             // A busy or unreachable database is worth a retry; anything else is our bug.
             Error::Storage(
@@ -76,6 +96,8 @@ impl ServiceError for Error {
             Error::ConnectorMayNotWrite => "CONNECTOR_MAY_NOT_WRITE",
             Error::MasterKeyMismatch { .. } => "MASTER_KEY_MISMATCH",
             Error::SecretUnreadable { .. } => "SECRET_UNREADABLE",
+            Error::UnknownMasterKey { .. } => "MASTER_KEY_UNKNOWN",
+            Error::DataKeyUnreadable { .. } => "DATA_KEY_UNREADABLE",
             Error::Encrypt(_) => "ENCRYPTION_FAILED",
             Error::ConcurrentUpdate { .. } => "CONCURRENT_UPDATE",
             Error::Storage(_) => "STORAGE_FAILED",

@@ -2,15 +2,19 @@
 //! connection's own connector.
 //!
 //! It stores one secret per (tenant, connection): an API key, a basic login or an OAuth2 client.
-//! Secrets are prost-encoded and sealed with AES-256-GCM under the master key
-//! (`PLUGBOARD_MASTER_KEY`), bound to their row so a copied ciphertext does not open. Only the
+//! Secrets are prost-encoded and sealed with AES-256-GCM under their tenant's random data key,
+//! bound to their row so a copied ciphertext does not open; data keys are stored wrapped by the
+//! master key (`PLUGBOARD_MASTER_KEY`). At start the service re-wraps every data key under the
+//! current master key (rotation, with `PLUGBOARD_MASTER_KEY_PREVIOUS` still unwrapping) and
+//! fails closed, changing nothing, when a stored key needs a master key it was not given. Only the
 //! connector named when the secret was stored may lease it, and only for the tenant in its own
 //! verified token. Every put, lease, denial and revoke lands in an audit table, never with a
 //! secret value; secrets never reach logs or traces.
 //!
 //! Modules:
 //! - [`config`]: the typed configuration read once at start;
-//! - [`crypto`]: sealing and opening secrets under the master key;
+//! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
+//! - [`keys`]: per-tenant data keys, their cache, rotation and migration at start;
 //! - [`store`]: the credentials and audit tables (SQLite or PostgreSQL);
 //! - [`service`]: the domain logic, callable without gRPC;
 //! - [`grpc`]: the thin tonic adapter;
@@ -19,8 +23,10 @@
 //!
 //! # Limitations
 //!
-//! - One master key seals everything; there is no rotation or envelope encryption yet, and a
-//!   secret sealed under another key fails closed with MASTER_KEY_MISMATCH. TODO(#4).
+//! - One data key per tenant for its lifetime; rotating a tenant's data key (re-sealing its
+//!   secrets) is not built. TODO(#4).
+//! - Rotation re-wraps at start only; there is no admin RPC to trigger it on a running
+//!   replica. TODO(#4).
 //! - LeaseAccess returns OAuth2 client material as stored; token exchange, refresh and the
 //!   BeginOAuth/CompleteOAuth flow are TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
@@ -30,6 +36,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod grpc;
+pub mod keys;
 pub mod service;
 pub mod store;
 pub mod validate;
@@ -57,11 +64,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let master_key = config.master_key()?;
+    let keyring = config.keyring()?;
     let mesh_key = config.mesh_key()?;
     let store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
-    let credentials = Credentials::new(store, master_key);
-    credentials.check_master_key().await?;
+    let credentials = Credentials::new(store, keyring);
+    credentials.prepare().await?;
     serve(credentials, mesh_key, listener, shutdown).await
 }
 

@@ -8,9 +8,10 @@ use plugboard_runtime::identity::Caller;
 use plugboard_runtime::storage::{format_time, now_text};
 use prost::Message;
 
-use crate::crypto::{MasterKey, RowBinding};
+use crate::crypto::{Keyring, RowBinding};
 use crate::error::Error;
-use crate::store::{AuditEntry, CredentialStore, NewCredential};
+use crate::keys::{DataKeys, Prepared};
+use crate::store::{AuditEntry, CredentialStore, NewCredential, SEALED_BY_MASTER};
 use crate::validate;
 
 /// How long leased material may be used before the connector must lease again.
@@ -81,33 +82,26 @@ pub struct Description {
 #[derive(Debug, Clone)]
 pub struct Credentials {
     store: CredentialStore,
-    master_key: MasterKey,
+    keys: DataKeys,
 }
 
 impl Credentials {
-    pub fn new(store: CredentialStore, master_key: MasterKey) -> Credentials {
-        Credentials { store, master_key }
+    /// `keyring`: the current master key and previous ones (a lone [`crate::crypto::MasterKey`]
+    /// converts).
+    pub fn new(store: CredentialStore, keyring: impl Into<Keyring>) -> Credentials {
+        let keys = DataKeys::new(store.clone(), keyring.into());
+        Credentials { store, keys }
     }
 
     pub fn store(&self) -> &CredentialStore {
         &self.store
     }
 
-    /// Warns at start when live secrets were sealed under another master key: those fail closed
-    /// with MASTER_KEY_MISMATCH on lease, usually because the wrong key was configured.
-    pub async fn check_master_key(&self) -> Result<(), Error> {
-        let key_id = self.master_key.key_id();
-        let foreign = self.store.count_sealed_under_other_keys(key_id).await?;
-        if foreign > 0 {
-            tracing::warn!(
-                secrets = foreign,
-                key_id,
-                "secrets sealed under another master key cannot be leased; check PLUGBOARD_MASTER_KEY"
-            );
-        } else {
-            tracing::info!(key_id, "master key matches every stored secret");
-        }
-        Ok(())
+    /// Run before serving: fails closed when stored keys need a master key that was not
+    /// configured, then re-wraps data keys under the current master key and migrates secrets
+    /// sealed before envelope encryption. See [`crate::keys`].
+    pub async fn prepare(&self) -> Result<Prepared, Error> {
+        self.keys.prepare().await
     }
 
     /// Stores or replaces a connection's secret; returns the new version.
@@ -126,6 +120,7 @@ impl Credentials {
 
         let plaintext = secret.encode_to_vec();
         let kind = kind_name(&secret);
+        let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
         for _ in 0..PUT_ATTEMPTS {
             let current = self.store.get(&actor.tenant, connection_id).await?;
             let expected_version = current.map_or(0, |row| row.version);
@@ -135,8 +130,7 @@ impl Credentials {
                 connection_id,
                 version,
             };
-            let sealed = self
-                .master_key
+            let sealed = data_key
                 .seal(binding, &plaintext)
                 .map_err(|error| Error::Encrypt(error.to_string()))?;
             let at = now_text();
@@ -146,7 +140,7 @@ impl Credentials {
                 connector,
                 kind,
                 version,
-                key_id: self.master_key.key_id(),
+                key_id: &data_key_id,
                 sealed: &sealed,
                 at: &at,
             };
@@ -203,14 +197,6 @@ impl Credentials {
             });
         }
 
-        // The key id tells a misconfigured key apart from a damaged row; both fail closed.
-        if row.key_id != self.master_key.key_id() {
-            tracing::warn!(stored_key_id = %row.key_id, key_id = self.master_key.key_id(), "secret sealed under another master key");
-            record("failed", row.version).await?;
-            return Err(Error::MasterKeyMismatch {
-                connection_id: connection_id.to_owned(),
-            });
-        }
         let binding = RowBinding {
             tenant: &row.tenant,
             connection_id: &row.connection_id,
@@ -219,7 +205,31 @@ impl Credentials {
         let unreadable = || Error::SecretUnreadable {
             connection_id: connection_id.to_owned(),
         };
-        let opened = self.master_key.open(binding, &row.sealed);
+        let opened = if row.sealed_by == SEALED_BY_MASTER {
+            // Written before envelope encryption and not migrated yet (prepare was not run).
+            // The key id tells a misconfigured key apart from a damaged row; both fail closed.
+            let Some(master) = self.keys.keyring().find(&row.key_id) else {
+                tracing::warn!(stored_key_id = %row.key_id, "secret sealed under a master key that is not configured");
+                record("failed", row.version).await?;
+                return Err(Error::MasterKeyMismatch {
+                    connection_id: connection_id.to_owned(),
+                });
+            };
+            master.open(binding, &row.sealed)
+        } else {
+            let key = match self
+                .keys
+                .for_read(&row.tenant, &row.key_id, connection_id)
+                .await
+            {
+                Ok(key) => key,
+                Err(error) => {
+                    record("failed", row.version).await?;
+                    return Err(error);
+                }
+            };
+            key.open(binding, &row.sealed)
+        };
         // Authenticated ciphertext that is not a `Secret` would mean a bug in put; fail closed.
         let decoded = opened.map(|plaintext| Secret::decode(plaintext.as_slice()));
         let secret = match decoded {

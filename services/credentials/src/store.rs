@@ -24,10 +24,26 @@ pub struct StoredCredential {
     pub connector: String,
     pub kind: String,
     pub version: u64,
+    /// The data key id (`sealed_by` = `data_key`) or, for rows from before envelope
+    /// encryption, the master key id (`sealed_by` = `master`).
     pub key_id: String,
+    pub sealed_by: String,
     pub sealed: String,
     pub revoked: bool,
     pub updated_at: String,
+}
+
+/// How a credential row is sealed.
+pub const SEALED_BY_DATA_KEY: &str = "data_key";
+pub const SEALED_BY_MASTER: &str = "master";
+
+/// A tenant's data key as stored: wrapped by the master key `master_key_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDataKey {
+    pub tenant: String,
+    pub id: String,
+    pub master_key_id: String,
+    pub wrapped: String,
 }
 
 /// A credential about to be written at `version`.
@@ -38,6 +54,7 @@ pub struct NewCredential<'a> {
     pub connector: &'a str,
     pub kind: &'a str,
     pub version: u64,
+    /// The tenant's data key id.
     pub key_id: &'a str,
     pub sealed: &'a str,
     pub at: &'a str,
@@ -85,27 +102,126 @@ impl CredentialStore {
         connection_id: &str,
     ) -> Result<Option<StoredCredential>, Error> {
         let row = sqlx::query(
-            "SELECT tenant, connection_id, connector, kind, version, key_id, sealed, revoked, \
-             updated_at FROM credentials WHERE tenant = $1 AND connection_id = $2",
+            "SELECT tenant, connection_id, connector, kind, version, key_id, sealed_by, sealed, \
+             revoked, updated_at FROM credentials WHERE tenant = $1 AND connection_id = $2",
         )
         .bind(tenant)
         .bind(connection_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(StoredCredential {
-                tenant: row.try_get("tenant")?,
-                connection_id: row.try_get("connection_id")?,
-                connector: row.try_get("connector")?,
-                kind: row.try_get("kind")?,
-                version: to_version(row.try_get("version")?),
-                key_id: row.try_get("key_id")?,
-                sealed: row.try_get("sealed")?,
-                revoked: row.try_get::<i64, _>("revoked")? != 0,
-                updated_at: row.try_get("updated_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(credential_of).transpose()
+    }
+
+    /// Live rows still sealed directly by a master key (written before envelope encryption).
+    pub async fn master_sealed(&self) -> Result<Vec<StoredCredential>, Error> {
+        let rows = sqlx::query(
+            "SELECT tenant, connection_id, connector, kind, version, key_id, sealed_by, sealed, \
+             revoked, updated_at FROM credentials WHERE revoked = 0 AND sealed_by = 'master'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(credential_of).collect()
+    }
+
+    /// Replaces a master-sealed row's ciphertext by one under the tenant's data key, same
+    /// version, if the row is unchanged; with its audit row.
+    pub async fn reseal(
+        &self,
+        row: &StoredCredential,
+        data_key_id: &str,
+        sealed: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, Error> {
+        let mut transaction = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE credentials SET sealed = $1, key_id = $2, sealed_by = 'data_key' \
+             WHERE tenant = $3 AND connection_id = $4 AND version = $5 AND sealed_by = 'master' \
+             AND revoked = 0",
+        )
+        .bind(sealed)
+        .bind(data_key_id)
+        .bind(row.tenant.as_str())
+        .bind(row.connection_id.as_str())
+        .bind(to_column(row.version))
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut transaction, audit).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// The data key of a tenant, if it has one yet.
+    pub async fn data_key(&self, tenant: &str) -> Result<Option<StoredDataKey>, Error> {
+        let row = sqlx::query(
+            "SELECT tenant, id, master_key_id, wrapped FROM data_keys WHERE tenant = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(data_key_of).transpose()
+    }
+
+    /// Every tenant's data key.
+    pub async fn data_keys(&self) -> Result<Vec<StoredDataKey>, Error> {
+        let rows = sqlx::query("SELECT tenant, id, master_key_id, wrapped FROM data_keys")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(data_key_of).collect()
+    }
+
+    /// Stores a tenant's first data key. False when another writer stored one first: the
+    /// caller then uses that one.
+    pub async fn insert_data_key(&self, key: &StoredDataKey, at: &str) -> Result<bool, Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO data_keys (tenant, id, master_key_id, wrapped, created_at, rewrapped_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant) DO NOTHING",
+        )
+        .bind(key.tenant.as_str())
+        .bind(key.id.as_str())
+        .bind(key.master_key_id.as_str())
+        .bind(key.wrapped.as_str())
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Re-wraps a data key under another master key if it is still wrapped under
+    /// `previous.master_key_id`; with its audit row. False when someone else got there first.
+    pub async fn rewrap(
+        &self,
+        previous: &StoredDataKey,
+        master_key_id: &str,
+        wrapped: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, Error> {
+        let mut transaction = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE data_keys SET master_key_id = $1, wrapped = $2, rewrapped_at = $3 \
+             WHERE tenant = $4 AND id = $5 AND master_key_id = $6",
+        )
+        .bind(master_key_id)
+        .bind(wrapped)
+        .bind(audit.at.as_str())
+        .bind(previous.tenant.as_str())
+        .bind(previous.id.as_str())
+        .bind(previous.master_key_id.as_str())
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit(&mut transaction, audit).await?;
+        transaction.commit().await?;
+        Ok(true)
     }
 
     /// Writes `credential` if the stored version is still `expected_version` (0: no row yet),
@@ -119,11 +235,12 @@ impl CredentialStore {
         let mut transaction = self.pool.begin().await?;
         let written = sqlx::query(
             "INSERT INTO credentials (tenant, connection_id, connector, kind, version, key_id, \
-             sealed, revoked, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8) \
+             sealed_by, sealed, revoked, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'data_key', $7, 0, $8, $8) \
              ON CONFLICT (tenant, connection_id) DO UPDATE SET connector = excluded.connector, \
              kind = excluded.kind, version = excluded.version, key_id = excluded.key_id, \
-             sealed = excluded.sealed, revoked = 0, updated_at = excluded.updated_at \
-             WHERE credentials.version = $9",
+             sealed_by = excluded.sealed_by, sealed = excluded.sealed, revoked = 0, \
+             updated_at = excluded.updated_at WHERE credentials.version = $9",
         )
         .bind(credential.tenant)
         .bind(credential.connection_id)
@@ -212,17 +329,30 @@ impl CredentialStore {
             })
             .collect()
     }
+}
 
-    /// How many live secrets were sealed under a key other than `key_id`.
-    pub async fn count_sealed_under_other_keys(&self, key_id: &str) -> Result<u64, Error> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM credentials WHERE revoked = 0 AND key_id <> $1",
-        )
-        .bind(key_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(to_version(count))
-    }
+fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {
+    Ok(StoredCredential {
+        tenant: row.try_get("tenant")?,
+        connection_id: row.try_get("connection_id")?,
+        connector: row.try_get("connector")?,
+        kind: row.try_get("kind")?,
+        version: to_version(row.try_get("version")?),
+        key_id: row.try_get("key_id")?,
+        sealed_by: row.try_get("sealed_by")?,
+        sealed: row.try_get("sealed")?,
+        revoked: row.try_get::<i64, _>("revoked")? != 0,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn data_key_of(row: &sqlx::any::AnyRow) -> Result<StoredDataKey, Error> {
+    Ok(StoredDataKey {
+        tenant: row.try_get("tenant")?,
+        id: row.try_get("id")?,
+        master_key_id: row.try_get("master_key_id")?,
+        wrapped: row.try_get("wrapped")?,
+    })
 }
 
 async fn insert_audit(
