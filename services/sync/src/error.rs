@@ -14,6 +14,11 @@ pub enum Error {
     RunInProgress { connection_id: String },
     #[error("sync of connection {connection_id} is paused")]
     Paused { connection_id: String },
+    #[error(
+        "interrupted: the sync replica is shutting down; the run stopped after its last committed \
+         page and the next run resumes from that checkpoint"
+    )]
+    ShuttingDown,
     #[error("{service} is unavailable: {message}")]
     Dependency {
         service: &'static str,
@@ -73,7 +78,7 @@ impl ServiceError for Error {
             Error::RunInProgress { .. } | Error::Paused { .. } => ErrorKind::FailedPrecondition,
             Error::Dependency { kind, .. } if kind.is_retryable() => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } => *kind,
-            Error::Coordination(_) => ErrorKind::Unavailable,
+            Error::Coordination(_) | Error::ShuttingDown => ErrorKind::Unavailable,
             Error::Storage(_)
             | Error::Corrupt(_)
             | Error::StorageSetup(_)
@@ -91,6 +96,7 @@ impl ServiceError for Error {
             Error::Paused { .. } => "SYNC_PAUSED",
             Error::Dependency { .. } => "DEPENDENCY_FAILED",
             Error::Coordination(_) => "COORDINATION_UNAVAILABLE",
+            Error::ShuttingDown => "SHUTTING_DOWN",
             Error::Storage(_) | Error::StorageSetup(_) => "STORAGE_FAILED",
             Error::Corrupt(_) => "STORED_DATA_CORRUPT",
             Error::Serve(_) | Error::Channel { .. } => "SERVER_FAILED",

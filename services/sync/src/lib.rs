@@ -31,6 +31,7 @@ pub mod service;
 pub mod store;
 
 use std::future::Future;
+use std::time::Duration;
 
 use plugboard_proto::sync::v1::sync_service_server::SyncServiceServer;
 use plugboard_runtime::coordination::Coordinator;
@@ -42,7 +43,13 @@ use tonic::service::Routes;
 pub use config::Config;
 pub use error::Error;
 
-/// Serves the sync service on `listener` until `shutdown` completes.
+/// How long shutdown waits for runs to stop after their current page and release their
+/// leases; well inside Kubernetes' grace period for sync (60 s in deploy/k8s).
+const DRAIN_RUNS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Serves the sync service on `listener` until `shutdown` completes, then drains: in-flight
+/// RPCs finish, runs stop after their current page, record that they were interrupted and
+/// release their leases, so another replica (or this one, restarted) resumes them.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -75,14 +82,28 @@ pub async fn run(
         config.scheduler_tick,
     ));
 
-    let service = service::SyncService::new(store, runner);
+    let service = service::SyncService::new(store, runner.clone());
     let server = SyncServiceServer::with_interceptor(
         grpc::GrpcSyncAdapter::new(service),
         RequireCaller::new(mesh_key),
     );
     let names = [<SyncServiceServer<grpc::GrpcSyncAdapter> as NamedService>::NAME];
+    let stopping = runner.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Runs stop taking pages while the server drains its calls.
+        stopping.stop();
+    };
     let result =
         plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
     scheduler.abort();
+    if runner.drain(DRAIN_RUNS_TIMEOUT).await {
+        tracing::info!("runs stopped and their leases released");
+    } else {
+        tracing::warn!(
+            timeout = ?DRAIN_RUNS_TIMEOUT,
+            "runs still in progress at shutdown; their leases expire on their own"
+        );
+    }
     Ok(result?)
 }

@@ -4,6 +4,11 @@
 //! every replica. Each page is mapped and then committed together with the checkpoint that
 //! follows it; a failure anywhere stops the run before the next commit, so the next run resumes
 //! exactly after the last committed page.
+//!
+//! On shutdown ([`Runner::stop`], then [`Runner::drain`]) a run stops between pages: after the
+//! commit of the page in hand, or while it waits for the next one, never inside a commit. It is
+//! recorded as failed with [`Error::ShuttingDown`], its lease is released at once, and a
+//! scheduled sync is made due again so any replica's scheduler resumes it from the checkpoint.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +23,7 @@ use plugboard_proto::mapping::v1::{Direction, TransformInput, TransformRequest};
 use plugboard_proto::registry::v1::ResolveRequest;
 use plugboard_runtime::coordination::{Coordinator, Lease};
 use plugboard_runtime::storage::now_text;
+use tokio::sync::{Semaphore, watch};
 
 use crate::error::Error;
 use crate::mesh::Mesh;
@@ -28,6 +34,8 @@ use crate::store::{
 
 /// How long a run's lease lives without renewal; renewed every third of it.
 const LEASE_TTL: Duration = Duration::from_secs(30);
+/// Runs one replica may have in flight; only a bound, so [`Runner::drain`] can wait for all.
+const MAX_RUNS: u32 = 1 << 16;
 
 #[derive(Clone)]
 pub struct Runner {
@@ -37,6 +45,10 @@ pub struct Runner {
     /// This replica's name in leases.
     holder: String,
     page_size: u32,
+    /// Set once the process is shutting down: runs stop between pages, no new run starts.
+    stopping: Arc<watch::Sender<bool>>,
+    /// One permit per run in flight; draining takes them all.
+    runs: Arc<Semaphore>,
 }
 
 /// A stream to read and the canonical entity its records map to.
@@ -53,12 +65,40 @@ impl Runner {
             coordinator,
             holder: format!("sync-{}", uuid::Uuid::new_v4()),
             page_size,
+            stopping: Arc::new(watch::channel(false).0),
+            runs: Arc::new(Semaphore::new(MAX_RUNS as usize)),
+        }
+    }
+
+    /// Asks every run to stop after its current page and refuses new runs. Returns at once.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Stops the runs and waits up to `timeout` for each to record its outcome and release its
+    /// lease. False when some are still going (their leases then expire after `LEASE_TTL`).
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.stop();
+        match tokio::time::timeout(timeout, self.runs.acquire_many(MAX_RUNS)).await {
+            Ok(Ok(all)) => {
+                // Kept, so nothing can start after the drain.
+                all.forget();
+                true
+            }
+            Ok(Err(_closed)) => true,
+            Err(_elapsed) => false,
         }
     }
 
     /// Starts a run of `sync` in the background and returns its id, or `RunInProgress` when
     /// another run of the connection holds the lease.
     pub async fn start(&self, sync: SyncDefinition) -> Result<String, Error> {
+        if *self.stopping.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        let permit = Arc::clone(&self.runs)
+            .try_acquire_owned()
+            .map_err(|_| Error::ShuttingDown)?;
         let lease_key = format!("run:{}:{}", sync.tenant_id, sync.connection_id);
         let lease = self
             .coordinator
@@ -84,7 +124,10 @@ impl Runner {
         let run_id = run.run_id.clone();
         tracing::info!(run_id, connection_id = %sync.connection_id, connector = %sync.connector, "run started");
         let runner = self.clone();
-        tokio::spawn(async move { runner.execute(sync, run, lease).await });
+        tokio::spawn(async move {
+            runner.execute(sync, run, lease).await;
+            drop(permit);
+        });
         Ok(run_id)
     }
 
@@ -133,8 +176,21 @@ impl Runner {
                 "run failed"
             ),
         }
-        self.report_outcome(&sync, &run, result.as_ref().err(), written, quarantined)
-            .await;
+        if matches!(result, Err(Error::ShuttingDown)) {
+            // Not the partner's fault, so not an outcome for health: the run that resumes it
+            // reports. A scheduled sync is due again now, for whichever replica ticks first.
+            if sync.interval_seconds > 0
+                && let Err(error) = self
+                    .store
+                    .set_next_run(&sync.tenant_id, &sync.connection_id, &finished_at)
+                    .await
+            {
+                tracing::warn!(error = %error, "cannot reschedule an interrupted run");
+            }
+        } else {
+            self.report_outcome(&sync, &run, result.as_ref().err(), written, quarantined)
+                .await;
+        }
         self.release(&lease).await;
     }
 
@@ -205,11 +261,22 @@ impl Runner {
                 .await
                 .map_err(|status| Error::dependency("connector", &status))?
                 .into_inner();
-            while let Some(page) = pages
-                .message()
-                .await
-                .map_err(|status| Error::dependency("connector", &status))?
-            {
+            let mut stopping = self.stopping.subscribe();
+            loop {
+                // Checked between pages: the page before is committed, the next not yet read.
+                if *stopping.borrow() {
+                    return Err(Error::ShuttingDown);
+                }
+                let next = tokio::select! {
+                    next = pages.message() => next,
+                    // Waiting for a page (a partner's Retry-After, say) ends at shutdown; the
+                    // page is read again from the checkpoint by the next run.
+                    _ = stopping.wait_for(|stopping| *stopping) => return Err(Error::ShuttingDown),
+                };
+                let Some(page) = next.map_err(|status| Error::dependency("connector", &status))?
+                else {
+                    break;
+                };
                 if lease_lost.load(Ordering::Acquire) {
                     return Err(Error::RunInProgress {
                         connection_id: sync.connection_id.clone(),
