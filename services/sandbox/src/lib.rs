@@ -8,6 +8,8 @@
 //! - [`bullhorn`]: Bullhorn's REST API (OAuth2 authorize and token, REST login, `query` and
 //!   `search` with `start`/`count` paging, 429 rate limiting) over JobOrder, Candidate,
 //!   JobSubmission and Placement;
+//! - [`oauth`]: a generic, strict OAuth2 authorization server (PKCE codes, rotating refresh
+//!   tokens that reject reuse, client credentials, token-call counters and faults);
 //! - [`error`]: the crate's error type.
 //!
 //! # Limitations
@@ -19,6 +21,7 @@
 
 pub mod bullhorn;
 pub mod error;
+pub mod oauth;
 
 pub use bullhorn::{SandboxOptions, router, serve};
 pub use error::Error;
