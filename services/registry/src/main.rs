@@ -1,52 +1,16 @@
-//! `plugboard-registry`: the connector registry as its own process.
+//! `plugboard-registry`: the registry service as its own process, configured by `PLUGBOARD_*` variables.
 
 use std::process::ExitCode;
 
 use plugboard_registry::{Config, run};
-use plugboard_runtime::config::Env;
-use plugboard_runtime::server::shutdown_signal;
-use plugboard_runtime::telemetry;
-use tracing::{error, info};
-
-/// `EX_CONFIG` from sysexits.h: the configuration is wrong.
-const EXIT_CONFIG: u8 = 78;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let env = match Env::from_process() {
-        Ok(env) => env,
-        Err(e) => {
-            eprintln!("registry: configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let _telemetry = match telemetry::init("registry", &env) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("registry: configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let config = match Config::from_env(&env) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("registry: configuration error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(config.listen_addr).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            error!(addr = %config.listen_addr, error = %e, "cannot bind the listen address");
-            return ExitCode::FAILURE;
-        }
-    };
-    info!(addr = %config.listen_addr, liveness_ttl_seconds = config.liveness_ttl.as_secs(), "listening");
-    match run(config, listener, shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!(error = %e, "registry stopped");
-            ExitCode::FAILURE
-        }
-    }
+    plugboard_runtime::process::serve_from_env(
+        "registry",
+        Config::from_env,
+        |config| config.listen_addr,
+        run,
+    )
+    .await
 }

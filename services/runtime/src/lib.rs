@@ -12,7 +12,8 @@
 //!   v1alpha), trace context and graceful shutdown;
 //! - [`storage`]: a sqlx `Any` pool on SQLite (dev) or PostgreSQL (split mode) with migrations;
 //! - [`coordination`]: leases with fencing tokens, on Redis or in-process;
-//! - [`channel`]: lazily connected gRPC channels to other services.
+//! - [`channel`]: lazily connected gRPC channels to other services;
+//! - [`process`]: the whole `main` of a service process.
 //!
 //! # Limitations
 //!
@@ -23,6 +24,7 @@ pub mod channel;
 pub mod config;
 pub mod coordination;
 pub mod identity;
+pub mod process;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
