@@ -1,0 +1,75 @@
+//! The generic connector's configuration, read once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use plugboard_runtime::config::{ConfigError, Env};
+use secrecy::SecretString;
+
+/// Which connector folder to serve, where to listen, whom to call.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PLUGBOARD_CONNECTOR_DIR`: the connector folder (`manifest.yaml`, `mappings/`).
+    pub connector_dir: PathBuf,
+    /// `PLUGBOARD_LISTEN_ADDR`, default `0.0.0.0:50062`.
+    pub listen_addr: SocketAddr,
+    /// `PLUGBOARD_ADVERTISE_ADDR`: the address registered with the registry. Default: the
+    /// bound address, with an unspecified IP replaced by `127.0.0.1`.
+    pub advertise_addr: Option<String>,
+    /// `PLUGBOARD_REGISTRY_ADDR`, default `127.0.0.1:50055`.
+    pub registry_addr: String,
+    /// `PLUGBOARD_CREDENTIALS_ADDR`, default `127.0.0.1:50051`.
+    pub credentials_addr: String,
+    /// `PLUGBOARD_MESH_KEY` or `PLUGBOARD_MESH_KEY_FILE`.
+    pub mesh_key: SecretString,
+    /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS`: let settings point at loopback and private networks
+    /// (dev mode and tests only; default `false`).
+    pub allow_private_targets: bool,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        Ok(Config {
+            connector_dir: PathBuf::from(env.required(
+                "PLUGBOARD_CONNECTOR_DIR",
+                "the connector folder holding manifest.yaml and mappings/",
+            )?),
+            listen_addr: env.parse_or("PLUGBOARD_LISTEN_ADDR", ([0, 0, 0, 0], 50062).into())?,
+            advertise_addr: env.get("PLUGBOARD_ADVERTISE_ADDR").map(str::to_owned),
+            registry_addr: env
+                .get("PLUGBOARD_REGISTRY_ADDR")
+                .unwrap_or("127.0.0.1:50055")
+                .to_owned(),
+            credentials_addr: env
+                .get("PLUGBOARD_CREDENTIALS_ADDR")
+                .unwrap_or("127.0.0.1:50051")
+                .to_owned(),
+            mesh_key: env.secret(
+                "PLUGBOARD_MESH_KEY",
+                "the shared mesh signing key, at least 32 characters",
+            )?,
+            allow_private_targets: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_required_values() {
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", "k".repeat(32)),
+            (
+                "PLUGBOARD_CONNECTOR_DIR",
+                "services/connector-greenhouse".to_owned(),
+            ),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.listen_addr.to_string(), "0.0.0.0:50062");
+        assert!(!config.allow_private_targets);
+        let env = Env::from_pairs([("PLUGBOARD_MESH_KEY", "k".repeat(32))]);
+        assert!(Config::from_env(&env).is_err());
+    }
+}

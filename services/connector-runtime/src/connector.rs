@@ -1,0 +1,746 @@
+//! The generic connector: check, discover, read and write for any manifest, testable without
+//! gRPC. Sessions and rate budgets are kept per (tenant, connection).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use plugboard_proto::connector::v1::{
+    CheckResponse, ConnectionRef, DiscoverResponse, DiscoveredStream, RawRecord, ReadResponse,
+    RejectedRecord,
+};
+use plugboard_proto::error::{ErrorKind, ServiceError};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::access::{Access, Secret};
+use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
+use crate::error::Error;
+use crate::http::{Answer, Body, Http, Limiter, Request, Response, next_link};
+use crate::manifest::{Manifest, Pagination, Stream};
+use crate::session::{self, Session, Settings};
+use crate::template;
+
+/// Records per partner request when neither the caller nor the manifest chooses.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Idempotency keys remembered per process before the oldest are dropped.
+const MAX_IDEMPOTENCY_KEYS: usize = 10_000;
+
+/// Where a connector gets a connection's secret: credentials in the mesh, or a fixed secret
+/// (the conformance kit and `plugboard connector` tooling).
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Credentials(Access),
+    Fixed(Secret),
+}
+
+impl SecretSource {
+    async fn lease(&self, tenant: &str, connection_id: &str) -> Result<Secret, Error> {
+        match self {
+            SecretSource::Credentials(access) => access.lease(tenant, connection_id).await,
+            SecretSource::Fixed(secret) => Ok(secret.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    tenant: String,
+    connection_id: String,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    settings: Settings,
+    session: Session,
+}
+
+/// One read: which connection, stream, checkpoint and page size.
+#[derive(Debug, Clone)]
+pub struct ReadParams {
+    pub tenant: String,
+    pub connection: ConnectionRef,
+    pub stream: String,
+    pub checkpoint: String,
+    pub page_size: u32,
+}
+
+/// One write of a canonical record to the partner.
+#[derive(Debug, Clone)]
+pub struct WriteParams {
+    pub tenant: String,
+    pub connection: ConnectionRef,
+    /// Canonical entity (`candidate`).
+    pub entity: String,
+    /// The partner's id for an update; empty for a create.
+    pub external_id: String,
+    /// The canonical record body, JSON.
+    pub record_json: String,
+    /// The same key never writes twice.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    pub external_id: String,
+    /// True when the key had been written before and nothing was sent.
+    pub replayed: bool,
+}
+
+pub struct Connector {
+    manifest: Arc<Manifest>,
+    secrets: SecretSource,
+    http: Http,
+    allow_private: bool,
+    sessions: Mutex<HashMap<Key, Cached>>,
+    limiters: Mutex<HashMap<Key, Arc<Limiter>>>,
+    written: Mutex<HashMap<String, String>>,
+}
+
+impl Connector {
+    pub fn new(
+        manifest: Manifest,
+        secrets: SecretSource,
+        allow_private: bool,
+    ) -> Result<Connector, Error> {
+        Ok(Connector {
+            manifest: Arc::new(manifest),
+            secrets,
+            http: Http::new()?,
+            allow_private,
+            sessions: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Opens a fresh session and fetches the check request (or the first stream's first page).
+    /// Settings errors fail the call; what the partner or the credential says is `ok: false`.
+    pub async fn check(
+        &self,
+        tenant: &str,
+        connection: &ConnectionRef,
+    ) -> Result<CheckResponse, Error> {
+        let settings = self.settings(connection).await?;
+        let key = key(tenant, connection);
+        self.forget(&key);
+        let outcome = async {
+            let (path, query) = match &self.manifest.check {
+                Some(check) => (check.path.clone(), check.query.clone()),
+                None => {
+                    let stream = self.manifest.streams.values().next().ok_or_else(|| {
+                        Error::Unsupported("a manifest without streams".to_owned())
+                    })?;
+                    (stream.path.clone(), stream.query.clone())
+                }
+            };
+            let scope = json!({ "settings": &settings.values });
+            let path = template::render(&path, &scope).map_err(Error::InvalidSettings)?;
+            let query = query
+                .iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        template::render(v, &scope).map_err(Error::InvalidSettings)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            let mut waits = 0;
+            self.fetch(&key, &settings, &mut waits, |session| {
+                Ok(Request {
+                    method: crate::manifest::Method::Get,
+                    url: join(&session.base_url, &path)?,
+                    headers: Vec::new(),
+                    query: query.clone(),
+                    body: Body::None,
+                })
+            })
+            .await
+            .map(|_| ())
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(CheckResponse {
+                ok: true,
+                reason: String::new(),
+            }),
+            Err(error) if error.kind() == ErrorKind::InvalidArgument => Err(error),
+            Err(error) => Ok(CheckResponse {
+                ok: false,
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    pub fn discover(&self) -> DiscoverResponse {
+        DiscoverResponse {
+            streams: self
+                .manifest
+                .streams
+                .iter()
+                .map(|(name, stream)| DiscoveredStream {
+                    name: name.clone(),
+                    entity: stream.entity.clone(),
+                    cursor_field: stream
+                        .incremental
+                        .as_ref()
+                        .map(|incremental| incremental.field.clone())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Validates a read before any page is fetched, so bad input fails the call itself.
+    pub async fn prepare(&self, params: &ReadParams) -> Result<Settings, Error> {
+        self.stream(&params.stream)?;
+        Checkpoint::parse(&params.checkpoint)?;
+        self.settings(&params.connection).await
+    }
+
+    /// Pages through a stream, sending each page (or the error that ends the read) to `pages`.
+    pub async fn read(
+        &self,
+        params: ReadParams,
+        settings: Settings,
+        pages: mpsc::Sender<Result<ReadResponse, Error>>,
+    ) {
+        if let Err(error) = self.read_pages(&params, &settings, &pages).await {
+            tracing::info!(error = %error, stream = %params.stream, "read failed");
+            // The receiver may be gone already; then nobody is waiting for the error.
+            let _ = pages.send(Err(error)).await;
+        }
+    }
+
+    /// Reads a whole stream into memory: for tooling and tests.
+    pub async fn read_all(&self, params: ReadParams) -> Result<Vec<ReadResponse>, Error> {
+        let settings = self.prepare(&params).await?;
+        let (sender, mut receiver) = mpsc::channel(4);
+        let reading = self.read(params, settings, sender);
+        let collecting = async {
+            let mut pages = Vec::new();
+            while let Some(page) = receiver.recv().await {
+                pages.push(page?);
+            }
+            Ok(pages)
+        };
+        let ((), pages) = tokio::join!(reading, collecting);
+        pages
+    }
+
+    async fn read_pages(
+        &self,
+        params: &ReadParams,
+        settings: &Settings,
+        pages: &mpsc::Sender<Result<ReadResponse, Error>>,
+    ) -> Result<(), Error> {
+        let stream = self.stream(&params.stream)?;
+        let format = stream
+            .incremental
+            .as_ref()
+            .map(|incremental| {
+                CursorFormat::parse(&incremental.format, incremental.timezone.as_deref())
+                    .map_err(Error::Unsupported)
+            })
+            .transpose()?;
+        let lookback = stream
+            .incremental
+            .as_ref()
+            .map_or(0, |incremental| incremental.lookback_seconds as i64 * 1000);
+        let mut checkpoint = Checkpoint::parse(&params.checkpoint)?;
+        let page_size = stream.pagination.page_size().map(|size| {
+            let wanted = if params.page_size == 0 {
+                size.value
+            } else {
+                params.page_size
+            };
+            wanted.min(size.max.unwrap_or(u32::MAX)).max(1)
+        });
+        let key = key(&params.tenant, &params.connection);
+        let scope = json!({ "settings": &settings.values });
+        let path = template::render(&stream.path, &scope).map_err(Error::InvalidSettings)?;
+        let mut seen_positions = HashSet::new();
+        loop {
+            if !seen_positions.insert(checkpoint.page.clone()) {
+                return Err(Error::PartnerResponse(
+                    "the partner's paginator repeated a page".to_owned(),
+                ));
+            }
+            let mut waits = 0;
+            let response = self
+                .fetch(&key, settings, &mut waits, |session| {
+                    self.page_request(
+                        stream,
+                        session,
+                        &path,
+                        &scope,
+                        &checkpoint,
+                        format.as_ref(),
+                        page_size,
+                    )
+                })
+                .await?;
+            let items = match stream_records(stream, &response.body) {
+                Some(items) => items,
+                None => {
+                    return Err(Error::PartnerResponse(format!(
+                        "the page has no record array at {:?}",
+                        stream.records
+                    )));
+                }
+            };
+            let mut page = ReadResponse {
+                rate_limited_waits: waits,
+                ..ReadResponse::default()
+            };
+            for item in items {
+                if let (Some(format), Some(incremental)) = (&format, &stream.incremental)
+                    && let Some(value) = item.get(&incremental.field).and_then(|v| format.read(v))
+                {
+                    checkpoint.see(value);
+                }
+                match accept(item, &stream.primary_key) {
+                    Ok(record) => page.records.push(record),
+                    Err(rejected) => page.rejected.push(rejected),
+                }
+            }
+            let next = next_position(stream, &checkpoint.page, &response, items.len(), page_size);
+            let done = next.is_none() || items.is_empty();
+            checkpoint = match next {
+                Some(position) if !done => Checkpoint {
+                    page: position,
+                    ..checkpoint
+                },
+                _ => checkpoint.finished(lookback),
+            };
+            page.checkpoint = checkpoint.to_json();
+            tracing::debug!(
+                stream = %params.stream,
+                records = page.records.len(),
+                rejected = page.rejected.len(),
+                "read a page"
+            );
+            if pages.send(Ok(page)).await.is_err() || done {
+                return Ok(());
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one page's inputs, all distinct
+    fn page_request(
+        &self,
+        stream: &Stream,
+        session: &Session,
+        path: &str,
+        scope: &Value,
+        checkpoint: &Checkpoint,
+        format: Option<&CursorFormat>,
+        page_size: Option<u32>,
+    ) -> Result<Request, Error> {
+        let get = |url, query| Request {
+            method: crate::manifest::Method::Get,
+            url,
+            headers: Vec::new(),
+            query,
+            body: Body::None,
+        };
+        if let PagePosition::Url(next) = &checkpoint.page {
+            // The partner's own next URL carries every parameter; it must stay on the
+            // partner's origin, since the session's credentials go with it.
+            let url = reqwest::Url::parse(next)
+                .map_err(|e| Error::PartnerResponse(format!("next page url: {e}")))?;
+            if url.origin() != session.base_url.origin() {
+                return Err(Error::TargetNotAllowed {
+                    url: next.clone(),
+                    reason: "a next-page URL must stay on the partner's base URL".to_owned(),
+                });
+            }
+            return Ok(get(url, Vec::new()));
+        }
+        let mut query = stream
+            .query
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    template::render(v, scope).map_err(Error::InvalidSettings)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if let (Some(incremental), Some(format), Some(since)) =
+            (&stream.incremental, format, checkpoint.since)
+        {
+            let value = template::render(
+                &incremental.value,
+                &json!({ "cursor": format.write(since) }),
+            )
+            .map_err(Error::InvalidSettings)?;
+            query.push((incremental.param.clone(), value));
+        }
+        if let (Some(size), Some(page_size)) = (stream.pagination.page_size(), page_size) {
+            query.push((size.param.clone(), page_size.to_string()));
+        }
+        match (&stream.pagination, &checkpoint.page) {
+            (Pagination::Cursor { param, .. }, PagePosition::Token(token)) => {
+                query.push((param.clone(), token.clone()));
+            }
+            (Pagination::Offset { param, .. }, position)
+            | (Pagination::StartCount { start: param, .. }, position) => {
+                let offset = match position {
+                    PagePosition::Offset(offset) => *offset,
+                    _ => 0,
+                };
+                query.push((param.clone(), offset.to_string()));
+            }
+            (Pagination::PageNumber { param, first, .. }, position) => {
+                let page = match position {
+                    PagePosition::Offset(page) => *page,
+                    _ => *first,
+                };
+                query.push((param.clone(), page.to_string()));
+            }
+            _ => {}
+        }
+        Ok(get(join(&session.base_url, path)?, query))
+    }
+
+    /// Creates or updates one record at the partner from its canonical body.
+    pub async fn write(&self, params: WriteParams) -> Result<WriteOutcome, Error> {
+        let write = self.manifest.writes.get(&params.entity).ok_or_else(|| {
+            Error::InvalidWrite(format!(
+                "{} does not write {}",
+                self.manifest.name, params.entity
+            ))
+        })?;
+        let (operation, verb) = if params.external_id.is_empty() {
+            (write.create.as_ref(), "create")
+        } else {
+            (write.update.as_ref(), "update")
+        };
+        let operation = operation.ok_or_else(|| {
+            Error::InvalidWrite(format!(
+                "{} cannot {verb} {}",
+                self.manifest.name, params.entity
+            ))
+        })?;
+        let record: Value = serde_json::from_str(&params.record_json)
+            .map_err(|e| Error::InvalidWrite(format!("record_json: {e}")))?;
+        let idempotency = (!params.idempotency_key.is_empty()).then(|| {
+            format!(
+                "{}\u{1f}{}\u{1f}{}",
+                params.tenant, params.connection.connection_id, params.idempotency_key
+            )
+        });
+        if let Some(key) = &idempotency
+            && let Some(external_id) = self.lock_written().get(key).cloned()
+        {
+            return Ok(WriteOutcome {
+                external_id,
+                replayed: true,
+            });
+        }
+        let settings = self.settings(&params.connection).await?;
+        let scope = json!({
+            "settings": &settings.values,
+            "record": record,
+            "external_id": params.external_id,
+        });
+        let path = template::render(&operation.path, &scope).map_err(Error::InvalidWrite)?;
+        let mut headers = operation
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    template::render(v, &scope).map_err(Error::InvalidWrite)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if let (Some(header), false) =
+            (&write.idempotency_header, params.idempotency_key.is_empty())
+        {
+            headers.push((header.clone(), params.idempotency_key.clone()));
+        }
+        let body = template::render_json(&operation.body, &scope).unwrap_or(json!({}));
+        let key = key(&params.tenant, &params.connection);
+        let mut waits = 0;
+        let response = self
+            .fetch(&key, &settings, &mut waits, |session| {
+                Ok(Request {
+                    method: operation.method,
+                    url: join(&session.base_url, &path)?,
+                    headers: headers.clone(),
+                    query: Vec::new(),
+                    body: Body::Json(body.clone()),
+                })
+            })
+            .await?;
+        let external_id = match response.body.pointer(&operation.id) {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            Some(Value::Number(id)) => id.to_string(),
+            _ if !params.external_id.is_empty() => params.external_id.clone(),
+            _ => {
+                return Err(Error::PartnerResponse(format!(
+                    "the write answer has no id at {}",
+                    operation.id
+                )));
+            }
+        };
+        if let Some(key) = idempotency {
+            let mut written = self.lock_written();
+            if written.len() >= MAX_IDEMPOTENCY_KEYS {
+                written.clear();
+            }
+            written.insert(key, external_id.clone());
+        }
+        Ok(WriteOutcome {
+            external_id,
+            replayed: false,
+        })
+    }
+
+    fn stream(&self, name: &str) -> Result<&Stream, Error> {
+        self.manifest
+            .streams
+            .get(name)
+            .ok_or_else(|| Error::UnknownStream(name.to_owned()))
+    }
+
+    async fn settings(&self, connection: &ConnectionRef) -> Result<Settings, Error> {
+        Settings::resolve(
+            &self.manifest,
+            &connection.settings_json,
+            self.allow_private,
+        )
+        .await
+    }
+
+    /// One request with the connection's session; a 401 or an expired session opens a new
+    /// session once.
+    async fn fetch(
+        &self,
+        key: &Key,
+        settings: &Settings,
+        waits: &mut u32,
+        build: impl Fn(&Session) -> Result<Request, Error>,
+    ) -> Result<Response, Error> {
+        let limiter = self.limiter(key);
+        let mut fresh = false;
+        loop {
+            let session = match self.cached(key, settings) {
+                Some(session) => session,
+                None => {
+                    fresh = true;
+                    let secret = self.secrets.lease(&key.tenant, &key.connection_id).await?;
+                    let session = session::open(
+                        &self.manifest,
+                        &self.http,
+                        &limiter,
+                        settings,
+                        &secret,
+                        self.allow_private,
+                    )
+                    .await?;
+                    self.lock_sessions().insert(
+                        key.clone(),
+                        Cached {
+                            settings: settings.clone(),
+                            session: session.clone(),
+                        },
+                    );
+                    session
+                }
+            };
+            let mut request = build(&session)?;
+            request.headers.extend(session.headers.iter().cloned());
+            request.query.extend(session.query.iter().cloned());
+            match self.http.send(&limiter, &request, waits).await? {
+                Answer::Ok(response) => return Ok(response),
+                Answer::Unauthorized if !fresh => {
+                    tracing::info!(connection_id = %key.connection_id, "partner session expired, opening a new one");
+                    self.forget(key);
+                }
+                Answer::Unauthorized => {
+                    self.forget(key);
+                    return Err(Error::CredentialsRejected(
+                        "the partner refused a session it had just accepted".to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn cached(&self, key: &Key, settings: &Settings) -> Option<Session> {
+        self.lock_sessions()
+            .get(key)
+            // Changed settings point elsewhere: the old session does not apply.
+            .filter(|cached| cached.settings == *settings && cached.session.is_live())
+            .map(|cached| cached.session.clone())
+    }
+
+    fn forget(&self, key: &Key) {
+        self.lock_sessions().remove(key);
+    }
+
+    fn limiter(&self, key: &Key) -> Arc<Limiter> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(
+            limiters
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Limiter::new(self.manifest.rate_limit.as_ref()))),
+        )
+    }
+
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
+        // Plain data; a panic elsewhere cannot leave it half-written.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn key(tenant: &str, connection: &ConnectionRef) -> Key {
+    Key {
+        tenant: tenant.to_owned(),
+        connection_id: connection.connection_id.clone(),
+    }
+}
+
+fn join(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
+    // `base` has no trailing slash; paths start with one and are appended to its path.
+    let mut url = base.clone();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    url.set_path(&joined);
+    if !query.is_empty() {
+        url.set_query(Some(query));
+    }
+    Ok(url)
+}
+
+fn stream_records<'a>(stream: &Stream, body: &'a Value) -> Option<&'a Vec<Value>> {
+    if stream.records.is_empty() {
+        body.as_array()
+    } else {
+        body.pointer(&stream.records)?.as_array()
+    }
+}
+
+/// Where the page after this one starts; `None` when this was the last.
+fn next_position(
+    stream: &Stream,
+    current: &PagePosition,
+    response: &Response,
+    count: usize,
+    page_size: Option<u32>,
+) -> Option<PagePosition> {
+    let short = page_size.is_some_and(|size| count < size as usize);
+    match &stream.pagination {
+        Pagination::None => None,
+        Pagination::LinkHeader { .. } => response
+            .link
+            .as_deref()
+            .and_then(next_link)
+            .map(PagePosition::Url),
+        Pagination::NextUrl { next, .. } => match response.body.pointer(next) {
+            Some(Value::String(url)) if !url.is_empty() => Some(PagePosition::Url(url.clone())),
+            _ => None,
+        },
+        Pagination::Cursor { next, .. } => match response.body.pointer(next) {
+            Some(Value::String(token)) if !token.is_empty() => {
+                Some(PagePosition::Token(token.clone()))
+            }
+            Some(Value::Number(token)) => Some(PagePosition::Token(token.to_string())),
+            _ => None,
+        },
+        Pagination::Offset { .. } | Pagination::StartCount { .. } => {
+            let offset = match current {
+                PagePosition::Offset(offset) => *offset,
+                _ => 0,
+            };
+            (!short).then_some(PagePosition::Offset(offset + count as u64))
+        }
+        Pagination::PageNumber { first, .. } => {
+            let page = match current {
+                PagePosition::Offset(page) => *page,
+                _ => *first,
+            };
+            (!short).then_some(PagePosition::Offset(page + 1))
+        }
+    }
+}
+
+/// A record must be an object with a usable primary key; anything else is rejected with its
+/// reason. Other odd fields pass through for mapping to judge.
+fn accept(item: &Value, primary_key: &str) -> Result<RawRecord, RejectedRecord> {
+    let payload_json = item.to_string();
+    let reject = |reason: String| RejectedRecord {
+        payload_json: payload_json.clone(),
+        reason,
+    };
+    if !item.is_object() {
+        return Err(reject("record is not a JSON object".to_owned()));
+    }
+    let id = if primary_key.starts_with('/') {
+        item.pointer(primary_key)
+    } else {
+        item.get(primary_key)
+    };
+    let external_id = match id {
+        None | Some(Value::Null) => return Err(reject(format!("record has no {primary_key}"))),
+        Some(Value::Number(number)) if number.is_i64() || number.is_u64() => number.to_string(),
+        Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),
+        Some(_) => {
+            return Err(reject(format!(
+                "record {primary_key} is not an integer or a non-empty string"
+            )));
+        }
+    };
+    Ok(RawRecord {
+        external_id,
+        payload_json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_without_usable_keys_are_rejected_with_a_reason() {
+        assert_eq!(accept(&json!({"id": 12}), "id").unwrap().external_id, "12");
+        assert_eq!(
+            accept(&json!({"a": {"b": "x"}}), "/a/b")
+                .unwrap()
+                .external_id,
+            "x"
+        );
+        assert_eq!(
+            accept(&json!({"n": 1}), "id").unwrap_err().reason,
+            "record has no id"
+        );
+        assert_eq!(
+            accept(&json!([1]), "id").unwrap_err().reason,
+            "record is not a JSON object"
+        );
+        assert!(accept(&json!({"id": 1.5}), "id").is_err());
+    }
+
+    #[test]
+    fn paths_join_under_the_base_path() {
+        let base = reqwest::Url::parse("https://h.example/rest/corp").unwrap();
+        assert_eq!(
+            join(&base, "/v1/x?a=1").unwrap().as_str(),
+            "https://h.example/rest/corp/v1/x?a=1"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The runtime's one error type, with its kinds and stable reason codes.
+
+use plugboard_proto::error::{ErrorKind, ServiceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid connection settings: {0}")]
+    InvalidSettings(String),
+    #[error("target {url} is not allowed: {reason}")]
+    TargetNotAllowed { url: String, reason: String },
+    #[error("unknown stream {0:?}")]
+    UnknownStream(String),
+    #[error("invalid checkpoint: {0}")]
+    InvalidCheckpoint(String),
+    #[error("invalid write: {0}")]
+    InvalidWrite(String),
+    #[error("webhook rejected: {0}")]
+    WebhookRejected(String),
+    #[error("the manifest asks for {0}, which this runtime does not support yet")]
+    Unsupported(String),
+    /// The partner refused the connection's credentials: the customer must reconnect.
+    #[error("the partner rejected the connection's credentials: {0}")]
+    CredentialsRejected(String),
+    #[error("no credential is stored for this connection")]
+    CredentialMissing,
+    #[error("the connection's credential is a {found}, this connector needs {needed}")]
+    WrongCredentialKind {
+        found: &'static str,
+        needed: &'static str,
+    },
+    #[error("cannot lease the connection's credential: {message}")]
+    Lease { kind: ErrorKind, message: String },
+    #[error("the partner is unavailable: {0}")]
+    PartnerUnavailable(String),
+    #[error("the partner kept rate limiting after {0} waits")]
+    RateLimited(u32),
+    #[error("the partner refused the request with http {status}: {message}")]
+    PartnerRejected { status: u16, message: String },
+    #[error("the partner sent an unexpected response: {0}")]
+    PartnerResponse(String),
+    #[error("cannot start the connector: {0}")]
+    Startup(String),
+    #[error(transparent)]
+    Serve(#[from] plugboard_runtime::server::ServeError),
+}
+
+impl ServiceError for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidSettings(_)
+            | Error::TargetNotAllowed { .. }
+            | Error::UnknownStream(_)
+            | Error::InvalidCheckpoint(_)
+            | Error::InvalidWrite(_) => ErrorKind::InvalidArgument,
+            Error::WebhookRejected(_) => ErrorKind::PermissionDenied,
+            Error::Unsupported(_)
+            | Error::CredentialsRejected(_)
+            | Error::CredentialMissing
+            | Error::WrongCredentialKind { .. }
+            | Error::PartnerRejected { .. } => ErrorKind::FailedPrecondition,
+            Error::Lease { kind, .. } => *kind,
+            Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
+                ErrorKind::Unavailable
+            }
+            Error::Startup(_) | Error::Serve(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSettings(_) => "INVALID_SETTINGS",
+            Error::TargetNotAllowed { .. } => "TARGET_NOT_ALLOWED",
+            Error::UnknownStream(_) => "UNKNOWN_STREAM",
+            Error::InvalidCheckpoint(_) => "INVALID_CHECKPOINT",
+            Error::InvalidWrite(_) => "INVALID_WRITE",
+            Error::WebhookRejected(_) => "WEBHOOK_REJECTED",
+            Error::Unsupported(_) => "MANIFEST_FEATURE_UNSUPPORTED",
+            Error::CredentialsRejected(_) => "CREDENTIALS_REJECTED",
+            Error::CredentialMissing => "CREDENTIAL_NOT_FOUND",
+            Error::WrongCredentialKind { .. } => "WRONG_CREDENTIAL_KIND",
+            Error::Lease { .. } => "CREDENTIAL_LEASE_FAILED",
+            Error::PartnerUnavailable(_) => "PARTNER_UNAVAILABLE",
+            Error::RateLimited(_) => "PARTNER_RATE_LIMITED",
+            Error::PartnerRejected { .. } => "PARTNER_REQUEST_REJECTED",
+            Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
+            Error::Startup(_) => "STARTUP_FAILED",
+            Error::Serve(_) => "SERVE_FAILED",
+        }
+    }
+}
+
+impl Error {
+    /// Whether another attempt may succeed (partner 5xx, connection errors).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::PartnerUnavailable(_))
+    }
+}
+
+/// A reqwest error without its URL: query strings may carry keys.
+pub fn transport(context: &str, error: reqwest::Error) -> Error {
+    Error::PartnerUnavailable(format!("{context}: {}", error.without_url()))
+}

@@ -1,0 +1,334 @@
+//! HTTP to the partner: the per-connection rate budget and concurrency cap, waits on 429 as the
+//! partner's retry headers say, and retries with exponential backoff on 5xx and transport errors.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::{StatusCode, Url, header};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::error::{Error, transport};
+use crate::manifest::{Method, RateLimit};
+
+/// Timeout of one HTTP request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Wait when a 429 carries no usable retry header.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Consecutive 429s on one request before giving up.
+const MAX_RATE_LIMIT_WAITS: u32 = 50;
+
+/// A request the runtime built from the manifest.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    #[default]
+    None,
+    Json(Value),
+    Form(Vec<(String, String)>),
+}
+
+/// A successful (2xx) or unauthorized answer; other statuses are errors.
+#[derive(Debug)]
+pub enum Answer {
+    Ok(Response),
+    Unauthorized,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub link: Option<String>,
+    pub body: Value,
+}
+
+/// Requests per window and requests in flight, for one connection.
+#[derive(Debug)]
+pub struct Limiter {
+    budget: Option<(u32, Duration)>,
+    window: Mutex<(Instant, u32)>,
+    in_flight: Option<Arc<Semaphore>>,
+    retry_headers: Vec<String>,
+    max_wait: Duration,
+}
+
+impl Limiter {
+    pub fn new(limit: Option<&RateLimit>) -> Limiter {
+        Limiter {
+            budget: limit.map(|limit| {
+                (
+                    limit.requests.max(1),
+                    Duration::from_secs(u64::from(limit.per_seconds.max(1))),
+                )
+            }),
+            window: Mutex::new((Instant::now(), 0)),
+            in_flight: limit
+                .and_then(|limit| limit.concurrency)
+                .map(|n| Arc::new(Semaphore::new(n.max(1) as usize))),
+            retry_headers: limit.map_or_else(
+                || vec!["Retry-After".to_owned()],
+                |limit| limit.retry_after_headers.clone(),
+            ),
+            max_wait: Duration::from_secs(limit.map_or(60, |limit| limit.max_wait_seconds)),
+        }
+    }
+
+    /// Waits for a slot in the window and, when capped, for a slot in flight.
+    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Some((requests, window)) = self.budget {
+            loop {
+                let wait = {
+                    let mut state = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+                    let now = Instant::now();
+                    if now.duration_since(state.0) >= window {
+                        *state = (now, 0);
+                    }
+                    if state.1 < requests {
+                        state.1 += 1;
+                        None
+                    } else {
+                        Some(window - now.duration_since(state.0))
+                    }
+                };
+                match wait {
+                    None => break,
+                    Some(wait) => tokio::time::sleep(wait).await,
+                }
+            }
+        }
+        match &self.in_flight {
+            // The semaphore is never closed, so acquiring only fails if it were.
+            Some(semaphore) => Arc::clone(semaphore).acquire_owned().await.ok(),
+            None => None,
+        }
+    }
+
+    /// The wait a 429 asks for, from the first retry header that parses.
+    fn retry_after(&self, headers: &header::HeaderMap) -> Duration {
+        self.retry_headers
+            .iter()
+            .filter_map(|name| headers.get(name.as_str())?.to_str().ok())
+            .find_map(parse_retry_after)
+            .unwrap_or(DEFAULT_RETRY_AFTER)
+            .min(self.max_wait)
+    }
+}
+
+/// Seconds, an HTTP date, or epoch seconds (as `X-RateLimit-Reset` often is).
+pub fn parse_retry_after(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let now = chrono::Utc::now().timestamp();
+    if let Ok(seconds) = text.parse::<i64>() {
+        let seconds = if seconds > 1_000_000_000 {
+            seconds - now
+        } else {
+            seconds
+        };
+        return Some(Duration::from_secs(seconds.max(0) as u64));
+    }
+    chrono::DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|date| Duration::from_secs((date.timestamp() - now).max(0) as u64))
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    backoff: ExponentialBuilder,
+}
+
+enum Attempt {
+    Done(Answer),
+    RateLimited(Duration),
+}
+
+impl Http {
+    pub fn new() -> Result<Http, Error> {
+        let client = reqwest::Client::builder()
+            // Redirects would bypass the target guard; a partner that redirects is refused.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| Error::Startup(format!("cannot build the http client: {e}")))?;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(4)
+            .with_jitter();
+        Ok(Http { client, backoff })
+    }
+
+    /// Sends `request` under `limiter`, waiting out 429s (counted in `waits`) and retrying
+    /// transient failures.
+    pub async fn send(
+        &self,
+        limiter: &Limiter,
+        request: &Request,
+        waits: &mut u32,
+    ) -> Result<Answer, Error> {
+        let mut consecutive = 0;
+        loop {
+            let attempt = (|| self.send_once(limiter, request))
+                .retry(self.backoff)
+                .when(Error::is_transient)
+                .notify(|error, delay| {
+                    tracing::info!(error = %error, ?delay, "retrying partner request");
+                })
+                .await?;
+            match attempt {
+                Attempt::Done(answer) => return Ok(answer),
+                Attempt::RateLimited(delay) => {
+                    consecutive += 1;
+                    if consecutive > MAX_RATE_LIMIT_WAITS {
+                        return Err(Error::RateLimited(consecutive - 1));
+                    }
+                    *waits += 1;
+                    tracing::info!(?delay, "partner rate limited the request, waiting");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn send_once(&self, limiter: &Limiter, request: &Request) -> Result<Attempt, Error> {
+        let _permit = limiter.admit().await;
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .client
+            .request(method, request.url.clone())
+            .header(header::ACCEPT, "application/json");
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = match &request.body {
+            Body::None => builder,
+            Body::Json(json) => builder.json(json),
+            Body::Form(form) => builder.form(form),
+        };
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| transport("partner request", e))?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Ok(Attempt::RateLimited(
+                limiter.retry_after(response.headers()),
+            ));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            return Ok(Attempt::Done(Answer::Unauthorized));
+        }
+        if status.is_server_error() {
+            return Err(Error::PartnerUnavailable(format!(
+                "the partner answered {status}"
+            )));
+        }
+        let link = response
+            .headers()
+            .get(header::LINK)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let text = response
+            .text()
+            .await
+            .map_err(|e| transport("reading the partner's answer", e))?;
+        if !status.is_success() {
+            let message: String = text.chars().take(300).collect();
+            return Err(Error::PartnerRejected {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let body = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| Error::PartnerResponse(format!("invalid json: {e}")))?
+        };
+        Ok(Attempt::Done(Answer::Ok(Response {
+            status: status.as_u16(),
+            link,
+            body,
+        })))
+    }
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header.
+pub fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|param| {
+            let param = param.trim().replace(' ', "");
+            param == "rel=\"next\"" || param == "rel=next"
+        });
+        is_next.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers_and_retry_headers_parse() {
+        let link = r#"<https://h.example/v1/candidates?page=2&per_page=2>; rel="next", <https://h.example/v1/candidates?page=9>; rel="last""#;
+        assert_eq!(
+            next_link(link).as_deref(),
+            Some("https://h.example/v1/candidates?page=2&per_page=2")
+        );
+        assert_eq!(next_link(r#"<https://h.example/x>; rel="last""#), None);
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let soon = chrono::Utc::now().timestamp() + 5;
+        let waited = parse_retry_after(&soon.to_string()).unwrap();
+        assert!(waited <= Duration::from_secs(5) && waited >= Duration::from_secs(3));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[tokio::test]
+    async fn the_window_budget_spaces_requests() {
+        let limiter = Limiter::new(Some(&RateLimit {
+            requests: 2,
+            per_seconds: 1,
+            concurrency: Some(1),
+            retry_after_headers: vec!["Retry-After".to_owned()],
+            max_wait_seconds: 60,
+        }));
+        let start = Instant::now();
+        for _ in 0..3 {
+            drop(limiter.admit().await);
+        }
+        // Three requests at two per second: the third waits for the second window.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
+}

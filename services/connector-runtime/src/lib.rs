@@ -1,0 +1,133 @@
+//! Plugboard's generic connector runtime: a partner described by a manifest, served as a
+//! connector.
+//!
+//! A connector folder holds `manifest.yaml` (auth, base URL, streams with paging and
+//! incremental cursors, writes, webhooks, rate limits; the format is in [`manifest`] and its
+//! JSON Schema in `manifest.schema.json`) and `mappings/*.yaml` (mapping specs). This crate
+//! loads and checks such a folder offline, serves it as `plugboard.connector.v1.ConnectorService`
+//! (leasing access from credentials, paging, waiting out rate limits, retrying with backoff),
+//! registers it with the registry and heartbeats. The [`conformance`] kit runs one suite
+//! against any connector and its sandbox.
+//!
+//! Modules:
+//! - [`manifest`]: the format, loading, and every offline check with file and line;
+//! - [`template`]: the `{{ a.b }}` templates manifests are written with;
+//! - [`guard`]: the target guard that keeps requests off internal networks;
+//! - [`access`], [`session`]: leased secrets, connection settings, auth schemes;
+//! - [`http`]: requests under rate budgets, 429 waits and retries;
+//! - [`checkpoint`]: incremental cursors and resumable page positions;
+//! - [`connector`]: check, discover, read and write for any manifest;
+//! - [`webhook`]: signature, timestamp and replay checks of partner webhooks;
+//! - [`grpc`], [`registration`], [`config`]: the service around it;
+//! - [`conformance`]: the conformance kit;
+//! - [`error`]: the one error type.
+//!
+//! # Limitations
+//!
+//! - Write and webhook verification are library calls ([`connector::Connector::write`],
+//!   [`webhook::Verifier`]); the connector contract has no `Write`/`HandleWebhook` RPC yet
+//!   (TODO(#6): add them to `connector.proto` with two-way sync).
+//! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
+//!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
+//!   (TODO(#4)). XML partners are in the format, not the runtime (TODO(#3)).
+//! - Deleted-record endpoints are in the format but not read (TODO(#6)).
+//! - Idempotency keys and webhook deliveries are remembered in process memory only; sync's
+//!   outbox is the durable guard (TODO(#6)).
+//! - The target guard resolves names once before calling; DNS rebinding between the check and
+//!   the request is not prevented (TODO(#3)).
+
+pub mod access;
+pub mod checkpoint;
+pub mod config;
+pub mod conformance;
+pub mod connector;
+pub mod error;
+pub mod grpc;
+pub mod guard;
+pub mod http;
+pub mod manifest;
+pub mod registration;
+pub mod session;
+pub mod template;
+pub mod webhook;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use plugboard_proto::connector::v1::connector_service_server::ConnectorServiceServer;
+use plugboard_runtime::channel::lazy_channel;
+use plugboard_runtime::identity::{MeshKey, RequireCaller};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub use config::Config;
+pub use error::Error;
+
+use crate::access::Access;
+use crate::connector::{Connector, SecretSource};
+use crate::grpc::GrpcConnectorAdapter;
+
+/// Loads the connector folder, then serves it on `listener` until `shutdown` completes,
+/// registering with the registry in the background meanwhile.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let loaded = manifest::load(&config.connector_dir).map_err(|problems| {
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Error::Startup(format!(
+            "the connector folder has problems:\n{}",
+            text.join("\n")
+        ))
+    })?;
+    let key = MeshKey::new(&config.mesh_key).map_err(|e| Error::Startup(e.to_string()))?;
+    let credentials = lazy_channel(&config.credentials_addr)
+        .map_err(|e| Error::Startup(format!("PLUGBOARD_CREDENTIALS_ADDR: {e}")))?;
+    let registry = lazy_channel(&config.registry_addr)
+        .map_err(|e| Error::Startup(format!("PLUGBOARD_REGISTRY_ADDR: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Startup(format!("cannot read the bound address: {e}")))?;
+    let advertise = config
+        .advertise_addr
+        .clone()
+        .unwrap_or_else(|| advertised(bound));
+    if config.allow_private_targets {
+        tracing::warn!("private and loopback partner targets are allowed (dev/test setting)");
+    }
+    let name = loaded.manifest.name.clone();
+    let registration = tokio::spawn(registration::maintain(
+        registry,
+        key.clone(),
+        registration::registry_manifest(&loaded),
+        format!("{name}-{}", uuid::Uuid::new_v4()),
+        advertise,
+    ));
+    let connector = Connector::new(
+        loaded.manifest,
+        SecretSource::Credentials(Access::new(credentials, key.clone(), &name)),
+        config.allow_private_targets,
+    )?;
+    let service = ConnectorServiceServer::with_interceptor(
+        GrpcConnectorAdapter::new(Arc::new(connector)),
+        RequireCaller::new(key),
+    );
+    let service_name = <ConnectorServiceServer<GrpcConnectorAdapter> as NamedService>::NAME;
+    let result =
+        plugboard_runtime::server::serve(listener, Routes::new(service), &[service_name], shutdown)
+            .await;
+    registration.abort();
+    result.map_err(Error::from)
+}
+
+/// The bound address as others reach it: an unspecified IP becomes loopback.
+fn advertised(bound: SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], bound.port())).to_string()
+    } else {
+        bound.to_string()
+    }
+}

@@ -1,0 +1,518 @@
+//! The manifest's types, read with serde from YAML. Every struct refuses unknown keys, so a
+//! misspelt key is an error with its line rather than a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    pub name: String,
+    pub display_name: String,
+    pub category: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub format: Format,
+    /// Template over `settings`; every partner request is relative to it.
+    pub base_url: String,
+    #[serde(default)]
+    pub settings: BTreeMap<String, Setting>,
+    pub auth: Auth,
+    /// Sent on every partner request (templates over `settings`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// The request `Check` makes; the first stream's first page when absent.
+    #[serde(default)]
+    pub check: Option<CheckRequest>,
+    pub streams: BTreeMap<String, Stream>,
+    /// Keyed by canonical entity.
+    #[serde(default)]
+    pub writes: BTreeMap<String, Write>,
+    #[serde(default)]
+    pub webhooks: Option<Webhooks>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Json,
+    /// Accepted by the format; the runtime does not read XML yet (TODO(#3)).
+    Xml,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    #[serde(rename = "type", default)]
+    pub kind: SettingType,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub default: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingType {
+    #[default]
+    String,
+    /// An http(s) URL the runtime calls: checked by the target guard.
+    Url,
+    Integer,
+    Boolean,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyLocation {
+    #[default]
+    Header,
+    Query,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_id:client_secret` as HTTP Basic (RFC 6749's default).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` as form fields.
+    Body,
+}
+
+fn key_template() -> String {
+    "{{ secret.key }}".to_owned()
+}
+
+fn session_token_template() -> String {
+    "{{ session.token }}".to_owned()
+}
+
+/// How requests are authenticated. Templates may read `settings` and `secret` (the leased
+/// credential: `key`, `username`, `password`, `client_id`, `client_secret`, `token_url`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    ApiKey {
+        #[serde(rename = "in", default)]
+        location: KeyLocation,
+        name: String,
+        #[serde(default = "key_template")]
+        value: String,
+    },
+    Basic {
+        username: String,
+        #[serde(default)]
+        password: String,
+    },
+    Bearer {
+        #[serde(default = "key_template")]
+        token: String,
+    },
+    Oauth2ClientCredentials {
+        /// Template; the credential's `token_url` when absent.
+        #[serde(default)]
+        token_url: Option<String>,
+        #[serde(default)]
+        scopes: Vec<String>,
+        #[serde(default)]
+        client_auth: ClientAuth,
+        /// Extra form fields of the token request (Beeline's `audience`).
+        #[serde(default)]
+        extra: BTreeMap<String, String>,
+    },
+    Oauth2AuthorizationCode {
+        authorize_url: String,
+        #[serde(default)]
+        token_url: Option<String>,
+        #[serde(default)]
+        scopes: Vec<String>,
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
+    /// A login request that trades the credential for a session token and, optionally, the
+    /// base URL later requests go to.
+    Login {
+        request: RequestTemplate,
+        /// JSON pointer to the session token in the login response.
+        token: String,
+        /// JSON pointer to the base URL in the login response.
+        #[serde(default)]
+        base_url: Option<String>,
+        apply: Apply,
+    },
+    /// A client certificate, with another scheme on top (or none).
+    Mtls {
+        certificate: String,
+        private_key: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    #[default]
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestTemplate {
+    #[serde(default)]
+    pub method: Method,
+    /// Template; relative to `base_url` unless absolute.
+    pub url: String,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
+    #[serde(default)]
+    pub json: Option<Value>,
+}
+
+/// Where the session token goes on later requests.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Apply {
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default = "session_token_template")]
+    pub value: String,
+}
+
+fn default_window() -> u32 {
+    1
+}
+
+fn default_retry_headers() -> Vec<String> {
+    vec!["Retry-After".to_owned()]
+}
+
+fn default_max_wait() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per window, per connection.
+    pub requests: u32,
+    #[serde(default = "default_window")]
+    pub per_seconds: u32,
+    /// Requests in flight at once, per connection.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Headers of a 429 that carry the wait: seconds, an HTTP date, or epoch seconds.
+    #[serde(default = "default_retry_headers")]
+    pub retry_after_headers: Vec<String>,
+    /// Longest single wait a partner can impose.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub path: String,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+}
+
+fn default_primary_key() -> String {
+    "id".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stream {
+    /// Canonical entity the records map to.
+    pub entity: String,
+    /// Template over `settings`, relative to `base_url`.
+    pub path: String,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// JSON pointer to the record array; empty when the body is the array.
+    #[serde(default)]
+    pub records: String,
+    #[serde(default = "default_primary_key")]
+    pub primary_key: String,
+    #[serde(default)]
+    pub pagination: Pagination,
+    #[serde(default)]
+    pub incremental: Option<Incremental>,
+    #[serde(default)]
+    pub deletes: Option<Deletes>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageSize {
+    pub param: String,
+    pub value: u32,
+    #[serde(default)]
+    pub max: Option<u32>,
+}
+
+fn offset_param() -> String {
+    "offset".to_owned()
+}
+
+fn page_param() -> String {
+    "page".to_owned()
+}
+
+fn start_param() -> String {
+    "start".to_owned()
+}
+
+fn first_page() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// One request returns everything.
+    #[default]
+    None,
+    /// RFC 8288 `Link: <url>; rel="next"`.
+    LinkHeader {
+        #[serde(default)]
+        page_size: Option<PageSize>,
+    },
+    /// The body carries the next page's absolute URL at a JSON pointer.
+    NextUrl {
+        next: String,
+        #[serde(default)]
+        page_size: Option<PageSize>,
+    },
+    /// The body carries an opaque token at `next`, sent back as `param`.
+    Cursor {
+        param: String,
+        next: String,
+        #[serde(default)]
+        page_size: Option<PageSize>,
+    },
+    /// `param` counts records skipped; `page_size` is the limit.
+    Offset {
+        #[serde(default = "offset_param")]
+        param: String,
+        page_size: PageSize,
+    },
+    /// `param` counts pages from `first`.
+    PageNumber {
+        #[serde(default = "page_param")]
+        param: String,
+        #[serde(default = "first_page")]
+        first: u64,
+        page_size: PageSize,
+    },
+    /// Bullhorn's `start`/`count`: an offset under other names.
+    StartCount {
+        #[serde(default = "start_param")]
+        start: String,
+        page_size: PageSize,
+    },
+}
+
+impl Pagination {
+    pub fn page_size(&self) -> Option<&PageSize> {
+        match self {
+            Pagination::None => None,
+            Pagination::LinkHeader { page_size }
+            | Pagination::NextUrl { page_size, .. }
+            | Pagination::Cursor { page_size, .. } => page_size.as_ref(),
+            Pagination::Offset { page_size, .. }
+            | Pagination::PageNumber { page_size, .. }
+            | Pagination::StartCount { page_size, .. } => Some(page_size),
+        }
+    }
+}
+
+fn cursor_template() -> String {
+    "{{ cursor }}".to_owned()
+}
+
+fn rfc3339() -> String {
+    "rfc3339".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    /// Query parameter that carries the lower bound.
+    pub param: String,
+    /// Its value, a template over `cursor` (`dateLastModified>={{ cursor }}`).
+    #[serde(default = "cursor_template")]
+    pub value: String,
+    /// The record field the cursor follows.
+    pub field: String,
+    /// `rfc3339`, `epoch_millis`, `epoch_seconds`, or a chrono format such as `%Y-%m-%d %H:%M:%S`.
+    #[serde(default = "rfc3339")]
+    pub format: String,
+    /// Zone of timestamps written without one: `UTC` or an offset such as `+02:00`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Each run starts this far before the newest value seen, for late-arriving changes.
+    #[serde(default)]
+    pub lookback_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Deletes {
+    /// An endpoint listing deleted records since the cursor. TODO(#6): read by the runtime.
+    Endpoint { path: String, records: String },
+    /// A webhook event names the deleted record.
+    Event { event: String },
+}
+
+fn id_pointer() -> String {
+    "/id".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Write {
+    #[serde(default)]
+    pub create: Option<WriteOperation>,
+    #[serde(default)]
+    pub update: Option<WriteOperation>,
+    /// Header carrying the caller's idempotency key, for partners that honour one.
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
+}
+
+/// One write request. Templates read `settings`, `record` (the canonical record) and
+/// `external_id` (updates).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteOperation {
+    pub method: Method,
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Value,
+    /// JSON pointer to the partner's id in the response.
+    #[serde(default = "id_pointer")]
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// Path under the gateway's webhook prefix.
+    pub path: String,
+    pub signature: Signature,
+    /// JSON pointer to the event type in the body.
+    pub event_type: String,
+    /// JSON pointer to a delivery id, for duplicate detection; the signature when absent.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    pub events: BTreeMap<String, WebhookEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    HmacSha256,
+    HmacSha1,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    #[default]
+    Hex,
+    Base64,
+}
+
+fn default_tolerance() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    pub algorithm: Algorithm,
+    pub header: String,
+    /// Text before the digest in the header (`sha256 `).
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Header with the signing time (epoch seconds); replays outside the tolerance fail.
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+    #[serde(default = "default_tolerance")]
+    pub tolerance_seconds: u64,
+    /// What is signed, a template over `body` and `timestamp`; the raw body when absent.
+    #[serde(default)]
+    pub signed_payload: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEvent {
+    pub entity: String,
+    /// JSON pointer to the record's partner id in the body.
+    pub id: String,
+    /// Whether the event deletes the record.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+impl Manifest {
+    /// The credential kind credentials must hold: `api_key`, `basic` or `oauth2_client`.
+    pub fn credential_kind(&self) -> &'static str {
+        let templates: Vec<&str> = match &self.auth {
+            Auth::Oauth2ClientCredentials { .. } | Auth::Oauth2AuthorizationCode { .. } => {
+                return "oauth2_client";
+            }
+            Auth::ApiKey { value, .. } => vec![value],
+            Auth::Bearer { token } => vec![token],
+            Auth::Basic { username, password } => vec![username, password],
+            Auth::Login { request, apply, .. } => {
+                let mut all: Vec<&str> = vec![&request.url, &apply.value];
+                all.extend(request.query.values().map(String::as_str));
+                all.extend(request.headers.values().map(String::as_str));
+                all.extend(request.form.values().map(String::as_str));
+                if let Some(json) = &request.json {
+                    all.extend(crate::template::json_strings(json));
+                }
+                all
+            }
+            Auth::Mtls { .. } => return "certificate",
+        };
+        let uses = |field: &str| {
+            templates.iter().any(|text| {
+                crate::template::holes(text)
+                    .iter()
+                    .any(|hole| hole == &format!("secret.{field}"))
+            })
+        };
+        if uses("client_id") || uses("client_secret") {
+            "oauth2_client"
+        } else if uses("username") || uses("password") {
+            "basic"
+        } else {
+            "api_key"
+        }
+    }
+}
