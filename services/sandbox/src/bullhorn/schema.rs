@@ -1,4 +1,5 @@
-//! Bullhorn's entity field tables, embedded from `shared/partners/bullhorn/entityref/`.
+//! Bullhorn's entity field tables, embedded from `data/bullhorn/entityref/` (a copy of
+//! `shared/partners/bullhorn/entityref/`, so the sandbox builds from the repository alone).
 //!
 //! They decide which field names `fields=`, `where=` and `query=` accept, as Bullhorn answers an
 //! unknown field with 400, and the tests check every generated field against them.
@@ -12,7 +13,7 @@ macro_rules! entityref {
     ($file:literal) => {
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/partners/bullhorn/entityref/",
+            "/data/bullhorn/entityref/",
             $file
         ))
     };
