@@ -27,6 +27,7 @@ pub struct CompiledSpec {
     external_id: Expr,
     lookups: Vec<Lookup>,
     fields: Vec<Field>,
+    shape: Shape,
     custom_fields: Vec<(String, Expr)>,
 }
 
@@ -211,6 +212,7 @@ impl CompiledSpec {
             }
         }
 
+        let fields: Vec<Field> = fields.into_iter().map(|(_, field)| field).collect();
         match external_id {
             Some(external_id) if problems.is_empty() => Ok(CompiledSpec {
                 name: name.to_owned(),
@@ -219,7 +221,8 @@ impl CompiledSpec {
                 direction: document.direction,
                 external_id,
                 lookups,
-                fields: fields.into_iter().map(|(_, field)| field).collect(),
+                shape: Shape::of(&fields),
+                fields,
                 custom_fields,
             }),
             _ => Err(problems),
@@ -273,14 +276,12 @@ impl CompiledSpec {
         })?;
 
         let external_id = self.external_id_of(&input)?;
-        let mut root = Node::Branch(BTreeMap::new());
+        let mut values = Vec::with_capacity(self.fields.len());
         for field in &self.fields {
-            if let Some((value, from_record)) = self.field_value(field, &input)? {
-                root.insert(&field.segments, value, from_record);
-            }
+            values.push(self.field_value(field, &input)?);
         }
-        let mapped = root.into_value(true).unwrap_or_default();
-        let body = read_body(self.entity, mapped.clone())
+        let mapped = self.shape.build(&mut values, true).unwrap_or_default();
+        let body = read_body(self.entity, &mapped)
             .map_err(|(path, message)| self.type_error(&path, &message, &mapped, &input))?;
         let custom_fields = self.custom_fields_of(&input)?;
         let content_hash = content_hash(self.entity, &body, &custom_fields);
@@ -462,61 +463,90 @@ fn partner_value(expr: &Expr, input: &Val) -> Value {
     expr::to_json(&value).unwrap_or_default()
 }
 
-/// The mapped object under construction. Leaves remember whether the record gave their value.
-enum Node {
-    Leaf(Value, bool),
-    Branch(BTreeMap<String, Node>),
+/// Where each field's value goes in the mapped object, worked out once per spec.
+#[derive(Debug, Default)]
+struct Shape {
+    children: Vec<(String, Slot)>,
 }
 
-impl Node {
-    fn insert(&mut self, segments: &[String], value: Value, from_record: bool) {
-        // Parent/child target conflicts are refused at compile time, so a leaf never needs to
-        // become a branch here.
-        let Node::Branch(children) = self else { return };
+#[derive(Debug)]
+enum Slot {
+    Field(usize),
+    Object(Shape),
+}
+
+/// One field's value for one record, and whether the record gave it (not a default).
+type Found = Option<(Value, bool)>;
+
+impl Shape {
+    fn of(fields: &[Field]) -> Shape {
+        let mut shape = Shape::default();
+        for (index, field) in fields.iter().enumerate() {
+            shape.insert(&field.segments, index);
+        }
+        shape
+    }
+
+    fn insert(&mut self, segments: &[String], index: usize) {
+        // Parent/child target conflicts are refused at compile time, so a field never needs
+        // to become an object here.
         match segments {
             [] => {}
-            [last] => {
-                children.insert(last.clone(), Node::Leaf(value, from_record));
+            [last] => self.children.push((last.clone(), Slot::Field(index))),
+            [first, rest @ ..] => {
+                let position = self
+                    .children
+                    .iter()
+                    .position(|(key, slot)| key == first && matches!(slot, Slot::Object(_)));
+                let position = position.unwrap_or_else(|| {
+                    self.children
+                        .push((first.clone(), Slot::Object(Shape::default())));
+                    self.children.len() - 1
+                });
+                if let Slot::Object(child) = &mut self.children[position].1 {
+                    child.insert(rest, index);
+                }
             }
-            [first, rest @ ..] => children
-                .entry(first.clone())
-                .or_insert_with(|| Node::Branch(BTreeMap::new()))
-                .insert(rest, value, from_record),
         }
     }
 
-    fn has_record_value(&self) -> bool {
-        match self {
-            Node::Leaf(_, from_record) => *from_record,
-            Node::Branch(children) => children.values().any(Node::has_record_value),
-        }
+    fn has_record_value(&self, values: &[Found]) -> bool {
+        self.children.iter().any(|(_, slot)| match slot {
+            Slot::Field(index) => matches!(values[*index], Some((_, true))),
+            Slot::Object(shape) => shape.has_record_value(values),
+        })
     }
 
-    /// JSON for this node; nested objects made only of defaults are left out.
-    fn into_value(self, root: bool) -> Option<Value> {
-        if !root && !self.has_record_value() && matches!(self, Node::Branch(_)) {
+    /// The mapped object; nested objects made only of defaults are left out.
+    fn build(&self, values: &mut [Found], root: bool) -> Option<Value> {
+        if !root && !self.has_record_value(values) {
             return None;
         }
-        match self {
-            Node::Leaf(value, _) => Some(value),
-            Node::Branch(children) => Some(Value::Object(
-                children
-                    .into_iter()
-                    .filter_map(|(key, node)| node.into_value(false).map(|value| (key, value)))
-                    .collect(),
-            )),
+        let mut object = serde_json::Map::new();
+        for (key, slot) in &self.children {
+            let value = match slot {
+                Slot::Field(index) => values[*index].take().map(|(value, _)| value),
+                Slot::Object(shape) => shape.build(values, false),
+            };
+            if let Some(value) = value {
+                object.insert(key.clone(), value);
+            }
         }
+        Some(Value::Object(object))
     }
 }
 
-fn read<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|error| (error.path().to_string(), error.inner().to_string()))
+fn read<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
+    // The plain read is the common case; the path-tracking one only runs to explain a failure.
+    T::deserialize(value).or_else(|_| {
+        serde_path_to_error::deserialize(value)
+            .map_err(|error| (error.path().to_string(), error.inner().to_string()))
+    })
 }
 
 /// Reads a mapped object into the canonical message for `entity`; on failure the field path
 /// and serde's message.
-fn read_body(entity: Entity, value: Value) -> Result<Body, (String, String)> {
+fn read_body(entity: Entity, value: &Value) -> Result<Body, (String, String)> {
     Ok(match entity {
         Entity::Job => Body::Job(read::<Job>(value)?),
         Entity::Candidate => Body::Candidate(read::<Candidate>(value)?),
@@ -535,7 +565,7 @@ fn check_target(entity: Entity, segments: &[String]) -> Result<(), String> {
         .iter()
         .rev()
         .fold(Value::Null, |value, key| serde_json::json!({ key: value }));
-    match read_body(entity, probe) {
+    match read_body(entity, &probe) {
         Ok(_) => Ok(()),
         Err((_, message)) if message.starts_with("unknown field") => Err(format!(
             "not a field of the canonical {}: {message}",

@@ -11,6 +11,8 @@ use jaq_core::{Compiler, Ctx, Vars};
 use jaq_json::{Num, Val};
 use serde_json::Value;
 
+use super::fast::{FastExpr, Key, Outcome, walk_ref};
+
 type Data = JustLut<Val>;
 
 /// Filters a spec may not call: they read the environment or the clock (so a spec could leak a
@@ -57,7 +59,9 @@ pub(crate) struct Expr {
 
 enum Kind {
     /// `.a.b.c`: walked without jaq.
-    Path(Vec<String>),
+    Path(Vec<String>, Vec<Key>),
+    /// A simple pipeline run natively, with the jaq filter for the cases it leaves to jq.
+    Fast(FastExpr, jaq_core::Filter<Data>),
     Jq(jaq_core::Filter<Data>),
 }
 
@@ -75,46 +79,29 @@ impl Expr {
             return Err("the expression is empty".to_owned());
         }
         if let Some(path) = plain_path(source) {
+            let keys = path.iter().map(|key| Key::new(key)).collect();
             return Ok(Expr {
                 source: source.to_owned(),
-                kind: Kind::Path(path),
+                kind: Kind::Path(path, keys),
             });
         }
-        let prelude = jaq_core::load::parse(PRELUDE, |parser| parser.defs())
-            .expect("the plugboard prelude is valid jq (checked by a unit test)");
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs())
-            .filter(|def| !FORBIDDEN.contains(&def.name))
-            .chain(prelude);
-        let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs())
-            .filter(|(name, _, _)| !FORBIDDEN.contains(name));
-        let arena = Arena::default();
-        let modules = Loader::new(defs)
-            .load(
-                &arena,
-                File {
-                    code: source,
-                    path: (),
-                },
-            )
-            .map_err(|errors| describe_load_errors(&errors))?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .compile(modules)
-            .map_err(|errors| {
-                let names: Vec<String> = errors
-                    .iter()
-                    .flat_map(|(_, undefined)| undefined.iter())
-                    .map(|(name, kind)| format!("undefined {} `{name}`", kind.as_str()))
-                    .collect();
-                names.join("; ")
-            })?;
+        let filter = compile_jq(source)?;
+        let kind = match FastExpr::parse(source) {
+            Some(fast) => Kind::Fast(fast, filter),
+            None => Kind::Jq(filter),
+        };
         Ok(Expr {
             source: source.to_owned(),
-            kind: Kind::Jq(filter),
+            kind,
+        })
+    }
+
+    /// The same expression without the fast path, to check the two agree.
+    #[cfg(test)]
+    pub(crate) fn compile_jq_only(source: &str) -> Result<Expr, String> {
+        Ok(Expr {
+            source: source.to_owned(),
+            kind: Kind::Jq(compile_jq(source)?),
         })
     }
 
@@ -126,8 +113,8 @@ impl Expr {
     /// `payRate`), used to show the partner value when the expression fails.
     pub(crate) fn source_path(&self) -> Option<Vec<String>> {
         match &self.kind {
-            Kind::Path(path) => Some(path.clone()),
-            Kind::Jq(_) => {
+            Kind::Path(path, _) => Some(path.clone()),
+            Kind::Fast(..) | Kind::Jq(_) => {
                 let end = self
                     .source
                     .char_indices()
@@ -143,30 +130,90 @@ impl Expr {
     /// error, because a canonical field holds one value.
     pub(crate) fn eval(&self, input: &Val) -> Result<Option<Value>, String> {
         let value = match &self.kind {
-            Kind::Path(path) => walk(input, path)?,
-            Kind::Jq(filter) => {
-                let ctx = Ctx::<Data>::new(&filter.lut, Vars::new([]));
-                let mut outputs = filter.id.run((ctx, input.clone()));
-                let first = match outputs.next() {
-                    None => return Ok(None),
-                    Some(Ok(value)) => value,
-                    Some(Err(exception)) => return Err(describe_exception(exception)),
+            Kind::Path(path, keys) => {
+                return match walk_ref(input, keys) {
+                    Some(found) => Ok(found.map(to_json).transpose()?.and_then(some_value)),
+                    // Only for the error message.
+                    None => walk(input, path).map(|_| None),
                 };
-                if outputs.next().is_some() {
-                    return Err(
-                        "the expression produced more than one value; collect them with [...]"
-                            .to_owned(),
-                    );
-                }
-                first
             }
+            Kind::Fast(fast, filter) => match fast.eval(input) {
+                Outcome::Value(value) => value,
+                Outcome::Empty => return Ok(None),
+                Outcome::Fallback => match run_jq(filter, input)? {
+                    Some(value) => value,
+                    None => return Ok(None),
+                },
+            },
+            Kind::Jq(filter) => match run_jq(filter, input)? {
+                Some(value) => value,
+                None => return Ok(None),
+            },
         };
-        match to_json(&value)? {
-            Value::Null => Ok(None),
-            Value::String(text) if text.is_empty() => Ok(None),
-            value => Ok(Some(value)),
-        }
+        Ok(some_value(to_json(&value)?))
     }
+}
+
+/// Compiles `source` with jaq over the allowed standard library and the prelude.
+fn compile_jq(source: &str) -> Result<jaq_core::Filter<Data>, String> {
+    let prelude = jaq_core::load::parse(PRELUDE, |parser| parser.defs())
+        .expect("the plugboard prelude is valid jq (checked by a unit test)");
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .filter(|def| !FORBIDDEN.contains(&def.name))
+        .chain(prelude);
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs())
+        .filter(|(name, _, _)| !FORBIDDEN.contains(name));
+    let arena = Arena::default();
+    let modules = Loader::new(defs)
+        .load(
+            &arena,
+            File {
+                code: source,
+                path: (),
+            },
+        )
+        .map_err(|errors| describe_load_errors(&errors))?;
+    Compiler::default()
+        .with_funs(funs)
+        .compile(modules)
+        .map_err(|errors| {
+            let names: Vec<String> = errors
+                .iter()
+                .flat_map(|(_, undefined)| undefined.iter())
+                .map(|(name, kind)| format!("undefined {} `{name}`", kind.as_str()))
+                .collect();
+            names.join("; ")
+        })
+}
+
+/// `None` for the values that mean "no value": null and "".
+fn some_value(value: Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::String(text) if text.is_empty() => None,
+        value => Some(value),
+    }
+}
+
+/// The one output of `filter`, `None` for no output, an error for more than one.
+fn run_jq(filter: &jaq_core::Filter<Data>, input: &Val) -> Result<Option<Val>, String> {
+    let ctx = Ctx::<Data>::new(&filter.lut, Vars::new([]));
+    let mut outputs = filter.id.run((ctx, input.clone()));
+    let first = match outputs.next() {
+        None => return Ok(None),
+        Some(Ok(value)) => value,
+        Some(Err(exception)) => return Err(describe_exception(exception)),
+    };
+    if outputs.next().is_some() {
+        return Err(
+            "the expression produced more than one value; collect them with [...]".to_owned(),
+        );
+    }
+    Ok(Some(first))
 }
 
 fn describe_exception(exception: jaq_core::Exn<'_, Val>) -> String {
@@ -312,7 +359,10 @@ mod tests {
 
     #[test]
     fn plain_paths_take_the_fast_path_and_match_jq() {
-        assert!(matches!(Expr::compile(".a.b").unwrap().kind, Kind::Path(_)));
+        assert!(matches!(
+            Expr::compile(".a.b").unwrap().kind,
+            Kind::Path(..)
+        ));
         assert!(matches!(
             Expr::compile(".a | .b").unwrap().kind,
             Kind::Jq(_)
@@ -322,6 +372,90 @@ mod tests {
         assert_eq!(run(".a.b", r#"{}"#), Ok(None));
         let error = run(".a.b", r#"{"a":"text"}"#).unwrap_err();
         assert!(error.contains("cannot index string"), "{error}");
+    }
+
+    /// Every fast-path expression gives what jaq gives, on values of every JSON type.
+    #[test]
+    fn the_fast_path_agrees_with_jaq() {
+        let expressions = [
+            ".a | tostring",
+            ".a | ascii_downcase",
+            ".a | ascii_upcase",
+            ".a | numbers",
+            ".a | strings",
+            ".a | numbers | tostring",
+            ".a | split(\",\")",
+            ".a | split(\", \") | tostring",
+            ".a | epoch_millis_to_rfc3339",
+            ".a + \" \" + .b",
+            ".a + .b | ascii_downcase",
+            ".o.x + \"-\" + .o.y",
+            "\"lit\"",
+        ];
+        let values = [
+            "null",
+            "true",
+            "0",
+            "-3",
+            "45.50",
+            "146000.0",
+            "1e3",
+            "12345678901234567890123",
+            "1585714050753",
+            "1585714050000",
+            "-1",
+            "253402300800000",
+            "1585714050753.5",
+            "\"\"",
+            "\"Chloé.Garcia0@Example-Mail.COM\"",
+            "\"a,b,,c\"",
+            "\"a, b\"",
+            "\",\"",
+            "[1,2]",
+            "{\"k\":1}",
+        ];
+        let mut fast_hits = 0;
+        for source in expressions {
+            let fast = Expr::compile(source).unwrap();
+            assert!(matches!(fast.kind, Kind::Fast(..)), "{source} is not fast");
+            let Kind::Fast(recognised, _) = &fast.kind else {
+                unreachable!()
+            };
+            let jq = Expr::compile_jq_only(source).unwrap();
+            for a in values {
+                for b in ["null", "\"x\"", "7"] {
+                    let input = format!(r#"{{"a":{a},"b":{b},"o":{{"x":{a},"y":{b}}}}}"#);
+                    let input = parse_payload(&input).unwrap();
+                    if !matches!(recognised.eval(&input), Outcome::Fallback) {
+                        fast_hits += 1;
+                    }
+                    assert_eq!(
+                        fast.eval(&input),
+                        jq.eval(&input),
+                        "{source} on a={a} b={b}"
+                    );
+                }
+            }
+        }
+        // The comparison is only worth something if the fast path answered most cases itself.
+        assert!(fast_hits > 350, "{fast_hits}");
+    }
+
+    #[test]
+    fn only_the_simple_grammar_is_fast() {
+        for source in [
+            ".a | tostring | tostring",
+            ".a // empty | tostring",
+            ".a | split(\"x\"; \"g\")",
+            ".a | \"\\(.)\"",
+            "[.a]",
+            ".a | length",
+            ".a - .b",
+        ] {
+            let expr = Expr::compile(source).unwrap();
+            let fast = matches!(expr.kind, Kind::Fast(..));
+            assert_eq!(fast, source == ".a | tostring | tostring", "{source}");
+        }
     }
 
     #[test]

@@ -63,6 +63,7 @@
 mod compiled;
 mod document;
 mod expr;
+mod fast;
 
 pub use compiled::{CompiledSpec, MappedRecord};
 pub use document::SPEC_VERSION;
