@@ -6,8 +6,9 @@ use plugboard_proto::health::v1::integration_health_service_server::{
     IntegrationHealthService, IntegrationHealthServiceServer,
 };
 use plugboard_proto::health::v1::{
-    GetStatusRequest, GetStatusResponse, IntegrationHealth, IntegrationStatus, ReportRequest,
-    ReportResponse,
+    GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse, IntegrationHealth,
+    IntegrationStatus, ListIncidentsRequest, ListIncidentsResponse, ReportRequest, ReportResponse,
+    WatchStatusRequest, WatchStatusResponse,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -145,7 +146,30 @@ pub struct FakeHealth;
 
 #[tonic::async_trait]
 impl IntegrationHealthService for FakeHealth {
+    type WatchStatusStream = futures::stream::Empty<Result<WatchStatusResponse, Status>>;
+
     async fn report(&self, _: Request<ReportRequest>) -> Result<Response<ReportResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn watch_status(
+        &self,
+        _: Request<WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        unimplemented()
+    }
+
+    async fn list_incidents(
+        &self,
+        _: Request<ListIncidentsRequest>,
+    ) -> Result<Response<ListIncidentsResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_uptime(
+        &self,
+        _: Request<GetUptimeRequest>,
+    ) -> Result<Response<GetUptimeResponse>, Status> {
         unimplemented()
     }
 

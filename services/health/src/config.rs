@@ -1,16 +1,22 @@
 //! The health service's configuration, read once at start.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use plugboard_runtime::config::{ConfigError, Env};
 use plugboard_runtime::identity::MeshKey;
 use secrecy::SecretString;
+
+use crate::rules::Targets;
 
 /// Port 50054 on every interface.
 pub const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 50054);
 /// The PostgreSQL schema the health tables live in (ignored on SQLite).
 pub const DEFAULT_DATABASE_SCHEMA: &str = "health";
+/// How often every integration is re-assessed, so silence and late data become status
+/// changes (and incidents, and stream events) without anyone asking.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -21,6 +27,9 @@ pub struct Config {
     pub database_schema: String,
     /// Signs and verifies service tokens; at least 32 characters.
     pub mesh_key: SecretString,
+    /// Freshness target per entity.
+    pub freshness_targets: Targets,
+    pub sweep_interval: Duration,
 }
 
 impl Config {
@@ -31,11 +40,14 @@ impl Config {
             database_url: database_url.into(),
             database_schema: DEFAULT_DATABASE_SCHEMA.to_owned(),
             mesh_key,
+            freshness_targets: Targets::default(),
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
         }
     }
 
     /// Reads `PLUGBOARD_LISTEN_ADDR`, `PLUGBOARD_DATABASE_URL`, `PLUGBOARD_DATABASE_SCHEMA` and
-    /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`).
+    /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`), `PLUGBOARD_HEALTH_FRESHNESS_TARGETS`
+    /// (`job=900,*=3600`, seconds) and `PLUGBOARD_HEALTH_SWEEP_SECONDS`.
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
         let database_url = env
@@ -58,11 +70,25 @@ impl Config {
             value: "[redacted]".to_owned(),
             reason: error.to_string(),
         })?;
+        let freshness_targets = match env.get("PLUGBOARD_HEALTH_FRESHNESS_TARGETS") {
+            None => Targets::default(),
+            Some(text) => Targets::parse(text).map_err(|reason| ConfigError::Invalid {
+                key: "PLUGBOARD_HEALTH_FRESHNESS_TARGETS".to_owned(),
+                value: text.to_owned(),
+                reason,
+            })?,
+        };
+        let sweep_seconds: u64 = env.parse_or(
+            "PLUGBOARD_HEALTH_SWEEP_SECONDS",
+            DEFAULT_SWEEP_INTERVAL.as_secs(),
+        )?;
         Ok(Config {
             listen_addr,
             database_url,
             database_schema,
             mesh_key,
+            freshness_targets,
+            sweep_interval: Duration::from_secs(sweep_seconds.max(1)),
         })
     }
 }
@@ -83,6 +109,32 @@ mod tests {
         let config = Config::from_env(&env).unwrap();
         assert_eq!(config.listen_addr, DEFAULT_LISTEN_ADDR);
         assert_eq!(config.database_schema, "health");
+        assert_eq!(config.freshness_targets.of("job"), Duration::from_secs(900));
+
+        let env = Env::from_pairs([
+            (
+                "PLUGBOARD_MESH_KEY",
+                "a-test-mesh-key-of-at-least-32-bytes!!",
+            ),
+            ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
+            ("PLUGBOARD_HEALTH_FRESHNESS_TARGETS", "job=60, *=120"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.freshness_targets.of("job"), Duration::from_secs(60));
+        assert_eq!(
+            config.freshness_targets.of("placement"),
+            Duration::from_secs(120)
+        );
+        let env = Env::from_pairs([
+            (
+                "PLUGBOARD_MESH_KEY",
+                "a-test-mesh-key-of-at-least-32-bytes!!",
+            ),
+            ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
+            ("PLUGBOARD_HEALTH_FRESHNESS_TARGETS", "job=soon"),
+        ]);
+        let error = Config::from_env(&env).unwrap_err().to_string();
+        assert!(error.contains("PLUGBOARD_HEALTH_FRESHNESS_TARGETS"));
 
         let env = Env::from_pairs([
             ("PLUGBOARD_MESH_KEY", "short-secret"),

@@ -1,21 +1,31 @@
 //! The gRPC adapter: takes the tenant from the caller, calls [`HealthService`], maps errors
 //! with `to_status`.
 
+use std::pin::Pin;
+
 use chrono::Utc;
+use futures::Stream;
 use plugboard_proto::error::to_status;
 use plugboard_proto::health::v1::integration_health_service_server::IntegrationHealthService;
 use plugboard_proto::health::v1::report_request::Report;
 use plugboard_proto::health::v1::{
-    GetStatusRequest, GetStatusResponse, IntegrationHealth, IntegrationStatus, ReportRequest,
-    ReportResponse,
+    EntityFreshness, GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse,
+    Incident, IncidentUpdate, IntegrationHealth, IntegrationStatus, ListIncidentsRequest,
+    ListIncidentsResponse, ReportRequest, ReportResponse, UptimeDay, Warning, WatchStatusRequest,
+    WatchStatusResponse,
 };
 use plugboard_runtime::identity::Caller;
+use plugboard_runtime::storage::format_time;
+use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::error::Error;
-use crate::rules;
+use crate::rules::{self, uptime};
 use crate::service::{HealthService, IntegrationView};
+use crate::{incidents, rules::freshness::Freshness};
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchStatusResponse, Status>> + Send>>;
 
 pub struct GrpcHealthAdapter {
     service: HealthService,
@@ -55,11 +65,171 @@ fn to_health(view: IntegrationView) -> IntegrationHealth {
         last_success_at: view.last_success_at,
         last_run_at: view.last_run_at,
         since: view.since,
+        warnings: view
+            .warnings
+            .into_iter()
+            .map(|warning| Warning {
+                code: warning.code,
+                entity: warning.entity,
+                reason: warning.reason,
+                action: warning.action,
+            })
+            .collect(),
+        freshness: view.freshness.into_iter().map(to_freshness).collect(),
     }
+}
+
+fn to_freshness(entry: Freshness) -> EntityFreshness {
+    EntityFreshness {
+        entity: entry.entity,
+        last_success_at: entry.last_success_at.map(format_time).unwrap_or_default(),
+        target_seconds: u32::try_from(entry.target.as_secs()).unwrap_or(u32::MAX),
+        age_seconds: entry.age.as_secs(),
+        within_target: entry.within_target,
+    }
+}
+
+fn to_incident(incident: incidents::Incident) -> Incident {
+    Incident {
+        id: incident.id,
+        connection_id: incident.connection_id,
+        connector: incident.connector,
+        worst_status: to_proto_status(incident.worst_status).into(),
+        title: incident.title,
+        opened_at: incident.opened_at,
+        resolved_at: incident.resolved_at,
+        timeline: incident
+            .timeline
+            .into_iter()
+            .map(|update| IncidentUpdate {
+                at: update.at,
+                status: to_proto_status(update.status).into(),
+                reason: update.reason,
+            })
+            .collect(),
+    }
+}
+
+/// The snapshot a watcher gets first (and again after lagging): the current statuses.
+async fn snapshot(
+    service: &HealthService,
+    tenant: &str,
+    connection_id: &str,
+) -> Result<Vec<WatchStatusResponse>, Status> {
+    let views = service
+        .status(tenant, connection_id, Utc::now())
+        .await
+        .map_err(|e| to_status(&e))?;
+    Ok(views
+        .into_iter()
+        .map(|view| WatchStatusResponse {
+            integration: Some(to_health(view)),
+            previous_status: IntegrationStatus::Unspecified.into(),
+            snapshot: true,
+        })
+        .collect())
 }
 
 #[tonic::async_trait]
 impl IntegrationHealthService for GrpcHealthAdapter {
+    type WatchStatusStream = WatchStream;
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn watch_status(
+        &self,
+        request: Request<WatchStatusRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let connection_id = request.into_inner().connection_id;
+        // Subscribe before the snapshot so no change falls between the two.
+        let events = self.service.watch();
+        let first = snapshot(&self.service, &tenant, &connection_id).await?;
+        let service = self.service.clone();
+        let state = (events, std::collections::VecDeque::from(first));
+        let stream = futures::stream::unfold(state, move |(mut events, mut pending)| {
+            let service = service.clone();
+            let tenant = tenant.clone();
+            let connection_id = connection_id.clone();
+            async move {
+                loop {
+                    if let Some(next) = pending.pop_front() {
+                        return Some((Ok(next), (events, pending)));
+                    }
+                    match events.recv().await {
+                        Ok(event) => {
+                            let wanted = event.tenant == tenant
+                                && (connection_id.is_empty()
+                                    || event.view.connection_id == connection_id);
+                            if wanted {
+                                let message = WatchStatusResponse {
+                                    previous_status: event
+                                        .previous
+                                        .map_or(IntegrationStatus::Unspecified, to_proto_status)
+                                        .into(),
+                                    integration: Some(to_health(event.view)),
+                                    snapshot: false,
+                                };
+                                return Some((Ok(message), (events, pending)));
+                            }
+                        }
+                        // Missed events: the current state replaces them.
+                        Err(RecvError::Lagged(_)) => {
+                            match snapshot(&service, &tenant, &connection_id).await {
+                                Ok(fresh) => pending.extend(fresh),
+                                Err(status) => return Some((Err(status), (events, pending))),
+                            }
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn list_incidents(
+        &self,
+        request: Request<ListIncidentsRequest>,
+    ) -> Result<Response<ListIncidentsResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let message = request.get_ref();
+        let found = self
+            .service
+            .incidents(&tenant, &message.connection_id, message.limit)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListIncidentsResponse {
+            incidents: found.into_iter().map(to_incident).collect(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn get_uptime(
+        &self,
+        request: Request<GetUptimeRequest>,
+    ) -> Result<Response<GetUptimeResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let message = request.get_ref();
+        let days = self
+            .service
+            .uptime(&tenant, &message.connection_id, message.days, Utc::now())
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(GetUptimeResponse {
+            uptime_permille: uptime::overall(&days),
+            days: days
+                .iter()
+                .map(|day| UptimeDay {
+                    date: day.date.format("%Y-%m-%d").to_string(),
+                    runs: day.runs,
+                    failed_runs: day.failed_runs,
+                    uptime_permille: day.permille().unwrap_or(1000),
+                })
+                .collect(),
+        }))
+    }
+
     #[instrument(skip_all, fields(connection_id = %connection_of(request.get_ref())))]
     async fn report(
         &self,

@@ -10,21 +10,27 @@
 //! Modules:
 //! - [`config`]: typed configuration from the environment;
 //! - [`error`]: the crate's error enum and its reason codes;
-//! - [`rules`]: the status rules, pure and unit-tested;
+//! - [`rules`]: the status rules, freshness, correctness signals, incident steps and uptime,
+//!   pure and unit-tested;
 //! - [`store`]: integration state and run history (SQLite or PostgreSQL);
+//! - [`incidents`]: incidents and their timelines, written with the status change;
 //! - [`service`]: taking reports and answering for status;
 //! - [`grpc`]: the thin `plugboard.health.v1.IntegrationHealthService` adapter.
 //!
 //! # Limitations
 //!
-//! - Silence (missed heartbeats) is noticed when a status is read, not pushed; there is no
-//!   `WatchStatus` stream yet. TODO(#7): a watcher that turns silence into incidents.
-//! - Run history is written but not yet read: uptime and incident queries are TODO(#7).
+//! - Status changes reach `WatchStatus` streams of this process only; split mode with several
+//!   health replicas would need fan-out through Redis. TODO(#9).
+//! - Silence and late data are noticed by a sweep every `sweep_interval` (or when read), so a
+//!   change can arrive up to one interval late.
+//! - Correctness signals use what sync reports per stream: read counts and cursors today;
+//!   repeated pages and partner field names stay empty until sync collects them. TODO(#6).
 //! - Reasons name the partner by its connector id, capitalised, not its manifest display name.
 
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod incidents;
 pub mod rules;
 pub mod service;
 pub mod store;
@@ -52,11 +58,31 @@ pub async fn run(
 ) -> Result<(), Error> {
     let mesh_key = MeshKey::new(&config.mesh_key)?;
     let store = Store::open(&config.database_url, &config.database_schema).await?;
+    let service = HealthService::new(store, config.freshness_targets.clone());
+    let sweeper = tokio::spawn(sweep_forever(service.clone(), config.sweep_interval));
     let server = IntegrationHealthServiceServer::with_interceptor(
-        GrpcHealthAdapter::new(HealthService::new(store)),
+        GrpcHealthAdapter::new(service),
         RequireCaller::new(mesh_key),
     );
     let name = <IntegrationHealthServiceServer<GrpcHealthAdapter> as NamedService>::NAME;
-    plugboard_runtime::server::serve(listener, Routes::new(server), &[name], shutdown).await?;
+    let served =
+        plugboard_runtime::server::serve(listener, Routes::new(server), &[name], shutdown).await;
+    sweeper.abort();
+    served?;
     Ok(())
+}
+
+/// Re-assesses every integration each `interval`, so silence and late data turn into status
+/// changes, incidents and stream events without a reader asking.
+async fn sweep_forever(service: HealthService, interval: std::time::Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match service.sweep(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(changed) => tracing::debug!(changed, "sweep changed statuses"),
+            Err(error) => tracing::warn!(error = %error, "health sweep failed"),
+        }
+    }
 }

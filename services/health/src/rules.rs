@@ -3,17 +3,33 @@
 //! The order of the rules is the order of what matters to the customer: a paused integration is
 //! paused whatever else is true; refused credentials need the customer before anything else can
 //! help; repeated failures mean down; a single failure, quarantined records or a silent
-//! scheduler mean degraded. Every status carries a plain-language reason, and an action when
-//! the customer can do something about it.
+//! scheduler mean degraded, and so does an entity older than its freshness target. Every status
+//! but operational carries a plain-language reason and the action the customer can take.
+//!
+//! Submodules hold the other pure rules: [`freshness`] (targets per entity), [`signals`]
+//! (correctness warnings), [`incidents`] (when incidents open and resolve) and [`uptime`].
 
+pub mod freshness;
+pub mod incidents;
+pub mod signals;
+pub mod uptime;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use freshness::Targets;
+pub use signals::{StreamReport, Warning};
 
 /// Consecutive failed runs after which an integration is down.
 pub const DOWN_AFTER_FAILURES: u32 = 3;
 /// Missed heartbeat intervals after which the scheduler counts as silent.
 pub const MISSED_HEARTBEATS: u32 = 3;
+
+/// The action while a retry will most likely fix things: say so rather than leave it blank.
+const RETRYING: &str = "Nothing yet: the next sync retries automatically";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -102,6 +118,17 @@ pub struct HeartbeatSeen {
     pub interval: Duration,
 }
 
+/// What is known about one entity (canonical entity, or stream when the entity is unknown).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityFacts {
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_records_read: Option<u64>,
+    /// Completed runs in a row that read records without moving the cursor.
+    pub stuck_runs: u32,
+    /// Partner field names last seen; empty when never reported.
+    pub fields: BTreeSet<String>,
+}
+
 /// Everything reported about one integration that its status depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
@@ -111,6 +138,10 @@ pub struct Facts {
     pub last_success_at: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
     pub last_heartbeat: Option<HeartbeatSeen>,
+    /// Per entity, from the streams of completed runs.
+    pub entities: BTreeMap<String, EntityFacts>,
+    /// Correctness warnings raised by the last completed run.
+    pub warnings: Vec<Warning>,
 }
 
 impl Facts {
@@ -122,7 +153,23 @@ impl Facts {
             last_success_at: None,
             consecutive_failures: 0,
             last_heartbeat: None,
+            entities: BTreeMap::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Takes in the streams of a completed run finished at `at`: entity freshness moves, and
+    /// the run's correctness warnings replace the previous run's.
+    pub fn record_streams(&mut self, streams: &[StreamReport], at: DateTime<Utc>) {
+        let partner = display_name(&self.connector);
+        let mut warnings = Vec::new();
+        for stream in streams.iter().filter(|stream| !stream.entity.is_empty()) {
+            let (facts, raised) =
+                signals::observe(self.entities.get(&stream.entity), stream, &partner, at);
+            self.entities.insert(stream.entity.clone(), facts);
+            warnings.extend(raised);
+        }
+        self.warnings = warnings;
     }
 
     /// Takes in a finished run. A run that finished before the latest known one arrived late
@@ -168,8 +215,13 @@ impl Assessment {
     }
 }
 
-/// The status of an integration with these facts at `now`.
+/// The status of an integration with these facts at `now`, with the default freshness targets.
 pub fn assess(facts: &Facts, now: DateTime<Utc>) -> Assessment {
+    assess_with(facts, &Targets::default(), now)
+}
+
+/// The status of an integration with these facts and freshness targets at `now`.
+pub fn assess_with(facts: &Facts, targets: &Targets, now: DateTime<Utc>) -> Assessment {
     let partner = display_name(&facts.connector);
     if facts.paused {
         return Assessment::new(
@@ -192,22 +244,44 @@ pub fn assess(facts: &Facts, now: DateTime<Utc>) -> Assessment {
                 facts.consecutive_failures,
                 detail(&outcome.reason)
             );
-            return Assessment::new(Status::Down, reason, "");
+            let action = format!(
+                "Check that {partner} is reachable and the connected account is active; the \
+                 sync keeps retrying"
+            );
+            return Assessment::new(Status::Down, reason, &action);
         }
         if outcome.kind == OutcomeKind::Failed {
             let reason = format!(
                 "the last sync failed{}; it will be retried",
                 detail(&outcome.reason)
             );
-            return Assessment::new(Status::Degraded, reason, "");
+            return Assessment::new(Status::Degraded, reason, RETRYING);
         }
         if outcome.kind == OutcomeKind::Partial {
             return partial(outcome, &partner);
         }
     }
+    let freshness = freshness::freshness(&facts.entities, targets, now);
+    if let Some(late) = freshness::stalest(&freshness) {
+        let reason = format!(
+            "{} were last synced {} ago; the target is {}",
+            freshness::plural(&late.entity),
+            describe(late.age),
+            describe(late.target)
+        );
+        return Assessment::new(
+            Status::Degraded,
+            reason,
+            "Run the sync now; contact support if the data stays late",
+        );
+    }
     if let Some(silence) = silence(facts, now) {
         let reason = format!("no sync has run for {}", describe(silence));
-        return Assessment::new(Status::Degraded, reason, "");
+        return Assessment::new(
+            Status::Degraded,
+            reason,
+            "Run the sync now; contact support if no sync starts",
+        );
     }
     let reason = match &facts.last_outcome {
         None => "waiting for the first sync".to_owned(),
@@ -232,7 +306,7 @@ fn partial(outcome: &Outcome, partner: &str) -> Assessment {
         "the last sync completed only in part{}",
         detail(&outcome.reason)
     );
-    Assessment::new(Status::Degraded, reason, "")
+    Assessment::new(Status::Degraded, reason, RETRYING)
 }
 
 /// How long the scheduler has been silent, when that is longer than it promised.
@@ -250,7 +324,8 @@ fn describe(age: Duration) -> String {
     match minutes {
         0 => format!("{} seconds", age.as_secs()),
         1 => "1 minute".to_owned(),
-        _ => format!("{minutes} minutes"),
+        2..120 => format!("{minutes} minutes"),
+        _ => format!("{} hours", minutes / 60),
     }
 }
 

@@ -1,8 +1,10 @@
 //! Taking reports in and answering for status: plain async functions over the store.
 //!
 //! A report is recorded and the integration's status recomputed in the same write; reading the
-//! status recomputes it again, because silence (missed heartbeats) becomes visible only with
-//! time. `since` moves only when the status itself changes, and each change is logged.
+//! status (and the periodic [`HealthService::sweep`]) recomputes it again, because silence and
+//! late data become visible only with time. `since` moves only when the status itself changes;
+//! each change is logged, opens, updates or resolves an incident in the same transaction, and
+//! is published to [`HealthService::watch`] subscribers after commit.
 
 use std::time::Duration;
 
@@ -10,10 +12,17 @@ use chrono::{DateTime, Utc};
 use plugboard_proto::health::v1::{Heartbeat, RunOutcome, RunOutcomeKind};
 use plugboard_runtime::storage::format_time;
 use sqlx::AnyConnection;
+use tokio::sync::broadcast;
 use tracing::{debug, info};
 
 use crate::error::Error;
-use crate::rules::{self, Assessment, Facts, HeartbeatSeen, Outcome, OutcomeKind, Status};
+use crate::incidents::{self, Incident};
+use crate::rules::freshness::{self, Freshness};
+use crate::rules::uptime::{self, Day};
+use crate::rules::{
+    self, Assessment, Facts, HeartbeatSeen, Outcome, OutcomeKind, Status, StreamReport, Targets,
+    Warning,
+};
 use crate::store::{self, Integration, RunRecord, Store};
 
 /// Attempts before concurrent writers for one connection give up with a retryable error.
@@ -32,16 +41,44 @@ pub struct IntegrationView {
     /// RFC 3339 or empty when there was none yet.
     pub last_success_at: String,
     pub last_run_at: String,
+    pub warnings: Vec<Warning>,
+    pub freshness: Vec<Freshness>,
 }
+
+/// A status change, as published to watchers after it was committed.
+#[derive(Debug, Clone)]
+pub struct StatusEvent {
+    pub tenant: String,
+    /// None for a new integration.
+    pub previous: Option<Status>,
+    pub view: IntegrationView,
+}
+
+/// Status events kept for slow watchers before they lag (and get a fresh snapshot instead).
+const EVENT_BUFFER: usize = 256;
+/// Incidents listed when the caller names no limit.
+pub const DEFAULT_INCIDENT_LIMIT: u32 = 50;
 
 #[derive(Debug, Clone)]
 pub struct HealthService {
     store: Store,
+    targets: Targets,
+    events: broadcast::Sender<StatusEvent>,
 }
 
 impl HealthService {
-    pub fn new(store: Store) -> HealthService {
-        HealthService { store }
+    pub fn new(store: Store, targets: Targets) -> HealthService {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        HealthService {
+            store,
+            targets,
+            events,
+        }
+    }
+
+    /// Every status change of every tenant from now on; callers filter by tenant.
+    pub fn watch(&self) -> broadcast::Receiver<StatusEvent> {
+        self.events.subscribe()
     }
 
     /// Records a finished run for `tenant`. A run reported twice (same run id) counts once.
@@ -80,11 +117,34 @@ impl HealthService {
             records_quarantined: i64::try_from(run.records_quarantined).unwrap_or(i64::MAX),
             finished_at,
         };
+        let streams: Vec<StreamReport> = run
+            .streams
+            .iter()
+            .map(|stream| StreamReport {
+                entity: if stream.entity.is_empty() {
+                    stream.stream.clone()
+                } else {
+                    stream.entity.clone()
+                },
+                records_read: stream.records_read,
+                checkpoint_before: stream.checkpoint_before.clone(),
+                checkpoint_after: stream.checkpoint_after.clone(),
+                repeated_pages: stream.repeated_pages,
+                fields: stream.fields.iter().cloned().collect(),
+            })
+            .collect();
         let now_text = format_time(now);
 
         for _ in 0..WRITE_ATTEMPTS {
             let mut transaction = self.store.begin().await?;
             store::lock(&mut transaction, tenant, &run.connection_id).await?;
+            store::prune_runs(
+                &mut transaction,
+                tenant,
+                &run.connection_id,
+                now - chrono::Duration::days(i64::from(uptime::RETENTION_DAYS)),
+            )
+            .await?;
             let fresh = store::insert_run(
                 &mut transaction,
                 tenant,
@@ -101,16 +161,16 @@ impl HealthService {
                 current_or_new(&mut transaction, tenant, &run.connection_id, &run.connector)
                     .await?;
             state.facts.connector.clone_from(&run.connector);
-            state.facts.record_outcome(Outcome {
+            let taken = state.facts.record_outcome(Outcome {
                 kind,
                 reason: reason.clone(),
                 records_quarantined: run.records_quarantined,
                 at: finished_at,
             });
-            let change = reassess(&mut state, now);
-            if store::save(&mut transaction, &state, &now_text).await? {
-                store::commit(transaction).await?;
-                log_change(&state, change);
+            if taken && kind.completed() {
+                state.facts.record_streams(&streams, finished_at);
+            }
+            if self.persist(transaction, &mut state, now).await? {
                 return Ok(());
             }
             // Only a first report racing another first report lands here (the row lock queues
@@ -134,7 +194,6 @@ impl HealthService {
             at: now,
             interval: Duration::from_secs(u64::from(heartbeat.interval_seconds)),
         };
-        let now_text = format_time(now);
         for _ in 0..WRITE_ATTEMPTS {
             let mut transaction = self.store.begin().await?;
             store::lock(&mut transaction, tenant, &heartbeat.connection_id).await?;
@@ -147,10 +206,7 @@ impl HealthService {
             .await?;
             state.facts.connector.clone_from(&heartbeat.connector);
             state.facts.record_heartbeat(seen, heartbeat.paused);
-            let change = reassess(&mut state, now);
-            if store::save(&mut transaction, &state, &now_text).await? {
-                store::commit(transaction).await?;
-                log_change(&state, change);
+            if self.persist(transaction, &mut state, now).await? {
                 return Ok(());
             }
             // Only a first report racing another first report lands here; the retry sees the
@@ -168,28 +224,178 @@ impl HealthService {
         connection_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<IntegrationView>, Error> {
-        let mut connection = self.store.acquire().await?;
-        let integrations = if connection_id.is_empty() {
-            store::list(&mut connection, tenant).await?
-        } else {
-            let found = store::load(&mut connection, tenant, connection_id).await?;
-            vec![found.ok_or_else(|| Error::IntegrationNotFound {
-                connection_id: connection_id.to_owned(),
-            })?]
+        let integrations = {
+            let mut connection = self.store.acquire().await?;
+            if connection_id.is_empty() {
+                store::list(&mut connection, tenant).await?
+            } else {
+                let found = store::load(&mut connection, tenant, connection_id).await?;
+                vec![found.ok_or_else(|| Error::IntegrationNotFound {
+                    connection_id: connection_id.to_owned(),
+                })?]
+            }
         };
 
-        let now_text = format_time(now);
         let mut views = Vec::with_capacity(integrations.len());
-        for mut state in integrations {
-            let change = reassess(&mut state, now);
-            // Only silence can change a status between reports; persist that change so `since`
-            // holds. Losing the race to a report is fine: the report stored fresher state.
-            if change.is_some() && store::save(&mut connection, &state, &now_text).await? {
-                log_change(&state, change);
-            }
-            views.push(view(&state, now));
+        for state in integrations {
+            // Only time (silence, late data) can change a status between reports; persist that
+            // change so `since`, incidents and watchers hold.
+            let changed =
+                rules::assess_with(&state.facts, &self.targets, now).status != state.status;
+            let state = if changed {
+                self.refresh(tenant, &state.connection_id, now)
+                    .await?
+                    .unwrap_or(state)
+            } else {
+                state
+            };
+            views.push(self.view(&state, now));
         }
         Ok(views)
+    }
+
+    /// Re-assesses every integration of every tenant; returns how many changed status.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<usize, Error> {
+        let all = {
+            let mut connection = self.store.acquire().await?;
+            store::list_all(&mut connection).await?
+        };
+        let mut changed = 0;
+        for state in all {
+            if rules::assess_with(&state.facts, &self.targets, now).status != state.status {
+                self.refresh(&state.tenant, &state.connection_id, now)
+                    .await?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The tenant's incidents, newest first; of one connection when `connection_id` is set.
+    pub async fn incidents(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Incident>, Error> {
+        let limit = if limit == 0 {
+            DEFAULT_INCIDENT_LIMIT
+        } else {
+            limit.min(500)
+        };
+        let mut connection = self.store.acquire().await?;
+        incidents::list(&mut connection, tenant, connection_id, i64::from(limit)).await
+    }
+
+    /// Uptime per day of one of the tenant's integrations for the last `days` days.
+    pub async fn uptime(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Day>, Error> {
+        let days = if days == 0 {
+            uptime::RETENTION_DAYS
+        } else {
+            days.min(uptime::RETENTION_DAYS)
+        };
+        let mut connection = self.store.acquire().await?;
+        // Another tenant's connection (or an unknown one) is not found, never an empty bar.
+        if store::load(&mut connection, tenant, connection_id)
+            .await?
+            .is_none()
+        {
+            return Err(Error::IntegrationNotFound {
+                connection_id: connection_id.to_owned(),
+            });
+        }
+        let since = now - chrono::Duration::days(i64::from(days));
+        let runs = store::runs_since(&mut connection, tenant, connection_id, since).await?;
+        Ok(uptime::daily(&runs, now.date_naive(), days))
+    }
+
+    /// Re-assesses one integration under its row lock and persists a change; returns the
+    /// state as stored afterwards (None when it vanished or writers kept overtaking).
+    async fn refresh(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Integration>, Error> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut transaction = self.store.begin().await?;
+            store::lock(&mut transaction, tenant, connection_id).await?;
+            let Some(mut state) = store::load(&mut transaction, tenant, connection_id).await?
+            else {
+                return Ok(None);
+            };
+            if self.persist(transaction, &mut state, now).await? {
+                return Ok(Some(state));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reassesses `state`, saves it, records an incident step for a status change, commits and
+    /// publishes the change. False when another writer saved first (nothing was written).
+    async fn persist(
+        &self,
+        mut transaction: sqlx::Transaction<'static, sqlx::Any>,
+        state: &mut Integration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let now_text = format_time(now);
+        let change = reassess(state, &self.targets, now);
+        if !store::save(&mut transaction, state, &now_text).await? {
+            return Ok(false);
+        }
+        if let Some((from, to)) = change {
+            incidents::apply(
+                &mut transaction,
+                &incidents::Change {
+                    tenant: &state.tenant,
+                    connection_id: &state.connection_id,
+                    connector: &state.facts.connector,
+                    from,
+                    to,
+                    reason: &state.status_reason,
+                    at: &now_text,
+                },
+            )
+            .await?;
+        }
+        store::commit(transaction).await?;
+        // Bump the revision as the write did, so a caller reusing `state` stays consistent.
+        state.revision += 1;
+        if let Some((from, _)) = change {
+            log_change(state, change);
+            // No subscriber is fine: nobody is watching right now.
+            let _ = self.events.send(StatusEvent {
+                tenant: state.tenant.clone(),
+                previous: from,
+                view: self.view(state, now),
+            });
+        }
+        Ok(true)
+    }
+
+    fn view(&self, state: &Integration, now: DateTime<Utc>) -> IntegrationView {
+        let facts = &state.facts;
+        IntegrationView {
+            connection_id: state.connection_id.clone(),
+            connector: facts.connector.clone(),
+            assessment: rules::assess_with(facts, &self.targets, now),
+            since: state.since.clone(),
+            last_success_at: facts.last_success_at.map(format_time).unwrap_or_default(),
+            last_run_at: facts
+                .last_outcome
+                .as_ref()
+                .map(|outcome| format_time(outcome.at))
+                .unwrap_or_default(),
+            warnings: facts.warnings.clone(),
+            freshness: freshness::freshness(&facts.entities, &self.targets, now),
+        }
     }
 }
 
@@ -197,8 +403,8 @@ impl HealthService {
 type Change = Option<(Option<Status>, Status)>;
 
 /// Recomputes the status; moves `since` only when the status changes.
-fn reassess(state: &mut Integration, now: DateTime<Utc>) -> Change {
-    let assessment = rules::assess(&state.facts, now);
+fn reassess(state: &mut Integration, targets: &Targets, now: DateTime<Utc>) -> Change {
+    let assessment = rules::assess_with(&state.facts, targets, now);
     state.status_reason.clone_from(&assessment.reason);
     let previous = (state.revision > 0).then_some(state.status);
     if previous == Some(assessment.status) {
@@ -220,22 +426,6 @@ fn log_change(state: &Integration, change: Change) {
             reason = %state.status_reason,
             "integration status changed"
         );
-    }
-}
-
-fn view(state: &Integration, now: DateTime<Utc>) -> IntegrationView {
-    let facts = &state.facts;
-    IntegrationView {
-        connection_id: state.connection_id.clone(),
-        connector: facts.connector.clone(),
-        assessment: rules::assess(facts, now),
-        since: state.since.clone(),
-        last_success_at: facts.last_success_at.map(format_time).unwrap_or_default(),
-        last_run_at: facts
-            .last_outcome
-            .as_ref()
-            .map(|outcome| format_time(outcome.at))
-            .unwrap_or_default(),
     }
 }
 

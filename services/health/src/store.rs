@@ -127,7 +127,7 @@ pub async fn load(
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision FROM integration_state \
+         status_since, revision, entities_json, warnings_json FROM integration_state \
          WHERE tenant = $1 AND connection_id = $2",
     )
     .bind(tenant)
@@ -144,7 +144,7 @@ pub async fn list(connection: &mut AnyConnection, tenant: &str) -> Result<Vec<In
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision FROM integration_state \
+         status_since, revision, entities_json, warnings_json FROM integration_state \
          WHERE tenant = $1 ORDER BY connection_id",
     )
     .bind(tenant)
@@ -170,8 +170,9 @@ pub async fn save(
              last_outcome_kind, last_outcome_reason, last_outcome_at, last_records_quarantined, \
              last_success_at, consecutive_failures, last_heartbeat_at, \
              heartbeat_interval_seconds, paused, status, status_reason, status_since, \
-             revision, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 + 1, $17) \
+             revision, updated_at, entities_json, warnings_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 + 1, $17, \
+             $18, $19) \
              ON CONFLICT (tenant, connection_id) DO NOTHING",
         )
     } else {
@@ -180,7 +181,8 @@ pub async fn save(
              last_outcome_reason = $5, last_outcome_at = $6, last_records_quarantined = $7, \
              last_success_at = $8, consecutive_failures = $9, last_heartbeat_at = $10, \
              heartbeat_interval_seconds = $11, paused = $12, status = $13, \
-             status_reason = $14, status_since = $15, revision = $16 + 1, updated_at = $17 \
+             status_reason = $14, status_since = $15, revision = $16 + 1, updated_at = $17, \
+             entities_json = $18, warnings_json = $19 \
              WHERE tenant = $1 AND connection_id = $2 AND revision = $16",
         )
     };
@@ -206,10 +208,86 @@ pub async fn save(
         .bind(&state.since)
         .bind(state.revision)
         .bind(now)
+        .bind(to_json(&facts.entities)?)
+        .bind(to_json(&facts.warnings)?)
         .execute(connection)
         .await
         .map_err(Error::Storage)?;
     Ok(result.rows_affected() > 0)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::CorruptState {
+        connection_id: String::new(),
+        detail: format!("cannot encode state: {e}"),
+    })
+}
+
+/// Every integration of every tenant, for the sweep that notices silence and late data.
+pub async fn list_all(connection: &mut AnyConnection) -> Result<Vec<Integration>, Error> {
+    let rows = sqlx::query(
+        "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
+         last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
+         last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
+         status_since, revision, entities_json, warnings_json FROM integration_state \
+         ORDER BY tenant, connection_id",
+    )
+    .fetch_all(connection)
+    .await
+    .map_err(Error::Storage)?;
+    rows.iter().map(integration).collect()
+}
+
+/// (finished at, completed) of the connection's runs finished at or after `since`.
+pub async fn runs_since(
+    connection: &mut AnyConnection,
+    tenant: &str,
+    connection_id: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, bool)>, Error> {
+    let rows = sqlx::query(
+        "SELECT kind, finished_at FROM run_outcomes \
+         WHERE tenant = $1 AND connection_id = $2 AND finished_at >= $3",
+    )
+    .bind(tenant)
+    .bind(connection_id)
+    .bind(format_time(since))
+    .fetch_all(connection)
+    .await
+    .map_err(Error::Storage)?;
+    let mut runs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get("kind").map_err(Error::Storage)?;
+        let finished: String = row.try_get("finished_at").map_err(Error::Storage)?;
+        // A row this service wrote and cannot read is skipped rather than failing the bar.
+        let (Some(kind), Ok(at)) = (
+            OutcomeKind::parse(&kind),
+            DateTime::parse_from_rfc3339(&finished),
+        ) else {
+            continue;
+        };
+        runs.push((at.with_timezone(&Utc), kind.completed()));
+    }
+    Ok(runs)
+}
+
+/// Forgets runs that finished before `before`: uptime is kept for 90 days only.
+pub async fn prune_runs(
+    connection: &mut AnyConnection,
+    tenant: &str,
+    connection_id: &str,
+    before: DateTime<Utc>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "DELETE FROM run_outcomes WHERE tenant = $1 AND connection_id = $2 AND finished_at < $3",
+    )
+    .bind(tenant)
+    .bind(connection_id)
+    .bind(format_time(before))
+    .execute(connection)
+    .await
+    .map_err(Error::Storage)?;
+    Ok(())
 }
 
 fn integration(row: &sqlx::any::AnyRow) -> Result<Integration, Error> {
@@ -255,6 +333,10 @@ fn integration(row: &sqlx::any::AnyRow) -> Result<Integration, Error> {
     let status = Status::parse(&status_text)
         .ok_or_else(|| corrupt(format!("unknown status {status_text:?}")))?;
     let paused: i32 = row.try_get("paused").map_err(Error::Storage)?;
+    let entities = serde_json::from_str(&text("entities_json")?)
+        .map_err(|e| corrupt(format!("entities_json: {e}")))?;
+    let warnings = serde_json::from_str(&text("warnings_json")?)
+        .map_err(|e| corrupt(format!("warnings_json: {e}")))?;
 
     Ok(Integration {
         tenant: text("tenant")?,
@@ -266,6 +348,8 @@ fn integration(row: &sqlx::any::AnyRow) -> Result<Integration, Error> {
             consecutive_failures: u32::try_from(number("consecutive_failures")?)
                 .unwrap_or(u32::MAX),
             last_heartbeat,
+            entities,
+            warnings,
         },
         status,
         status_reason: text("status_reason")?,

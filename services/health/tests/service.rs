@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use chrono::{SubsecRound, Utc};
+use plugboard_health::rules::Targets;
 use plugboard_health::service::HealthService;
 use plugboard_health::store::Store;
 use plugboard_health::{Config, run};
@@ -86,6 +87,7 @@ fn outcome(connection_id: &str, run_id: &str, kind: RunOutcomeKind) -> RunOutcom
         records_written: 10,
         records_quarantined: 0,
         finished_at: String::new(),
+        streams: Vec::new(),
     }
 }
 
@@ -336,7 +338,7 @@ async fn bad_reports_and_callers_are_refused() {
 #[tokio::test]
 async fn a_silent_scheduler_degrades_and_since_marks_the_change() {
     let store = Store::open(&temp_sqlite(), "health").await.unwrap();
-    let service = HealthService::new(store);
+    let service = HealthService::new(store, Targets::default());
     // Whole seconds, because storage keeps milliseconds.
     let start = Utc::now().trunc_subsecs(0);
     let minutes = |n: i64| start + chrono::Duration::minutes(n);
@@ -382,7 +384,7 @@ async fn a_silent_scheduler_degrades_and_since_marks_the_change() {
 /// Concurrent reports for one connection queue on its row: none is lost or double counted.
 async fn concurrent_failures_all_count(database_url: &str, schema: &str) {
     let store = Store::open(database_url, schema).await.unwrap();
-    let service = HealthService::new(store);
+    let service = HealthService::new(store, Targets::default());
     // One finish time for all, so arrival order cannot make any of them a late report.
     let finished_at = plugboard_runtime::storage::now_text();
     // The first report creates the row; the rest race for it.

@@ -17,7 +17,9 @@ use std::time::Duration;
 use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_proto::connector::v1::{ConnectionRef, DiscoverRequest, ReadRequest, ReadResponse};
 use plugboard_proto::health::v1::report_request::Report;
-use plugboard_proto::health::v1::{Heartbeat, ReportRequest, RunOutcome, RunOutcomeKind};
+use plugboard_proto::health::v1::{
+    Heartbeat, ReportRequest, RunOutcome, RunOutcomeKind, StreamOutcome,
+};
 use plugboard_proto::mapping::v1::transform_result::Outcome;
 use plugboard_proto::mapping::v1::{Direction, TransformInput, TransformRequest};
 use plugboard_proto::registry::v1::ResolveRequest;
@@ -241,16 +243,19 @@ impl Runner {
         }
 
         for plan in plans {
-            run.streams.push(StreamCounters {
-                stream: plan.stream.clone(),
-                ..StreamCounters::default()
-            });
-            let stream_index = run.streams.len() - 1;
             let checkpoint = self
                 .store
                 .load_checkpoint(&sync.tenant_id, &sync.connection_id, &plan.stream)
                 .await?
                 .unwrap_or_default();
+            run.streams.push(StreamCounters {
+                stream: plan.stream.clone(),
+                entity: plan.entity.clone(),
+                checkpoint_before: checkpoint.clone(),
+                checkpoint_after: checkpoint.clone(),
+                ..StreamCounters::default()
+            });
+            let stream_index = run.streams.len() - 1;
             let mut pages = connector
                 .read(ReadRequest {
                     connection: Some(connection.clone()),
@@ -414,6 +419,7 @@ impl Runner {
         counters.records_written += outcome.written;
         counters.records_unchanged += outcome.unchanged;
         counters.records_quarantined += quarantined_count;
+        counters.checkpoint_after = page.checkpoint;
         Ok(())
     }
 
@@ -456,6 +462,21 @@ impl Runner {
             records_written: written,
             records_quarantined: quarantined,
             finished_at: run.finished_at.clone().unwrap_or_default(),
+            streams: run
+                .streams
+                .iter()
+                .map(|stream| StreamOutcome {
+                    stream: stream.stream.clone(),
+                    entity: stream.entity.clone(),
+                    records_read: stream.records_read,
+                    records_written: stream.records_written,
+                    pages: stream.pages,
+                    checkpoint_before: stream.checkpoint_before.clone(),
+                    checkpoint_after: stream.checkpoint_after.clone(),
+                    // TODO(#6): count re-served pages and collect partner field names.
+                    ..StreamOutcome::default()
+                })
+                .collect(),
         });
         self.report(&sync.tenant_id, report).await;
     }

@@ -34,6 +34,15 @@ pub struct StreamCounters {
     pub records_quarantined: u64,
     pub pages: u32,
     pub rate_limited_waits: u32,
+    /// The canonical entity of the stream, reported to health for freshness per entity.
+    #[serde(default)]
+    pub entity: String,
+    /// The stream's checkpoint when the run started and after its last committed page, so
+    /// health can notice a cursor that does not move.
+    #[serde(default)]
+    pub checkpoint_before: String,
+    #[serde(default)]
+    pub checkpoint_after: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

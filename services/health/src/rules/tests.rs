@@ -182,3 +182,56 @@ fn names_read_like_names_and_statuses_round_trip() {
     );
     assert_eq!(OutcomeKind::parse("unknown"), None);
 }
+
+#[test]
+fn late_entities_degrade_with_the_entity_age_and_target() {
+    let mut facts = Facts::new("bullhorn");
+    assert!(facts.record_outcome(outcome(OutcomeKind::Succeeded, 0)));
+    let jobs = StreamReport {
+        entity: "job".to_owned(),
+        records_read: 4,
+        ..StreamReport::default()
+    };
+    facts.record_streams(&[jobs], at(0));
+    assert_eq!(assess(&facts, at(10)).status, Status::Operational);
+    let late = assess(&facts, at(42));
+    assert_eq!(late.status, Status::Degraded);
+    assert_eq!(
+        late.reason,
+        "jobs were last synced 42 minutes ago; the target is 15 minutes"
+    );
+    assert!(!late.action.is_empty());
+    let relaxed = Targets::parse("job=3600").unwrap();
+    assert_eq!(
+        assess_with(&facts, &relaxed, at(42)).status,
+        Status::Operational
+    );
+}
+
+#[test]
+fn every_problem_status_names_an_action() {
+    let mut facts = Facts::new("bullhorn");
+    for minute in 0..3 {
+        facts.record_outcome(outcome(OutcomeKind::Failed, minute));
+        let assessment = assess(&facts, at(minute));
+        assert_ne!(assessment.status, Status::Operational);
+        assert!(!assessment.action.is_empty(), "{assessment:?}");
+    }
+}
+
+#[test]
+fn streams_of_a_run_raise_warnings_that_the_next_run_replaces() {
+    let mut facts = Facts::new("bullhorn");
+    let read = |n: u64| StreamReport {
+        entity: "job".to_owned(),
+        records_read: n,
+        ..StreamReport::default()
+    };
+    facts.record_streams(&[read(200)], at(0));
+    facts.record_streams(&[read(0)], at(5));
+    assert_eq!(facts.warnings.len(), 1);
+    assert_eq!(facts.warnings[0].code, "ZERO_RECORDS");
+    assert!(facts.warnings[0].reason.contains("Bullhorn"));
+    facts.record_streams(&[read(0)], at(10));
+    assert!(facts.warnings.is_empty());
+}
