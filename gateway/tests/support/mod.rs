@@ -70,6 +70,27 @@ pub struct FakeSync;
 
 #[tonic::async_trait]
 impl SyncService for FakeSync {
+    async fn list_runs(
+        &self,
+        _: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn pause_sync(
+        &self,
+        _: Request<PauseSyncRequest>,
+    ) -> Result<Response<PauseSyncResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn resume_sync(
+        &self,
+        _: Request<ResumeSyncRequest>,
+    ) -> Result<Response<ResumeSyncResponse>, Status> {
+        unimplemented()
+    }
+
     async fn create_sync(
         &self,
         _: Request<CreateSyncRequest>,

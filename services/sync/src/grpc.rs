@@ -5,8 +5,9 @@ use plugboard_proto::sync::v1::sync_service_server::SyncService as SyncServiceRp
 use plugboard_proto::sync::v1::{
     CreateSyncRequest, CreateSyncResponse, EntityCount, GetRunRequest, GetRunResponse,
     ListQuarantineRequest, ListQuarantineResponse, ListRecordsRequest, ListRecordsResponse,
-    ListSyncsRequest, ListSyncsResponse, QuarantinedRecord, RunInfo, RunState as WireRunState,
-    StreamProgress, SyncInfo, TriggerRunRequest, TriggerRunResponse,
+    ListRunsRequest, ListRunsResponse, ListSyncsRequest, ListSyncsResponse, PauseSyncRequest,
+    PauseSyncResponse, QuarantinedRecord, ResumeSyncRequest, ResumeSyncResponse, RunInfo,
+    RunState as WireRunState, StreamProgress, SyncInfo, TriggerRunRequest, TriggerRunResponse,
 };
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
@@ -27,6 +28,55 @@ impl GrpcSyncAdapter {
 
 #[tonic::async_trait]
 impl SyncServiceRpc for GrpcSyncAdapter {
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn list_runs(
+        &self,
+        request: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.get_ref();
+        let runs = self
+            .service
+            .list_runs(&tenant_id, &request.connection_id, request.limit)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListRunsResponse {
+            runs: runs.into_iter().map(run_info).collect(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn pause_sync(
+        &self,
+        request: Request<PauseSyncRequest>,
+    ) -> Result<Response<PauseSyncResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let summary = self
+            .service
+            .set_paused(&tenant_id, &request.get_ref().connection_id, true)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(PauseSyncResponse {
+            sync: Some(sync_info(summary)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn resume_sync(
+        &self,
+        request: Request<ResumeSyncRequest>,
+    ) -> Result<Response<ResumeSyncResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let summary = self
+            .service
+            .set_paused(&tenant_id, &request.get_ref().connection_id, false)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ResumeSyncResponse {
+            sync: Some(sync_info(summary)),
+        }))
+    }
+
     #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
     async fn create_sync(
         &self,

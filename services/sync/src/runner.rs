@@ -423,7 +423,9 @@ impl Runner {
         Ok(())
     }
 
-    async fn report_heartbeat(&self, sync: &SyncDefinition) {
+    /// Tells health the connection is scheduled (or paused); also sent when a sync is paused
+    /// or resumed so the status follows at once.
+    pub(crate) async fn report_heartbeat(&self, sync: &SyncDefinition) {
         let report = Report::Heartbeat(Heartbeat {
             connection_id: sync.connection_id.clone(),
             connector: sync.connector.clone(),

@@ -104,6 +104,45 @@ impl SyncService {
         Ok(run_id)
     }
 
+    /// The connection's most recent runs, newest first; `SyncNotFound` unless it is the tenant's.
+    pub async fn list_runs(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, Error> {
+        self.get_sync(tenant_id, connection_id).await?;
+        let limit = match limit {
+            0 => 20,
+            n => n.min(100),
+        };
+        self.store
+            .list_runs(tenant_id, connection_id, i64::from(limit))
+            .await
+    }
+
+    /// Pauses or resumes a sync and tells health at once, so the status shows it.
+    pub async fn set_paused(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        paused: bool,
+    ) -> Result<SyncSummary, Error> {
+        if !self
+            .store
+            .set_paused(tenant_id, connection_id, paused)
+            .await?
+        {
+            return Err(Error::SyncNotFound {
+                connection_id: connection_id.to_owned(),
+            });
+        }
+        let sync = self.get_sync(tenant_id, connection_id).await?;
+        tracing::info!(connection_id, paused, "sync pause changed");
+        self.runner.report_heartbeat(&sync).await;
+        self.summary(sync).await
+    }
+
     pub async fn get_run(&self, tenant_id: &str, run_id: &str) -> Result<RunRecord, Error> {
         self.store
             .get_run(tenant_id, run_id)

@@ -398,6 +398,46 @@ impl Store {
         row.map(|row| run_from_row(&row)).transpose()
     }
 
+    /// The connection's most recent runs, newest first, at most `limit`.
+    pub async fn list_runs(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT run_id, tenant_id, connection_id, state, started_at, finished_at, error, \
+             progress_json FROM runs WHERE tenant_id = $1 AND connection_id = $2 \
+             ORDER BY started_at DESC, run_id DESC LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Pauses or resumes the tenant's sync of a connection; false when there is no such sync.
+    pub async fn set_paused(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        paused: bool,
+    ) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE syncs SET paused = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND connection_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(i32::from(paused))
+        .bind(plugboard_runtime::storage::now_text())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
     pub async fn last_run(
         &self,
         tenant_id: &str,

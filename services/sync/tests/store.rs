@@ -3,7 +3,9 @@
 // Shared test helpers are not `#[test]` functions, so allow-unwrap-in-tests does not reach them.
 #![allow(clippy::unwrap_used)]
 
-use plugboard_sync::store::{PageCommit, QuarantineEntry, Store, StoredRecord, SyncDefinition};
+use plugboard_sync::store::{
+    PageCommit, QuarantineEntry, RunRecord, RunState, Store, StoredRecord, SyncDefinition,
+};
 
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -114,6 +116,55 @@ async fn exercise(store: Store) {
         .unwrap();
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].field_path, "email");
+
+    runs_and_pauses(&store).await;
+}
+
+fn run(tenant: &str, run_id: &str, started_at: &str) -> RunRecord {
+    RunRecord {
+        run_id: run_id.into(),
+        tenant_id: tenant.into(),
+        connection_id: "c1".into(),
+        state: RunState::Succeeded,
+        started_at: started_at.into(),
+        finished_at: Some(started_at.into()),
+        error: None,
+        streams: vec![],
+    }
+}
+
+/// Recent runs come newest first and only the tenant's; pausing touches only the tenant's sync.
+async fn runs_and_pauses(store: &Store) {
+    for (id, at) in [
+        ("r-old", "2026-01-01T00:00:00.000Z"),
+        ("r-new", "2026-01-03T00:00:00.000Z"),
+        ("r-mid", "2026-01-02T00:00:00.000Z"),
+    ] {
+        store.insert_run(&run("tenant-a", id, at)).await.unwrap();
+    }
+    store
+        .insert_run(&run("tenant-b", "r-b", "2026-01-04T00:00:00.000Z"))
+        .await
+        .unwrap();
+    let runs = store.list_runs("tenant-a", "c1", 2).await.unwrap();
+    let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["r-new", "r-mid"]);
+
+    assert!(store.set_paused("tenant-a", "c1", true).await.unwrap());
+    assert!(!store.set_paused("tenant-c", "c1", true).await.unwrap());
+    let a = store.get_sync("tenant-a", "c1").await.unwrap().unwrap();
+    let b = store.get_sync("tenant-b", "c1").await.unwrap().unwrap();
+    assert!(a.paused);
+    assert!(!b.paused);
+    assert!(store.set_paused("tenant-a", "c1", false).await.unwrap());
+    assert!(
+        !store
+            .get_sync("tenant-a", "c1")
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+    );
 }
 
 #[tokio::test]
