@@ -92,6 +92,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         )
     })?;
+    let _data_dir_lock = lock_data_dir(&args.data_dir)?;
     let mesh_secret = dev_key(&args.data_dir, "mesh.key", 48)?;
     let master_secret = dev_key(&args.data_dir, "master.key", 32)?;
     let mesh_key = MeshKey::new(&mesh_secret)?;
@@ -188,7 +189,9 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             mesh_key: mesh_secret.clone(),
             // The sandbox is on loopback; only dev mode and tests allow that.
             allow_private_targets: true,
-            instance_id: format!("bullhorn-dev-{}", std::process::id()),
+            // Stable across restarts, so the new process replaces the old registration at once
+            // instead of sharing Resolve with a dead address until its liveness runs out.
+            instance_id: "bullhorn-dev".to_owned(),
         };
         plugboard_connector_bullhorn::run(config, listeners.connector, shutdown())
     });
@@ -342,6 +345,28 @@ fn spawn<E: std::fmt::Display + Send + 'static>(
     service: impl Future<Output = Result<(), E>> + Send + 'static,
 ) {
     services.spawn(async move { (name, service.await.map_err(|e| e.to_string())) });
+}
+
+/// Holds an exclusive lock on the data directory for the life of the process: two dev processes
+/// on one directory would each believe they are the only replica.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("plugboard.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another plugboard dev is using {}: stop it, or pass another --data-dir",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

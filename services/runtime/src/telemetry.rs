@@ -43,7 +43,11 @@ impl Drop for TelemetryGuard {
 pub fn init(service_name: &str, env: &Env) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(env.get("PLUGBOARD_LOG").unwrap_or("info"))?;
-    let fmt_layer = tracing_subscriber::fmt::layer().with_target(false);
+    // Colour only for a person at a terminal; log files and collectors get plain text.
+    let fmt_layer = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
 
     let provider = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Some(endpoint) => {
