@@ -20,6 +20,7 @@
 //! - [`webhook`]: signature, timestamp and replay checks of partner webhooks;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
 //! - [`conformance`]: the conformance kit;
+//! - [`tooling`]: what `plugboard connector check | new | stats` do;
 //! - [`error`]: the one error type.
 //!
 //! # Limitations
@@ -49,6 +50,7 @@ pub mod manifest;
 pub mod registration;
 pub mod session;
 pub mod template;
+pub mod tooling;
 pub mod webhook;
 
 use std::future::Future;

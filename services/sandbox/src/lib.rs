@@ -21,6 +21,7 @@
 
 pub mod bullhorn;
 pub mod error;
+pub mod greenhouse;
 pub mod oauth;
 
 pub use bullhorn::{SandboxOptions, router, serve};
