@@ -88,6 +88,7 @@ impl CredentialsService for FakeCredentials {
             secret: Some(secret),
             version: 1,
             expires_at: String::new(),
+            ..LeaseAccessResponse::default()
         }))
     }
 

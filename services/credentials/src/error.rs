@@ -42,6 +42,38 @@ pub enum Error {
     },
     #[error("the stored secret of connection {connection_id} failed authentication")]
     SecretUnreadable { connection_id: String },
+    #[error(
+        "the partner rejected the oauth2 grant of connection {connection_id} ({reason}); \
+         the connection needs a reconnect"
+    )]
+    CredentialsRejected {
+        connection_id: String,
+        reason: String,
+    },
+    #[error(
+        "the token endpoint of connection {connection_id} failed {failures} time(s) in a row; \
+         cooling down, retry after {retry_after_secs}s"
+    )]
+    CoolingDown {
+        connection_id: String,
+        failures: u32,
+        retry_after_secs: u64,
+    },
+    #[error("the token endpoint of connection {connection_id} failed: {reason}; try again")]
+    TokenEndpointUnavailable {
+        connection_id: String,
+        reason: String,
+    },
+    #[error("another replica is refreshing the token of connection {connection_id}; try again")]
+    RefreshInProgress { connection_id: String },
+    #[error("coordination is unavailable: {0}")]
+    Coordination(String),
+    #[error("cannot build the http client")]
+    HttpClient,
+    #[error("the oauth connect state is unknown, used or expired; start the connect again")]
+    ConnectStateInvalid,
+    #[error("the partner refused the connect: {error}")]
+    ConnectDenied { error: String },
     #[error("cannot encrypt a secret: {0}")]
     Encrypt(String),
     #[error("connection {connection_id} was changed concurrently, try again")]
@@ -56,6 +88,18 @@ pub enum Error {
     MeshKey(#[from] IdentityError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+}
+
+impl Error {
+    /// Seconds a caller should wait before trying again, when the error says.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::CoolingDown {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -74,13 +118,21 @@ impl ServiceError for Error {
             | Error::SecretUnreadable { .. }
             | Error::UnknownMasterKey { .. }
             | Error::DataKeyUnreadable { .. } => ErrorKind::FailedPrecondition,
-            Error::ConcurrentUpdate { .. } => ErrorKind::Unavailable,
+            Error::ConcurrentUpdate { .. }
+            | Error::CoolingDown { .. }
+            | Error::TokenEndpointUnavailable { .. }
+            | Error::RefreshInProgress { .. }
+            | Error::Coordination(_) => ErrorKind::Unavailable,
+            Error::CredentialsRejected { .. }
+            | Error::ConnectStateInvalid
+            | Error::ConnectDenied { .. } => ErrorKind::FailedPrecondition,
             // A busy or unreachable database is worth a retry; anything else is our bug.
             Error::Storage(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
             ) => ErrorKind::Unavailable,
             Error::Storage(_)
             | Error::Encrypt(_)
+            | Error::HttpClient
             | Error::OpenStorage(_)
             | Error::Config(_)
             | Error::MeshKey(_)
@@ -100,6 +152,14 @@ impl ServiceError for Error {
             Error::DataKeyUnreadable { .. } => "DATA_KEY_UNREADABLE",
             Error::Encrypt(_) => "ENCRYPTION_FAILED",
             Error::ConcurrentUpdate { .. } => "CONCURRENT_UPDATE",
+            Error::CredentialsRejected { .. } => "CREDENTIALS_REJECTED",
+            Error::CoolingDown { .. } => "CREDENTIALS_COOLING_DOWN",
+            Error::TokenEndpointUnavailable { .. } => "TOKEN_ENDPOINT_UNAVAILABLE",
+            Error::RefreshInProgress { .. } => "REFRESH_IN_PROGRESS",
+            Error::Coordination(_) => "COORDINATION_FAILED",
+            Error::HttpClient => "HTTP_CLIENT_FAILED",
+            Error::ConnectStateInvalid => "OAUTH_STATE_INVALID",
+            Error::ConnectDenied { .. } => "OAUTH_DENIED",
             Error::Storage(_) => "STORAGE_FAILED",
             Error::OpenStorage(_) => "STORAGE_OPEN_FAILED",
             Error::Config(_) => "CONFIG_INVALID",

@@ -1,7 +1,9 @@
 //! The thin gRPC adapter: takes the verified caller, calls the domain, maps errors once.
 
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsService;
+use plugboard_proto::credentials::v1::o_auth_service_server::OAuthService;
 use plugboard_proto::credentials::v1::{
+    BeginOAuthRequest, BeginOAuthResponse, CompleteOAuthRequest, CompleteOAuthResponse,
     DescribeCredentialRequest, DescribeCredentialResponse, LeaseAccessRequest, LeaseAccessResponse,
     PutCredentialRequest, PutCredentialResponse, RevokeRequest, RevokeResponse,
 };
@@ -9,7 +11,20 @@ use plugboard_proto::error::to_status;
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
 
+use crate::error::Error;
 use crate::service::{Actor, Credentials};
+
+/// The status of `error`, with a `retry-after` (seconds) header when the error says when to
+/// come back.
+fn status_of(error: &Error) -> Status {
+    let mut status = to_status(error);
+    if let Some(seconds) = error.retry_after_secs()
+        && let Ok(value) = seconds.to_string().parse()
+    {
+        status.metadata_mut().insert("retry-after", value);
+    }
+    status
+}
 
 /// Serves [`Credentials`] as `plugboard.credentials.v1.CredentialsService`. Wrap it in
 /// `RequireCaller`: every handler needs a verified caller acting for a tenant.
@@ -43,7 +58,7 @@ impl CredentialsService for GrpcCredentialsAdapter {
             .credentials
             .put(&actor, &body.connection_id, &body.connector, body.secret)
             .await
-            .map_err(|error| to_status(&error))?;
+            .map_err(|error| status_of(&error))?;
         Ok(Response::new(PutCredentialResponse { version }))
     }
 
@@ -58,11 +73,24 @@ impl CredentialsService for GrpcCredentialsAdapter {
             .credentials
             .lease(&actor, &body.connection_id, &body.run_id)
             .await
-            .map_err(|error| to_status(&error))?;
+            .map_err(|error| status_of(&error))?;
+        let (access_token, token_type, access_token_expires_at) = match lease.access {
+            Some(access) => (
+                access.access_token,
+                access.token_type,
+                chrono::DateTime::from_timestamp(access.expires_at, 0)
+                    .map(plugboard_runtime::storage::format_time)
+                    .unwrap_or_default(),
+            ),
+            None => Default::default(),
+        };
         Ok(Response::new(LeaseAccessResponse {
             secret: Some(lease.secret.expose()),
             version: lease.version,
             expires_at: lease.expires_at,
+            access_token,
+            token_type,
+            access_token_expires_at,
         }))
     }
 
@@ -75,7 +103,7 @@ impl CredentialsService for GrpcCredentialsAdapter {
         self.credentials
             .revoke(&actor, &request.get_ref().connection_id)
             .await
-            .map_err(|error| to_status(&error))?;
+            .map_err(|error| status_of(&error))?;
         Ok(Response::new(RevokeResponse {}))
     }
 
@@ -89,13 +117,73 @@ impl CredentialsService for GrpcCredentialsAdapter {
             .credentials
             .describe(&actor, &request.get_ref().connection_id)
             .await
-            .map_err(|error| to_status(&error))?;
+            .map_err(|error| status_of(&error))?;
         Ok(Response::new(DescribeCredentialResponse {
             connection_id: description.connection_id,
             connector: description.connector,
             kind: description.kind,
             version: description.version,
             updated_at: description.updated_at,
+        }))
+    }
+}
+
+/// Serves the authorization code connect flow as `plugboard.credentials.v1.OAuthService`.
+/// Wrap it in `RequireCaller`.
+#[derive(Debug, Clone)]
+pub struct GrpcOAuthAdapter {
+    credentials: Credentials,
+}
+
+impl GrpcOAuthAdapter {
+    pub fn new(credentials: Credentials) -> GrpcOAuthAdapter {
+        GrpcOAuthAdapter { credentials }
+    }
+}
+
+#[tonic::async_trait]
+impl OAuthService for GrpcOAuthAdapter {
+    #[tracing::instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn begin_o_auth(
+        &self,
+        request: Request<BeginOAuthRequest>,
+    ) -> Result<Response<BeginOAuthResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let body = request.into_inner();
+        let begun = self
+            .credentials
+            .begin_oauth(
+                &actor,
+                &body.connection_id,
+                &body.connector,
+                body.client,
+                &body.authorize_url,
+                &body.redirect_uri,
+            )
+            .await
+            .map_err(|error| status_of(&error))?;
+        Ok(Response::new(BeginOAuthResponse {
+            authorize_url: begun.authorize_url,
+            state: begun.state,
+            expires_at: begun.expires_at,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn complete_o_auth(
+        &self,
+        request: Request<CompleteOAuthRequest>,
+    ) -> Result<Response<CompleteOAuthResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let body = request.get_ref();
+        let completed = self
+            .credentials
+            .complete_oauth(&actor, &body.state, &body.code, &body.error)
+            .await
+            .map_err(|error| status_of(&error))?;
+        Ok(Response::new(CompleteOAuthResponse {
+            connection_id: completed.connection_id,
+            version: completed.version,
         }))
     }
 }

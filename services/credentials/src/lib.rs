@@ -37,6 +37,7 @@ pub mod crypto;
 pub mod error;
 pub mod grpc;
 pub mod keys;
+pub mod oauth;
 pub mod service;
 pub mod store;
 pub mod validate;
@@ -44,6 +45,8 @@ pub mod validate;
 use std::future::Future;
 
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
+use plugboard_proto::credentials::v1::o_auth_service_server::OAuthServiceServer;
+use plugboard_runtime::coordination::Coordinator;
 use plugboard_runtime::identity::{MeshKey, RequireCaller};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -51,12 +54,14 @@ use tonic::service::Routes;
 
 pub use crate::config::Config;
 pub use crate::error::Error;
-pub use crate::grpc::GrpcCredentialsAdapter;
+pub use crate::grpc::{GrpcCredentialsAdapter, GrpcOAuthAdapter};
 pub use crate::service::Credentials;
 
 /// The service's fully-qualified gRPC name.
 pub const SERVICE_NAME: &str =
     <CredentialsServiceServer<GrpcCredentialsAdapter> as NamedService>::NAME;
+/// The connect flow's fully-qualified gRPC name.
+pub const OAUTH_SERVICE_NAME: &str = <OAuthServiceServer<GrpcOAuthAdapter> as NamedService>::NAME;
 
 /// Opens the store, checks the keys and serves until `shutdown` completes.
 pub async fn run(
@@ -67,7 +72,14 @@ pub async fn run(
     let keyring = config.keyring()?;
     let mesh_key = config.mesh_key()?;
     let store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
-    let credentials = Credentials::new(store, keyring);
+    let coordinator = match &config.redis_url {
+        Some(url) => Coordinator::redis(url)
+            .await
+            .map_err(|error| Error::Coordination(error.to_string()))?,
+        None => Coordinator::local(),
+    };
+    let credentials =
+        Credentials::new(store, keyring).with_oauth(coordinator, oauth::OAuthPolicy::default())?;
     credentials.prepare().await?;
     serve(credentials, mesh_key, listener, shutdown).await
 }
@@ -80,10 +92,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let server = CredentialsServiceServer::with_interceptor(
-        GrpcCredentialsAdapter::new(credentials),
+        GrpcCredentialsAdapter::new(credentials.clone()),
+        RequireCaller::new(mesh_key.clone()),
+    );
+    let connect = OAuthServiceServer::with_interceptor(
+        GrpcOAuthAdapter::new(credentials),
         RequireCaller::new(mesh_key),
     );
-    let routes = Routes::new(server);
-    plugboard_runtime::server::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    let routes = Routes::new(server).add_service(connect);
+    plugboard_runtime::server::serve(
+        listener,
+        routes,
+        &[SERVICE_NAME, OAUTH_SERVICE_NAME],
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

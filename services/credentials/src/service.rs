@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use plugboard_proto::credentials::v1::{Secret, secret};
+use plugboard_proto::error::{ErrorKind, ServiceError};
 use plugboard_runtime::identity::Caller;
 use plugboard_runtime::storage::{format_time, now_text};
 use prost::Message;
@@ -11,8 +12,11 @@ use prost::Message;
 use crate::crypto::{Keyring, RowBinding};
 use crate::error::Error;
 use crate::keys::{DataKeys, Prepared};
+use crate::oauth::store::{OK, TokenRow};
+use crate::oauth::{self, AccessToken, OAuthPolicy, TokenBroker, TokenSet};
 use crate::store::{AuditEntry, CredentialStore, NewCredential, SEALED_BY_MASTER};
 use crate::validate;
+use plugboard_runtime::coordination::Coordinator;
 
 /// How long leased material may be used before the connector must lease again.
 pub const LEASE_TTL: Duration = Duration::from_secs(300);
@@ -59,13 +63,16 @@ impl SecretValue {
     }
 }
 
-/// What a lease hands out. Debug is redacted through [`SecretValue`].
+/// What a lease hands out. Debug is redacted through [`SecretValue`] and [`AccessToken`].
 #[derive(Debug, Clone)]
 pub struct Lease {
+    /// For a managed OAuth2 client, the client without its secret.
     pub secret: SecretValue,
     pub version: u64,
     /// RFC 3339.
     pub expires_at: String,
+    /// A live access token, for managed OAuth2 clients.
+    pub access: Option<AccessToken>,
 }
 
 /// What is stored for a connection, without any secret value.
@@ -81,16 +88,39 @@ pub struct Description {
 /// The credentials service.
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    store: CredentialStore,
-    keys: DataKeys,
+    pub(crate) store: CredentialStore,
+    pub(crate) keys: DataKeys,
+    pub(crate) broker: TokenBroker,
 }
 
 impl Credentials {
     /// `keyring`: the current master key and previous ones (a lone [`crate::crypto::MasterKey`]
-    /// converts).
+    /// converts). Token refreshes are coordinated in-process with the default policy; see
+    /// [`Credentials::with_oauth`].
     pub fn new(store: CredentialStore, keyring: impl Into<Keyring>) -> Credentials {
         let keys = DataKeys::new(store.clone(), keyring.into());
-        Credentials { store, keys }
+        let broker = TokenBroker::new(
+            store.clone(),
+            keys.clone(),
+            Coordinator::local(),
+            OAuthPolicy::default(),
+        )
+        .expect("a reqwest client with rustls and default settings builds");
+        Credentials {
+            store,
+            keys,
+            broker,
+        }
+    }
+
+    /// Coordinates token refreshes through `coordinator` (Redis across replicas) under `policy`.
+    pub fn with_oauth(
+        mut self,
+        coordinator: Coordinator,
+        policy: OAuthPolicy,
+    ) -> Result<Credentials, Error> {
+        self.broker = TokenBroker::new(self.store.clone(), self.keys.clone(), coordinator, policy)?;
+        Ok(self)
     }
 
     pub fn store(&self) -> &CredentialStore {
@@ -104,13 +134,28 @@ impl Credentials {
         self.keys.prepare().await
     }
 
-    /// Stores or replaces a connection's secret; returns the new version.
+    /// Stores or replaces a connection's secret; returns the new version. Tokens the service
+    /// held for the connection are dropped.
     pub async fn put(
         &self,
         actor: &Actor,
         connection_id: &str,
         connector: &str,
         secret: Option<Secret>,
+    ) -> Result<u64, Error> {
+        self.put_with_tokens(actor, connection_id, connector, secret, None)
+            .await
+    }
+
+    /// [`Credentials::put`], storing `tokens` (with the access token's expiry, epoch seconds)
+    /// in the same transaction: what a completed authorization code connect writes.
+    pub(crate) async fn put_with_tokens(
+        &self,
+        actor: &Actor,
+        connection_id: &str,
+        connector: &str,
+        secret: Option<Secret>,
+        tokens: Option<(TokenSet, i64)>,
     ) -> Result<u64, Error> {
         validate::connection_id(connection_id)?;
         validate::name("connector", connector)?;
@@ -145,9 +190,32 @@ impl Credentials {
                 at: &at,
             };
             let audit = self.audit(actor, connection_id, "put", "ok", "", version);
+            let token_row = match &tokens {
+                Some((set, expires_at)) => {
+                    let (key_id, sealed) = self
+                        .broker
+                        .seal(&actor.tenant, connection_id, 1, set)
+                        .await?;
+                    Some(TokenRow {
+                        tenant: actor.tenant.clone(),
+                        connection_id: connection_id.to_owned(),
+                        credential_version: version,
+                        generation: 1,
+                        key_id,
+                        sealed,
+                        access_expires_at: *expires_at,
+                        fence: 0,
+                        state: OK.to_owned(),
+                        failures: 0,
+                        cool_until: 0,
+                        last_error: String::new(),
+                    })
+                }
+                None => None,
+            };
             if self
                 .store
-                .put(&credential, expected_version, &audit)
+                .put(&credential, expected_version, &audit, token_row.as_ref())
                 .await?
             {
                 tracing::info!(connector, kind, version, "stored a credential");
@@ -241,16 +309,41 @@ impl Credentials {
             }
         };
 
+        let mut access = None;
+        let mut secret = secret;
+        if let Some(client) = oauth::managed_client(&secret) {
+            match self.broker.access(actor, &row, client, run_id).await {
+                Ok(token) => access = Some(token),
+                Err(error) => {
+                    let outcome = match &error {
+                        Error::CredentialsRejected { .. } => "rejected",
+                        error if error.kind() == ErrorKind::Unavailable => "unavailable",
+                        _ => "failed",
+                    };
+                    record(outcome, row.version).await?;
+                    return Err(error);
+                }
+            }
+            // The connector gets the access token, never the client secret.
+            if let Some(secret::Kind::Oauth2Client(client)) = &mut secret.kind {
+                client.client_secret.clear();
+            }
+        }
+
         record("ok", row.version).await?;
-        // TODO(#4): exchange OAuth2 client material for an access token here (and refresh it),
-        // so connectors receive short-lived tokens rather than the client secret.
-        let expires_at = chrono::Utc::now()
+        let mut expires_at = chrono::Utc::now()
             + chrono::Duration::from_std(LEASE_TTL).expect("five minutes fit a chrono duration");
+        if let Some(token) = &access
+            && let Some(token_expiry) = chrono::DateTime::from_timestamp(token.expires_at, 0)
+        {
+            expires_at = expires_at.min(token_expiry);
+        }
         tracing::debug!(run_id, version = row.version, "leased a credential");
         Ok(Lease {
             secret: SecretValue(secret),
             version: row.version,
             expires_at: format_time(expires_at),
+            access,
         })
     }
 
@@ -301,7 +394,7 @@ impl Credentials {
 
     /// Connectors read secrets; only platform services (gateway, dev seeding) change them, so a
     /// compromised connector cannot redirect another connection to itself.
-    async fn refuse_connector_writes(
+    pub(crate) async fn refuse_connector_writes(
         &self,
         actor: &Actor,
         connection_id: &str,
@@ -317,7 +410,7 @@ impl Credentials {
         Err(Error::ConnectorMayNotWrite)
     }
 
-    fn audit(
+    pub(crate) fn audit(
         &self,
         actor: &Actor,
         connection_id: &str,
@@ -326,16 +419,28 @@ impl Credentials {
         run_id: &str,
         version: u64,
     ) -> AuditEntry {
-        AuditEntry {
-            at: now_text(),
-            tenant: actor.tenant.clone(),
-            connection_id: connection_id.to_owned(),
-            subject: actor.subject.clone(),
-            action: action.to_owned(),
-            outcome: outcome.to_owned(),
-            run_id: run_id.to_owned(),
-            version,
-        }
+        audit_entry(actor, connection_id, action, outcome, run_id, version)
+    }
+}
+
+/// An audit row for `actor`'s `action` on a connection, stamped now.
+pub(crate) fn audit_entry(
+    actor: &Actor,
+    connection_id: &str,
+    action: &str,
+    outcome: &str,
+    run_id: &str,
+    version: u64,
+) -> AuditEntry {
+    AuditEntry {
+        at: now_text(),
+        tenant: actor.tenant.clone(),
+        connection_id: connection_id.to_owned(),
+        subject: actor.subject.clone(),
+        action: action.to_owned(),
+        outcome: outcome.to_owned(),
+        run_id: run_id.to_owned(),
+        version,
     }
 }
 

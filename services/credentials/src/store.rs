@@ -10,6 +10,7 @@ use sqlx::{AnyPool, Row};
 use plugboard_runtime::storage::{self, StorageError};
 
 use crate::error::Error;
+use crate::oauth::store::{TokenRow, delete_tokens, upsert_token};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -225,12 +226,14 @@ impl CredentialStore {
     }
 
     /// Writes `credential` if the stored version is still `expected_version` (0: no row yet),
-    /// with its audit row. False when another writer got there first.
+    /// with its audit row, replacing the connection's OAuth tokens by `tokens` (none: dropped).
+    /// False when another writer got there first.
     pub async fn put(
         &self,
         credential: &NewCredential<'_>,
         expected_version: u64,
         audit: &AuditEntry,
+        tokens: Option<&TokenRow>,
     ) -> Result<bool, Error> {
         let mut transaction = self.pool.begin().await?;
         let written = sqlx::query(
@@ -257,6 +260,15 @@ impl CredentialStore {
         if written == 0 {
             transaction.rollback().await?;
             return Ok(false);
+        }
+        delete_tokens(
+            &mut transaction,
+            credential.tenant,
+            credential.connection_id,
+        )
+        .await?;
+        if let Some(tokens) = tokens {
+            upsert_token(&mut transaction, tokens, false).await?;
         }
         insert_audit(&mut transaction, audit).await?;
         transaction.commit().await?;
@@ -289,6 +301,7 @@ impl CredentialStore {
             version,
             ..audit.clone()
         };
+        delete_tokens(&mut transaction, tenant, connection_id).await?;
         insert_audit(&mut transaction, &audit).await?;
         transaction.commit().await?;
         Ok(Some(version))
@@ -355,7 +368,7 @@ fn data_key_of(row: &sqlx::any::AnyRow) -> Result<StoredDataKey, Error> {
     })
 }
 
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     connection: &mut sqlx::AnyConnection,
     audit: &AuditEntry,
 ) -> Result<(), Error> {

@@ -6,6 +6,11 @@ use plugboard_proto::error::{ErrorKind, ServiceError};
 pub enum Error {
     #[error("{field} is invalid: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    #[error("the connector served stream {stream} in a loop: {repeat}")]
+    RepeatedPage {
+        stream: String,
+        repeat: crate::page_guard::Repeat,
+    },
     #[error("no sync for connection {connection_id}")]
     SyncNotFound { connection_id: String },
     #[error("run {run_id} not found")]
@@ -75,7 +80,9 @@ impl ServiceError for Error {
         match self {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             Error::SyncNotFound { .. } | Error::RunNotFound { .. } => ErrorKind::NotFound,
-            Error::RunInProgress { .. } | Error::Paused { .. } => ErrorKind::FailedPrecondition,
+            Error::RunInProgress { .. } | Error::Paused { .. } | Error::RepeatedPage { .. } => {
+                ErrorKind::FailedPrecondition
+            }
             Error::Dependency { kind, .. } if kind.is_retryable() => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } => *kind,
             Error::Coordination(_) | Error::ShuttingDown => ErrorKind::Unavailable,
@@ -91,6 +98,7 @@ impl ServiceError for Error {
         match self {
             Error::InvalidArgument { .. } => "INVALID_ARGUMENT",
             Error::SyncNotFound { .. } => "SYNC_NOT_FOUND",
+            Error::RepeatedPage { .. } => "PARTNER_REPEATED_PAGE",
             Error::RunNotFound { .. } => "RUN_NOT_FOUND",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
             Error::Paused { .. } => "SYNC_PAUSED",

@@ -12,6 +12,7 @@
 //! - [`scheduler`]: starts due syncs on every replica, the lease deciding who runs;
 //! - [`service`]: the tenant-scoped domain operations;
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
+//! - [`page_guard`]: stops a run whose connector serves the same page again;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health.
 //!
 //! # Limitations
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod mesh;
+pub mod page_guard;
 pub mod record_codec;
 pub mod runner;
 pub mod scheduler;

@@ -34,6 +34,9 @@ use crate::store::{
     PageCommit, QuarantineEntry, RunRecord, RunState, Store, StreamCounters, SyncDefinition,
 };
 
+/// How soon a failed scheduled run is tried again (at most its interval).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
 /// How long a run's lease lives without renewal; renewed every third of it.
 const LEASE_TTL: Duration = Duration::from_secs(30);
 /// Runs one replica may have in flight; only a bound, so [`Runner::drain`] can wait for all.
@@ -192,6 +195,9 @@ impl Runner {
         } else {
             self.report_outcome(&sync, &run, result.as_ref().err(), written, quarantined)
                 .await;
+            if let Err(error) = &result {
+                self.schedule_retry(&sync, error).await;
+            }
         }
         self.release(&lease).await;
     }
@@ -267,6 +273,7 @@ impl Runner {
                 .map_err(|status| Error::dependency("connector", &status))?
                 .into_inner();
             let mut stopping = self.stopping.subscribe();
+            let mut page_guard = crate::page_guard::PageGuard::default();
             loop {
                 // Checked between pages: the page before is committed, the next not yet read.
                 if *stopping.borrow() {
@@ -285,6 +292,16 @@ impl Runner {
                 if lease_lost.load(Ordering::Acquire) {
                     return Err(Error::RunInProgress {
                         connection_id: sync.connection_id.clone(),
+                    });
+                }
+                let ids = page
+                    .records
+                    .iter()
+                    .map(|record| record.external_id.as_str());
+                if let Err(repeat) = page_guard.check(&page.checkpoint, ids) {
+                    return Err(Error::RepeatedPage {
+                        stream: plan.stream.clone(),
+                        repeat,
                     });
                 }
                 let counters = &mut run.streams[stream_index];
@@ -481,6 +498,30 @@ impl Runner {
                 .collect(),
         });
         self.report(&sync.tenant_id, report).await;
+    }
+
+    /// A failed scheduled sync is tried again after [`RETRY_AFTER_FAILURE`] rather than a whole
+    /// interval later, unless only the customer can fix it (rejected credentials).
+    async fn schedule_retry(&self, sync: &SyncDefinition, error: &Error) {
+        if sync.interval_seconds == 0 || error.is_credentials_rejected() {
+            return;
+        }
+        let delay = RETRY_AFTER_FAILURE.min(Duration::from_secs(u64::from(sync.interval_seconds)));
+        let retry_at = chrono::Utc::now()
+            + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let retry_at = plugboard_runtime::storage::format_time(retry_at);
+        match self
+            .store
+            .set_next_run(&sync.tenant_id, &sync.connection_id, &retry_at)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(connection_id = %sync.connection_id, retry_at, "failed run will be retried")
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot schedule the retry of a failed run")
+            }
+        }
     }
 
     /// Health is told what happened; if it is down the run's outcome still stands in our store.
