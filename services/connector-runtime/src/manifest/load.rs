@@ -494,6 +494,7 @@ fn check_mappings(
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut inbound = BTreeSet::new();
+    let mut failed = false;
     let stream_entities: BTreeSet<&str> = manifest
         .streams
         .values()
@@ -502,11 +503,15 @@ fn check_mappings(
     for (name, yaml) in mappings {
         let file = format!("{dir}/{name}");
         match CompiledSpec::compile(name, yaml) {
-            Err(found) => problems.extend(found.into_iter().map(|problem| Problem {
-                file: file.clone(),
-                line: problem.line,
-                message: problem.message,
-            })),
+            Err(found) => {
+                // Its entity is unknown, so no stream is reported as lacking a spec below.
+                failed = true;
+                problems.extend(found.into_iter().map(|problem| Problem {
+                    file: file.clone(),
+                    line: problem.line,
+                    message: problem.message,
+                }));
+            }
             Ok(spec) => {
                 if spec.connector() != manifest.name {
                     problems.push(Problem {
@@ -536,7 +541,7 @@ fn check_mappings(
         }
     }
     for (name, stream) in &manifest.streams {
-        if !inbound.contains(&stream.entity) && problems.is_empty() {
+        if !inbound.contains(&stream.entity) && !failed {
             problems.push(Problem {
                 file: manifest_file.to_owned(),
                 line: locate(manifest_yaml, &["streams", name, "entity"]),
