@@ -8,6 +8,7 @@ use plugboard_proto::sync::v1::{
     ListRunsRequest, ListRunsResponse, ListSyncsRequest, ListSyncsResponse, PauseSyncRequest,
     PauseSyncResponse, QuarantinedRecord, ResumeSyncRequest, ResumeSyncResponse, RunInfo,
     RunState as WireRunState, StreamProgress, SyncInfo, TriggerRunRequest, TriggerRunResponse,
+    WatchChangesRequest, WatchChangesResponse,
 };
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
@@ -28,6 +29,30 @@ impl GrpcSyncAdapter {
 
 #[tonic::async_trait]
 impl SyncServiceRpc for GrpcSyncAdapter {
+    type WatchChangesStream =
+        tokio_stream::wrappers::ReceiverStream<Result<WatchChangesResponse, Status>>;
+
+    #[instrument(skip_all, fields(after_position = request.get_ref().after_position))]
+    async fn watch_changes(
+        &self,
+        request: Request<WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let filter = crate::changes::WatchFilter {
+            after_position: request.after_position,
+            connection_id: request.connection_id,
+            entity: request.entity,
+        };
+        let receiver = self
+            .service
+            .watch_changes(&tenant_id, filter)
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            receiver,
+        )))
+    }
+
     #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
     async fn list_runs(
         &self,

@@ -7,6 +7,7 @@
 //! checkpoint in one transaction. Outcomes go to the health service.
 //!
 //! - [`config`]: configuration from the environment;
+//! - [`changes`]: the change log and the feed behind `WatchChanges`;
 //! - [`store`]: definitions, runs, checkpoints, records and quarantine on SQLite or PostgreSQL;
 //! - [`runner`]: one run, page by page, under a lease with a fencing token;
 //! - [`scheduler`]: starts due syncs on every replica, the lease deciding who runs;
@@ -21,6 +22,7 @@
 //! TODO(#6), as are honest-outcome rules (a zero-record run counts as a success) and shared
 //! partner rate-limit budgets.
 
+pub mod changes;
 pub mod config;
 pub mod error;
 pub mod grpc;

@@ -152,6 +152,26 @@ impl SyncService {
             })
     }
 
+    /// The tenant's canonical changes after a position, as they are committed.
+    pub fn watch_changes(
+        &self,
+        tenant_id: &str,
+        filter: crate::changes::WatchFilter,
+    ) -> Result<
+        tokio::sync::mpsc::Receiver<
+            Result<plugboard_proto::sync::v1::WatchChangesResponse, tonic::Status>,
+        >,
+        Error,
+    > {
+        if !filter.connection_id.is_empty() {
+            validate_id("connection_id", &filter.connection_id)?;
+        }
+        if !filter.entity.is_empty() {
+            validate_id("entity", &filter.entity)?;
+        }
+        Ok(self.store.change_feed().watch(tenant_id.to_owned(), filter))
+    }
+
     /// A page of canonical records; the token is the last external id of the previous page.
     pub async fn list_records(
         &self,

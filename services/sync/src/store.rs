@@ -127,6 +127,8 @@ pub struct PageOutcome {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Woken after every page commit that wrote records, for `WatchChanges` watchers.
+    committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -137,7 +139,10 @@ impl Store {
     /// Opens in a named PostgreSQL schema; tests use a fresh one each.
     pub async fn open_in_schema(database_url: &str, schema: &str) -> Result<Store, Error> {
         let pool = plugboard_runtime::storage::open(database_url, schema, &MIGRATOR).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            committed: std::sync::Arc::default(),
+        })
     }
 
     pub async fn upsert_sync(&self, sync: &SyncDefinition) -> Result<(), Error> {
@@ -288,6 +293,7 @@ impl Store {
     pub async fn commit_page(&self, page: PageCommit<'_>) -> Result<PageOutcome, Error> {
         let mut transaction = self.pool.begin().await?;
         let mut outcome = PageOutcome::default();
+        let mut changes = Vec::new();
         for record in &page.records {
             let changed = sqlx::query(
                 "INSERT INTO records (tenant_id, connection_id, entity, external_id, content_hash, \
@@ -313,6 +319,10 @@ impl Store {
             .rows_affected();
             if changed > 0 {
                 outcome.written += 1;
+                changes.push(crate::changes::Change {
+                    entity: record.entity.clone(),
+                    external_id: record.external_id.clone(),
+                });
             } else {
                 outcome.unchanged += 1;
             }
@@ -348,8 +358,25 @@ impl Store {
         .bind(plugboard_runtime::storage::now_text())
         .execute(&mut *transaction)
         .await?;
+        let changed_at = plugboard_runtime::storage::now_text();
+        crate::changes::log_changes(
+            &mut transaction,
+            page.tenant_id,
+            page.connection_id,
+            &changes,
+            &changed_at,
+        )
+        .await?;
         transaction.commit().await?;
+        if !changes.is_empty() {
+            self.committed.notify_waiters();
+        }
         Ok(outcome)
+    }
+
+    /// The feed of committed changes, for `WatchChanges`.
+    pub fn change_feed(&self) -> crate::changes::ChangeFeed {
+        crate::changes::ChangeFeed::new(self.pool.clone(), std::sync::Arc::clone(&self.committed))
     }
 
     pub async fn insert_run(&self, run: &RunRecord) -> Result<(), Error> {
