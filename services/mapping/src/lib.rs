@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod error;
+pub mod hropen;
 pub mod service;
 pub mod spec;
 

@@ -107,7 +107,7 @@ fn normalise_reference(mut value: Value) -> Value {
         }
     }
     for key in ["c1", "c2", "c3"] {
-        if value["custom"][key] == Value::from("") {
+        if value["custom"][key] == "" {
             value["custom"][key] = Value::Null;
         }
     }
@@ -124,7 +124,7 @@ fn normalise_reference(mut value: Value) -> Value {
         "source",
         "owner_name",
     ] {
-        if value[key] == Value::from("") {
+        if value[key] == "" {
             value[key] = Value::Null;
         }
     }
