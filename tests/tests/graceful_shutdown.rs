@@ -1,0 +1,180 @@
+//! Rolling a sync replica mid-run loses nothing: two sync processes on one PostgreSQL and
+//! Redis, a run in progress on the first, SIGTERM to it (as Kubernetes sends on a rollout), then
+//! the second takes the connection over from the checkpoint.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use plugboard_proto::sync::v1::{GetRunRequest, RunInfo, RunState, TriggerRunRequest};
+use plugboard_tests::cluster::Cluster;
+use plugboard_tests::flows::{
+    Mesh, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME, STREAMS,
+};
+use serde_json::json;
+
+const CONNECTION: &str = "bh-rolling";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_stops_after_a_page_and_another_replica_takes_over() -> anyhow::Result<()> {
+    // Small pages, so a run is many commits long and SIGTERM lands between two of them.
+    let mut cluster = Cluster::start(2, &[("PLUGBOARD_SYNC_PAGE_SIZE", "10")]).await?;
+    let first = cluster.mesh("rolling-tenant", 0);
+    let second = cluster.mesh("rolling-tenant", 1);
+    first
+        .connect_bullhorn(
+            CONNECTION,
+            SANDBOX_CLIENT_ID,
+            SANDBOX_CLIENT_SECRET,
+            SANDBOX_USERNAME,
+            SANDBOX_PASSWORD,
+        )
+        .await?;
+
+    let run_id = first
+        .clients
+        .sync(&first.sync_addr)
+        .trigger_run(TriggerRunRequest {
+            connection_id: CONNECTION.into(),
+        })
+        .await?
+        .into_inner()
+        .run_id;
+    // Mid-run: a couple of pages committed, then the partner makes the connector wait out a
+    // 429 so the run is surely still going when the signal arrives.
+    let progress = wait_for_pages(&first, &run_id, 2).await?;
+    assert_eq!(
+        progress.state,
+        RunState::Running as i32,
+        "the run ended before it could be interrupted (too few sandbox records for page size 10): {progress:?}"
+    );
+    first
+        .sandbox
+        .faults(json!({ "rate_limit_burst": 1, "retry_after_seconds": 10 }))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let replica = &mut cluster.syncs[0];
+    replica.terminate()?;
+    // Well inside the 60 s grace period deploy/k8s gives sync, and far less than the Retry-After
+    // wait plus the rest of the run: the replica stopped the run instead of finishing it.
+    let status = replica.wait_exit(Duration::from_secs(8)).await?;
+    let log = replica.log_text();
+    assert!(status.success(), "sync-0 exited with {status}: {log}");
+    assert!(
+        log.contains("runs stopped and their leases released"),
+        "sync-0 did not drain its runs: {log}"
+    );
+
+    // The interrupted run is recorded as such, never as a success, with a clear reason.
+    let interrupted = get_run(&second, &run_id).await?;
+    assert_eq!(
+        interrupted.state,
+        RunState::Failed as i32,
+        "interrupted run: {interrupted:?}"
+    );
+    assert!(
+        interrupted.error.contains("interrupted") && interrupted.error.contains("checkpoint"),
+        "unclear reason: {}",
+        interrupted.error
+    );
+    let committed_pages: u64 = interrupted.streams.iter().map(|s| u64::from(s.pages)).sum();
+    assert!(committed_pages >= 2, "{interrupted:?}");
+
+    // No half page: exactly the records of the committed pages are in the store.
+    let written: u64 = interrupted.streams.iter().map(|s| s.records_written).sum();
+    let stored = stored_records(&second).await?;
+    assert_eq!(
+        stored, written,
+        "records stored after the interruption differ from the committed pages' records"
+    );
+
+    // The lease was released on shutdown, not left to expire (30 s): the other replica can
+    // start a run of the connection straight away.
+    let takeover_id = second
+        .clients
+        .sync(&second.sync_addr)
+        .trigger_run(TriggerRunRequest {
+            connection_id: CONNECTION.into(),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("the other replica cannot take over: {status}"))?
+        .into_inner()
+        .run_id;
+    let takeover = wait_finished(&second, &takeover_id).await?;
+    assert_eq!(
+        takeover.state,
+        RunState::Succeeded as i32,
+        "takeover run: {}",
+        takeover.error
+    );
+
+    // It resumed from the checkpoint instead of starting over...
+    let mut partner_total = 0u64;
+    for (stream, _) in STREAMS {
+        partner_total += second.sandbox.records(stream).await?.len() as u64;
+    }
+    let reread: u64 = takeover.streams.iter().map(|s| s.records_read).sum();
+    assert!(
+        reread < partner_total,
+        "the takeover read {reread} records of {partner_total}: it did not resume from the checkpoint"
+    );
+    // ...and every sandbox record ends up stored (or quarantined) exactly once.
+    second.assert_matches_sandbox(CONNECTION).await?;
+    assert!(
+        get_run(&second, &run_id).await?.state != RunState::Succeeded as i32,
+        "the interrupted run was later reported as succeeded"
+    );
+    Ok(())
+}
+
+async fn get_run(mesh: &Mesh, run_id: &str) -> anyhow::Result<RunInfo> {
+    mesh.clients
+        .sync(&mesh.sync_addr)
+        .get_run(GetRunRequest {
+            run_id: run_id.into(),
+        })
+        .await?
+        .into_inner()
+        .run
+        .ok_or_else(|| anyhow::anyhow!("run {run_id} has no body"))
+}
+
+/// Polls until the run has committed `pages` pages or has ended.
+async fn wait_for_pages(mesh: &Mesh, run_id: &str, pages: u64) -> anyhow::Result<RunInfo> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = get_run(mesh, run_id).await?;
+        let committed: u64 = run.streams.iter().map(|s| u64::from(s.pages)).sum();
+        if committed >= pages || run.state != RunState::Running as i32 {
+            return Ok(run);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "run {run_id} committed {committed} pages in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_finished(mesh: &Mesh, run_id: &str) -> anyhow::Result<RunInfo> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let run = get_run(mesh, run_id).await?;
+        if run.state != RunState::Running as i32 {
+            return Ok(run);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "run {run_id} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stored_records(mesh: &Mesh) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for (_, entity) in STREAMS {
+        total += mesh.canonical_records(CONNECTION, entity).await?.len() as u64;
+    }
+    Ok(total)
+}
