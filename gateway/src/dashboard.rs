@@ -36,13 +36,23 @@ impl Templates {
         let mut env = Environment::new();
         // Every template is HTML; escape everything that is not marked safe.
         env.set_auto_escape_callback(|_| AutoEscape::Html);
+        // Ids in links are percent-encoded as one path segment.
+        env.add_filter("path", |segment: String| crate::detail::encode(&segment));
         env.add_template("base.html", include_str!("templates/base.html"))?;
         env.add_template("login.html", include_str!("templates/login.html"))?;
         env.add_template("dashboard.html", include_str!("templates/dashboard.html"))?;
+        env.add_template(
+            "integration.html",
+            include_str!("templates/integration.html"),
+        )?;
+        env.add_template("catalogue.html", include_str!("templates/catalogue.html"))?;
+        env.add_template("connect.html", include_str!("templates/connect.html"))?;
+        env.add_template("message.html", include_str!("templates/message.html"))?;
+        env.add_template("header.html", include_str!("templates/header.html"))?;
         Ok(Templates { env })
     }
 
-    fn render(&self, name: &str, context: minijinja::Value) -> Result<String, Error> {
+    pub(crate) fn render(&self, name: &str, context: minijinja::Value) -> Result<String, Error> {
         Ok(self.env.get_template(name)?.render(context)?)
     }
 }
@@ -50,6 +60,9 @@ impl Templates {
 /// One row of the dashboard table.
 #[derive(Serialize)]
 struct Row {
+    id: String,
+    freshness: Vec<integrations::Freshness>,
+    warnings: usize,
     connector: String,
     category: String,
     status: &'static str,
@@ -63,6 +76,9 @@ struct Row {
 impl From<Integration> for Row {
     fn from(integration: Integration) -> Row {
         Row {
+            id: integration.id,
+            freshness: integration.freshness,
+            warnings: integration.warnings.len(),
             status_label: status_label(integration.status),
             connector: integration.connector,
             category: integration.category,
@@ -75,7 +91,7 @@ impl From<Integration> for Row {
     }
 }
 
-fn status_label(status: &str) -> &'static str {
+pub(crate) fn status_label(status: &str) -> &'static str {
     match status {
         "operational" => "Operational",
         "degraded" => "Degraded",
@@ -92,14 +108,15 @@ pub struct LoginForm {
 }
 
 /// An HTML page with headers that keep it out of caches and frames.
-fn page(status: StatusCode, body: String) -> Response {
+pub(crate) fn page(status: StatusCode, body: String) -> Response {
     let mut response = (status, axum::response::Html(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; \
+             img-src 'self'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
     headers.insert(
@@ -118,6 +135,48 @@ fn redirect(to: &'static str) -> Response {
         .into_response()
 }
 
+/// A redirect to a path built from ids; falls back to the overview if it is not a header value.
+pub(crate) fn redirect_to(path: &str) -> Response {
+    match HeaderValue::from_str(path) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),
+        Err(_) => redirect("/"),
+    }
+}
+
+/// The tenant of the request's dashboard session; without one, a redirect to the login form.
+pub struct SessionTenant(pub String);
+
+impl axum::extract::FromRequestParts<AppState> for SessionTenant {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let Some(token) = session_token(&parts.headers) else {
+            return Err(redirect("/login"));
+        };
+        match state.store.session_tenant(&token).await {
+            Ok(Some(tenant_id)) => Ok(SessionTenant(tenant_id)),
+            Ok(None) => Err(redirect("/login")),
+            Err(error) => Err(message_page(&state.templates, &error)),
+        }
+    }
+}
+
+/// A page that says what went wrong, with the error's HTTP status (404 for another tenant's
+/// integration, exactly as for one that does not exist).
+pub(crate) fn message_page(templates: &Templates, error: &Error) -> Response {
+    let (status, _, message) = error.public_parts();
+    match templates.render(
+        "message.html",
+        context! { title => status.canonical_reason().unwrap_or("Error"), message => message },
+    ) {
+        Ok(body) => page(status, body),
+        Err(_) => (status, message).into_response(),
+    }
+}
+
 /// The session token from the request's cookies.
 fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
@@ -132,7 +191,7 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
 
 /// Refuses a post whose `Origin` names another site. Browsers send `Origin` on posts; clients
 /// that send none are not browsers and cannot be driven by another site.
-fn check_same_origin(headers: &HeaderMap) -> Result<(), Error> {
+pub(crate) fn check_same_origin(headers: &HeaderMap) -> Result<(), Error> {
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
@@ -157,6 +216,21 @@ fn error_page(state: &AppState, error: &Error) -> Response {
         Ok(body) => page(status, body),
         Err(_) => (status, message).into_response(),
     }
+}
+
+/// `GET /static/dashboard.js`: the little script behind live updates.
+pub async fn script() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("static/dashboard.js"),
+    )
+        .into_response()
 }
 
 /// `GET /login`.
@@ -294,6 +368,9 @@ mod tests {
     fn templates_escape_partner_text() {
         let templates = Templates::new().unwrap();
         let row = Row {
+            id: "c1".to_owned(),
+            freshness: Vec::new(),
+            warnings: 0,
             connector: "<script>alert(1)</script>".to_owned(),
             category: "ats".to_owned(),
             status: "degraded",

@@ -29,6 +29,11 @@ pub enum Error {
     CrossOrigin,
     #[error("integration {0:?} not found")]
     IntegrationNotFound(String),
+    #[error("connector {0:?} is not in the catalogue")]
+    ConnectorNotFound(String),
+    /// A dashboard form field is missing or malformed; the text names the field.
+    #[error("{0}")]
+    InvalidForm(String),
     #[error("{service} service answered {code:?}: {message}")]
     Upstream {
         service: &'static str,
@@ -69,9 +74,13 @@ impl ServiceError for Error {
             | Error::Address { .. }
             | Error::Template(_)
             | Error::Serve(_) => ErrorKind::Internal,
-            Error::ApiKeyTooShort | Error::InvalidTenantId(_) => ErrorKind::InvalidArgument,
+            Error::ApiKeyTooShort | Error::InvalidTenantId(_) | Error::InvalidForm(_) => {
+                ErrorKind::InvalidArgument
+            }
             Error::ApiKeyInUse => ErrorKind::AlreadyExists,
-            Error::TenantNotFound(_) | Error::IntegrationNotFound(_) => ErrorKind::NotFound,
+            Error::TenantNotFound(_)
+            | Error::IntegrationNotFound(_)
+            | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
             Error::Unauthenticated => ErrorKind::Unauthenticated,
             Error::CrossOrigin => ErrorKind::PermissionDenied,
             Error::Upstream { code, .. } => match ErrorKind::from_code(*code) {
@@ -94,6 +103,8 @@ impl ServiceError for Error {
             Error::Unauthenticated => "UNAUTHENTICATED",
             Error::CrossOrigin => "CROSS_ORIGIN_REQUEST",
             Error::IntegrationNotFound(_) => "INTEGRATION_NOT_FOUND",
+            Error::ConnectorNotFound(_) => "CONNECTOR_NOT_FOUND",
+            Error::InvalidForm(_) => "INVALID_FORM",
             Error::Upstream { .. } => "UPSTREAM_FAILED",
             Error::MeshKey(_) => "MESH_KEY_INVALID",
             Error::Address { .. } => "SERVICE_ADDRESS_INVALID",

@@ -35,6 +35,79 @@ pub struct Integration {
     /// What the customer can do, empty when nothing is needed. Not part of the JSON shape.
     #[serde(skip)]
     pub action: String,
+    /// Freshness per entity against its target, for the dashboard. Not part of the JSON shape.
+    #[serde(skip)]
+    pub freshness: Vec<Freshness>,
+    /// Correctness warnings from the last run, for the dashboard. Not part of the JSON shape.
+    #[serde(skip)]
+    pub warnings: Vec<Warning>,
+}
+
+/// How fresh one entity is, in words the dashboard shows.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Freshness {
+    pub entity: String,
+    pub within_target: bool,
+    /// "4 minutes ago", or "never".
+    pub age: String,
+    /// "15 minutes".
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Warning {
+    pub code: String,
+    pub entity: String,
+    pub reason: String,
+    pub action: String,
+}
+
+/// "42 seconds", "1 minute", "15 minutes", "3 hours", "2 days".
+pub fn describe_seconds(seconds: u64) -> String {
+    let plural = |n: u64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    match seconds {
+        0..60 => plural(seconds, "second"),
+        60..7200 => plural(seconds / 60, "minute"),
+        7200..172_800 => plural(seconds / 3600, "hour"),
+        _ => plural(seconds / 86_400, "day"),
+    }
+}
+
+fn dashboard_details(health: Option<&IntegrationHealth>) -> (Vec<Freshness>, Vec<Warning>) {
+    let Some(health) = health else {
+        return (Vec::new(), Vec::new());
+    };
+    let freshness = health
+        .freshness
+        .iter()
+        .map(|entry| Freshness {
+            entity: entry.entity.clone(),
+            within_target: entry.within_target,
+            age: if entry.last_success_at.is_empty() {
+                "never".to_owned()
+            } else {
+                format!("{} ago", describe_seconds(entry.age_seconds))
+            },
+            target: describe_seconds(u64::from(entry.target_seconds)),
+        })
+        .collect();
+    let warnings = health
+        .warnings
+        .iter()
+        .map(|warning| Warning {
+            code: warning.code.clone(),
+            entity: warning.entity.clone(),
+            reason: warning.reason.clone(),
+            action: warning.action.clone(),
+        })
+        .collect();
+    (freshness, warnings)
 }
 
 fn with_timeout<T>(message: T) -> tonic::Request<T> {
@@ -137,7 +210,10 @@ pub fn merge(info: SyncInfo, health: Option<&IntegrationHealth>, category: Strin
         .iter()
         .map(|count| (count.entity.clone(), count.count))
         .collect();
+    let (freshness, warnings) = dashboard_details(health);
     Integration {
+        freshness,
+        warnings,
         last_sync_at: rfc3339(&info.last_sync_at),
         id: info.connection_id,
         connector: info.connector,

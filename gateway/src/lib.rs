@@ -26,8 +26,12 @@
 
 pub mod api;
 pub mod config;
+pub mod connect;
 pub mod dashboard;
+pub mod detail;
 pub mod error;
+pub mod events;
+pub mod forms;
 pub mod integrations;
 pub mod mesh;
 pub mod routes;

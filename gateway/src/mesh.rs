@@ -10,6 +10,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
 use plugboard_proto::health::v1::integration_health_service_client::IntegrationHealthServiceClient;
 use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use plugboard_proto::sync::v1::sync_service_client::SyncServiceClient;
@@ -50,6 +51,7 @@ pub struct Mesh {
     members: Vec<Member>,
     sync: Channel,
     health: Channel,
+    secrets: Channel,
     registry: Channel,
     credentials: MeshCredentials,
 }
@@ -85,6 +87,7 @@ impl Mesh {
         Ok(Mesh {
             sync: channel_of("sync"),
             health: channel_of("health"),
+            secrets: channel_of("credentials"),
             registry: channel_of("registry"),
             members,
             credentials: MeshCredentials::service(key, "gateway"),
@@ -103,6 +106,14 @@ impl Mesh {
     pub fn health_for(&self, tenant_id: &str) -> IntegrationHealthServiceClient<Signed> {
         IntegrationHealthServiceClient::with_interceptor(
             self.health.clone(),
+            self.credentials.for_tenant(tenant_id),
+        )
+    }
+
+    /// The credentials service, acting for `tenant_id`.
+    pub fn credentials_for(&self, tenant_id: &str) -> CredentialsServiceClient<Signed> {
+        CredentialsServiceClient::with_interceptor(
+            self.secrets.clone(),
             self.credentials.for_tenant(tenant_id),
         )
     }

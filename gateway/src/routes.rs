@@ -15,6 +15,7 @@ use crate::dashboard::{self, Templates};
 use crate::mesh::Mesh;
 use crate::tenants::TenantStore;
 use crate::{api, error::Error};
+use crate::{connect, detail, events};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -42,6 +43,17 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::index))
         .route("/login", get(dashboard::login_form).post(dashboard::login))
         .route("/logout", post(dashboard::logout))
+        .route("/static/dashboard.js", get(dashboard::script))
+        .route("/events", get(events::stream))
+        .route("/integrations/{id}", get(detail::show))
+        .route("/integrations/{id}/run", post(detail::run_now))
+        .route("/integrations/{id}/pause", post(detail::pause))
+        .route("/integrations/{id}/resume", post(detail::resume))
+        .route("/connect", get(connect::list))
+        .route(
+            "/connect/{connector}",
+            get(connect::form).post(connect::submit),
+        )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)

@@ -70,6 +70,15 @@ pub struct FakeSync;
 
 #[tonic::async_trait]
 impl SyncService for FakeSync {
+    type WatchChangesStream = futures::stream::Empty<Result<WatchChangesResponse, Status>>;
+
+    async fn watch_changes(
+        &self,
+        _: Request<WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        unimplemented()
+    }
+
     async fn list_runs(
         &self,
         _: Request<ListRunsRequest>,

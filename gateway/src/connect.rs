@@ -1,0 +1,214 @@
+//! Connecting an integration from the registry's catalogue: the catalogue, a form generated
+//! from the connector's manifest ([`crate::forms`]), and the post that stores the credential
+//! (credentials `PutCredential`) and defines the sync (sync `CreateSync`), both signed for the
+//! session's tenant.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+use rand::RngCore;
+
+use plugboard_proto::credentials::v1::PutCredentialRequest;
+use plugboard_proto::registry::v1::{ConnectorManifest, ListConnectorsRequest};
+use plugboard_proto::sync::v1::{CreateSyncRequest, TriggerRunRequest};
+
+use crate::dashboard::{SessionTenant, check_same_origin, message_page, page, redirect_to};
+use crate::detail::encode;
+use crate::error::Error;
+use crate::forms::{self, Field};
+use crate::mesh::CALL_TIMEOUT;
+use crate::routes::AppState;
+
+/// Minutes between scheduled runs of a new integration.
+const DEFAULT_INTERVAL_SECONDS: u32 = 300;
+
+fn with_timeout<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
+async fn catalogue(state: &AppState) -> Result<Vec<ConnectorManifest>, Error> {
+    let mut manifests: Vec<ConnectorManifest> = state
+        .mesh
+        .registry()
+        .list_connectors(with_timeout(ListConnectorsRequest {}))
+        .await
+        .map_err(|status| Error::upstream("registry", &status))?
+        .into_inner()
+        .connectors
+        .into_iter()
+        .filter_map(|entry| entry.manifest)
+        .collect();
+    manifests.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+    Ok(manifests)
+}
+
+async fn manifest(state: &AppState, connector: &str) -> Result<ConnectorManifest, Error> {
+    catalogue(state)
+        .await?
+        .into_iter()
+        .find(|manifest| manifest.name == connector)
+        .ok_or_else(|| Error::ConnectorNotFound(connector.to_owned()))
+}
+
+/// `GET /connect`: the connectors a tenant can connect.
+pub async fn list(
+    State(state): State<AppState>,
+    SessionTenant(tenant_id): SessionTenant,
+) -> Response {
+    let result = catalogue(&state).await.and_then(|manifests| {
+        let entries: Vec<_> = manifests
+            .into_iter()
+            .map(|manifest| {
+                context! {
+                    href => format!("/connect/{}", encode(&manifest.name)),
+                    display_name => manifest.display_name,
+                    category => manifest.category,
+                    version => manifest.version,
+                }
+            })
+            .collect();
+        state.templates.render(
+            "catalogue.html",
+            context! { tenant_id => tenant_id, connectors => entries },
+        )
+    });
+    match result {
+        Ok(body) => page(StatusCode::OK, body),
+        Err(error) => message_page(&state.templates, &error),
+    }
+}
+
+fn form_page(
+    state: &AppState,
+    tenant_id: &str,
+    manifest: &ConnectorManifest,
+    error: Option<String>,
+    values: &HashMap<String, String>,
+) -> Result<String, Error> {
+    let settings = forms::settings_fields(&manifest.settings_schema_json)?;
+    let credentials = forms::credential_fields(&manifest.credential_kind)?;
+    // Secrets are never echoed back into the form after a failed post.
+    let with_values = |fields: Vec<Field>, keep: bool| -> Vec<Field> {
+        fields
+            .into_iter()
+            .map(|mut field| {
+                if keep && let Some(value) = values.get(&field.name) {
+                    field.default.clone_from(value);
+                }
+                if field.input == "password" {
+                    field.default.clear();
+                }
+                field
+            })
+            .collect()
+    };
+    state.templates.render(
+        "connect.html",
+        context! {
+            tenant_id => tenant_id,
+            connector => manifest.name,
+            display_name => manifest.display_name,
+            action => format!("/connect/{}", encode(&manifest.name)),
+            settings => with_values(settings, true),
+            credentials => with_values(credentials, true),
+            error => error,
+        },
+    )
+}
+
+/// `GET /connect/{connector}`: the form generated from the manifest.
+pub async fn form(
+    State(state): State<AppState>,
+    SessionTenant(tenant_id): SessionTenant,
+    Path(connector): Path<String>,
+) -> Response {
+    let result = match manifest(&state, &connector).await {
+        Ok(manifest) => form_page(&state, &tenant_id, &manifest, None, &HashMap::new()),
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(body) => page(StatusCode::OK, body),
+        Err(error) => message_page(&state.templates, &error),
+    }
+}
+
+/// `POST /connect/{connector}`: stores the credential, defines the sync and starts a first run.
+pub async fn submit(
+    State(state): State<AppState>,
+    SessionTenant(tenant_id): SessionTenant,
+    Path(connector): Path<String>,
+    headers: HeaderMap,
+    Form(posted): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(error) = check_same_origin(&headers) {
+        return message_page(&state.templates, &error);
+    }
+    let manifest = match manifest(&state, &connector).await {
+        Ok(manifest) => manifest,
+        Err(error) => return message_page(&state.templates, &error),
+    };
+    match connect(&state, &tenant_id, &manifest, &posted).await {
+        Ok(connection_id) => redirect_to(&format!("/integrations/{}", encode(&connection_id))),
+        Err(error @ Error::InvalidForm(_)) => {
+            let message = error.to_string();
+            match form_page(&state, &tenant_id, &manifest, Some(message), &posted) {
+                Ok(body) => page(StatusCode::UNPROCESSABLE_ENTITY, body),
+                Err(error) => message_page(&state.templates, &error),
+            }
+        }
+        Err(error) => message_page(&state.templates, &error),
+    }
+}
+
+async fn connect(
+    state: &AppState,
+    tenant_id: &str,
+    manifest: &ConnectorManifest,
+    posted: &HashMap<String, String>,
+) -> Result<String, Error> {
+    let settings = forms::settings_fields(&manifest.settings_schema_json)?;
+    let settings_json = forms::settings_json(&settings, posted)?;
+    let secret = forms::secret(&manifest.credential_kind, posted)?;
+    let mut suffix = [0u8; 4];
+    rand::rng().fill_bytes(&mut suffix);
+    let connection_id = format!("{}-{}", manifest.name, hex::encode(suffix));
+
+    state
+        .mesh
+        .credentials_for(tenant_id)
+        .put_credential(with_timeout(PutCredentialRequest {
+            connection_id: connection_id.clone(),
+            connector: manifest.name.clone(),
+            secret: Some(secret),
+        }))
+        .await
+        .map_err(|status| Error::upstream("credentials", &status))?;
+    let mut sync = state.mesh.sync_for(tenant_id);
+    sync.create_sync(with_timeout(CreateSyncRequest {
+        connection_id: connection_id.clone(),
+        connector: manifest.name.clone(),
+        settings_json,
+        streams: Vec::new(),
+        interval_seconds: DEFAULT_INTERVAL_SECONDS,
+    }))
+    .await
+    .map_err(|status| Error::upstream("sync", &status))?;
+    tracing::info!(tenant_id, connection_id = %connection_id, connector = %manifest.name, "integration connected");
+    // The first run starts now rather than an interval from now; if it cannot start, the
+    // schedule still runs it, so the connection stands.
+    if let Err(status) = sync
+        .trigger_run(with_timeout(TriggerRunRequest {
+            connection_id: connection_id.clone(),
+        }))
+        .await
+    {
+        tracing::warn!(code = ?status.code(), message = status.message(), "first run did not start");
+    }
+    Ok(connection_id)
+}
