@@ -7,9 +7,12 @@ The services come from `plugboard serve`'s own list (services/plugboard/src/serv
 - core services (credentials, mapping, sync, health, registry, gateway) need the few facts in
   CORE below (port, whom they call, who may call them); a new core service without an entry
   stops the generator;
-- every `services/connector-<name>` crate becomes its own Deployment, Service, ConfigMap, HPA,
-  PodDisruptionBudget and NetworkPolicy from one template, so a new connector needs no
-  hand-written manifest (only its `serve` variant);
+- every connector folder `services/connector-<name>` becomes its own Deployment, Service,
+  ConfigMap, HPA, PodDisruptionBudget and NetworkPolicy from one template, so a new connector
+  needs no hand-written manifest: a Rust crate (Cargo.toml) runs as `plugboard serve
+  connector-<name>` and must have that `serve` variant; a manifest connector (manifest.yaml, no
+  Rust) runs the generic `plugboard-connector` binary on its folder, which the image ships under
+  CONNECTORS_DIR;
 - sandboxes (`sandbox-<partner>`) are simulated partners: generated into the dev overlay only.
 
 Run `python3 deploy/k8s/generate.py` after adding a service or connector and commit the result;
@@ -31,6 +34,8 @@ IMAGE = "plugboard"
 CONNECTOR_PORT = 50061
 SANDBOX_PORT = 9101
 CONNECTOR_ROLE = "connector"
+# Where deploy/docker/Dockerfile puts the manifest connectors' folders.
+CONNECTORS_DIR = "/usr/local/share/plugboard/connectors"
 
 # Facts about each core service: port, what it needs, who may call it (NetworkPolicy).
 # "callers" names services or roles: "connectors" means every connector pod; "api-clients"
@@ -97,9 +102,17 @@ def serve_services():
 KIT_CRATES = {"connector-runtime"}
 
 
-def connector_crates():
-    return sorted(p.name for p in (ROOT / "services").glob("connector-*")
-                  if (p / "Cargo.toml").exists() and p.name not in KIT_CRATES)
+def connector_folders():
+    """(name, is_manifest) of every connector: a crate, or a manifest folder without Rust."""
+    found = []
+    for path in sorted((ROOT / "services").glob("connector-*")):
+        if path.name in KIT_CRATES:
+            continue
+        if (path / "Cargo.toml").exists():
+            found.append((path.name, False))
+        elif (path / "manifest.yaml").exists():
+            found.append((path.name, True))
+    return found
 
 
 # ---------------------------------------------------------------- a tiny, deterministic YAML writer
@@ -346,10 +359,12 @@ def core_service(name):
     return resources
 
 
-def connector(name):
+def connector(name, is_manifest):
     port = CONNECTOR_PORT
     config = mesh_config(name, port, ["registry", "credentials"])
     config["PLUGBOARD_ALLOW_PRIVATE_TARGETS"] = "false"
+    if is_manifest:
+        config["PLUGBOARD_CONNECTOR_DIR"] = f"{CONNECTORS_DIR}/{name}"
     # Each replica registers its own pod address, so the registry's instance list is real and
     # sync spreads runs over live replicas.
     extra_env = [
@@ -359,6 +374,10 @@ def connector(name):
     resources = list(service_resources(
         name, "connector", port, config, extra_env=extra_env,
         extra_labels={"plugboard.dev/role": CONNECTOR_ROLE}))
+    if is_manifest:
+        container = resources[0]["spec"]["template"]["spec"]["containers"][0]
+        container["command"] = ["/usr/local/bin/plugboard-connector"]
+        del container["args"]
     resources.append(hpa(name, "connector"))
     resources.append(network_policy(name, "connector", port, ["sync"]))
     return resources
@@ -394,13 +413,14 @@ def kustomization(resources, comment):
 
 def generate():
     names = serve_services()
-    crates = connector_crates()
-    connectors = [n for n in names if n.startswith("connector-")]
+    folders = connector_folders()
+    served_connectors = [n for n in names if n.startswith("connector-")]
     sandboxes = [n for n in names if n.startswith("sandbox-")]
-    core = [n for n in names if n not in connectors and n not in sandboxes]
-    missing = sorted(set(crates) - set(connectors))
+    core = [n for n in names if n not in served_connectors and n not in sandboxes]
+    missing = sorted(n for n, is_manifest in folders if not is_manifest and n not in served_connectors)
     if missing:
         sys.exit(f"connector crates without a `plugboard serve` variant: {missing}")
+    connectors = dict(folders)
     unknown = [n for n in core if n not in CORE]
     if unknown:
         sys.exit(f"core services unknown to deploy/k8s/generate.py (add them to CORE): {unknown}")
@@ -408,14 +428,14 @@ def generate():
     files = {}
     for name in core:
         files[f"base/services/{name}.yaml"] = document(core_service(name), HEADER)
-    for name in connectors:
-        files[f"base/connectors/{name}.yaml"] = document(connector(name), HEADER)
+    for name, is_manifest in connectors.items():
+        files[f"base/connectors/{name}.yaml"] = document(connector(name, is_manifest), HEADER)
     for name in sandboxes:
         files[f"overlays/dev/sandboxes/{name}.yaml"] = document(sandbox(name), HEADER)
     files["base/services/kustomization.yaml"] = kustomization(
         [f"{n}.yaml" for n in core], "The core services and the gateway.")
     files["base/connectors/kustomization.yaml"] = kustomization(
-        [f"{n}.yaml" for n in connectors], "One Deployment per connector crate (services/connector-*).")
+        [f"{n}.yaml" for n in connectors], "One Deployment per connector (services/connector-*).")
     files["overlays/dev/sandboxes/kustomization.yaml"] = kustomization(
         [f"{n}.yaml" for n in sandboxes], "Simulated partners, for the dev overlay only.")
     return files

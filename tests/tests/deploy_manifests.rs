@@ -13,9 +13,11 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Binaries that are not one service: the `plugboard` command (what the images run, for every
-/// service) and the generic manifest connector runtime, which has no connector to serve yet
-/// (TODO(#3): generate a Deployment per manifest connector once manifests ship).
+/// service) and the generic connector runtime, which runs each manifest connector (checked per
+/// connector below).
 const NOT_A_SERVICE: [&str; 2] = ["plugboard", "plugboard-connector"];
+/// Where deploy/docker/Dockerfile ships the manifest connectors' folders.
+const CONNECTORS_DIR: &str = "/usr/local/share/plugboard/connectors";
 /// `services/connector-*` crates that are the shared kit rather than a partner's connector.
 const KIT_CRATES: [&str; 1] = ["connector-runtime"];
 /// The simulated partners' binary: deployed (as sandbox-<partner>) only by the dev overlay.
@@ -72,11 +74,20 @@ fn service_binaries() -> Vec<String> {
     bins
 }
 
-fn connector_crates() -> Vec<String> {
+/// Every connector folder, and whether it is a manifest connector (no Rust crate).
+fn connectors() -> BTreeMap<String, bool> {
     std::fs::read_dir(root().join("services"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .filter(|name| name.starts_with("connector-") && !KIT_CRATES.contains(&name.as_str()))
+        .map(|name| {
+            let is_manifest = !root()
+                .join("services")
+                .join(&name)
+                .join("Cargo.toml")
+                .exists();
+            (name, is_manifest)
+        })
         .collect()
 }
 
@@ -135,8 +146,14 @@ fn selects(selector: &Value, labels: &Value) -> bool {
         .unwrap_or(false)
 }
 
-/// Checks the Deployment, Service, probes and disruption budget of one service.
-fn assert_deployed(objects: &BTreeMap<(String, String), Value>, overlay: &str, name: &str) {
+/// Checks the Deployment, Service, probes and disruption budget of one service; a manifest
+/// connector runs the generic connector binary on its folder instead of `plugboard serve`.
+fn assert_deployed(
+    objects: &BTreeMap<(String, String), Value>,
+    overlay: &str,
+    name: &str,
+    manifest_connector: bool,
+) {
     let context = format!("{overlay}/{name}");
     let deployment = get(objects, "Deployment", name);
     let pod = &deployment["spec"]["template"];
@@ -152,7 +169,20 @@ fn assert_deployed(objects: &BTreeMap<(String, String), Value>, overlay: &str, n
         .as_array()
         .map(|args| args.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    assert_eq!(args, ["serve", name], "{context}: container args");
+    if manifest_connector {
+        assert_eq!(
+            container["command"][0], "/usr/local/bin/plugboard-connector",
+            "{context}: a manifest connector runs plugboard-connector"
+        );
+        let config = get(objects, "ConfigMap", &format!("{name}-config"));
+        assert_eq!(
+            config["data"]["PLUGBOARD_CONNECTOR_DIR"],
+            format!("{CONNECTORS_DIR}/{name}"),
+            "{context}: connector folder"
+        );
+    } else {
+        assert_eq!(args, ["serve", name], "{context}: container args");
+    }
     let port = container["ports"][0]["containerPort"].as_u64().unwrap();
     for probe in ["readinessProbe", "livenessProbe"] {
         let probe_spec = &container[probe];
@@ -244,16 +274,24 @@ fn allowed_callers(objects: &BTreeMap<(String, String), Value>, target: &str) ->
 #[test]
 fn every_service_and_connector_is_deployed_with_probes_in_every_overlay() {
     let serve = serve_services();
-    let connectors = connector_crates();
+    let connectors = connectors();
     assert!(
         serve.contains(&"sync".to_owned()),
         "parsed serve.rs: {serve:?}"
     );
-    assert!(!connectors.is_empty(), "no connector crates found");
-    for connector in &connectors {
+    assert!(!connectors.is_empty(), "no connectors found");
+    for (connector, is_manifest) in &connectors {
         assert!(
-            serve.contains(connector),
+            *is_manifest || serve.contains(connector),
             "connector crate {connector} has no `plugboard serve {connector}`"
+        );
+    }
+    if connectors.values().any(|is_manifest| *is_manifest) {
+        // The image must carry the manifest folders where the manifests point.
+        let dockerfile = std::fs::read_to_string(root().join("deploy/docker/Dockerfile")).unwrap();
+        assert!(
+            dockerfile.contains("services/connector-*/") && dockerfile.contains(CONNECTORS_DIR),
+            "deploy/docker/Dockerfile does not ship the manifest connectors under {CONNECTORS_DIR}"
         );
     }
     let binaries = service_binaries();
@@ -275,7 +313,7 @@ fn every_service_and_connector_is_deployed_with_probes_in_every_overlay() {
             .filter(|name| with_sandboxes || !name.starts_with("sandbox-"))
             .cloned()
             .collect();
-        expected.extend(connectors.iter().cloned());
+        expected.extend(connectors.keys().cloned());
         for binary in &binaries {
             if NOT_A_SERVICE.contains(&binary.as_str()) {
                 continue;
@@ -295,12 +333,13 @@ fn every_service_and_connector_is_deployed_with_probes_in_every_overlay() {
             expected.insert(service.to_owned());
         }
         for name in &expected {
-            assert_deployed(&objects, overlay, name);
+            let manifest_connector = connectors.get(name).copied().unwrap_or(false);
+            assert_deployed(&objects, overlay, name, manifest_connector);
         }
         for name in ["sync", "mapping"]
             .into_iter()
             .map(str::to_owned)
-            .chain(connectors.iter().cloned())
+            .chain(connectors.keys().cloned())
         {
             assert_autoscaled(&objects, overlay, &name);
         }
@@ -320,13 +359,13 @@ fn every_service_and_connector_is_deployed_with_probes_in_every_overlay() {
             }
         }
         let credential_callers = allowed_callers(&objects, "credentials");
-        let mut allowed: BTreeSet<String> = connectors.iter().cloned().collect();
+        let mut allowed: BTreeSet<String> = connectors.keys().cloned().collect();
         allowed.insert("gateway".to_owned());
         assert!(
             credential_callers.is_subset(&allowed),
             "{overlay}: credentials reachable from {credential_callers:?}, only connectors and the gateway may"
         );
-        for connector in &connectors {
+        for connector in connectors.keys() {
             assert!(
                 credential_callers.contains(connector),
                 "{overlay}: {connector} cannot reach credentials to lease access"
