@@ -45,6 +45,8 @@ CORE = {
         "port": 50051,
         "database": True,
         "master_key": True,
+        # Single-flight OAuth token refresh across replicas.
+        "redis": True,
         "calls": [],
         # LeaseAccess is only for connectors (checked on the signed identity by the service);
         # the gateway manages credentials. Sync has no credentials address at all.
@@ -208,8 +210,9 @@ def service_resources(name, component, port, config, *, database=False, redis=Fa
                                                       "defaultMode": 0o440}})
     if master_key:
         mounts.append({"name": "master-key", "mountPath": "/var/run/plugboard/master", "readOnly": True})
+        # Every key of the secret: master.key, and previous.key during a rotation (named by
+        # PLUGBOARD_MASTER_KEY_PREVIOUS_FILE only then; see deploy/README.md).
         volumes.append({"name": "master-key", "secret": {"secretName": "plugboard-master-key",
-                                                        "items": [{"key": "master.key", "path": "master.key"}],
                                                         "defaultMode": 0o440}})
     container = {
         "name": name,
