@@ -173,6 +173,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             health_addr: health_addr.clone(),
             scheduler_tick: Duration::from_secs(5),
             page_size: 200,
+            lease_ttl: Duration::from_secs(30),
         };
         plugboard_sync::run(config, listeners.sync, shutdown())
     });

@@ -21,12 +21,22 @@ pub struct Config {
     pub scheduler_tick: Duration,
     /// Records asked of the connector per page.
     pub page_size: u32,
+    /// How long a run's lease outlives a replica that died without releasing it.
+    pub lease_ttl: Duration,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let tick_seconds: u64 = env.parse_or("PLUGBOARD_SYNC_SCHEDULER_TICK_SECONDS", 5)?;
         let page_size: u32 = env.parse_or("PLUGBOARD_SYNC_PAGE_SIZE", 200)?;
+        let lease_ttl_seconds: u64 = env.parse_or("PLUGBOARD_SYNC_LEASE_TTL_SECONDS", 30)?;
+        if lease_ttl_seconds < 3 {
+            return Err(ConfigError::Invalid {
+                key: "PLUGBOARD_SYNC_LEASE_TTL_SECONDS".into(),
+                value: lease_ttl_seconds.to_string(),
+                reason: "must be at least 3, so renewals every third of it keep it alive".into(),
+            });
+        }
         if tick_seconds == 0 || page_size == 0 {
             return Err(ConfigError::Invalid {
                 key: "PLUGBOARD_SYNC_SCHEDULER_TICK_SECONDS or PLUGBOARD_SYNC_PAGE_SIZE".into(),
@@ -52,6 +62,7 @@ impl Config {
             health_addr: required_addr(env, "PLUGBOARD_HEALTH_ADDR")?,
             scheduler_tick: Duration::from_secs(tick_seconds),
             page_size,
+            lease_ttl: Duration::from_secs(lease_ttl_seconds),
         })
     }
 }

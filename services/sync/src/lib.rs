@@ -79,7 +79,13 @@ pub async fn run(
         &config.mapping_addr,
         &config.health_addr,
     )?;
-    let runner = runner::Runner::new(store.clone(), mesh, coordinator, config.page_size);
+    let runner = runner::Runner::new(
+        store.clone(),
+        mesh,
+        coordinator,
+        config.page_size,
+        config.lease_ttl,
+    );
     let scheduler = tokio::spawn(scheduler::run(
         store.clone(),
         runner.clone(),

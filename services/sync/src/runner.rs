@@ -37,8 +37,6 @@ use crate::store::{
 /// How soon a failed scheduled run is tried again (at most its interval).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
-/// How long a run's lease lives without renewal; renewed every third of it.
-const LEASE_TTL: Duration = Duration::from_secs(30);
 /// Runs one replica may have in flight; only a bound, so [`Runner::drain`] can wait for all.
 const MAX_RUNS: u32 = 1 << 16;
 
@@ -50,6 +48,8 @@ pub struct Runner {
     /// This replica's name in leases.
     holder: String,
     page_size: u32,
+    /// How long a run's lease lives without renewal; renewed every third of it.
+    lease_ttl: Duration,
     /// Set once the process is shutting down: runs stop between pages, no new run starts.
     stopping: Arc<watch::Sender<bool>>,
     /// One permit per run in flight; draining takes them all.
@@ -63,8 +63,15 @@ struct StreamPlan {
 }
 
 impl Runner {
-    pub fn new(store: Store, mesh: Mesh, coordinator: Coordinator, page_size: u32) -> Runner {
+    pub fn new(
+        store: Store,
+        mesh: Mesh,
+        coordinator: Coordinator,
+        page_size: u32,
+        lease_ttl: Duration,
+    ) -> Runner {
         Runner {
+            lease_ttl,
             store,
             mesh,
             coordinator,
@@ -81,7 +88,7 @@ impl Runner {
     }
 
     /// Stops the runs and waits up to `timeout` for each to record its outcome and release its
-    /// lease. False when some are still going (their leases then expire after `LEASE_TTL`).
+    /// lease. False when some are still going (their leases then expire after the lease TTL).
     pub async fn drain(&self, timeout: Duration) -> bool {
         self.stop();
         match tokio::time::timeout(timeout, self.runs.acquire_many(MAX_RUNS)).await {
@@ -107,11 +114,21 @@ impl Runner {
         let lease_key = format!("run:{}:{}", sync.tenant_id, sync.connection_id);
         let lease = self
             .coordinator
-            .try_acquire(&lease_key, &self.holder, LEASE_TTL)
+            .try_acquire(&lease_key, &self.holder, self.lease_ttl)
             .await?
             .ok_or_else(|| Error::RunInProgress {
                 connection_id: sync.connection_id.clone(),
             })?;
+        // Holding the lease proves no other run of the connection is alive; one still marked
+        // running died with its process (SIGKILL, a crash) and never recorded its end.
+        if let Err(error) = self
+            .store
+            .fail_abandoned_runs(&sync.tenant_id, &sync.connection_id)
+            .await
+        {
+            self.release(&lease).await;
+            return Err(error);
+        }
         let run = RunRecord {
             run_id: uuid::Uuid::now_v7().to_string(),
             tenant_id: sync.tenant_id.clone(),
@@ -142,6 +159,7 @@ impl Runner {
         let renewal = tokio::spawn(keep_lease(
             self.coordinator.clone(),
             lease.clone(),
+            self.lease_ttl,
             Arc::clone(&lease_lost),
         ));
 
@@ -547,12 +565,12 @@ fn with_connection(mut record: CanonicalRecord, sync: &SyncDefinition) -> Canoni
     record
 }
 
-async fn keep_lease(coordinator: Coordinator, lease: Lease, lost: Arc<AtomicBool>) {
-    let mut interval = tokio::time::interval(LEASE_TTL / 3);
+async fn keep_lease(coordinator: Coordinator, lease: Lease, ttl: Duration, lost: Arc<AtomicBool>) {
+    let mut interval = tokio::time::interval(ttl / 3);
     interval.tick().await;
     loop {
         interval.tick().await;
-        match coordinator.renew(&lease, LEASE_TTL).await {
+        match coordinator.renew(&lease, ttl).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(key = %lease.key, "run lease lost; stopping before the next page");

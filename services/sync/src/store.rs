@@ -379,6 +379,36 @@ impl Store {
         crate::changes::ChangeFeed::new(self.pool.clone(), std::sync::Arc::clone(&self.committed))
     }
 
+    /// Marks runs of the connection still recorded as running as failed; called by the holder
+    /// of the connection's run lease, which no live run can hold at the same time.
+    pub async fn fail_abandoned_runs(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+    ) -> Result<u64, Error> {
+        let abandoned = sqlx::query(
+            "UPDATE runs SET state = 'failed', finished_at = $3, \
+             error = 'interrupted: the process running it stopped before the run finished; \
+             the next run resumed from the last committed page' \
+             WHERE tenant_id = $1 AND connection_id = $2 AND state = 'running'",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(plugboard_runtime::storage::now_text())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if abandoned > 0 {
+            tracing::warn!(
+                tenant_id,
+                connection_id,
+                abandoned,
+                "marked abandoned runs as failed"
+            );
+        }
+        Ok(abandoned)
+    }
+
     pub async fn insert_run(&self, run: &RunRecord) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO runs (run_id, tenant_id, connection_id, state, started_at, finished_at, \

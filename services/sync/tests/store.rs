@@ -104,6 +104,34 @@ async fn exercise(store: Store) {
         None
     );
 
+    // A run left "running" by a process that died is marked failed by the next lease holder.
+    let abandoned = plugboard_sync::store::RunRecord {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: "tenant-a".into(),
+        connection_id: "c1".into(),
+        state: plugboard_sync::store::RunState::Running,
+        started_at: "2026-01-01T00:00:00.000Z".into(),
+        finished_at: None,
+        error: None,
+        streams: vec![],
+    };
+    store.insert_run(&abandoned).await.unwrap();
+    assert_eq!(
+        store.fail_abandoned_runs("tenant-b", "c1").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.fail_abandoned_runs("tenant-a", "c1").await.unwrap(),
+        1
+    );
+    let marked = store
+        .get_run("tenant-a", &abandoned.run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(marked.state, plugboard_sync::store::RunState::Failed);
+    assert!(marked.error.unwrap_or_default().starts_with("interrupted"));
+
     let listed = store
         .list_records("tenant-a", "c1", "candidate", "", 10)
         .await
