@@ -60,6 +60,15 @@ impl Node {
         Ok(())
     }
 
+    /// Sends SIGKILL: the process dies at once, with no chance to release anything.
+    pub fn kill_hard(&self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -KILL {} failed", self.child.id());
+        Ok(())
+    }
+
     /// Waits for the process to exit, at most `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = tokio::time::Instant::now() + timeout;
