@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use plugboard_proto::sync::v1::{GetRunRequest, RunInfo, RunState, TriggerRunRequest};
+use plugboard_proto::credentials::v1::{OAuth2Client, PutCredentialRequest, Secret, secret};
+use plugboard_proto::sync::v1::{
+    CreateSyncRequest, GetRunRequest, ListSyncsRequest, RunInfo, RunState, TriggerRunRequest,
+};
 use plugboard_tests::cluster::Cluster;
 use plugboard_tests::flows::{
     Mesh, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME, STREAMS,
@@ -125,6 +128,133 @@ async fn sigterm_mid_run_stops_after_a_page_and_another_replica_takes_over() -> 
         "the interrupted run was later reported as succeeded"
     );
     Ok(())
+}
+
+/// A scheduled sync needs no trigger: when the replica running it stops, the sync is due again
+/// at once and the other replica's scheduler resumes it from the checkpoint on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_interrupted_by_sigterm_is_resumed_by_the_other_replica_on_its_own()
+-> anyhow::Result<()> {
+    let mut cluster = Cluster::start(
+        2,
+        &[
+            ("PLUGBOARD_SYNC_PAGE_SIZE", "10"),
+            ("PLUGBOARD_SYNC_SCHEDULER_TICK_SECONDS", "1"),
+        ],
+    )
+    .await?;
+    let mesh = cluster.mesh("scheduled-tenant", 1);
+    mesh.clients
+        .credentials(&mesh.credentials_addr)
+        .put_credential(PutCredentialRequest {
+            connection_id: CONNECTION.into(),
+            connector: "bullhorn".into(),
+            secret: Some(Secret {
+                kind: Some(secret::Kind::Oauth2Client(OAuth2Client {
+                    client_id: SANDBOX_CLIENT_ID.into(),
+                    client_secret: SANDBOX_CLIENT_SECRET.into(),
+                    token_url: format!("{}/oauth/token", mesh.sandbox_url),
+                    scopes: Vec::new(),
+                    username: SANDBOX_USERNAME.into(),
+                    password: SANDBOX_PASSWORD.into(),
+                })),
+            }),
+        })
+        .await?;
+    // Hourly: due at once, then not again within the test unless the interruption makes it so.
+    let settings = json!({ "auth_url": mesh.sandbox_url, "login_url": mesh.sandbox_url });
+    mesh.clients
+        .sync(&mesh.sync_addr)
+        .create_sync(CreateSyncRequest {
+            connection_id: CONNECTION.into(),
+            connector: "bullhorn".into(),
+            settings_json: settings.to_string(),
+            streams: Vec::new(),
+            interval_seconds: 3600,
+        })
+        .await?;
+
+    // Whichever replica's scheduler started it is the one to stop.
+    let run_id = wait_for_last_run(&mesh, |_| true).await?.run_id;
+    let progress = wait_for_pages(&mesh, &run_id, 2).await?;
+    assert_eq!(
+        progress.state,
+        RunState::Running as i32,
+        "the run ended before it could be interrupted: {progress:?}"
+    );
+    mesh.sandbox
+        .faults(json!({ "rate_limit_burst": 1, "retry_after_seconds": 10 }))
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running_on = cluster
+        .syncs
+        .iter()
+        .position(|replica| replica.log_text().contains(&run_id))
+        .expect("one replica logged the run's start");
+    let other = 1 - running_on;
+    let replica = &mut cluster.syncs[running_on];
+    replica.terminate()?;
+    let status = replica.wait_exit(Duration::from_secs(8)).await?;
+    assert!(status.success(), "{} exited with {status}", replica.name);
+
+    // No trigger: the other replica's scheduler picks the connection up and finishes it.
+    let survivor = cluster.mesh("scheduled-tenant", other);
+    let takeover = wait_for_last_run(&survivor, |run| {
+        run.run_id != run_id && run.state != RunState::Running as i32
+    })
+    .await?;
+    assert_eq!(
+        takeover.state,
+        RunState::Succeeded as i32,
+        "takeover run: {}",
+        takeover.error
+    );
+    assert!(
+        cluster.syncs[other].log_text().contains(&takeover.run_id),
+        "the takeover did not run on the surviving replica"
+    );
+    let interrupted = get_run(&survivor, &run_id).await?;
+    assert_eq!(
+        interrupted.state,
+        RunState::Failed as i32,
+        "{interrupted:?}"
+    );
+    assert!(
+        interrupted.error.contains("interrupted"),
+        "{}",
+        interrupted.error
+    );
+    survivor.assert_matches_sandbox(CONNECTION).await?;
+    Ok(())
+}
+
+/// Polls the connection's last run until `done` accepts it (60 s at most).
+async fn wait_for_last_run(
+    mesh: &Mesh,
+    done: impl Fn(&RunInfo) -> bool,
+) -> anyhow::Result<RunInfo> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let syncs = mesh
+            .clients
+            .sync(&mesh.sync_addr)
+            .list_syncs(ListSyncsRequest {})
+            .await?
+            .into_inner()
+            .syncs;
+        let last = syncs
+            .into_iter()
+            .find(|sync| sync.connection_id == CONNECTION)
+            .and_then(|sync| sync.last_run);
+        if let Some(run) = last.filter(|run| done(run)) {
+            return Ok(run);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no matching run of {CONNECTION} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn get_run(mesh: &Mesh, run_id: &str) -> anyhow::Result<RunInfo> {
