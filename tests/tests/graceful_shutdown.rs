@@ -127,6 +127,32 @@ async fn sigterm_mid_run_stops_after_a_page_and_another_replica_takes_over() -> 
         get_run(&second, &run_id).await?.state != RunState::Succeeded as i32,
         "the interrupted run was later reported as succeeded"
     );
+
+    // Every other service stops as cleanly on SIGTERM, well inside its 30 s grace period.
+    let Cluster {
+        registry,
+        credentials,
+        health,
+        mapping,
+        connector,
+        sandbox,
+        syncs,
+        ..
+    } = &mut cluster;
+    let mut nodes = vec![registry, credentials, health, mapping, connector, sandbox];
+    nodes.extend(syncs.iter_mut().skip(1));
+    for node in &nodes {
+        node.terminate()?;
+    }
+    for node in &mut nodes {
+        let status = node.wait_exit(Duration::from_secs(10)).await?;
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM: {}",
+            node.name,
+            node.log_text()
+        );
+    }
     Ok(())
 }
 
