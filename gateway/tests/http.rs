@@ -301,3 +301,95 @@ async fn dashboard_needs_a_session_from_a_valid_key() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn another_tenants_integration_is_not_found_on_every_dashboard_route() {
+    let gateway = start_gateway(&start_services().await).await;
+    let url = |path: &str| format!("{}{path}", gateway.base);
+    let response = gateway
+        .http
+        .post(url("/login"))
+        .form(&[("api_key", gateway.acme_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // globex-bullhorn exists, but for globex: acme's session gets the page for a missing id.
+    for id in ["globex-bullhorn", "no-such-connection"] {
+        let response = gateway
+            .http
+            .get(url(&format!("/integrations/{id}")))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("<h1>Not Found</h1>"), "{html}");
+        for action in ["run", "pause", "resume"] {
+            let response = gateway
+                .http
+                .post(url(&format!("/integrations/{id}/{action}")))
+                .header(COOKIE, &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id} {action}");
+        }
+    }
+
+    // Actions need a session and a same-site origin.
+    let response = gateway
+        .http
+        .post(url("/integrations/acme-bullhorn/run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = gateway
+        .http
+        .post(url("/integrations/acme-bullhorn/pause"))
+        .header(COOKIE, &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = gateway.http.get(url("/events")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // The page's script is served from the gateway itself, which the policy allows.
+    let script = gateway
+        .http
+        .get(url("/static/dashboard.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(script.text().await.unwrap().contains("EventSource"));
+    let overview = gateway
+        .http
+        .get(url("/"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    let policy = overview.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    let html = overview.text().await.unwrap();
+    assert!(
+        html.contains(r#"<tr data-connection="acme-bullhorn">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"href="/integrations/acme-bullhorn""#));
+}
