@@ -584,3 +584,67 @@ async fn keep_lease(coordinator: Coordinator, lease: Lease, ttl: Duration, lost:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use plugboard_runtime::identity::MeshKey;
+    use secrecy::SecretString;
+
+    use super::*;
+
+    async fn runner() -> Runner {
+        let dir = std::env::temp_dir().join(format!("sync-runner-{}", uuid::Uuid::new_v4()));
+        let store = Store::open(&plugboard_runtime::storage::sqlite_url(&dir, "sync"))
+            .await
+            .unwrap();
+        let key = MeshKey::new(&SecretString::from("k".repeat(32))).unwrap();
+        // Nothing listens there: these tests never get as far as calling another service.
+        let mesh = Mesh::new(key, "127.0.0.1:9", "127.0.0.1:9", "127.0.0.1:9").unwrap();
+        Runner::new(
+            store,
+            mesh,
+            Coordinator::local(),
+            10,
+            Duration::from_secs(30),
+        )
+    }
+
+    fn definition() -> SyncDefinition {
+        SyncDefinition {
+            tenant_id: "t".into(),
+            connection_id: "c".into(),
+            connector: "bullhorn".into(),
+            settings_json: "{}".into(),
+            streams: Vec::new(),
+            interval_seconds: 0,
+            paused: false,
+            last_sync_at: None,
+            next_run_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopping_runner_refuses_new_runs_and_drains_when_none_is_left() {
+        let runner = runner().await;
+        runner.stop();
+        let error = runner.start(definition()).await.unwrap_err();
+        assert!(matches!(error, Error::ShuttingDown), "{error}");
+        assert!(runner.drain(Duration::from_secs(1)).await);
+    }
+
+    #[tokio::test]
+    async fn draining_waits_for_runs_in_flight_and_gives_up_at_the_timeout() {
+        let runner = runner().await;
+        let in_flight = Arc::clone(&runner.runs).try_acquire_owned().unwrap();
+        assert!(!runner.drain(Duration::from_millis(100)).await);
+        let draining = tokio::spawn({
+            let runner = runner.clone();
+            async move { runner.drain(Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(in_flight);
+        assert!(draining.await.unwrap());
+        // Nothing starts after a drain, even with the flag read late.
+        assert!(Arc::clone(&runner.runs).try_acquire_owned().is_err());
+    }
+}
