@@ -1,7 +1,7 @@
 //! The generic connector's configuration, read once at start.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use plugboard_runtime::config::{ConfigError, Env};
 use secrecy::SecretString;
@@ -29,11 +29,21 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        Ok(Config {
-            connector_dir: PathBuf::from(env.required(
+        Config::from_env_for(env, None)
+    }
+
+    /// As [`Config::from_env`], with the connector folder given (`plugboard connector serve
+    /// <dir>`) rather than read from `PLUGBOARD_CONNECTOR_DIR`.
+    pub fn from_env_for(env: &Env, connector_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let connector_dir = match connector_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => PathBuf::from(env.required(
                 "PLUGBOARD_CONNECTOR_DIR",
                 "the connector folder holding manifest.yaml and mappings/",
             )?),
+        };
+        Ok(Config {
+            connector_dir,
             listen_addr: env.parse_or("PLUGBOARD_LISTEN_ADDR", ([0, 0, 0, 0], 50062).into())?,
             advertise_addr: env.get("PLUGBOARD_ADVERTISE_ADDR").map(str::to_owned),
             registry_addr: env
@@ -71,5 +81,7 @@ mod tests {
         assert!(!config.allow_private_targets);
         let env = Env::from_pairs([("PLUGBOARD_MESH_KEY", "k".repeat(32))]);
         assert!(Config::from_env(&env).is_err());
+        let config = Config::from_env_for(&env, Some(Path::new("x"))).unwrap();
+        assert_eq!(config.connector_dir, PathBuf::from("x"));
     }
 }

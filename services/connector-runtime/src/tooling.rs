@@ -65,7 +65,7 @@ pub fn stats(services: &Path) -> std::io::Result<Vec<Stats>> {
                         .sum(),
                     manifest.webhooks.map_or(0, |w| w.events.len()),
                 ),
-                Err(_) => (folder, "-".to_owned(), 0, 0, 0),
+                Err(_) => (folder, "(rust)".to_owned(), 0, 0, 0),
             };
         rows.push(Stats {
             name,

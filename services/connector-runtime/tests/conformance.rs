@@ -1,5 +1,6 @@
-//! Every manifest connector against its sandbox, through the one conformance suite. Adding a
-//! connector adds a line to `SANDBOXES`, not a test.
+//! Every manifest connector against its sandbox, through the one conformance suite. Every
+//! `services/connector-*/conformance.yaml` is run; adding a connector adds its sandbox to
+//! `sandbox()`, not a test.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -17,13 +18,23 @@ fn partners() -> PathBuf {
     repo().join("../shared/partners")
 }
 
-async fn greenhouse_sandbox() -> String {
-    let mut options = plugboard_sandbox::greenhouse::GreenhouseOptions::new(
-        &partners().join("greenhouse/harvest"),
-    );
-    // The kit arms its own 429s; the standing budget would only slow the suite down.
-    options.rate_limit = None;
-    let router = plugboard_sandbox::greenhouse::router(options).unwrap();
+/// The sandbox router serving `connector`; its standing rate budget is off, since the kit arms
+/// its own 429s and the budget would only slow the suite down.
+fn sandbox(connector: &str) -> axum::Router {
+    match connector {
+        "greenhouse" => {
+            let mut options = plugboard_sandbox::greenhouse::GreenhouseOptions::new(
+                &partners().join("greenhouse/harvest"),
+            );
+            options.rate_limit = None;
+            plugboard_sandbox::greenhouse::router(options).unwrap()
+        }
+        other => panic!("{other} has a conformance.yaml but no sandbox in sandbox()"),
+    }
+}
+
+async fn start(connector: &str) -> String {
+    let router = sandbox(connector);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum_serve(listener, router).await });
@@ -54,9 +65,34 @@ async fn suite(connector: &str, sandbox: String) {
     );
 }
 
+/// Folders with a `conformance.yaml`.
+fn conforming() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("services"))
+        .unwrap()
+        .filter_map(|entry| {
+            let path = entry.unwrap().path();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_prefix("connector-")?
+                .to_owned();
+            path.join("conformance.yaml").exists().then_some(name)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
-async fn greenhouse_passes_the_conformance_kit() {
-    suite("greenhouse", greenhouse_sandbox().await).await;
+async fn every_manifest_connector_passes_the_conformance_kit() {
+    let connectors = conforming();
+    assert!(
+        connectors.contains(&"greenhouse".to_owned()),
+        "{connectors:?}"
+    );
+    for connector in connectors {
+        suite(&connector, start(&connector).await).await;
+    }
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! - `plugboard serve <service>`: one service in its own process, configured by `PLUGBOARD_*`
 //!   environment variables (or `PLUGBOARD_CONFIG_FILE`); what split mode and `deploy/` run.
 //! - `plugboard tenant create`: adds a tenant and an API key to the gateway's database.
+//! - `plugboard connector check | new | stats | serve`: the connector kit's tooling.
 
+mod connector;
 mod dev;
 mod serve;
 mod tenant;
@@ -34,6 +36,9 @@ enum Command {
     /// Tenants of the gateway.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Connector kit: check, scaffold, count and serve manifest connectors.
+    #[command(subcommand)]
+    Connector(connector::ConnectorCommand),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
             Command::Dev(args) => dev::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Tenant(command) => tenant::run(command).await,
+            Command::Connector(command) => connector::run_command(command).await,
         }
     })
 }

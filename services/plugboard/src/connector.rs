@@ -1,0 +1,99 @@
+//! `plugboard connector …`: the connector kit's tooling.
+//!
+//! - `check <path>…`: validates manifests and mappings offline, one `file:line: problem` each;
+//! - `new <name>`: scaffolds `services/connector-<name>` (manifest, mapping, sandbox note);
+//! - `stats`: per connector, its category, streams, writes, webhooks and lines of manifest,
+//!   mapping and Rust;
+//! - `serve <dir>`: serves a connector folder with the generic runtime, configured like every
+//!   service by `PLUGBOARD_*` variables.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use plugboard_connector_runtime::{Config, run, tooling};
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Validates connector folders (or their manifest.yaml) offline.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Scaffolds services/connector-<name>.
+    New {
+        name: String,
+        /// The services folder to create it in.
+        #[arg(long, default_value = "services")]
+        services: PathBuf,
+    },
+    /// Lines of manifest, mapping and Rust per connector.
+    Stats {
+        #[arg(long, default_value = "services")]
+        services: PathBuf,
+    },
+    /// Serves a connector folder with the generic runtime.
+    Serve { dir: PathBuf },
+}
+
+pub async fn run_command(command: ConnectorCommand) -> ExitCode {
+    match command {
+        ConnectorCommand::Check { paths } => {
+            let mut failed = false;
+            for path in paths {
+                match tooling::check(&path) {
+                    Ok(loaded) => println!(
+                        "ok  {} ({} streams, {} mapping specs)",
+                        path.display(),
+                        loaded.manifest.streams.len(),
+                        loaded.mappings.len()
+                    ),
+                    Err(problems) => {
+                        failed = true;
+                        for problem in problems {
+                            eprintln!("{problem}");
+                        }
+                    }
+                }
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        ConnectorCommand::New { name, services } => match tooling::scaffold(&services, &name) {
+            Ok(dir) => {
+                println!(
+                    "created {}; run `plugboard connector check {}`",
+                    dir.display(),
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("plugboard connector new: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        ConnectorCommand::Stats { services } => match tooling::stats(&services) {
+            Ok(rows) => {
+                print!("{}", tooling::render_stats(&rows));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("plugboard connector stats: {}: {error}", services.display());
+                ExitCode::FAILURE
+            }
+        },
+        ConnectorCommand::Serve { dir } => {
+            plugboard_runtime::process::serve_from_env(
+                "connector",
+                |env| Config::from_env_for(env, Some(&dir)),
+                |config| config.listen_addr,
+                run,
+            )
+            .await
+        }
+    }
+}
