@@ -1,0 +1,188 @@
+//! `LeaseAccess` latency under concurrent load against an empty RPC on the same server.
+//!
+//! A real credentials server on 127.0.0.1:0 over SQLite (a temp file) serves both: the empty RPC
+//! is `grpc.health.v1.Health/Check`, which every service carries and which does no work beyond
+//! a map lookup. `LeaseAccess` leases an API key (store read, AES-GCM open with the cached
+//! tenant data key, audit row write) through the mesh-token interceptor. Both run the same load:
+//! CLIENTS concurrent tasks on one HTTP/2 channel each, each sending REQUESTS calls one after
+//! another, after a warm-up. Run with `cargo bench -p plugboard-credentials --bench lease`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use plugboard_credentials::Credentials;
+use plugboard_credentials::crypto::MasterKey;
+use plugboard_credentials::store::CredentialStore;
+use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use plugboard_proto::credentials::v1::{
+    ApiKey, LeaseAccessRequest, PutCredentialRequest, Secret, secret,
+};
+use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
+use secrecy::SecretString;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const MESH_KEY: &str = "credentials-bench-mesh-key-32-bytes-or-more";
+const CLIENTS: usize = 16;
+const REQUESTS: usize = 300;
+const WARMUP: usize = 30;
+
+fn identity(subject: &str, connector: Option<&str>) -> MeshCredentials {
+    let key = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
+    MeshCredentials::new(
+        key,
+        Caller {
+            subject: subject.to_owned(),
+            tenant: Some("acme".to_owned()),
+            connector: connector.map(str::to_owned),
+        },
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Runs `call` from CLIENTS concurrent tasks; returns (p50, p99, calls per second).
+async fn load<F, Fut>(channels: &[Channel], call: F) -> (Duration, Duration, f64)
+where
+    F: Fn(Channel) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = channels
+        .iter()
+        .cloned()
+        .map(|channel| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                for _ in 0..WARMUP {
+                    call(channel.clone()).await;
+                }
+                let mut latencies = Vec::with_capacity(REQUESTS);
+                for _ in 0..REQUESTS {
+                    let begun = Instant::now();
+                    call(channel.clone()).await;
+                    latencies.push(begun.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(CLIENTS * REQUESTS);
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let rate = (CLIENTS * (REQUESTS + WARMUP)) as f64 / elapsed;
+    (percentile(&all, 50.0), percentile(&all, 99.0), rate)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = std::env::temp_dir().join(format!("pb-credbench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/credentials.db?mode=rwc", dir.display());
+    let store = CredentialStore::open(&url, "credentials").await.unwrap();
+    let key = MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let mesh = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
+    tokio::spawn(plugboard_credentials::serve(
+        Credentials::new(store, key),
+        mesh,
+        listener,
+        std::future::pending(),
+    ));
+
+    let connect = || async { Endpoint::from_shared(addr.clone()).unwrap().connect().await };
+    let mut channels = Vec::new();
+    for _ in 0..CLIENTS {
+        let channel = loop {
+            match connect().await {
+                Ok(channel) => break channel,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        channels.push(channel);
+    }
+    let mut gateway =
+        CredentialsServiceClient::with_interceptor(channels[0].clone(), identity("gateway", None));
+    gateway
+        .put_credential(PutCredentialRequest {
+            connection_id: "bench".into(),
+            connector: "bench".into(),
+            secret: Some(Secret {
+                kind: Some(secret::Kind::ApiKey(ApiKey {
+                    key: "bench-api-key".into(),
+                })),
+            }),
+        })
+        .await
+        .unwrap();
+
+    let empty = |channel: Channel| async move {
+        HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap();
+    };
+    let lease = |channel: Channel| async move {
+        CredentialsServiceClient::with_interceptor(
+            channel,
+            identity("connector:bench", Some("bench")),
+        )
+        .lease_access(LeaseAccessRequest {
+            connection_id: "bench".into(),
+            run_id: "bench-run".into(),
+        })
+        .await
+        .unwrap();
+    };
+
+    println!(
+        "LeaseAccess vs empty RPC: {CLIENTS} concurrent clients x {REQUESTS} calls (+{WARMUP} warm-up), SQLite, one process"
+    );
+    // Interleaved rounds so drift on a shared machine hits both alike.
+    let mut rows = Vec::new();
+    for round in 1..=3 {
+        let (e50, e99, erate) = load(&channels, empty).await;
+        let (l50, l99, lrate) = load(&channels, lease).await;
+        println!(
+            "round {round}: empty p50 {:.3} ms p99 {:.3} ms ({erate:.0}/s) | lease p50 {:.3} ms p99 {:.3} ms ({lrate:.0}/s) | p99 ratio {:.2}",
+            ms(e50),
+            ms(e99),
+            ms(l50),
+            ms(l99),
+            ms(l99) / ms(e99)
+        );
+        rows.push((e50, e99, l50, l99));
+    }
+    let median = |pick: fn(&(Duration, Duration, Duration, Duration)) -> Duration| {
+        let mut values: Vec<Duration> = rows.iter().map(pick).collect();
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    let (e50, e99) = (median(|r| r.0), median(|r| r.1));
+    let (l50, l99) = (median(|r| r.2), median(|r| r.3));
+    println!(
+        "median of rounds: empty p50 {:.3} ms p99 {:.3} ms | lease p50 {:.3} ms p99 {:.3} ms | p50 ratio {:.2} | p99 ratio {:.2} (goal <= 1.5)",
+        ms(e50),
+        ms(e99),
+        ms(l50),
+        ms(l99),
+        ms(l50) / ms(e50),
+        ms(l99) / ms(e99)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
