@@ -573,12 +573,14 @@ async fn single_flight_across_two_servers_on_redis_and_postgres() {
                 base: partner_base,
                 http: reqwest::Client::new(),
             };
-            servers[0].put("cc", partner.client()).await;
-            let before = servers[1].lease("cc").await.unwrap().access_token;
-            servers[0].expire("cc").await;
+            // A unique id keeps concurrent runs on the same Redis apart.
+            let connection_id = format!("cc-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            servers[0].put(&connection_id, partner.client()).await;
+            let before = servers[1].lease(&connection_id).await.unwrap().access_token;
+            servers[0].expire(&connection_id).await;
             partner.faults(json!({ "delay_ms": 300 })).await;
             let calls = partner.token_calls().await;
-            let leases = (0..50).map(|index| servers[index % 2].lease("cc"));
+            let leases = (0..50).map(|index| servers[index % 2].lease(&connection_id));
             let tokens: Vec<String> = futures::future::join_all(leases)
                 .await
                 .into_iter()

@@ -1,0 +1,246 @@
+//! Two real `plugboard-credentials` processes on one Redis and one PostgreSQL database, against
+//! the OAuth2 sandbox: 50 concurrent leases of an expired token, spread over both processes,
+//! cause exactly one token-endpoint call and all get the new token. Both processes' output is
+//! then scanned for the secrets that went through them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use plugboard_credentials::crypto::MasterKey;
+use plugboard_credentials::store::CredentialStore;
+use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use plugboard_proto::credentials::v1::{
+    DescribeCredentialRequest, LeaseAccessRequest, OAuth2Client, PutCredentialRequest, Secret,
+    secret,
+};
+use plugboard_runtime::channel::lazy_channel;
+use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
+use plugboard_sandbox::oauth::{CLIENT_ID, CLIENT_SECRET, OAuthOptions};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tonic::Code;
+
+const MESH_KEY: &str = "credentials-process-test-mesh-key-32-bytes";
+
+fn client(
+    addr: &str,
+    subject: &str,
+    connector: Option<&str>,
+) -> CredentialsServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, MeshCredentials>,
+> {
+    let key = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
+    let caller = Caller {
+        subject: subject.to_owned(),
+        tenant: Some("acme".to_owned()),
+        connector: connector.map(str::to_owned),
+    };
+    CredentialsServiceClient::with_interceptor(
+        lazy_channel(addr).unwrap(),
+        MeshCredentials::new(key, caller),
+    )
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Kills the child when dropped, so a failed assertion leaves no process behind.
+struct Process {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(
+    port: u16,
+    database_url: &str,
+    redis_url: &str,
+    master_key: &SecretString,
+    dir: &std::path::Path,
+) -> Process {
+    let log = dir.join(format!("credentials-{port}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_plugboard-credentials"))
+        .env_clear()
+        .env("PLUGBOARD_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("PLUGBOARD_DATABASE_URL", database_url)
+        .env("PLUGBOARD_MESH_KEY", MESH_KEY)
+        .env("PLUGBOARD_MASTER_KEY", master_key.expose_secret())
+        .env("PLUGBOARD_REDIS_URL", redis_url)
+        .env("PLUGBOARD_LOG", "debug")
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    Process { child, log }
+}
+
+async fn wait_ready(addr: &str) {
+    let mut gateway = client(addr, "gateway", None);
+    for _ in 0..200 {
+        let answer = gateway
+            .describe_credential(DescribeCredentialRequest {
+                connection_id: "probe".into(),
+            })
+            .await;
+        match answer {
+            Err(status) if status.code() == Code::NotFound => return,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("credentials at {addr} did not start");
+}
+
+#[tokio::test]
+async fn two_processes_on_one_redis_refresh_once() {
+    let base = std::env::var("PLUGBOARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let redis_url = std::env::var("PLUGBOARD_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let database = format!("credproc_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let database_url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{database}"),
+        None => panic!("a postgres url with a database"),
+    };
+
+    let outcome = tokio::spawn(scenario(database_url, redis_url)).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {database} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+async fn scenario(database_url: String, redis_url: String) {
+    // The partner.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let partner = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(plugboard_sandbox::oauth::serve(
+        listener,
+        OAuthOptions::default(),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+    let token_calls = || async {
+        let stats: Value = http
+            .get(format!("{partner}/_sandbox/oauth2/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["token_calls"].as_u64().unwrap()
+    };
+
+    let dir = std::env::temp_dir().join(format!("pb-credproc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let master_key = MasterKey::generate_base64().unwrap();
+    let first = spawn(free_port(), &database_url, &redis_url, &master_key, &dir);
+    let first_addr = format!("127.0.0.1:{}", log_port(&first));
+    wait_ready(&first_addr).await;
+    let second = spawn(free_port(), &database_url, &redis_url, &master_key, &dir);
+    let second_addr = format!("127.0.0.1:{}", log_port(&second));
+    wait_ready(&second_addr).await;
+
+    // A unique connection id keeps concurrent runs on the same Redis apart.
+    let connection_id = format!("cc-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    client(&first_addr, "gateway", None)
+        .put_credential(PutCredentialRequest {
+            connection_id: connection_id.clone(),
+            connector: "partner".into(),
+            secret: Some(Secret {
+                kind: Some(secret::Kind::Oauth2Client(OAuth2Client {
+                    client_id: CLIENT_ID.into(),
+                    client_secret: CLIENT_SECRET.into(),
+                    token_url: format!("{partner}/oauth2/token"),
+                    scopes: vec![],
+                    username: String::new(),
+                    password: String::new(),
+                })),
+            }),
+        })
+        .await
+        .unwrap();
+    let lease = |addr: String| {
+        let connection_id = connection_id.clone();
+        async move {
+            client(&addr, "connector:partner", Some("partner"))
+                .lease_access(LeaseAccessRequest {
+                    connection_id,
+                    run_id: "run-x".into(),
+                })
+                .await
+                .map(|response| response.into_inner().access_token)
+        }
+    };
+    let before = lease(second_addr.clone()).await.unwrap();
+
+    // Expire it, slow the partner down, and lease 50 times over both processes at once.
+    let store = CredentialStore::open(&database_url, "credentials")
+        .await
+        .unwrap();
+    sqlx::query("UPDATE oauth_tokens SET access_expires_at = 0 WHERE connection_id = $1")
+        .bind(connection_id.as_str())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    http.post(format!("{partner}/_sandbox/oauth2/faults"))
+        .json(&json!({ "delay_ms": 300 }))
+        .send()
+        .await
+        .unwrap();
+    let calls = token_calls().await;
+    let addrs = [first_addr.clone(), second_addr.clone()];
+    let tokens: Vec<String> =
+        futures::future::join_all((0..50).map(|index| lease(addrs[index % 2].clone())))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(token_calls().await, calls + 1, "exactly one token call");
+    assert!(tokens.iter().all(|token| *token == tokens[0]));
+    assert_ne!(tokens[0], before);
+
+    // Both processes served leases, and neither printed a secret.
+    drop((first, second));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(text.contains("lease"), "{text}");
+        for secret in [
+            CLIENT_SECRET,
+            before.as_str(),
+            tokens[0].as_str(),
+            master_key.expose_secret(),
+            MESH_KEY,
+        ] {
+            assert!(!text.contains(secret), "a process log leaks a secret");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The port a process was told to listen on (kept in its log file name).
+fn log_port(process: &Process) -> u16 {
+    let name = process.log.file_stem().unwrap().to_str().unwrap();
+    name.trim_start_matches("credentials-").parse().unwrap()
+}
