@@ -8,16 +8,26 @@
 //! current master key (rotation, with `PLUGBOARD_MASTER_KEY_PREVIOUS` still unwrapping) and
 //! fails closed, changing nothing, when a stored key needs a master key it was not given. Only the
 //! connector named when the secret was stored may lease it, and only for the tenant in its own
-//! verified token. Every put, lease, denial and revoke lands in an audit table, never with a
-//! secret value; secrets never reach logs or traces.
+//! verified token. Every put, lease, denial, revoke, connect, token refresh, re-wrap and
+//! migration lands in an audit table (who, what, when, which run), never with a secret value;
+//! secrets never reach logs or traces (`tests/no_leaks.rs` checks with canaries).
+//!
+//! For an OAuth2 client without a user login the service does OAuth2 itself ([`oauth`]): client
+//! credentials, or tokens from the authorization code flow with PKCE (`OAuthService`
+//! BeginOAuth/CompleteOAuth), cached sealed, refreshed ahead of expiry by one replica at a time
+//! (a coordination lease, on Redis when `PLUGBOARD_REDIS_URL` is set), and leases carry the
+//! access token instead of the client secret. A refused grant fails leases with
+//! CREDENTIALS_REJECTED (needs reconnect); a flaky token endpoint is retried with backoff and,
+//! after repeated failures, cools down (UNAVAILABLE with a `retry-after`).
 //!
 //! Modules:
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
 //! - [`keys`]: per-tenant data keys, their cache, rotation and migration at start;
-//! - [`store`]: the credentials and audit tables (SQLite or PostgreSQL);
+//! - [`store`]: the credentials, data key and audit tables (SQLite or PostgreSQL);
+//! - [`oauth`]: token broker, single-flight refresh, failure classes and the connect flow;
 //! - [`service`]: the domain logic, callable without gRPC;
-//! - [`grpc`]: the thin tonic adapter;
+//! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService);
 //! - [`validate`]: input checks that name the offending field;
 //! - [`error`]: the crate's one error type and its gRPC mapping.
 //!
@@ -27,8 +37,16 @@
 //!   secrets) is not built. TODO(#4).
 //! - Rotation re-wraps at start only; there is no admin RPC to trigger it on a running
 //!   replica. TODO(#4).
-//! - LeaseAccess returns OAuth2 client material as stored; token exchange, refresh and the
-//!   BeginOAuth/CompleteOAuth flow are TODO(#4).
+//! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
+//!   their connector logs in itself. TODO(#4): move that login here too.
+//! - The gateway's connect and callback routes that call BeginOAuth/CompleteOAuth are not built
+//!   yet. TODO(#4).
+//! - Refusals and recoveries are visible to health only through the lease's reason
+//!   (CREDENTIALS_REJECTED), via sync; the service does not report to health itself. TODO(#4).
+//! - Webhook signing secrets and mutual-TLS client certificates are not secret kinds yet (new
+//!   oneof variants would break the exhaustive matches in the connectors). TODO(#4).
+//! - LeaseAccess p99 is 2.4x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
+//!   `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
 //! - The audit log has no RPC to read it yet; the store exposes it. TODO(#4).
 
