@@ -123,7 +123,10 @@ pub(crate) fn page(status: StatusCode, body: String) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it browsers send `Origin: null` even on same-site form posts
+    // (Fetch standard), which the origin check must refuse. `same-origin` still sends no
+    // referrer to other sites.
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     response
 }
 

@@ -4,6 +4,7 @@
 //! The tests start the real `plugboard` binary, built by the test command before the tests run
 //! (`cargo build -p plugboard`), as separate processes.
 
+pub mod browser;
 pub mod cluster;
 pub mod flows;
 pub mod mesh;
