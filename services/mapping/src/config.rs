@@ -18,15 +18,29 @@ pub struct Config {
     pub mesh_key: SecretString,
     /// `PLUGBOARD_REGISTRY_ADDR` (`host:port`), where connector manifests and specs come from.
     pub registry_addr: String,
+    /// `PLUGBOARD_DATABASE_URL`: where tenant overrides are stored.
+    pub database_url: String,
+    /// `PLUGBOARD_DATABASE_SCHEMA`, default `mapping`: the PostgreSQL schema.
+    pub database_schema: String,
 }
+
+/// The PostgreSQL schema when `PLUGBOARD_DATABASE_SCHEMA` is unset.
+pub const DEFAULT_DATABASE_SCHEMA: &str = "mapping";
 
 impl Config {
     /// For in-process use (dev mode, tests); `run` checks the mesh key.
-    pub fn new(listen_addr: SocketAddr, mesh_key: SecretString, registry_addr: String) -> Config {
+    pub fn new(
+        listen_addr: SocketAddr,
+        mesh_key: SecretString,
+        registry_addr: String,
+        database_url: String,
+    ) -> Config {
         Config {
             listen_addr,
             mesh_key,
             registry_addr,
+            database_url,
+            database_schema: DEFAULT_DATABASE_SCHEMA.to_owned(),
         }
     }
 
@@ -49,7 +63,18 @@ impl Config {
                 "the registry's gRPC address (host:port), where mapping specs come from",
             )?
             .to_owned();
-        Ok(Config::new(listen_addr, mesh_key, registry_addr))
+        let database_url = env
+            .required(
+                "PLUGBOARD_DATABASE_URL",
+                "where tenant overrides are stored: postgres://user@host:5432/db or \
+                 sqlite://path/mapping.db?mode=rwc",
+            )?
+            .to_owned();
+        let mut config = Config::new(listen_addr, mesh_key, registry_addr, database_url);
+        if let Some(schema) = env.get("PLUGBOARD_DATABASE_SCHEMA") {
+            schema.clone_into(&mut config.database_schema);
+        }
+        Ok(config)
     }
 }
 
@@ -64,10 +89,24 @@ mod tests {
         let env = Env::from_pairs([
             ("PLUGBOARD_MESH_KEY", KEY),
             ("PLUGBOARD_REGISTRY_ADDR", "r:50055"),
+            ("PLUGBOARD_DATABASE_URL", "sqlite:///tmp/m.db"),
         ]);
         let config = Config::from_env(&env).unwrap();
         assert_eq!(config.listen_addr, DEFAULT_LISTEN_ADDR);
         assert_eq!(config.registry_addr, "r:50055");
+        assert_eq!(config.database_url, "sqlite:///tmp/m.db");
+        assert_eq!(config.database_schema, "mapping");
+
+        let error = Config::from_env(&Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", KEY),
+            ("PLUGBOARD_REGISTRY_ADDR", "r:50055"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("PLUGBOARD_DATABASE_URL is required")
+        );
 
         let error = Config::from_env(&Env::from_pairs([("PLUGBOARD_MESH_KEY", KEY)])).unwrap_err();
         assert!(

@@ -38,6 +38,14 @@ pub enum Error {
     RegistryAddress(#[source] tonic::transport::Error),
     #[error(transparent)]
     Serve(#[from] plugboard_runtime::server::ServeError),
+    #[error("the tenant override is refused: {}", list(.0))]
+    InvalidOverride(Vec<SpecProblem>),
+    #[error("the override changed meanwhile: expected version {expected}, the latest is {latest}")]
+    OverrideConflict { expected: i64, latest: i64 },
+    #[error("storage failed: {0}")]
+    Storage(#[source] sqlx::Error),
+    #[error("cannot open storage: {0}")]
+    Open(#[from] plugboard_runtime::storage::StorageError),
 }
 
 fn list(problems: &[SpecProblem]) -> String {
@@ -48,7 +56,8 @@ fn list(problems: &[SpecProblem]) -> String {
 impl ServiceError for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::InvalidArgument(_) | Error::InvalidOverride(_) => ErrorKind::InvalidArgument,
+            Error::OverrideConflict { .. } => ErrorKind::FailedPrecondition,
             Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
             Error::InvalidSpec { .. } | Error::OutboundNotSupported => {
                 ErrorKind::FailedPrecondition
@@ -58,7 +67,9 @@ impl ServiceError for Error {
             | Error::Task(_)
             | Error::Identity(_)
             | Error::RegistryAddress(_)
-            | Error::Serve(_) => ErrorKind::Internal,
+            | Error::Serve(_)
+            | Error::Storage(_)
+            | Error::Open(_) => ErrorKind::Internal,
         }
     }
 
@@ -74,6 +85,10 @@ impl ServiceError for Error {
             Error::Identity(_) => "MESH_KEY_INVALID",
             Error::RegistryAddress(_) => "REGISTRY_ADDRESS_INVALID",
             Error::Serve(_) => "SERVE_FAILED",
+            Error::InvalidOverride(_) => "OVERRIDE_INVALID",
+            Error::OverrideConflict { .. } => "OVERRIDE_CONFLICT",
+            Error::Storage(_) => "STORAGE_FAILED",
+            Error::Open(_) => "STORAGE_OPEN_FAILED",
         }
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use plugboard_proto::error::to_status;
 use plugboard_proto::mapping::v1::mapping_service_server::MappingService;
 use plugboard_proto::mapping::v1::{
-    ListSpecsRequest, ListSpecsResponse, TransformRequest, TransformResponse, ValidateSpecRequest,
-    ValidateSpecResponse,
+    ListSpecsRequest, ListSpecsResponse, ListTenantOverridesRequest, ListTenantOverridesResponse,
+    PutTenantOverrideRequest, PutTenantOverrideResponse, TransformRequest, TransformResponse,
+    ValidateSpecRequest, ValidateSpecResponse,
 };
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
@@ -36,10 +37,9 @@ impl MappingService for GrpcMappingAdapter {
         &self,
         request: Request<TransformRequest>,
     ) -> Result<Response<TransformResponse>, Status> {
-        // TODO(#5): tenant overrides are chosen by the caller's tenant.
-        Caller::of(&request)?;
+        let tenant_id = Caller::tenant_of(&request)?;
         self.mapper
-            .transform(request.into_inner())
+            .transform(&tenant_id, request.into_inner())
             .await
             .map(Response::new)
             .map_err(|error| to_status(&error))
@@ -69,6 +69,35 @@ impl MappingService for GrpcMappingAdapter {
         Caller::of(&request)?;
         self.mapper
             .list_specs(&request.get_ref().connector)
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all, fields(
+        connector = %request.get_ref().connector,
+        entity = %request.get_ref().entity,
+    ))]
+    async fn put_tenant_override(
+        &self,
+        request: Request<PutTenantOverrideRequest>,
+    ) -> Result<Response<PutTenantOverrideResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        self.mapper
+            .put_tenant_override(&tenant_id, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all, fields(connector = %request.get_ref().connector))]
+    async fn list_tenant_overrides(
+        &self,
+        request: Request<ListTenantOverridesRequest>,
+    ) -> Result<Response<ListTenantOverridesResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        self.mapper
+            .list_tenant_overrides(&tenant_id, &request.get_ref().connector)
             .await
             .map(Response::new)
             .map_err(|error| to_status(&error))

@@ -10,7 +10,10 @@
 //! Modules:
 //! - [`spec`]: the spec format (documented there) and the pure engine, usable offline;
 //! - [`config`]: configuration from `PLUGBOARD_*` variables;
-//! - [`service`]: the domain ([`service::Mapper`]): Transform, ValidateSpec, ListSpecs;
+//! - [`service`]: the domain ([`service::Mapper`]): Transform, ValidateSpec, ListSpecs and
+//!   tenant overrides (PutTenantOverride, ListTenantOverrides);
+//! - [`hropen`]: HR Open Standards 4.2 documents to and from the canonical model;
+//! - `store`: versioned tenant overrides (sqlx, SQLite or PostgreSQL);
 //! - `catalog`: compiled specs per connector and version, fetched from the registry;
 //! - `grpc`: the thin tonic adapter;
 //! - [`error`]: the crate's error type and its reason codes.
@@ -18,10 +21,13 @@
 //! # Limitations
 //!
 //! - Only inbound transforms; outbound mapping arrives with two-way sync (TODO(#6)).
-//! - No tenant overrides yet; every tenant gets the connector's specs (TODO(#5)).
-//! - A jq expression has no time or step limit, so a spec with an endless loop (`repeat(.)`)
-//!   ties up a blocking thread; specs come from connector manifests, not from tenants
-//!   (TODO(#5): bound evaluation before tenant-written overrides arrive).
+//! - A jq expression in a connector spec has no time or step limit, so a spec with an endless
+//!   loop (`repeat(.)`) ties up a blocking thread; specs come from connector manifests. Tenant
+//!   overrides are limited to expressions that always finish (see [`spec::compile_with_override`]).
+//! - A connector upgrade can break a saved tenant override; its batches then fail with
+//!   `OVERRIDE_INVALID` until the tenant saves a fixed version.
+//! - Identity across systems (linking one person from several partners) is not built yet
+//!   (TODO(#5)).
 //! - An empty batch is answered without looking the spec up.
 
 pub mod config;
@@ -32,6 +38,7 @@ pub mod spec;
 
 mod catalog;
 mod grpc;
+mod store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,7 +66,8 @@ pub async fn run(
         channel,
         MeshCredentials::service(key.clone(), "mapping"),
     );
-    let mapper = Arc::new(service::Mapper::new(registry));
+    let store = store::Store::open(&config.database_url, &config.database_schema).await?;
+    let mapper = Arc::new(service::Mapper::new(registry, store));
     let server = MappingServiceServer::with_interceptor(
         GrpcMappingAdapter::new(mapper),
         RequireCaller::new(key),

@@ -14,7 +14,8 @@ use plugboard_proto::error::reason_of;
 use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use plugboard_proto::mapping::v1::transform_result::Outcome;
 use plugboard_proto::mapping::v1::{
-    Direction, ListSpecsRequest, TransformInput, TransformRequest, ValidateSpecRequest,
+    Direction, ListSpecsRequest, ListTenantOverridesRequest, PutTenantOverrideRequest,
+    TransformInput, TransformRequest, ValidateSpecRequest,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -130,7 +131,26 @@ struct Mesh {
     mapping_addr: String,
 }
 
+/// A fresh SQLite file for one test.
+fn sqlite_url() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "plugboard-mapping-test-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    plugboard_runtime::storage::sqlite_url(&dir, "mapping")
+}
+
 async fn start() -> Mesh {
+    start_on(sqlite_url(), None).await
+}
+
+async fn start_on(database_url: String, schema: Option<String>) -> Mesh {
     let registry = Arc::new(Registry {
         manifest: Mutex::new(ConnectorManifest {
             name: "bullhorn".to_owned(),
@@ -151,11 +171,15 @@ async fn start() -> Mesh {
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mapping_addr = listener.local_addr().unwrap().to_string();
-    let config = Config::new(
+    let mut config = Config::new(
         listener.local_addr().unwrap(),
         SecretString::from(KEY.to_owned()),
         registry_addr,
+        database_url,
     );
+    if let Some(schema) = schema {
+        config.database_schema = schema;
+    }
     tokio::spawn(plugboard_mapping::run(
         config,
         listener,
@@ -401,4 +425,205 @@ async fn validate_and_list_specs() {
             .iter()
             .all(|spec| spec.connector_version == "1.0.0" && spec.field_count > 5)
     );
+}
+
+fn tenant_client(
+    mesh: &Mesh,
+    tenant: &str,
+) -> MappingServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, MeshCredentials>,
+> {
+    let channel = plugboard_runtime::channel::lazy_channel(&mesh.mapping_addr).unwrap();
+    MappingServiceClient::with_interceptor(
+        channel,
+        MeshCredentials::service(key(), "gateway").for_tenant(tenant),
+    )
+}
+
+fn put(yaml: &str, expected_version: u32) -> PutTenantOverrideRequest {
+    PutTenantOverrideRequest {
+        connector: "bullhorn".to_owned(),
+        entity: "candidate".to_owned(),
+        direction: Direction::Inbound as i32,
+        yaml: yaml.to_owned(),
+        expected_version,
+    }
+}
+
+fn candidates(inputs: Vec<TransformInput>) -> TransformRequest {
+    TransformRequest {
+        entity: "candidate".to_owned(),
+        ..jobs("1.0.0", inputs)
+    }
+}
+
+const CANDIDATE: &str = r#"{"id": 7, "firstName": "Ada", "lastName": "Lovelace",
+  "dateLastModified": 1709290861000, "customText3": "Top Secret"}"#;
+
+/// The custom fields the transform gave the one candidate.
+async fn custom_fields(
+    client: &mut MappingServiceClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, MeshCredentials>,
+    >,
+) -> std::collections::HashMap<String, String> {
+    let response = client
+        .transform(candidates(vec![input("7", CANDIDATE)]))
+        .await
+        .unwrap()
+        .into_inner();
+    match &response.results[0].outcome {
+        Some(Outcome::Record(record)) => record.custom_fields.clone(),
+        other => panic!("candidate did not map: {other:?}"),
+    }
+}
+
+async fn overrides_are_validated_versioned_and_per_tenant(mut mesh: Mesh) {
+    // Refused on save, with the problem: an expression a tenant may not run...
+    let status = mesh
+        .client
+        .put_tenant_override(put(
+            "custom_fields:\n  security_clearance: .customText3 | repeat(.)\n",
+            0,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(reason_of(&status).as_deref(), Some("OVERRIDE_INVALID"));
+    assert!(
+        status.message().contains("security_clearance"),
+        "{status:?}"
+    );
+    assert!(status.message().contains("not allowed"), "{status:?}");
+    // ...a target the canonical candidate does not have, and YAML that is not an override.
+    let status = mesh
+        .client
+        .put_tenant_override(put("fields:\n  clearance_level: .customText3\n", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&status).as_deref(), Some("OVERRIDE_INVALID"));
+    assert!(
+        status
+            .message()
+            .contains("not a field of the canonical candidate"),
+        "{status:?}"
+    );
+    let status = mesh
+        .client
+        .put_tenant_override(put("custom_field:\n  x: .y\n", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&status).as_deref(), Some("OVERRIDE_INVALID"));
+    // Nothing refused was stored.
+    let listed = mesh
+        .client
+        .list_tenant_overrides(ListTenantOverridesRequest {
+            connector: "bullhorn".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.overrides.is_empty(), "{listed:?}");
+    assert!(
+        !custom_fields(&mut mesh.client)
+            .await
+            .contains_key("security_clearance")
+    );
+
+    // A good override applies to the next transform, with no deploy.
+    let saved = mesh
+        .client
+        .put_tenant_override(put(
+            "custom_fields:\n  security_clearance: .customText3\n",
+            0,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .saved
+        .unwrap();
+    assert_eq!(saved.version, 1);
+    assert_eq!(
+        custom_fields(&mut mesh.client)
+            .await
+            .get("security_clearance")
+            .map(String::as_str),
+        Some("Top Secret")
+    );
+    // Other tenants are not affected.
+    let mut globex = tenant_client(&mesh, "globex");
+    assert!(
+        !custom_fields(&mut globex)
+            .await
+            .contains_key("security_clearance")
+    );
+
+    // A new version replaces it; saving against a stale version is refused.
+    let saved = mesh
+        .client
+        .put_tenant_override(put(
+            "custom_fields:\n  security_clearance: .customText3 | ascii_downcase\n",
+            1,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .saved
+        .unwrap();
+    assert_eq!(saved.version, 2);
+    assert_eq!(
+        custom_fields(&mut mesh.client)
+            .await
+            .get("security_clearance")
+            .map(String::as_str),
+        Some("top secret")
+    );
+    let status = mesh
+        .client
+        .put_tenant_override(put("custom_fields:\n  other: .customText1\n", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&status).as_deref(), Some("OVERRIDE_CONFLICT"));
+
+    let listed = mesh
+        .client
+        .list_tenant_overrides(ListTenantOverridesRequest {
+            connector: "bullhorn".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let versions: Vec<u32> = listed.overrides.iter().map(|o| o.version).collect();
+    assert_eq!(versions, vec![2, 1]);
+    assert!(listed.overrides[1].yaml.contains(".customText3\n"));
+    let listed = globex
+        .list_tenant_overrides(ListTenantOverridesRequest {
+            connector: "bullhorn".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.overrides.is_empty());
+}
+
+#[tokio::test]
+async fn tenant_overrides_on_sqlite() {
+    overrides_are_validated_versioned_and_per_tenant(start().await).await;
+}
+
+#[tokio::test]
+async fn tenant_overrides_on_postgres() {
+    let schema = format!(
+        "mapping_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mesh = start_on(
+        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+        Some(schema),
+    )
+    .await;
+    overrides_are_validated_versioned_and_per_tenant(mesh).await;
 }

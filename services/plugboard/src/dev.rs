@@ -159,6 +159,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             listeners.mapping.local_addr()?,
             mesh_secret.clone(),
             registry_addr.clone(),
+            db("mapping"),
         );
         plugboard_mapping::run(config, listeners.mapping, shutdown())
     });

@@ -21,6 +21,8 @@ use super::{Direction, Entity, FieldError, SpecProblem, truncate};
 #[derive(Debug)]
 pub struct CompiledSpec {
     name: String,
+    /// The YAML the spec was compiled from, so tenant overrides can be laid over it.
+    source: String,
     connector: String,
     entity: Entity,
     direction: Direction,
@@ -216,6 +218,7 @@ impl CompiledSpec {
         match external_id {
             Some(external_id) if problems.is_empty() => Ok(CompiledSpec {
                 name: name.to_owned(),
+                source: yaml.to_owned(),
                 connector: document.connector,
                 entity: document.entity,
                 direction: document.direction,
@@ -231,6 +234,10 @@ impl CompiledSpec {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     pub fn connector(&self) -> &str {

@@ -64,9 +64,11 @@ mod compiled;
 mod document;
 mod expr;
 mod fast;
+mod overlay;
 
 pub use compiled::{CompiledSpec, MappedRecord};
 pub use document::SPEC_VERSION;
+pub use overlay::compile_with_override;
 
 /// Longest partner value, in characters, quoted in a [`FieldError`].
 pub const MAX_PARTNER_VALUE_CHARS: usize = 200;
