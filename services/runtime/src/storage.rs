@@ -84,10 +84,18 @@ pub async fn open(
         // The schema must exist before any pooled connection points its search_path at it.
         let mut connection = options.connect().await.map_err(StorageError::Connect)?;
         let create_schema = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
-        connection
+        let created = connection
             .execute(sqlx::raw_sql(AssertSqlSafe(create_schema)))
-            .await
-            .map_err(StorageError::Connect)?;
+            .await;
+        // IF NOT EXISTS is not safe against a race: two replicas starting together can both
+        // try to create it, and the loser sees a unique violation. The schema exists either way.
+        match created {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                tracing::debug!(schema, "schema created concurrently by another replica");
+            }
+            Err(error) => return Err(StorageError::Connect(error)),
+        }
     }
 
     let session_setup = match backend {
