@@ -190,12 +190,31 @@ fn compile_jq(source: &str) -> Result<jaq_core::Filter<Data>, String> {
         })
 }
 
-/// `None` for the values that mean "no value": null and "".
+/// `None` for the values that mean "no value": null and "". Inside the objects and arrays an
+/// expression builds, null members and items mean "no value" too and are left out, so
+/// `{url: .url}` with no url fits a canonical string field.
 fn some_value(value: Value) -> Option<Value> {
     match value {
         Value::Null => None,
         Value::String(text) if text.is_empty() => None,
+        Value::Array(items) => Some(Value::Array(
+            items.into_iter().filter_map(without_nulls).collect(),
+        )),
+        Value::Object(object) => Some(Value::Object(
+            object
+                .into_iter()
+                .filter_map(|(key, value)| without_nulls(value).map(|value| (key, value)))
+                .collect(),
+        )),
         value => Some(value),
+    }
+}
+
+fn without_nulls(value: Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        nested @ (Value::Array(_) | Value::Object(_)) => some_value(nested),
+        other => Some(other),
     }
 }
 
