@@ -94,21 +94,84 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             serve_from_env(
                 "sandbox-bullhorn",
                 |env| {
-                    env.parse_or(
+                    let addr = env.parse_or(
                         "PLUGBOARD_LISTEN_ADDR",
                         SocketAddr::from(([127, 0, 0, 1], 9101)),
-                    )
+                    )?;
+                    Ok((addr, sandbox_options(env)?))
                 },
-                |addr| *addr,
-                |_, listener, shutdown| {
-                    plugboard_sandbox::serve(
-                        listener,
-                        plugboard_sandbox::SandboxOptions::default(),
-                        shutdown,
-                    )
+                |(addr, _)| *addr,
+                |(_, options), listener, shutdown| {
+                    plugboard_sandbox::serve(listener, options, shutdown)
                 },
             )
             .await
         }
+    }
+}
+
+/// The sandbox's size and rate limit, for benchmarks and load tests: record counts from
+/// `PLUGBOARD_SANDBOX_{CANDIDATES,JOB_ORDERS,SUBMISSIONS,PLACEMENTS}` and entity requests per
+/// second from `PLUGBOARD_SANDBOX_REQUESTS_PER_SECOND` (0 disables the limit); unset variables
+/// keep the defaults.
+fn sandbox_options(
+    env: &plugboard_runtime::config::Env,
+) -> Result<plugboard_sandbox::SandboxOptions, plugboard_runtime::config::ConfigError> {
+    use plugboard_sandbox::SandboxOptions;
+    use plugboard_sandbox::bullhorn::SeedCounts;
+
+    let defaults = SandboxOptions::default();
+    let counts = SeedCounts {
+        candidates: env.parse_or("PLUGBOARD_SANDBOX_CANDIDATES", defaults.counts.candidates)?,
+        job_orders: env.parse_or("PLUGBOARD_SANDBOX_JOB_ORDERS", defaults.counts.job_orders)?,
+        submissions: env.parse_or("PLUGBOARD_SANDBOX_SUBMISSIONS", defaults.counts.submissions)?,
+        placements: env.parse_or("PLUGBOARD_SANDBOX_PLACEMENTS", defaults.counts.placements)?,
+    };
+    let requests_per_second: u32 = env.parse_or(
+        "PLUGBOARD_SANDBOX_REQUESTS_PER_SECOND",
+        defaults.requests_per_second.unwrap_or(0),
+    )?;
+    Ok(SandboxOptions {
+        counts,
+        requests_per_second: (requests_per_second > 0).then_some(requests_per_second),
+        ..defaults
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugboard_runtime::config::Env;
+
+    #[test]
+    fn sandbox_options_default_when_unset() {
+        let options = sandbox_options(&Env::from_pairs::<&str, &str>([])).unwrap();
+        let defaults = plugboard_sandbox::SandboxOptions::default();
+        assert_eq!(options.counts, defaults.counts);
+        assert_eq!(options.requests_per_second, defaults.requests_per_second);
+    }
+
+    #[test]
+    fn sandbox_options_read_counts_and_unlimited_rate() {
+        let env = Env::from_pairs([
+            ("PLUGBOARD_SANDBOX_CANDIDATES", "100000"),
+            ("PLUGBOARD_SANDBOX_JOB_ORDERS", "3"),
+            ("PLUGBOARD_SANDBOX_SUBMISSIONS", "4"),
+            ("PLUGBOARD_SANDBOX_PLACEMENTS", "2"),
+            ("PLUGBOARD_SANDBOX_REQUESTS_PER_SECOND", "0"),
+        ]);
+        let options = sandbox_options(&env).unwrap();
+        assert_eq!(options.counts.candidates, 100_000);
+        assert_eq!(options.counts.job_orders, 3);
+        assert_eq!(options.counts.submissions, 4);
+        assert_eq!(options.counts.placements, 2);
+        assert_eq!(options.requests_per_second, None);
+    }
+
+    #[test]
+    fn sandbox_options_reject_bad_numbers() {
+        let env = Env::from_pairs([("PLUGBOARD_SANDBOX_CANDIDATES", "many")]);
+        let error = sandbox_options(&env).unwrap_err().to_string();
+        assert!(error.contains("PLUGBOARD_SANDBOX_CANDIDATES"), "{error}");
     }
 }
