@@ -49,6 +49,17 @@ impl SandboxAdmin {
         Ok(())
     }
 
+    /// Deletes the records at the partner for good.
+    pub async fn delete(&self, entity: &str, ids: &[i64]) -> anyhow::Result<()> {
+        self.http
+            .post(format!("{}/_sandbox/delete", self.base_url))
+            .json(&json!({ "entity": entity, "ids": ids }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     pub async fn faults(&self, faults: Value) -> anyhow::Result<()> {
         self.http
             .post(format!("{}/_sandbox/faults", self.base_url))

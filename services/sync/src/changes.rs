@@ -28,6 +28,8 @@ const BATCH: i64 = 500;
 pub struct Change {
     pub entity: String,
     pub external_id: String,
+    /// The partner no longer has the record.
+    pub deleted: bool,
 }
 
 /// What a watcher asked for.
@@ -64,7 +66,7 @@ pub async fn log_changes(
     for (offset, change) in changes.iter().enumerate() {
         sqlx::query(
             "INSERT INTO changes (tenant_id, position, connection_id, entity, external_id, \
-             changed_at) VALUES ($1, $2, $3, $4, $5, $6)",
+             changed_at, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(tenant_id)
         .bind(first + i64::try_from(offset).unwrap_or(0))
@@ -72,6 +74,7 @@ pub async fn log_changes(
         .bind(&change.entity)
         .bind(&change.external_id)
         .bind(changed_at)
+        .bind(i32::from(change.deleted))
         .execute(&mut **transaction)
         .await?;
     }
@@ -139,7 +142,7 @@ impl ChangeFeed {
     ) -> Result<Vec<WatchChangesResponse>, Error> {
         // Filtered rows still advance the position, so a filtered watcher does not re-read them.
         let rows = sqlx::query(
-            "SELECT c.position, c.connection_id, c.entity, c.external_id, c.changed_at, \
+            "SELECT c.position, c.connection_id, c.entity, c.external_id, c.changed_at, c.deleted, \
              r.content_hash, r.body_json, r.custom_fields_json, r.raw_payload_json, r.updated_at \
              FROM changes c LEFT JOIN records r ON r.tenant_id = c.tenant_id \
              AND r.connection_id = c.connection_id AND r.entity = c.entity \
@@ -165,6 +168,7 @@ fn change_from_row(row: &sqlx::any::AnyRow) -> Result<WatchChangesResponse, Erro
     let entity: String = row.try_get("entity")?;
     let external_id: String = row.try_get("external_id")?;
     let content_hash: Option<String> = row.try_get("content_hash")?;
+    let deleted: i32 = row.try_get("deleted")?;
     let record = match content_hash {
         Some(content_hash) => Some(record_codec::from_stored(
             crate::store::StoredRecord {
@@ -187,5 +191,6 @@ fn change_from_row(row: &sqlx::any::AnyRow) -> Result<WatchChangesResponse, Erro
         external_id,
         record,
         changed_at: row.try_get("changed_at")?,
+        deleted: deleted != 0,
     })
 }

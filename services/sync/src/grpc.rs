@@ -7,13 +7,15 @@ use plugboard_proto::sync::v1::{
     ListQuarantineRequest, ListQuarantineResponse, ListRecordsRequest, ListRecordsResponse,
     ListRunsRequest, ListRunsResponse, ListSyncsRequest, ListSyncsResponse, PauseSyncRequest,
     PauseSyncResponse, QuarantinedRecord, ResumeSyncRequest, ResumeSyncResponse, RunInfo,
-    RunState as WireRunState, StreamProgress, SyncInfo, TriggerRunRequest, TriggerRunResponse,
-    WatchChangesRequest, WatchChangesResponse,
+    RunState as WireRunState, StreamProgress, SyncInfo, TriggerFullRefreshRequest,
+    TriggerFullRefreshResponse, TriggerRunRequest, TriggerRunResponse, WatchChangesRequest,
+    WatchChangesResponse,
 };
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use crate::runner::ReadMode;
 use crate::service::{NewSync, SyncService, SyncSummary};
 use crate::store::{RunRecord, RunState};
 
@@ -152,10 +154,32 @@ impl SyncServiceRpc for GrpcSyncAdapter {
         let tenant_id = Caller::tenant_of(&request)?;
         let run_id = self
             .service
-            .trigger_run(&tenant_id, &request.get_ref().connection_id)
+            .trigger_run(
+                &tenant_id,
+                &request.get_ref().connection_id,
+                ReadMode::Incremental,
+            )
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(TriggerRunResponse { run_id }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn trigger_full_refresh(
+        &self,
+        request: Request<TriggerFullRefreshRequest>,
+    ) -> Result<Response<TriggerFullRefreshResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let run_id = self
+            .service
+            .trigger_run(
+                &tenant_id,
+                &request.get_ref().connection_id,
+                ReadMode::FullRefresh,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(TriggerFullRefreshResponse { run_id }))
     }
 
     #[instrument(skip_all, fields(run_id = %request.get_ref().run_id))]
@@ -275,6 +299,7 @@ fn run_info(run: RunRecord) -> RunInfo {
                 records_quarantined: counters.records_quarantined,
                 pages: counters.pages,
                 rate_limited_waits: counters.rate_limited_waits,
+                records_deleted: counters.records_deleted,
             })
             .collect(),
         error: run.error.unwrap_or_default(),

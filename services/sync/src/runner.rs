@@ -10,6 +10,7 @@
 //! recorded as failed with [`Error::ShuttingDown`], its lease is released at once, and a
 //! scheduled sync is made due again so any replica's scheduler resumes it from the checkpoint.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -54,6 +55,15 @@ pub struct Runner {
     stopping: Arc<watch::Sender<bool>>,
     /// One permit per run in flight; draining takes them all.
     runs: Arc<Semaphore>,
+}
+
+/// Where a run's streams start reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// From each stream's checkpoint.
+    Incremental,
+    /// From the start, then tombstoning what the partner no longer has.
+    FullRefresh,
 }
 
 /// A stream to read and the canonical entity its records map to.
@@ -104,7 +114,7 @@ impl Runner {
 
     /// Starts a run of `sync` in the background and returns its id, or `RunInProgress` when
     /// another run of the connection holds the lease.
-    pub async fn start(&self, sync: SyncDefinition) -> Result<String, Error> {
+    pub async fn start(&self, sync: SyncDefinition, mode: ReadMode) -> Result<String, Error> {
         if *self.stopping.borrow() {
             return Err(Error::ShuttingDown);
         }
@@ -147,13 +157,19 @@ impl Runner {
         tracing::info!(run_id, connection_id = %sync.connection_id, connector = %sync.connector, "run started");
         let runner = self.clone();
         tokio::spawn(async move {
-            runner.execute(sync, run, lease).await;
+            runner.execute(sync, run, lease, mode).await;
             drop(permit);
         });
         Ok(run_id)
     }
 
-    async fn execute(&self, sync: SyncDefinition, mut run: RunRecord, lease: Lease) {
+    async fn execute(
+        &self,
+        sync: SyncDefinition,
+        mut run: RunRecord,
+        lease: Lease,
+        mode: ReadMode,
+    ) {
         self.report_heartbeat(&sync).await;
         let lease_lost = Arc::new(AtomicBool::new(false));
         let renewal = tokio::spawn(keep_lease(
@@ -163,7 +179,7 @@ impl Runner {
             Arc::clone(&lease_lost),
         ));
 
-        let result = self.read_all(&sync, &mut run, &lease_lost).await;
+        let result = self.read_all(&sync, &mut run, &lease_lost, mode).await;
         renewal.abort();
 
         let finished_at = now_text();
@@ -225,6 +241,7 @@ impl Runner {
         sync: &SyncDefinition,
         run: &mut RunRecord,
         lease_lost: &AtomicBool,
+        mode: ReadMode,
     ) -> Result<(), Error> {
         let resolved = self
             .mesh
@@ -267,11 +284,18 @@ impl Runner {
         }
 
         for plan in plans {
-            let checkpoint = self
-                .store
-                .load_checkpoint(&sync.tenant_id, &sync.connection_id, &plan.stream)
-                .await?
-                .unwrap_or_default();
+            let checkpoint = match mode {
+                ReadMode::FullRefresh => String::new(),
+                ReadMode::Incremental => self
+                    .store
+                    .load_checkpoint(&sync.tenant_id, &sync.connection_id, &plan.stream)
+                    .await?
+                    .unwrap_or_default(),
+            };
+            // A read from no checkpoint sees everything the partner has; what it does not see
+            // is gone at the partner.
+            let complete_read = checkpoint.is_empty();
+            let mut seen: HashSet<String> = HashSet::new();
             run.streams.push(StreamCounters {
                 stream: plan.stream.clone(),
                 entity: plan.entity.clone(),
@@ -322,14 +346,57 @@ impl Runner {
                         repeat,
                     });
                 }
+                if complete_read {
+                    seen.extend(page.records.iter().map(|record| record.external_id.clone()));
+                }
                 let counters = &mut run.streams[stream_index];
                 self.commit_page(sync, &resolved.version, &plan, &run.run_id, page, counters)
                     .await?;
                 self.store.update_run(run).await?;
             }
+            if complete_read {
+                let deleted = self.tombstone_missing(sync, &plan, &seen).await?;
+                run.streams[stream_index].records_deleted = deleted;
+                self.store.update_run(run).await?;
+            }
             tracing::debug!(run_id = %run.run_id, stream = %plan.stream, "stream read to the end");
         }
         Ok(())
+    }
+
+    /// Tombstones the stored records of a stream that a complete read did not see.
+    async fn tombstone_missing(
+        &self,
+        sync: &SyncDefinition,
+        plan: &StreamPlan,
+        seen: &HashSet<String>,
+    ) -> Result<u64, Error> {
+        if seen.is_empty() {
+            // A partner answering a complete read with nothing is far likelier broken than
+            // empty; deleting everything on its word would be the worse mistake.
+            let live = self
+                .store
+                .count_records(&sync.tenant_id, &sync.connection_id, &plan.entity)
+                .await?;
+            if live > 0 {
+                tracing::warn!(
+                    connection_id = %sync.connection_id, stream = %plan.stream, live,
+                    "a complete read returned no records; not deleting the stored ones"
+                );
+            }
+            return Ok(0);
+        }
+        let deleted = self
+            .store
+            .tombstone_missing(&sync.tenant_id, &sync.connection_id, &plan.entity, seen)
+            .await?;
+        if !deleted.is_empty() {
+            tracing::info!(
+                connection_id = %sync.connection_id, stream = %plan.stream,
+                deleted = deleted.len(), "records gone at the partner tombstoned"
+            );
+        }
+        Ok(deleted.len() as u64)
     }
 
     /// Maps one page and commits it with its checkpoint.
@@ -627,7 +694,10 @@ mod tests {
     async fn a_stopping_runner_refuses_new_runs_and_drains_when_none_is_left() {
         let runner = runner().await;
         runner.stop();
-        let error = runner.start(definition()).await.unwrap_err();
+        let error = runner
+            .start(definition(), ReadMode::Incremental)
+            .await
+            .unwrap_err();
         assert!(matches!(error, Error::ShuttingDown), "{error}");
         assert!(runner.drain(Duration::from_secs(1)).await);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use plugboard_runtime::storage::{format_time, now_text};
 
 use crate::error::Error;
-use crate::runner::Runner;
+use crate::runner::{ReadMode, Runner};
 use crate::store::Store;
 
 pub async fn run(store: Store, runner: Runner, tick: Duration) {
@@ -29,7 +29,7 @@ async fn start_due(store: &Store, runner: &Runner) -> Result<(), Error> {
             .set_next_run(&sync.tenant_id, &sync.connection_id, &format_time(next))
             .await?;
         let connection_id = sync.connection_id.clone();
-        match runner.start(sync).await {
+        match runner.start(sync, ReadMode::Incremental).await {
             Ok(run_id) => tracing::debug!(run_id, connection_id, "scheduled run started"),
             Err(Error::RunInProgress { .. }) => {
                 tracing::debug!(connection_id, "scheduled run skipped: one is in progress")

@@ -84,7 +84,12 @@ impl SyncService {
         Ok(summaries)
     }
 
-    pub async fn trigger_run(&self, tenant_id: &str, connection_id: &str) -> Result<String, Error> {
+    pub async fn trigger_run(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        mode: crate::runner::ReadMode,
+    ) -> Result<String, Error> {
         let sync = self.get_sync(tenant_id, connection_id).await?;
         if sync.paused {
             return Err(Error::Paused {
@@ -92,7 +97,7 @@ impl SyncService {
             });
         }
         let interval = sync.interval_seconds;
-        let run_id = self.runner.start(sync).await?;
+        let run_id = self.runner.start(sync, mode).await?;
         // A manual run counts as the scheduled one: the next is an interval from now, so it
         // does not start right behind this one.
         if interval > 0 {

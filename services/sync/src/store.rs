@@ -43,6 +43,9 @@ pub struct StreamCounters {
     pub checkpoint_before: String,
     #[serde(default)]
     pub checkpoint_after: String,
+    /// Records tombstoned because a complete read no longer found them.
+    #[serde(default)]
+    pub records_deleted: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +259,7 @@ impl Store {
     ) -> Result<Vec<(String, u64)>, Error> {
         let rows = sqlx::query(
             "SELECT entity, COUNT(*) AS n FROM records WHERE tenant_id = $1 AND connection_id = $2 \
-             GROUP BY entity ORDER BY entity",
+             AND deleted_at IS NULL GROUP BY entity ORDER BY entity",
         )
         .bind(tenant_id)
         .bind(connection_id)
@@ -302,8 +305,10 @@ impl Store {
                  ON CONFLICT (tenant_id, connection_id, entity, external_id) DO UPDATE SET \
                  content_hash = excluded.content_hash, body_json = excluded.body_json, \
                  custom_fields_json = excluded.custom_fields_json, \
-                 raw_payload_json = excluded.raw_payload_json, updated_at = excluded.updated_at \
-                 WHERE records.content_hash <> excluded.content_hash",
+                 raw_payload_json = excluded.raw_payload_json, updated_at = excluded.updated_at, \
+                 deleted_at = NULL \
+                 WHERE records.content_hash <> excluded.content_hash \
+                 OR records.deleted_at IS NOT NULL",
             )
             .bind(page.tenant_id)
             .bind(page.connection_id)
@@ -322,6 +327,7 @@ impl Store {
                 changes.push(crate::changes::Change {
                     entity: record.entity.clone(),
                     external_id: record.external_id.clone(),
+                    deleted: false,
                 });
             } else {
                 outcome.unchanged += 1;
@@ -372,6 +378,59 @@ impl Store {
             self.committed.notify_waiters();
         }
         Ok(outcome)
+    }
+
+    /// After a complete read of `entity`, tombstones the live records whose ids the read did
+    /// not see, and logs them as deletions; returns their ids. Only call it when the read went
+    /// to the end without an error: a partial read would delete what it merely did not reach.
+    pub async fn tombstone_missing(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        entity: &str,
+        seen: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, Error> {
+        let mut transaction = self.pool.begin().await?;
+        let live: Vec<String> = sqlx::query_scalar(
+            "SELECT external_id FROM records WHERE tenant_id = $1 AND connection_id = $2 \
+             AND entity = $3 AND deleted_at IS NULL ORDER BY external_id",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(entity)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let missing: Vec<String> = live.into_iter().filter(|id| !seen.contains(id)).collect();
+        if missing.is_empty() {
+            return Ok(missing);
+        }
+        let now = plugboard_runtime::storage::now_text();
+        for external_id in &missing {
+            sqlx::query(
+                "UPDATE records SET deleted_at = $5 WHERE tenant_id = $1 AND connection_id = $2 \
+                 AND entity = $3 AND external_id = $4",
+            )
+            .bind(tenant_id)
+            .bind(connection_id)
+            .bind(entity)
+            .bind(external_id)
+            .bind(&now)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        let changes: Vec<crate::changes::Change> = missing
+            .iter()
+            .map(|external_id| crate::changes::Change {
+                entity: entity.to_owned(),
+                external_id: external_id.clone(),
+                deleted: true,
+            })
+            .collect();
+        crate::changes::log_changes(&mut transaction, tenant_id, connection_id, &changes, &now)
+            .await?;
+        transaction.commit().await?;
+        self.committed.notify_waiters();
+        Ok(missing)
     }
 
     /// The feed of committed changes, for `WatchChanges`.
@@ -525,7 +584,7 @@ impl Store {
             "SELECT entity, external_id, content_hash, body_json, custom_fields_json, \
              raw_payload_json, updated_at FROM records WHERE tenant_id = $1 \
              AND connection_id = $2 AND entity = $3 AND external_id > $4 \
-             ORDER BY external_id LIMIT $5",
+             AND deleted_at IS NULL ORDER BY external_id LIMIT $5",
         )
         .bind(tenant_id)
         .bind(connection_id)
@@ -557,7 +616,7 @@ impl Store {
     ) -> Result<u64, Error> {
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM records WHERE tenant_id = $1 AND connection_id = $2 \
-             AND entity = $3",
+             AND entity = $3 AND deleted_at IS NULL",
         )
         .bind(tenant_id)
         .bind(connection_id)

@@ -64,6 +64,33 @@ pub async fn touch(State(sandbox): State<Shared>, Json(request): Json<TouchReque
     Json(json!({"touched": request.ids, "dateLastModified": now})).into_response()
 }
 
+#[derive(Debug, Deserialize)]
+pub struct DeleteRequest {
+    pub entity: String,
+    pub ids: Vec<i64>,
+}
+
+/// `POST /_sandbox/delete`: removes the records for good, as a hard delete in Bullhorn does:
+/// they stop appearing in query and search results. Answers `{"deleted": [ids]}`; 404 when an
+/// id does not exist.
+pub async fn delete(State(sandbox): State<Shared>, Json(request): Json<DeleteRequest>) -> Response {
+    let mut world = sandbox.world();
+    let Some(records) = world.records.get_mut(request.entity.as_str()) else {
+        return not_found(&request.entity);
+    };
+    let id_of = |record: &Value| record.get("id").and_then(Value::as_i64);
+    if let Some(missing) = request
+        .ids
+        .iter()
+        .find(|id| !records.iter().any(|record| id_of(record) == Some(**id)))
+    {
+        let message = format!("no {} with id {missing}", request.entity);
+        return (StatusCode::NOT_FOUND, Json(json!({"error": message}))).into_response();
+    }
+    records.retain(|record| !id_of(record).is_some_and(|id| request.ids.contains(&id)));
+    Json(json!({"deleted": request.ids})).into_response()
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct FaultsRequest {
     /// The next N entity requests answer 429.

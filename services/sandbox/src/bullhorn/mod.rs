@@ -96,6 +96,7 @@ pub fn router(options: SandboxOptions) -> Router {
         )
         .route("/_sandbox/records/{entity}", get(admin::records))
         .route("/_sandbox/touch", post(admin::touch))
+        .route("/_sandbox/delete", post(admin::delete))
         .route("/_sandbox/faults", post(admin::faults))
         .route("/_sandbox/stats", get(admin::stats))
         .with_state(shared)
