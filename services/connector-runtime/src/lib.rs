@@ -78,7 +78,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let loaded = manifest::load(&config.connector_dir).map_err(|problems| {
+    let loaded = manifest::load_for_serving(&config.connector_dir).map_err(|problems| {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         Error::Startup(format!(
             "the connector folder has problems:\n{}",

@@ -123,7 +123,7 @@ pub async fn open(
         });
     }
     let scope = json!({ "settings": &settings.values, "secret": secret.scope() });
-    let render = |text: &str| template::render(text, &scope).map_err(|e| Error::InvalidSettings(e));
+    let render = |text: &str| template::render(text, &scope).map_err(Error::InvalidSettings);
     let mut session = Session {
         headers: Vec::new(),
         query: Vec::new(),

@@ -82,9 +82,12 @@ impl CredentialsService for FakeCredentials {
     }
 }
 
+/// A registration and the connector its caller identity names.
+type Registration = (RegisterRequest, Option<String>);
+
 #[derive(Default, Clone)]
 struct FakeRegistry {
-    registrations: Arc<Mutex<Vec<(RegisterRequest, Option<String>)>>>,
+    registrations: Arc<Mutex<Vec<Registration>>>,
     heartbeats: Arc<Mutex<u32>>,
 }
 

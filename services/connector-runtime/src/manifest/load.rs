@@ -35,6 +35,17 @@ pub struct Loaded {
 
 /// Reads and checks `dir/manifest.yaml` and `dir/mappings/*.yaml`.
 pub fn load(dir: &Path) -> Result<Loaded, Vec<Problem>> {
+    load_with(dir, true)
+}
+
+/// As [`load`], but reads the mapping specs without compiling them: for serving, where the
+/// mapping service compiles them and `check` already has (compiling jq specs costs a serving
+/// process memory it keeps).
+pub fn load_for_serving(dir: &Path) -> Result<Loaded, Vec<Problem>> {
+    load_with(dir, false)
+}
+
+fn load_with(dir: &Path, compile_mappings: bool) -> Result<Loaded, Vec<Problem>> {
     let manifest_path = dir.join("manifest.yaml");
     let file = manifest_path.display().to_string();
     let yaml = std::fs::read_to_string(&manifest_path).map_err(|e| {
@@ -75,6 +86,13 @@ pub fn load(dir: &Path) -> Result<Loaded, Vec<Problem>> {
             return Err(found);
         }
     };
+    if !compile_mappings {
+        return if problems.is_empty() {
+            Ok(Loaded { manifest, mappings })
+        } else {
+            Err(problems)
+        };
+    }
     problems.extend(check_mappings(
         &manifest,
         &file,
@@ -453,16 +471,16 @@ impl<'a> Checker<'a> {
             );
         }
         self.pointer(&["streams", name, "records"], &stream.records, true);
-        if let Some(size) = stream.pagination.page_size() {
-            if size.value == 0 || size.max.is_some_and(|max| max < size.value) {
-                self.problem(
-                    &["streams", name, "pagination", "page_size"],
-                    format!(
-                        "page_size.value {} must be at least 1 and at most page_size.max",
-                        size.value
-                    ),
-                );
-            }
+        if let Some(size) = stream.pagination.page_size()
+            && (size.value == 0 || size.max.is_some_and(|max| max < size.value))
+        {
+            self.problem(
+                &["streams", name, "pagination", "page_size"],
+                format!(
+                    "page_size.value {} must be at least 1 and at most page_size.max",
+                    size.value
+                ),
+            );
         }
         match &stream.pagination {
             Pagination::NextUrl { next, .. } | Pagination::Cursor { next, .. } => {
