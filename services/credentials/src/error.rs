@@ -68,6 +68,8 @@ pub enum Error {
     RefreshInProgress { connection_id: String },
     #[error("coordination is unavailable: {0}")]
     Coordination(String),
+    #[error("cannot write the audit log: {0}")]
+    AuditFailed(String),
     #[error("cannot build the http client")]
     HttpClient,
     #[error("the oauth connect state is unknown, used or expired; start the connect again")]
@@ -133,6 +135,7 @@ impl ServiceError for Error {
             Error::Storage(_)
             | Error::Encrypt(_)
             | Error::HttpClient
+            | Error::AuditFailed(_)
             | Error::OpenStorage(_)
             | Error::Config(_)
             | Error::MeshKey(_)
@@ -158,6 +161,7 @@ impl ServiceError for Error {
             Error::RefreshInProgress { .. } => "REFRESH_IN_PROGRESS",
             Error::Coordination(_) => "COORDINATION_FAILED",
             Error::HttpClient => "HTTP_CLIENT_FAILED",
+            Error::AuditFailed(_) => "AUDIT_FAILED",
             Error::ConnectStateInvalid => "OAUTH_STATE_INVALID",
             Error::ConnectDenied { .. } => "OAUTH_DENIED",
             Error::Storage(_) => "STORAGE_FAILED",

@@ -21,6 +21,7 @@
 //! after repeated failures, cools down (UNAVAILABLE with a `retry-after`).
 //!
 //! Modules:
+//! - [`audit`]: group commit of audit rows;
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
 //! - [`keys`]: per-tenant data keys, their cache, rotation and migration at start;
@@ -50,6 +51,7 @@
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
 //! - The audit log has no RPC to read it yet; the store exposes it. TODO(#4).
 
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod error;

@@ -9,6 +9,7 @@ use sqlx::{AnyPool, Row};
 
 use plugboard_runtime::storage::{self, StorageError};
 
+use crate::audit::AuditWriter;
 use crate::error::Error;
 use crate::oauth::store::{TokenRow, delete_tokens, upsert_token};
 
@@ -82,6 +83,7 @@ pub struct AuditEntry {
 #[derive(Debug, Clone)]
 pub struct CredentialStore {
     pool: AnyPool,
+    audit: AuditWriter,
 }
 
 impl CredentialStore {
@@ -89,7 +91,8 @@ impl CredentialStore {
     /// unique one); SQLite ignores it.
     pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
-        Ok(CredentialStore { pool })
+        let audit = AuditWriter::spawn(pool.clone());
+        Ok(CredentialStore { pool, audit })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -307,10 +310,10 @@ impl CredentialStore {
         Ok(Some(version))
     }
 
-    /// Writes an audit row on its own, for reads and refusals.
+    /// Writes an audit row on its own, for reads and refusals; returns once it is committed
+    /// (group-committed with concurrent ones, see [`crate::audit`]).
     pub async fn record(&self, audit: &AuditEntry) -> Result<(), Error> {
-        let mut connection = self.pool.acquire().await?;
-        insert_audit(&mut connection, audit).await
+        self.audit.record(audit.clone()).await
     }
 
     /// A connection's audit log, oldest first.

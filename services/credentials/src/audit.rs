@@ -1,0 +1,120 @@
+//! Group commit for audit rows written on their own (every lease writes one).
+//!
+//! Callers hand their row to one writer task and wait for its commit, so a lease still answers
+//! only after its audit row is durable; the task writes whatever rows queued up meanwhile in one
+//! transaction. Under concurrent leases this turns N single-row commits, which SQLite serialises
+//! behind its one write lock, into a few multi-row ones.
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::store::{AuditEntry, insert_audit};
+
+/// Most rows one transaction takes.
+const MAX_BATCH: usize = 256;
+
+type Pending = (AuditEntry, oneshot::Sender<Result<(), String>>);
+
+#[derive(Debug, Clone)]
+pub struct AuditWriter {
+    sender: mpsc::UnboundedSender<Pending>,
+}
+
+impl AuditWriter {
+    /// Starts the writer task on the current tokio runtime; it ends when every clone of the
+    /// writer is dropped.
+    pub fn spawn(pool: AnyPool) -> AuditWriter {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Pending>();
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let outcome = write(&pool, &batch)
+                    .await
+                    .map_err(|error| error.to_string());
+                if let Err(error) = &outcome {
+                    tracing::error!(error = %error, rows = batch.len(), "cannot write audit rows");
+                }
+                for (_, reply) in batch {
+                    // The caller may have gone away (cancelled request); the row is written.
+                    let _ = reply.send(outcome.clone());
+                }
+            }
+        });
+        AuditWriter { sender }
+    }
+
+    /// Writes `audit` and returns once it is committed.
+    pub async fn record(&self, audit: AuditEntry) -> Result<(), Error> {
+        let (reply, committed) = oneshot::channel();
+        self.sender
+            .send((audit, reply))
+            .map_err(|_| Error::AuditFailed("the audit writer stopped".to_owned()))?;
+        committed
+            .await
+            .map_err(|_| Error::AuditFailed("the audit writer stopped".to_owned()))?
+            .map_err(Error::AuditFailed)
+    }
+}
+
+async fn write(pool: &AnyPool, batch: &[Pending]) -> Result<(), Error> {
+    let mut transaction = pool.begin().await?;
+    for (audit, _) in batch {
+        insert_audit(&mut transaction, audit).await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{AuditEntry, CredentialStore};
+
+    fn entry(index: usize) -> AuditEntry {
+        AuditEntry {
+            at: plugboard_runtime::storage::now_text(),
+            tenant: "acme".into(),
+            connection_id: "c1".into(),
+            subject: "connector:x".into(),
+            action: "lease".into(),
+            outcome: "ok".into(),
+            run_id: format!("run-{index}"),
+            version: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_rows_are_all_committed_and_failures_reach_every_caller() {
+        let dir = std::env::temp_dir().join(format!("pb-credaudit-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}/credentials.db?mode=rwc", dir.display());
+        let store = CredentialStore::open(&url, "credentials").await.unwrap();
+        let entries: Vec<AuditEntry> = (0..100).map(entry).collect();
+        let writes = entries.iter().map(|audit| store.record(audit));
+        for outcome in futures::future::join_all(writes).await {
+            outcome.unwrap();
+        }
+        let log = store.audit_log("acme", "c1").await.unwrap();
+        let mut runs: Vec<String> = log.into_iter().map(|entry| entry.run_id).collect();
+        runs.sort();
+        let mut expected: Vec<String> = (0..100).map(|index| format!("run-{index}")).collect();
+        expected.sort();
+        assert_eq!(runs, expected);
+
+        sqlx::query("DROP TABLE credential_audit")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let writes = entries.iter().take(5).map(|audit| store.record(audit));
+        for outcome in futures::future::join_all(writes).await {
+            let error = outcome.unwrap_err();
+            assert!(matches!(error, crate::Error::AuditFailed(_)), "{error:?}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
