@@ -46,7 +46,7 @@
 //!   (CREDENTIALS_REJECTED), via sync; the service does not report to health itself. TODO(#4).
 //! - Webhook signing secrets and mutual-TLS client certificates are not secret kinds yet (new
 //!   oneof variants would break the exhaustive matches in the connectors). TODO(#4).
-//! - LeaseAccess p99 is 2.4x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
+//! - LeaseAccess p99 is 2.2x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
 //!   `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
 //! - The audit log has no RPC to read it yet; the store exposes it. TODO(#4).
