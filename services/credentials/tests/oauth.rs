@@ -601,3 +601,46 @@ async fn single_flight_across_two_servers_on_redis_and_postgres() {
         std::panic::resume_unwind(error.into_panic());
     }
 }
+
+#[tokio::test]
+async fn refresh_happens_ahead_of_expiry_and_a_failed_early_refresh_keeps_the_live_token() {
+    let partner = Partner::start().await;
+    let server = local_server().await;
+    server.put("cc", partner.client()).await;
+    let first = server.lease("cc").await.unwrap().access_token;
+    let set_expiry = |seconds_left: i64| {
+        let pool = server.store.pool().clone();
+        async move {
+            sqlx::query("UPDATE oauth_tokens SET access_expires_at = $1")
+                .bind(chrono::Utc::now().timestamp() + seconds_left)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    // Two minutes left: outside the 60 s refresh-ahead window, served from the cache.
+    set_expiry(120).await;
+    assert_eq!(server.lease("cc").await.unwrap().access_token, first);
+    assert_eq!(partner.token_calls().await, 1);
+
+    // 30 s left: still valid, but refreshed ahead of expiry.
+    set_expiry(30).await;
+    let second = server.lease("cc").await.unwrap();
+    assert_ne!(second.access_token, first);
+    assert_eq!(partner.token_calls().await, 2);
+
+    // 30 s left and the partner is down: the still-valid token is handed out, and the lease
+    // must come back before that token expires.
+    set_expiry(30).await;
+    partner.faults(json!({ "fail_next": 10 })).await;
+    let third = server.lease("cc").await.unwrap();
+    assert_eq!(third.access_token, second.access_token);
+    let lease_expiry = chrono::DateTime::parse_from_rfc3339(&third.expires_at)
+        .unwrap()
+        .signed_duration_since(chrono::Utc::now());
+    assert!(
+        lease_expiry <= chrono::Duration::seconds(30),
+        "{lease_expiry}"
+    );
+    assert_eq!(partner.token_calls().await, 4, "one refresh, retried once");
+}
