@@ -54,6 +54,8 @@ CORE = {
     },
     "mapping": {
         "port": 50052,
+        # Tenant mapping overrides live in mapping's own schema.
+        "database": True,
         "calls": ["registry"],
         "callers": ["sync", "gateway", "api-clients"],
         "autoscale": True,
