@@ -8,7 +8,7 @@ use plugboard_proto::health::v1::integration_health_service_server::{
 use plugboard_proto::health::v1::{
     GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse, IntegrationHealth,
     IntegrationStatus, ListIncidentsRequest, ListIncidentsResponse, ReportRequest, ReportResponse,
-    WatchStatusRequest, WatchStatusResponse,
+    SetWebhookRequest, SetWebhookResponse, WatchStatusRequest, WatchStatusResponse,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -97,6 +97,13 @@ impl SyncService for FakeSync {
         &self,
         _: Request<ResumeSyncRequest>,
     ) -> Result<Response<ResumeSyncResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn trigger_full_refresh(
+        &self,
+        _: Request<TriggerFullRefreshRequest>,
+    ) -> Result<Response<TriggerFullRefreshResponse>, Status> {
         unimplemented()
     }
 
@@ -200,6 +207,13 @@ impl IntegrationHealthService for FakeHealth {
         &self,
         _: Request<GetUptimeRequest>,
     ) -> Result<Response<GetUptimeResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn set_webhook(
+        &self,
+        _: Request<SetWebhookRequest>,
+    ) -> Result<Response<SetWebhookResponse>, Status> {
         unimplemented()
     }
 
