@@ -30,6 +30,8 @@ pub struct Config {
     /// Freshness target per entity.
     pub freshness_targets: Targets,
     pub sweep_interval: Duration,
+    /// Whether webhooks may target loopback and private addresses (dev and tests only).
+    pub allow_private_webhooks: bool,
 }
 
 impl Config {
@@ -42,12 +44,14 @@ impl Config {
             mesh_key,
             freshness_targets: Targets::default(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            allow_private_webhooks: false,
         }
     }
 
     /// Reads `PLUGBOARD_LISTEN_ADDR`, `PLUGBOARD_DATABASE_URL`, `PLUGBOARD_DATABASE_SCHEMA` and
     /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`), `PLUGBOARD_HEALTH_FRESHNESS_TARGETS`
-    /// (`job=900,*=3600`, seconds) and `PLUGBOARD_HEALTH_SWEEP_SECONDS`.
+    /// (`job=900,*=3600`, seconds), `PLUGBOARD_HEALTH_SWEEP_SECONDS` and
+    /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS` (webhooks to private addresses; dev and tests only).
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
         let database_url = env
@@ -89,6 +93,7 @@ impl Config {
             mesh_key,
             freshness_targets,
             sweep_interval: Duration::from_secs(sweep_seconds.max(1)),
+            allow_private_webhooks: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
         })
     }
 }

@@ -22,6 +22,9 @@ pub enum Error {
         connection_id: String,
         detail: String,
     },
+    /// A webhook URL that is not allowed, or a delivery that failed; the text says why.
+    #[error("{0}")]
+    InvalidWebhook(String),
     #[error("health storage failed: {0}")]
     Storage(#[source] sqlx::Error),
     #[error("cannot open the health database: {0}")]
@@ -35,7 +38,7 @@ pub enum Error {
 impl ServiceError for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidReport { .. } => ErrorKind::InvalidArgument,
+            Error::InvalidReport { .. } | Error::InvalidWebhook(_) => ErrorKind::InvalidArgument,
             Error::IntegrationNotFound { .. } => ErrorKind::NotFound,
             Error::Contended { .. } => ErrorKind::Unavailable,
             Error::CorruptState { .. }
@@ -49,6 +52,7 @@ impl ServiceError for Error {
     fn reason(&self) -> &'static str {
         match self {
             Error::InvalidReport { .. } => "INVALID_REPORT",
+            Error::InvalidWebhook(_) => "INVALID_WEBHOOK",
             Error::IntegrationNotFound { .. } => "INTEGRATION_NOT_FOUND",
             Error::Contended { .. } => "REPORT_CONTENDED",
             Error::CorruptState { .. } => "CORRUPT_STATE",

@@ -11,8 +11,8 @@ use plugboard_proto::health::v1::report_request::Report;
 use plugboard_proto::health::v1::{
     EntityFreshness, GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse,
     Incident, IncidentUpdate, IntegrationHealth, IntegrationStatus, ListIncidentsRequest,
-    ListIncidentsResponse, ReportRequest, ReportResponse, UptimeDay, Warning, WatchStatusRequest,
-    WatchStatusResponse,
+    ListIncidentsResponse, ReportRequest, ReportResponse, SetWebhookRequest, SetWebhookResponse,
+    UptimeDay, Warning, WatchStatusRequest, WatchStatusResponse,
 };
 use plugboard_runtime::identity::Caller;
 use plugboard_runtime::storage::format_time;
@@ -23,17 +23,19 @@ use tracing::instrument;
 use crate::error::Error;
 use crate::rules::{self, uptime};
 use crate::service::{HealthService, IntegrationView};
+use crate::webhooks::Webhooks;
 use crate::{incidents, rules::freshness::Freshness};
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchStatusResponse, Status>> + Send>>;
 
 pub struct GrpcHealthAdapter {
     service: HealthService,
+    webhooks: Webhooks,
 }
 
 impl GrpcHealthAdapter {
-    pub fn new(service: HealthService) -> GrpcHealthAdapter {
-        GrpcHealthAdapter { service }
+    pub fn new(service: HealthService, webhooks: Webhooks) -> GrpcHealthAdapter {
+        GrpcHealthAdapter { service, webhooks }
     }
 }
 
@@ -133,6 +135,24 @@ async fn snapshot(
 #[tonic::async_trait]
 impl IntegrationHealthService for GrpcHealthAdapter {
     type WatchStatusStream = WatchStream;
+
+    #[instrument(skip_all)]
+    async fn set_webhook(
+        &self,
+        request: Request<SetWebhookRequest>,
+    ) -> Result<Response<SetWebhookResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let url = request.into_inner().url;
+        let signing_secret = self
+            .webhooks
+            .set(&tenant, &url)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(SetWebhookResponse {
+            url: url.trim().to_owned(),
+            signing_secret,
+        }))
+    }
 
     #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
     async fn watch_status(

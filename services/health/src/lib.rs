@@ -14,6 +14,7 @@
 //!   pure and unit-tested;
 //! - [`store`]: integration state and run history (SQLite or PostgreSQL);
 //! - [`incidents`]: incidents and their timelines, written with the status change;
+//! - [`webhooks`]: each tenant's webhook, SSRF-guarded, told of every change with a signature;
 //! - [`service`]: taking reports and answering for status;
 //! - [`grpc`]: the thin `plugboard.health.v1.IntegrationHealthService` adapter.
 //!
@@ -34,6 +35,7 @@ pub mod incidents;
 pub mod rules;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
 use std::future::Future;
 
@@ -58,16 +60,19 @@ pub async fn run(
 ) -> Result<(), Error> {
     let mesh_key = MeshKey::new(&config.mesh_key)?;
     let store = Store::open(&config.database_url, &config.database_schema).await?;
-    let service = HealthService::new(store, config.freshness_targets.clone());
+    let service = HealthService::new(store.clone(), config.freshness_targets.clone());
+    let webhooks = webhooks::Webhooks::new(store.pool(), config.allow_private_webhooks)?;
+    let deliveries = tokio::spawn(webhooks.clone().deliver_forever(service.watch()));
     let sweeper = tokio::spawn(sweep_forever(service.clone(), config.sweep_interval));
     let server = IntegrationHealthServiceServer::with_interceptor(
-        GrpcHealthAdapter::new(service),
+        GrpcHealthAdapter::new(service, webhooks),
         RequireCaller::new(mesh_key),
     );
     let name = <IntegrationHealthServiceServer<GrpcHealthAdapter> as NamedService>::NAME;
     let served =
         plugboard_runtime::server::serve(listener, Routes::new(server), &[name], shutdown).await;
     sweeper.abort();
+    deliveries.abort();
     served?;
     Ok(())
 }

@@ -59,6 +59,11 @@ impl Store {
         self.pool.begin().await.map_err(Error::Storage)
     }
 
+    /// The pool, for tables other modules own (webhooks).
+    pub fn pool(&self) -> AnyPool {
+        self.pool.clone()
+    }
+
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<Any>, Error> {
         self.pool.acquire().await.map_err(Error::Storage)
     }
