@@ -29,6 +29,8 @@ pub enum Error {
     PartnerRejected { status: u16, message: String },
     #[error("bullhorn sent an unexpected response: {0}")]
     PartnerResponse(String),
+    #[error("the bullhorn connector does not write {0} records")]
+    WriteUnsupported(String),
     #[error("cannot start the connector: {0}")]
     Startup(String),
     #[error(transparent)]
@@ -45,7 +47,8 @@ impl ServiceError for Error {
             Error::CredentialsRejected(_)
             | Error::CredentialMissing
             | Error::WrongCredentialKind(_)
-            | Error::PartnerRejected { .. } => ErrorKind::FailedPrecondition,
+            | Error::PartnerRejected { .. }
+            | Error::WriteUnsupported(_) => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
             Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
                 ErrorKind::Unavailable
@@ -68,6 +71,7 @@ impl ServiceError for Error {
             Error::RateLimited(_) => "PARTNER_RATE_LIMITED",
             Error::PartnerRejected { .. } => "PARTNER_REQUEST_REJECTED",
             Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
+            Error::WriteUnsupported(_) => "WRITE_UNSUPPORTED",
             Error::Startup(_) => "STARTUP_FAILED",
             Error::Serve(_) => "SERVE_FAILED",
         }

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::access::Secret;
 use crate::checkpoint::{Checkpoint, CursorFormat};
 use crate::connector::{Connector, ReadParams, SecretSource, WriteParams};
+use crate::error::Error;
 use crate::manifest::{self, Auth, Manifest};
 use crate::template;
 use crate::webhook::Verifier;
@@ -148,7 +149,10 @@ pub async fn run(dir: &Path, sandbox_url: &str) -> Result<Vec<Outcome>, String> 
             "malformed record quarantined with its reason",
             kit.malformed().await,
         ),
-        ("write round-trips, idempotently", kit.write().await),
+        (
+            "write round-trips; an unconfirmed create is never sent twice",
+            kit.write().await,
+        ),
         (
             "signed webhook accepted, forged and replayed rejected",
             kit.webhook().await,
@@ -475,21 +479,36 @@ impl Kit {
             external_id: String::new(),
             record_json: fixture.record.to_string(),
             idempotency_key: "conformance-write-1".to_owned(),
+            earlier_attempt_unconfirmed: false,
         };
         let created = self
             .connector
             .write(params.clone())
             .await
             .map_err(|e| e.to_string())?;
+        // The same create again, as an outbox retries one whose first answer was lost: without
+        // a key the partner deduplicates on, the runtime must refuse rather than create twice.
         let again = self
             .connector
-            .write(params.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        ensure(
-            again.replayed && again.external_id == created.external_id,
-            || "a repeated idempotency key wrote again".to_owned(),
-        )?;
+            .write(WriteParams {
+                earlier_attempt_unconfirmed: true,
+                ..params.clone()
+            })
+            .await;
+        match (
+            &again,
+            &self.manifest().writes[&fixture.entity].idempotency_header,
+        ) {
+            (Err(Error::WriteOutcomeUnknown(_)), None) => {}
+            (Ok(again), Some(_)) => ensure(again.external_id == created.external_id, || {
+                "the partner did not deduplicate a repeated idempotency key".to_owned()
+            })?,
+            (other, _) => {
+                return Ok(Verdict::Failed(format!(
+                    "a repeated unconfirmed create answered {other:?}"
+                )));
+            }
+        }
         let (after, _) = self.sandbox_ids(&fixture.stream).await?;
         ensure(after.len() == before.len() + 1, || {
             format!(
@@ -522,6 +541,8 @@ impl Kit {
                     external_id: created.external_id.clone(),
                     record_json: record.to_string(),
                     idempotency_key: "conformance-write-2".to_owned(),
+                    // An update sets values: repeating one is harmless, so it is sent.
+                    earlier_attempt_unconfirmed: true,
                     ..params
                 })
                 .await

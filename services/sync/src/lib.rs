@@ -24,15 +24,24 @@
 
 pub mod changes;
 pub mod config;
+pub mod conflicts;
+pub mod delivery;
+pub mod echo;
 pub mod error;
+pub mod fields;
 pub mod grpc;
+mod grpc_two_way;
 pub mod mesh;
+pub mod outbox;
 pub mod page_guard;
+pub mod policy;
+pub mod push;
 pub mod record_codec;
 pub mod runner;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub mod two_way;
 
 use std::future::Future;
 use std::time::Duration;
@@ -79,6 +88,11 @@ pub async fn run(
         &config.mapping_addr,
         &config.health_addr,
     )?;
+    let (stop_delivery, delivery_stopping) = tokio::sync::watch::channel(false);
+    let delivery = tokio::spawn(
+        delivery::Delivery::new(store.clone(), mesh.clone(), config.push.clone())
+            .run(delivery_stopping),
+    );
     let runner = runner::Runner::new(
         store.clone(),
         mesh,
@@ -92,9 +106,10 @@ pub async fn run(
         config.scheduler_tick,
     ));
 
+    let two_way = push::TwoWayService::new(store.clone());
     let service = service::SyncService::new(store, runner.clone());
     let server = SyncServiceServer::with_interceptor(
-        grpc::GrpcSyncAdapter::new(service),
+        grpc::GrpcSyncAdapter::new(service, two_way),
         RequireCaller::new(mesh_key),
     );
     let names = [<SyncServiceServer<grpc::GrpcSyncAdapter> as NamedService>::NAME];
@@ -107,7 +122,17 @@ pub async fn run(
     let result =
         plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
     scheduler.abort();
-    if runner.drain(DRAIN_RUNS_TIMEOUT).await {
+    // The outbox stops claiming; a write in hand finishes and records its outcome, or, cut
+    // off by the timeout, is recovered from its expired claim by the next replica to look.
+    stop_delivery.send_replace(true);
+    let (delivery_stopped, runs_stopped) = tokio::join!(
+        tokio::time::timeout(DRAIN_RUNS_TIMEOUT, delivery),
+        runner.drain(DRAIN_RUNS_TIMEOUT)
+    );
+    if delivery_stopped.is_err() {
+        tracing::warn!("a push was still being written at shutdown");
+    }
+    if runs_stopped {
         tracing::info!("runs stopped and their leases released");
     } else {
         tracing::warn!(

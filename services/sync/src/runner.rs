@@ -507,16 +507,28 @@ impl Runner {
                 field_path = %entry.field_path, reason = %entry.reason, "record quarantined"
             );
         }
+        // Two-way: our own writes coming back are not changes; partner edits may conflict.
+        let review = crate::two_way::review_page(
+            &self.store,
+            &sync.tenant_id,
+            &sync.connection_id,
+            &plan.entity,
+            &records,
+        )
+        .await?;
         let outcome = self
             .store
-            .commit_page(PageCommit {
-                tenant_id: &sync.tenant_id,
-                connection_id: &sync.connection_id,
-                stream: &plan.stream,
-                records,
-                quarantined,
-                checkpoint: &page.checkpoint,
-            })
+            .commit_page_with(
+                PageCommit {
+                    tenant_id: &sync.tenant_id,
+                    connection_id: &sync.connection_id,
+                    stream: &plan.stream,
+                    records,
+                    quarantined,
+                    checkpoint: &page.checkpoint,
+                },
+                &review,
+            )
             .await?;
         counters.records_written += outcome.written;
         counters.records_unchanged += outcome.unchanged;
