@@ -332,7 +332,11 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
     let all = candidates(sandbox).await;
     let ada = all
         .iter()
-        .find(|c| c["id"].to_string() == created.external_id)
+        .find(|c| {
+            c["id"]
+                .as_i64()
+                .is_some_and(|id| id.to_string() == created.external_id)
+        })
         .unwrap();
     assert_eq!(ada["title"], "Analyst");
     assert_eq!(all.len(), 121);
