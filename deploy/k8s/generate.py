@@ -73,6 +73,8 @@ CORE = {
     "health": {
         "port": 50054,
         "database": True,
+        # Status changes fan out to the WatchStatus streams of every replica.
+        "redis": True,
         "calls": [],
         "callers": ["sync", "gateway", "api-clients"],
     },
