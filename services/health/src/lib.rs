@@ -81,11 +81,16 @@ pub async fn run(
         fanout_tasks.push(tokio::spawn(fanout.relay_forever(service.clone())));
         tracing::info!("status changes fan out to every health replica through redis");
     }
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let server = IntegrationHealthServiceServer::with_interceptor(
-        GrpcHealthAdapter::new(service, webhooks),
+        GrpcHealthAdapter::new(service, webhooks, stopping),
         RequireCaller::new(mesh_key),
     );
     let name = <IntegrationHealthServiceServer<GrpcHealthAdapter> as NamedService>::NAME;
+    let shutdown = async move {
+        shutdown.await;
+        stop.send_replace(true);
+    };
     let served =
         plugboard_runtime::server::serve(listener, Routes::new(server), &[name], shutdown).await;
     sweeper.abort();
