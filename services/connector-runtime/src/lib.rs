@@ -25,15 +25,15 @@
 //!
 //! # Limitations
 //!
-//! - Write and webhook verification are library calls ([`connector::Connector::write`],
-//!   [`webhook::Verifier`]); the connector contract has no `Write`/`HandleWebhook` RPC yet
-//!   (TODO(#6): add them to `connector.proto` with two-way sync).
+//! - Webhook verification is a library call ([`webhook::Verifier`]); the connector contract has
+//!   no `HandleWebhook` RPC yet (TODO(#6)).
 //! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
 //!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
 //!   (TODO(#4)). XML partners are in the format, not the runtime (TODO(#3)).
 //! - Deleted-record endpoints are in the format but not read (TODO(#6)).
-//! - Idempotency keys and webhook deliveries are remembered in process memory only; sync's
-//!   outbox is the durable guard (TODO(#6)).
+//! - Webhook deliveries are remembered in process memory only (TODO(#6)). Writes remember
+//!   nothing: sync's outbox is what makes a retried write happen once, and the runtime's part is
+//!   never to repeat a create the partner may already have made ([`connector::Connector::write`]).
 //! - The target guard resolves names once before calling; DNS rebinding between the check and
 //!   the request is not prevented (TODO(#3)).
 

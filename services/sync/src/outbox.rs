@@ -8,7 +8,9 @@
 //! and claims expire: a replica that died holding one leaves it to be recovered (a push that
 //! died `sending` is marked `maybe_sent`, and the connector then refuses to repeat a create).
 //!
-//! Every query but the worker's claim and recovery names the tenant.
+//! Every query but the worker's claim and recovery names the tenant. Rows are kept: a push is
+//! the record of its idempotency key (TODO(#6): a retention for settled pushes, and an RPC to
+//! give up an unconfirmed one).
 
 use std::sync::Arc;
 
