@@ -43,8 +43,23 @@ pub struct Delivery {
 /// A failed step, with what retrying it risks.
 struct Failure {
     status: tonic::Status,
+    /// The reason code when the status carries none (it did not come from a Plugboard service).
+    fallback_reason: &'static str,
     /// The write may have reached the partner.
     maybe_sent: bool,
+}
+
+impl Failure {
+    /// Our own database failed before anything was sent: transient, and its detail stays in
+    /// the log rather than on the push callers read.
+    fn storage(error: &crate::Error) -> Failure {
+        tracing::warn!(error = %error, "outbox storage failed during a delivery");
+        Failure {
+            status: tonic::Status::unavailable("sync's storage is unavailable"),
+            fallback_reason: "STORAGE_FAILED",
+            maybe_sent: false,
+        }
+    }
 }
 
 impl Delivery {
@@ -149,80 +164,58 @@ impl Delivery {
 
     /// One attempt; `None` when the claim was lost before the connector was called.
     async fn attempt(&self, push: &Push) -> Option<Outcome> {
-        let sync = match self
+        match self.write(push).await {
+            Ok(outcome) => outcome,
+            Err(failure) => Some(after_failure(&self.options, push.attempts, failure)),
+        }
+    }
+
+    async fn write(&self, push: &Push) -> Result<Option<Outcome>, Failure> {
+        let sync = self
             .store
             .get_sync(&push.tenant_id, &push.connection_id)
             .await
-        {
-            Ok(Some(sync)) => sync,
-            Ok(None) => {
-                return Some(Outcome::Failed {
-                    error: format!("no sync for connection {}", push.connection_id),
-                    reason: "SYNC_NOT_FOUND".to_owned(),
-                });
-            }
-            Err(error) => {
-                let status = plugboard_proto::error::to_status(&error);
-                return Some(self.after_failure(
-                    push,
-                    Failure {
-                        status,
-                        maybe_sent: false,
-                    },
-                ));
-            }
+            .map_err(|error| Failure::storage(&error))?;
+        let Some(sync) = sync else {
+            return Ok(Some(Outcome::Failed {
+                error: format!("no sync for connection {}", push.connection_id),
+                reason: "SYNC_NOT_FOUND".to_owned(),
+            }));
         };
-        let resolved = match self
+        // Until the connector is called nothing can have been sent, and a connector that is
+        // not registered (yet) is as transient as one that is down.
+        let not_sent = |message: String, fallback_reason| Failure {
+            status: tonic::Status::unavailable(message),
+            fallback_reason,
+            maybe_sent: false,
+        };
+        let resolved = self
             .mesh
             .registry()
             .resolve(ResolveRequest {
                 connector: sync.connector.clone(),
             })
             .await
-        {
-            Ok(resolved) => resolved.into_inner(),
-            // Not sent: a connector not registered (yet) is as transient as one that is down.
-            Err(status) => {
-                let status = tonic::Status::unavailable(format!(
+            .map_err(|status| {
+                let message = format!(
                     "cannot resolve connector {}: {}",
                     sync.connector,
                     status.message()
-                ));
-                return Some(self.after_failure(
-                    push,
-                    Failure {
-                        status,
-                        maybe_sent: false,
-                    },
-                ));
-            }
-        };
-        let mut connector = match self.mesh.connector(&resolved.address, &push.tenant_id) {
-            Ok(connector) => connector,
-            Err(error) => {
-                let status = plugboard_proto::error::to_status(&error);
-                return Some(self.after_failure(
-                    push,
-                    Failure {
-                        status,
-                        maybe_sent: false,
-                    },
-                ));
-            }
-        };
-        match self.outbox.mark_sending(&push.push_id, &self.holder).await {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(error) => {
-                let status = plugboard_proto::error::to_status(&error);
-                return Some(self.after_failure(
-                    push,
-                    Failure {
-                        status,
-                        maybe_sent: false,
-                    },
-                ));
-            }
+                );
+                not_sent(message, "CONNECTOR_NOT_RESOLVED")
+            })?
+            .into_inner();
+        let mut connector = self
+            .mesh
+            .connector(&resolved.address, &push.tenant_id)
+            .map_err(|error| not_sent(error.to_string(), "CONNECTOR_UNREACHABLE"))?;
+        let marked = self
+            .outbox
+            .mark_sending(&push.push_id, &self.holder)
+            .await
+            .map_err(|error| Failure::storage(&error))?;
+        if !marked {
+            return Ok(None);
         }
         let request = WriteRequest {
             connection: Some(ConnectionRef {
@@ -240,59 +233,35 @@ impl Delivery {
             tokio::time::timeout(self.options.write_timeout, connector.write(request)).await;
         let response = match written {
             Ok(Ok(response)) => response.into_inner(),
+            // A status with our reason code is the connector's own answer. One without is the
+            // transport's: unless no connection ever opened, the write may have gone out.
             Ok(Err(status)) => {
                 let maybe_sent = reason_of(&status).is_none() && !never_connected(&status);
-                return Some(self.after_failure(push, Failure { status, maybe_sent }));
+                return Err(Failure {
+                    status,
+                    fallback_reason: "CONNECTOR_UNREACHABLE",
+                    maybe_sent,
+                });
             }
             Err(_elapsed) => {
-                let status = tonic::Status::deadline_exceeded(format!(
+                let message = format!(
                     "the connector did not answer within {:?}",
                     self.options.write_timeout
-                ));
-                return Some(self.after_failure(
-                    push,
-                    Failure {
-                        status,
-                        maybe_sent: true,
-                    },
-                ));
+                );
+                return Err(Failure {
+                    status: tonic::Status::deadline_exceeded(message),
+                    fallback_reason: "WRITE_TIMED_OUT",
+                    maybe_sent: true,
+                });
             }
         };
         let answer_fields = self
             .answer_fields(&sync, &resolved.version, push, &response)
             .await;
-        Some(Outcome::Delivered {
+        Ok(Some(Outcome::Delivered {
             external_id: response.external_id,
             answer_fields,
-        })
-    }
-
-    fn after_failure(&self, push: &Push, failure: Failure) -> Outcome {
-        let status = &failure.status;
-        let reason = reason_of(status).unwrap_or_else(|| format!("{:?}", status.code()));
-        let error = status.message().to_owned();
-        if reason == "WRITE_OUTCOME_UNKNOWN" {
-            return Outcome::Unconfirmed { error, reason };
-        }
-        let kind = ErrorKind::from_code(status.code());
-        let transient = kind.is_retryable() || kind == ErrorKind::ResourceExhausted;
-        if !transient {
-            return Outcome::Failed { error, reason };
-        }
-        if push.attempts >= self.options.max_attempts {
-            return Outcome::Failed {
-                error: format!("gave up after {} attempts: {error}", push.attempts),
-                reason,
-            };
-        }
-        let delay = backoff_delay(&self.options, push.attempts);
-        let next = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        Outcome::Retry {
-            next_attempt_at: format_time(next),
-            error,
-            reason,
-            maybe_sent: failure.maybe_sent,
-        }
+        }))
     }
 
     /// The canonical fields of the partner's answer, for recognising the write when a read
@@ -337,6 +306,37 @@ impl Delivery {
             })?;
         let stored = crate::record_codec::to_stored(&record, &now_text()).ok()?;
         crate::two_way::values_of(&stored).ok()
+    }
+}
+
+/// What a failed attempt (the `attempts`th) means for its push: unconfirmed when the connector
+/// says the write may have happened, tried again later when the failure is transient and
+/// attempts are left, failed with its reason otherwise.
+fn after_failure(options: &PushOptions, attempts: u32, failure: Failure) -> Outcome {
+    let status = &failure.status;
+    let reason = reason_of(status).unwrap_or_else(|| failure.fallback_reason.to_owned());
+    let error = status.message().to_owned();
+    if reason == "WRITE_OUTCOME_UNKNOWN" {
+        return Outcome::Unconfirmed { error, reason };
+    }
+    let kind = ErrorKind::from_code(status.code());
+    let transient = kind.is_retryable() || kind == ErrorKind::ResourceExhausted;
+    if !transient {
+        return Outcome::Failed { error, reason };
+    }
+    if attempts >= options.max_attempts {
+        return Outcome::Failed {
+            error: format!("gave up after {attempts} attempts: {error}"),
+            reason,
+        };
+    }
+    let delay = backoff_delay(options, attempts);
+    let next = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    Outcome::Retry {
+        next_attempt_at: format_time(next),
+        error,
+        reason,
+        maybe_sent: failure.maybe_sent,
     }
 }
 
@@ -389,6 +389,84 @@ mod tests {
         assert!(third >= Duration::from_millis(400) && third < Duration::from_millis(800));
         let late = backoff_delay(&options, 30);
         assert!(late >= Duration::from_secs(2) && late < Duration::from_secs(4));
+    }
+
+    fn failure(status: tonic::Status, maybe_sent: bool) -> Failure {
+        Failure {
+            status,
+            fallback_reason: "CONNECTOR_UNREACHABLE",
+            maybe_sent,
+        }
+    }
+
+    /// A status as a connector sends it, with its reason code.
+    fn from_connector(kind: ErrorKind, reason: &'static str) -> tonic::Status {
+        struct Coded(ErrorKind, &'static str);
+        impl std::fmt::Debug for Coded {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.1)
+            }
+        }
+        impl std::fmt::Display for Coded {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "connector said {}", self.1)
+            }
+        }
+        impl std::error::Error for Coded {}
+        impl plugboard_proto::error::ServiceError for Coded {
+            fn kind(&self) -> ErrorKind {
+                self.0
+            }
+            fn reason(&self) -> &'static str {
+                self.1
+            }
+        }
+        plugboard_proto::error::to_status(&Coded(kind, reason))
+    }
+
+    #[test]
+    fn each_failure_leads_where_it_should() {
+        let options = PushOptions::default();
+        let unknown = from_connector(ErrorKind::FailedPrecondition, "WRITE_OUTCOME_UNKNOWN");
+        assert!(matches!(
+            after_failure(&options, 1, failure(unknown, false)),
+            Outcome::Unconfirmed { .. }
+        ));
+        let rejected = from_connector(ErrorKind::FailedPrecondition, "PARTNER_REQUEST_REJECTED");
+        match after_failure(&options, 1, failure(rejected, false)) {
+            Outcome::Failed { reason, .. } => assert_eq!(reason, "PARTNER_REQUEST_REJECTED"),
+            other => panic!("{other:?}"),
+        }
+        let down = from_connector(ErrorKind::Unavailable, "PARTNER_UNAVAILABLE");
+        match after_failure(&options, 1, failure(down.clone(), false)) {
+            Outcome::Retry {
+                reason, maybe_sent, ..
+            } => {
+                assert_eq!(reason, "PARTNER_UNAVAILABLE");
+                assert!(!maybe_sent);
+            }
+            other => panic!("{other:?}"),
+        }
+        match after_failure(&options, options.max_attempts, failure(down, false)) {
+            Outcome::Failed { error, .. } => {
+                assert!(error.starts_with("gave up after 12"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A broken transport keeps its doubt for the next attempt, under our reason code.
+        match after_failure(
+            &options,
+            1,
+            failure(tonic::Status::unavailable("reset"), true),
+        ) {
+            Outcome::Retry {
+                reason, maybe_sent, ..
+            } => {
+                assert_eq!(reason, "CONNECTOR_UNREACHABLE");
+                assert!(maybe_sent);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
