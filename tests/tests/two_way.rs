@@ -277,6 +277,12 @@ async fn pushes_reach_greenhouse_once_echoes_stay_silent_and_conflicts_are_settl
         },
     )
     .await?;
+    let waiting = get_push(&flows, &grace_push.push_id).await?;
+    assert!(
+        ["CONNECTOR_UNREACHABLE", "CONNECTOR_NOT_RESOLVED"]
+            .contains(&waiting.error_reason.as_str()),
+        "{waiting:?}"
+    );
     // Sync dies between attempts; the connector comes back; a new sync process delivers.
     mesh.kill_sync();
     mesh.start_connector().await?;
