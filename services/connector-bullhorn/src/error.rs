@@ -29,6 +29,9 @@ pub enum Error {
     PartnerRejected { status: u16, message: String },
     #[error("bullhorn sent an unexpected response: {0}")]
     PartnerResponse(String),
+    /// Bullhorn has event subscriptions that are polled, not pushed.
+    #[error("bullhorn sends no webhooks")]
+    NoWebhooks,
     #[error("cannot start the connector: {0}")]
     Startup(String),
     #[error(transparent)]
@@ -45,6 +48,7 @@ impl ServiceError for Error {
             Error::CredentialsRejected(_)
             | Error::CredentialMissing
             | Error::WrongCredentialKind(_)
+            | Error::NoWebhooks
             | Error::PartnerRejected { .. } => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
             Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
@@ -57,6 +61,7 @@ impl ServiceError for Error {
     fn reason(&self) -> &'static str {
         match self {
             Error::InvalidSettings(_) => "INVALID_SETTINGS",
+            Error::NoWebhooks => "WEBHOOKS_NOT_SUPPORTED",
             Error::TargetNotAllowed { .. } => "TARGET_NOT_ALLOWED",
             Error::UnknownStream(_) => "UNKNOWN_STREAM",
             Error::InvalidCheckpoint(_) => "INVALID_CHECKPOINT",

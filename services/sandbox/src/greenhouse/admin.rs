@@ -64,6 +64,7 @@ pub struct FaultsRequest {
     pub retry_after_seconds: Option<u64>,
     pub server_error_burst: Option<u32>,
     pub malformed: Option<bool>,
+    pub deleted_endpoint_fails: Option<bool>,
 }
 
 /// `POST /_sandbox/faults`: arms faults; fields left out keep their state.
@@ -75,6 +76,9 @@ pub async fn faults(State(sandbox): State<Shared>, Json(request): Json<FaultsReq
     }
     if let Some(burst) = request.server_error_burst {
         world.faults.server_error_burst = burst;
+    }
+    if let Some(on) = request.deleted_endpoint_fails {
+        world.faults.deleted_endpoint_fails = on;
     }
     if let Some(on) = request.malformed {
         world.set_malformed(on);

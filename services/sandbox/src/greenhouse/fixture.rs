@@ -3,7 +3,8 @@
 //! by webhook only), so the runtime's deleted-records endpoint is exercised here against one
 //! shaped like JobAdder's `GET /candidates/deleted` (`{"items": [{"candidateId",
 //! "deletedAt"}]}`, a recent window, no paging), under `/_fixture/`, behind the same Basic auth
-//! and budget as the real endpoints. `POST /_sandbox/delete` deletes candidates silently.
+//! and budget as the real endpoints. `POST /_sandbox/delete` deletes candidates silently; the
+//! `deleted_endpoint_fails` fault makes the endpoint answer 422.
 
 use axum::Json;
 use axum::extract::State;
@@ -21,6 +22,12 @@ pub async fn deleted_candidates(State(sandbox): State<Shared>, headers: HeaderMa
         return *response;
     }
     let world = sandbox.world();
+    if world.faults.deleted_endpoint_fails {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "deleted records unavailable",
+        );
+    }
     let items: Vec<Value> = world
         .deleted
         .iter()

@@ -23,6 +23,8 @@ pub struct Faults {
     pub retry_after_seconds: u64,
     pub server_error_burst: u32,
     pub malformed: bool,
+    /// The test fixture's deleted-records endpoint answers 422 while set.
+    pub deleted_endpoint_fails: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
