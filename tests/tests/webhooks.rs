@@ -29,7 +29,6 @@ use plugboard_tests::sandbox::SandboxAdmin;
 use plugboard_tests::{REDIS_URL, eventually, free_port, fresh_postgres_database};
 use serde_json::{Value, json};
 
-const TENANT: &str = "webhooks-tenant";
 const REAL: &str = "gh-hooks";
 const FIXTURE: &str = "ghf-hooks";
 
@@ -174,7 +173,10 @@ impl Harness {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}; logs in {}", logs.display()))?;
         }
-        let clients = TenantClients::new(&mesh_key, TENANT);
+        // Run leases live in the shared Redis: a tenant of its own keeps a killed earlier run's
+        // lease from blocking this one.
+        let tenant = format!("webhooks-{}", uuid::Uuid::new_v4().simple());
+        let clients = TenantClients::new(&mesh_key, &tenant);
         let channel = plugboard_runtime::channel::lazy_channel(&registry)?;
         let registry_client =
             RegistryServiceClient::with_interceptor(channel, clients.credentials.clone());
@@ -201,7 +203,7 @@ impl Harness {
                 "tenant",
                 "create",
                 "--id",
-                TENANT,
+                &tenant,
                 "--name",
                 "Webhooks Staffing",
             ],
