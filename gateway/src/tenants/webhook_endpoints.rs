@@ -61,3 +61,42 @@ impl TenantStore {
         .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_route_belongs_to_the_first_tenant_that_registers_it() {
+        let dir = std::env::temp_dir().join(format!("pb-gateway-wh-{}", uuid::Uuid::new_v4()));
+        let sqlite = TenantStore::open(&plugboard_runtime::storage::sqlite_url(&dir, "gateway"))
+            .await
+            .expect("sqlite opens");
+        let schema = format!("gateway_wh{}", uuid::Uuid::new_v4().simple());
+        let postgres =
+            TenantStore::open_in_schema("postgres://postgres@127.0.0.1:5432/postgres", &schema)
+                .await
+                .expect("postgres must run for tests");
+        for store in [sqlite, postgres] {
+            assert_eq!(store.webhook_endpoint("gh-1").await.unwrap(), None);
+            store
+                .put_webhook_endpoint("gh-1", "acme", "greenhouse")
+                .await
+                .unwrap();
+            // Again by its owner is fine; by another tenant it is refused and unchanged.
+            store
+                .put_webhook_endpoint("gh-1", "acme", "greenhouse")
+                .await
+                .unwrap();
+            let taken = store.put_webhook_endpoint("gh-1", "globex", "lever").await;
+            assert!(matches!(taken, Err(Error::WebhookEndpointTaken(_))));
+            assert_eq!(
+                store.webhook_endpoint("gh-1").await.unwrap(),
+                Some(WebhookEndpoint {
+                    tenant_id: "acme".into(),
+                    connector: "greenhouse".into(),
+                })
+            );
+        }
+    }
+}
