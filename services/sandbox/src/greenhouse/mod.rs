@@ -94,7 +94,7 @@ pub enum Error {
 pub fn router(options: GreenhouseOptions) -> Result<Router, Error> {
     let samples = seed::Samples::load(&options.samples_dir)?;
     let shared: Shared = Arc::new(state::Sandbox::new(options, &samples));
-    Ok(Router::new()
+    let routes = Router::new()
         .route(
             "/v1/candidates",
             get(api::list_candidates).post(api::create_candidate),
@@ -116,7 +116,8 @@ pub fn router(options: GreenhouseOptions) -> Result<Router, Error> {
             get(fixture::deleted_candidates),
         )
         .route("/_sandbox/stats", get(admin::stats))
-        .with_state(shared))
+        .with_state(shared);
+    Ok(crate::traces::recorded(routes))
 }
 
 /// Serves the sandbox on `listener` until `shutdown` completes.
