@@ -387,6 +387,8 @@ async fn webhooks_and_partner_deletes_reach_the_store_through_the_mesh() -> anyh
         },
     )
     .await?;
+    // The run records its progress after committing the page: wait for it to finish.
+    harness.mesh.wait_idle(REAL).await?;
     let runs = harness
         .mesh
         .clients
