@@ -31,6 +31,9 @@ pub enum Error {
     PartnerResponse(String),
     #[error("the bullhorn connector does not write {0} records")]
     WriteUnsupported(String),
+    /// Bullhorn has event subscriptions that are polled, not pushed.
+    #[error("bullhorn sends no webhooks")]
+    NoWebhooks,
     #[error("cannot start the connector: {0}")]
     Startup(String),
     #[error(transparent)]
@@ -47,6 +50,7 @@ impl ServiceError for Error {
             Error::CredentialsRejected(_)
             | Error::CredentialMissing
             | Error::WrongCredentialKind(_)
+            | Error::NoWebhooks
             | Error::PartnerRejected { .. }
             | Error::WriteUnsupported(_) => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
@@ -60,6 +64,7 @@ impl ServiceError for Error {
     fn reason(&self) -> &'static str {
         match self {
             Error::InvalidSettings(_) => "INVALID_SETTINGS",
+            Error::NoWebhooks => "WEBHOOKS_NOT_SUPPORTED",
             Error::TargetNotAllowed { .. } => "TARGET_NOT_ALLOWED",
             Error::UnknownStream(_) => "UNKNOWN_STREAM",
             Error::InvalidCheckpoint(_) => "INVALID_CHECKPOINT",

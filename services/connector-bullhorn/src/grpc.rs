@@ -117,4 +117,13 @@ impl ConnectorService for GrpcConnectorAdapter {
         let pages = ReceiverStream::new(receiver).map(|page| page.map_err(|e| to_status(&e)));
         Ok(Response::new(Box::pin(pages)))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn handle_webhook(
+        &self,
+        request: Request<plugboard_proto::connector::v1::HandleWebhookRequest>,
+    ) -> Result<Response<plugboard_proto::connector::v1::HandleWebhookResponse>, Status> {
+        Caller::tenant_of(&request)?;
+        Err(to_status(&Error::NoWebhooks))
+    }
 }

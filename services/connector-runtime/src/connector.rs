@@ -20,6 +20,8 @@ use crate::manifest::{Manifest, Pagination, Stream};
 use crate::session::{self, Session, Settings};
 use crate::template;
 
+mod deletes;
+
 /// Records per partner request when neither the caller nor the manifest chooses.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 
@@ -251,6 +253,7 @@ impl Connector {
             .as_ref()
             .map_or(0, |incremental| incremental.lookback_seconds as i64 * 1000);
         let mut checkpoint = Checkpoint::parse(&params.checkpoint)?;
+        let started_since = checkpoint.since;
         let page_size = stream.pagination.page_size().map(|size| {
             let wanted = if params.page_size == 0 {
                 size.value
@@ -309,6 +312,11 @@ impl Connector {
             }
             let next = next_position(stream, &checkpoint.page, &response, items.len(), page_size);
             let done = next.is_none() || items.is_empty();
+            if done {
+                page.deleted = self
+                    .read_deleted(stream, &key, settings, started_since, format.as_ref())
+                    .await?;
+            }
             checkpoint = match next {
                 Some(position) if !done => Checkpoint {
                     page: position,

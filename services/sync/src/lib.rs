@@ -14,12 +14,15 @@
 //! with our open pushes and the connection's field ownership: our own write coming back is
 //! stored without a change on `WatchChanges` (the rule is in [`echo`]), and a partner edit
 //! that contradicts the platform is recorded as a conflict and settled by the policy. Every page
-//! a run commits goes through this step, whatever started the run. The write body is built by the connector
-//! from its manifest's `writes.<entity>` templates over the canonical record: the request and its
-//! body sit together in one checked file and a push costs no extra mapping call.
+//! a run commits goes through this step, whatever started the run (a schedule, a webhook). The
+//! write body is built by the connector from its manifest's `writes.<entity>` templates over the
+//! canonical record: the request and its body sit together in one checked file, and a push
+//! costs no extra mapping call.
 //!
 //! - [`config`]: configuration from the environment;
 //! - [`changes`]: the change log and the feed behind `WatchChanges`;
+//! - [`events`]: partner webhook events (durable de-duplication by event id, no older event
+//!   over newer data, delete tombstones, targeted reads) and deleted-records endpoint reports;
 //! - [`store`]: definitions, runs, checkpoints, records and quarantine on SQLite or PostgreSQL;
 //! - [`runner`]: one run, page by page, under a lease with a fencing token;
 //! - [`scheduler`]: starts due syncs on every replica, the lease deciding who runs;
@@ -38,8 +41,11 @@
 //!
 //! # Limitations
 //!
-//! - Webhooks are TODO(#6), as are honest-outcome rules (a zero-record run counts as a success)
-//!   and shared partner rate-limit budgets.
+//! - Honest-outcome rules (a zero-record run counts as a success) and shared partner rate-limit
+//!   budgets are TODO(#6).
+//! - Deletions a deleted-records endpoint reports are tombstoned in their own transaction after
+//!   the read's last page is committed; a crash between the two loses them unless the endpoint
+//!   lists them again (JobAdder's lists 14 days). TODO(#6): commit them with the last page.
 //! - A held conflict does not stop a push already queued for the same field: that push still
 //!   writes the platform's value (TODO(#6)).
 //! - An unconfirmed create stays unconfirmed until a read finds the record; when the partner
@@ -59,6 +65,7 @@ pub mod conflicts;
 pub mod delivery;
 pub mod echo;
 pub mod error;
+pub mod events;
 pub mod fields;
 pub mod grpc;
 mod grpc_two_way;
@@ -86,6 +93,9 @@ use tonic::service::Routes;
 
 pub use config::Config;
 pub use error::Error;
+
+/// How often webhook events waiting for a busy connection are looked at again.
+const PENDING_WEBHOOK_READS_TICK: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for runs to stop after their current page and release their
 /// leases; well inside Kubernetes' grace period for sync (60 s in deploy/k8s).
@@ -139,6 +149,12 @@ pub async fn run(
 
     let two_way = push::TwoWayService::new(store.clone());
     let service = service::SyncService::new(store, runner.clone());
+    let pending_webhook_reads = tokio::spawn(
+        service
+            .webhook_events()
+            .clone()
+            .read_pending(PENDING_WEBHOOK_READS_TICK),
+    );
     let server = SyncServiceServer::with_interceptor(
         grpc::GrpcSyncAdapter::new(service, two_way),
         RequireCaller::new(mesh_key),
@@ -153,6 +169,7 @@ pub async fn run(
     let result =
         plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
     scheduler.abort();
+    pending_webhook_reads.abort();
     // The outbox stops claiming; a write in hand finishes and records its outcome, or, cut
     // off by the timeout, is recovered from its expired claim by the next replica to look.
     stop_delivery.send_replace(true);

@@ -153,10 +153,6 @@ impl Store {
         })
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     /// The outbox of writes to partners, in this store's database.
     pub fn outbox(&self) -> crate::outbox::Outbox {
         crate::outbox::Outbox::new(
@@ -164,11 +160,6 @@ impl Store {
             std::sync::Arc::clone(&self.outbox_queued),
             std::sync::Arc::clone(&self.outbox_settled),
         )
-    }
-
-    /// Wakes `WatchChanges` watchers after a change was logged outside a page commit.
-    pub(crate) fn notify_committed(&self) {
-        self.committed.notify_waiters();
     }
 
     pub async fn upsert_sync(&self, sync: &SyncDefinition) -> Result<(), Error> {
@@ -473,6 +464,16 @@ impl Store {
         transaction.commit().await?;
         self.committed.notify_waiters();
         Ok(missing)
+    }
+
+    /// The pool, for modules with tables of their own ([`crate::events`], the two-way ones).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Wakes `WatchChanges` watchers after a commit made outside this module.
+    pub(crate) fn notify_committed(&self) {
+        self.committed.notify_waiters();
     }
 
     /// The feed of committed changes, for `WatchChanges`.
