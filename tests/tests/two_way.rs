@@ -20,7 +20,6 @@ use plugboard_tests::flows::Mesh;
 use plugboard_tests::greenhouse::GreenhouseMesh;
 use serde_json::json;
 
-const TENANT: &str = "two-way-tenant";
 const CONNECTION: &str = "gh-two-way";
 /// Candidates the sandbox is seeded with.
 const SEEDED: usize = 120;
@@ -107,7 +106,9 @@ async fn pushes_reach_greenhouse_once_echoes_stay_silent_and_conflicts_are_settl
     // A first retry waits at least 3 s: time to kill sync between attempts, not during one.
     let mut mesh =
         GreenhouseMesh::start(&[("PLUGBOARD_SYNC_PUSH_RETRY_MIN_MILLIS", "3000")]).await?;
-    let flows = mesh.flows(TENANT);
+    // Unique per run: Redis (run leases) is shared with every other test run on the machine.
+    let tenant = format!("two-way-{}", uuid::Uuid::new_v4().simple());
+    let flows = mesh.flows(&tenant);
     let mut sync = flows.clients.sync(&flows.sync_addr);
     mesh.connect(&flows.clients, CONNECTION).await?;
     sync.put_two_way_policy(PutTwoWayPolicyRequest {
