@@ -24,8 +24,6 @@ pub enum Error {
         connector: String,
         problems: Vec<SpecProblem>,
     },
-    #[error("outbound mapping arrives with two-way sync (TODO(#6))")]
-    OutboundNotSupported,
     #[error("the registry is unavailable: {0}")]
     RegistryUnavailable(String),
     #[error("the registry call failed: {0}")]
@@ -59,9 +57,7 @@ impl ServiceError for Error {
             Error::InvalidArgument(_) | Error::InvalidOverride(_) => ErrorKind::InvalidArgument,
             Error::OverrideConflict { .. } => ErrorKind::FailedPrecondition,
             Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
-            Error::InvalidSpec { .. } | Error::OutboundNotSupported => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::InvalidSpec { .. } => ErrorKind::FailedPrecondition,
             Error::RegistryUnavailable(_) => ErrorKind::Unavailable,
             Error::Registry(_)
             | Error::Task(_)
@@ -78,7 +74,6 @@ impl ServiceError for Error {
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => "SPEC_NOT_FOUND",
             Error::InvalidSpec { .. } => "SPEC_INVALID",
-            Error::OutboundNotSupported => "OUTBOUND_NOT_SUPPORTED",
             Error::RegistryUnavailable(_) => "REGISTRY_UNAVAILABLE",
             Error::Registry(_) => "REGISTRY_FAILED",
             Error::Task(_) => "TRANSFORM_TASK_FAILED",

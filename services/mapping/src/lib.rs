@@ -2,10 +2,11 @@
 //!
 //! Each connector ships declarative mapping specs (YAML, one per entity and direction) in its
 //! manifest. This service fetches them from the registry, compiles them once per connector
-//! version (jq expressions run by jaq) and applies them to batches of partner records. Every
-//! record gets its own outcome: a typed canonical record with its custom fields, raw payload and
-//! content hash, or a field error that names the field path and the partner value. One bad
-//! record never fails a batch.
+//! version (jq expressions run by jaq) and applies them to batches of records in either
+//! direction. Every record gets its own outcome: inbound, a typed canonical record with its
+//! custom fields, raw payload and content hash; outbound, the partner payload and its hash; or
+//! a field error that names the field path and the source value. One bad record never fails a
+//! batch.
 //!
 //! Modules:
 //! - [`spec`]: the spec format (documented there) and the pure engine, usable offline;
@@ -20,7 +21,8 @@
 //!
 //! # Limitations
 //!
-//! - Only inbound transforms; outbound mapping arrives with two-way sync (TODO(#6)).
+//! - The shipped connectors have no outbound specs yet; the Bullhorn and Greenhouse candidate
+//!   ones live in `tests/fixtures` until two-way sync writes through them (TODO(#6)).
 //! - A jq expression in a connector spec has no time or step limit, so a spec with an endless
 //!   loop (`repeat(.)`) ties up a blocking thread; specs come from connector manifests. Tenant
 //!   overrides are limited to expressions that always finish (see [`spec::compile_with_override`]).

@@ -156,22 +156,14 @@ impl Mapper {
     }
 
     /// One result per input, in order; a bad record yields a field error and never fails the
-    /// batch. Errors are for the batch as a whole: unknown spec, broken spec or override,
-    /// outbound. The caller tenant's override, if any, applies.
+    /// batch. Errors are for the batch as a whole: unknown spec, broken spec or override.
+    /// The caller tenant's override, if any, applies, in either direction.
     pub async fn transform(
         &self,
         tenant_id: &str,
         request: TransformRequest,
     ) -> Result<TransformResponse, Error> {
-        let direction = match WireDirection::try_from(request.direction) {
-            Ok(WireDirection::Inbound) => Direction::Inbound,
-            Ok(WireDirection::Outbound) => return Err(Error::OutboundNotSupported),
-            _ => {
-                return Err(Error::InvalidArgument(
-                    "direction must be INBOUND or OUTBOUND".to_owned(),
-                ));
-            }
-        };
+        let direction = parse_direction(request.direction)?;
         if request.connector.is_empty() {
             return Err(Error::InvalidArgument("connector is required".to_owned()));
         }
@@ -198,10 +190,12 @@ impl Mapper {
         let connection_id = request.connection_id;
         let inputs = request.inputs;
         // Mapping is CPU work proportional to the batch: keep it off the async workers.
-        let results =
-            tokio::task::spawn_blocking(move || transform_batch(&spec, inputs, &connection_id))
-                .await
-                .map_err(|error| Error::Task(error.to_string()))?;
+        let results = tokio::task::spawn_blocking(move || match direction {
+            Direction::Inbound => transform_batch(&spec, inputs, &connection_id),
+            Direction::Outbound => transform_batch_outbound(&spec, inputs),
+        })
+        .await
+        .map_err(|error| Error::Task(error.to_string()))?;
         let failed = results
             .iter()
             .filter(|result| matches!(result.outcome, Some(Outcome::Error(_))))
@@ -308,13 +302,38 @@ fn transform_batch(
                     outcome: Some(Outcome::Record(record)),
                 }
             }
-            Err(error) => {
-                tracing::debug!(external_id = %input.external_id, field = %error.field_path, "record did not map");
-                TransformResult {
+            Err(error) => failed(input.external_id, error),
+        })
+        .collect()
+}
+
+/// Canonical records (or canonical documents) to partner payloads, one result per input.
+fn transform_batch_outbound(
+    spec: &Arc<CompiledSpec>,
+    inputs: Vec<plugboard_proto::mapping::v1::TransformInput>,
+) -> Vec<TransformResult> {
+    inputs
+        .into_iter()
+        .map(|input| {
+            let mapped = match &input.record {
+                Some(record) => spec.transform_record(record, &input.external_id),
+                None => spec.transform_outbound(&input.payload_json, &input.external_id),
+            };
+            match mapped {
+                Ok(partner) => TransformResult {
                     external_id: input.external_id,
-                    outcome: Some(Outcome::Error(error.into_proto())),
-                }
+                    outcome: Some(Outcome::PartnerRecord(partner.into_proto())),
+                },
+                Err(error) => failed(input.external_id, error),
             }
         })
         .collect()
+}
+
+fn failed(external_id: String, error: crate::spec::FieldError) -> TransformResult {
+    tracing::debug!(external_id = %external_id, field = %error.field_path, "record did not map");
+    TransformResult {
+        external_id,
+        outcome: Some(Outcome::Error(error.into_proto())),
+    }
 }

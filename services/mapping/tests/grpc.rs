@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use plugboard_mapping::Config;
 use plugboard_proto::common::v1::canonical_record::Body;
+use plugboard_proto::common::v1::{Candidate, CanonicalRecord};
 use plugboard_proto::error::reason_of;
 use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use plugboard_proto::mapping::v1::transform_result::Outcome;
@@ -46,6 +47,10 @@ fn spec_files() -> Vec<MappingSpecFile> {
         (
             "placement.inbound.yaml",
             include_str!("../../connector-bullhorn/mappings/placement.inbound.yaml"),
+        ),
+        (
+            "candidate.outbound.yaml",
+            include_str!("fixtures/bullhorn/candidate.outbound.yaml"),
         ),
     ]
     .into_iter()
@@ -202,6 +207,7 @@ fn input(external_id: &str, payload: &str) -> TransformInput {
     TransformInput {
         external_id: external_id.to_owned(),
         payload_json: payload.to_owned(),
+        record: None,
     }
 }
 
@@ -327,11 +333,18 @@ async fn unknown_specs_outbound_and_anonymous_callers_are_refused() {
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(reason_of(&status).as_deref(), Some("SPEC_NOT_FOUND"));
 
+    // Bullhorn's specs have no outbound job.
     let mut request = jobs("1.0.0", vec![input("1", GOOD)]);
     request.direction = Direction::Outbound as i32;
     let status = mesh.client.transform(request).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("TODO(#6)"));
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(reason_of(&status).as_deref(), Some("SPEC_NOT_FOUND"));
+    assert!(status.message().contains("outbound"), "{status:?}");
+
+    let mut request = jobs("1.0.0", vec![input("1", GOOD)]);
+    request.direction = Direction::Unspecified as i32;
+    let status = mesh.client.transform(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
 
     let channel = plugboard_runtime::channel::lazy_channel(&mesh.mapping_addr).unwrap();
     let status = MappingServiceClient::new(channel)
@@ -339,6 +352,122 @@ async fn unknown_specs_outbound_and_anonymous_callers_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+fn outbound_candidates(inputs: Vec<TransformInput>) -> TransformRequest {
+    TransformRequest {
+        entity: "candidate".to_owned(),
+        direction: Direction::Outbound as i32,
+        ..jobs("1.0.0", inputs)
+    }
+}
+
+/// A canonical candidate as sync holds it, from another connection.
+fn canonical_candidate(first_name: &str) -> CanonicalRecord {
+    CanonicalRecord {
+        entity: "candidate".to_owned(),
+        external_id: "gh-53883394".to_owned(),
+        body: Some(Body::Candidate(Candidate {
+            first_name: first_name.to_owned(),
+            last_name: "Locke".to_owned(),
+            email: "John.Locke@Example.com".to_owned(),
+            status: "active".to_owned(),
+            ..Candidate::default()
+        })),
+        custom_fields: std::collections::HashMap::from([(
+            "security_clearance".to_owned(),
+            "SC".to_owned(),
+        )]),
+        connection_id: "conn-gh".to_owned(),
+        ..CanonicalRecord::default()
+    }
+}
+
+#[tokio::test]
+async fn outbound_batches_map_canonical_records_to_partner_payloads() {
+    let mut mesh = start().await;
+    let response = mesh
+        .client
+        .transform(outbound_candidates(vec![
+            TransformInput {
+                external_id: "4521".to_owned(),
+                record: Some(canonical_candidate("John")),
+                ..TransformInput::default()
+            },
+            // No first name: the spec requires one. The batch goes on.
+            TransformInput {
+                record: Some(canonical_candidate("")),
+                ..TransformInput::default()
+            },
+            // The same record as a canonical document, for a create.
+            input(
+                "",
+                r#"{"first_name": "John", "last_name": "Locke", "status": "placed"}"#,
+            ),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.results.len(), 3);
+    let Some(Outcome::PartnerRecord(first)) = &response.results[0].outcome else {
+        panic!("{:?}", response.results[0])
+    };
+    assert_eq!(response.results[0].external_id, "4521");
+    assert_eq!(first.external_id, "4521");
+    let payload: serde_json::Value = serde_json::from_str(&first.payload_json).unwrap();
+    assert_eq!(
+        payload,
+        serde_json::json!({"firstName": "John", "lastName": "Locke",
+            "email": "john.locke@example.com", "status": "Active"})
+    );
+    let Some(Outcome::Error(error)) = &response.results[1].outcome else {
+        panic!("{:?}", response.results[1])
+    };
+    assert_eq!(error.field_path, "firstName");
+    let Some(Outcome::PartnerRecord(third)) = &response.results[2].outcome else {
+        panic!("{:?}", response.results[2])
+    };
+    assert_eq!(third.external_id, "");
+    assert!(
+        third.payload_json.contains(r#""status":"Placed""#),
+        "{third:?}"
+    );
+
+    // A tenant maps its canonical custom field to its own Bullhorn field, outbound too.
+    mesh.client
+        .put_tenant_override(PutTenantOverrideRequest {
+            direction: Direction::Outbound as i32,
+            ..put(
+                "fields:\n  customText3: .custom_fields.security_clearance\n",
+                0,
+            )
+        })
+        .await
+        .unwrap();
+    let response = mesh
+        .client
+        .transform(outbound_candidates(vec![TransformInput {
+            external_id: "4521".to_owned(),
+            record: Some(canonical_candidate("John")),
+            ..TransformInput::default()
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Outcome::PartnerRecord(overridden)) = &response.results[0].outcome else {
+        panic!("{:?}", response.results[0])
+    };
+    assert!(
+        overridden.payload_json.contains(r#""customText3":"SC""#),
+        "{overridden:?}"
+    );
+    assert_ne!(overridden.content_hash, first.content_hash);
+    // Only outbound: the inbound candidate spec has no override.
+    assert!(
+        !custom_fields(&mut mesh.client)
+            .await
+            .contains_key("security_clearance")
+    );
 }
 
 #[tokio::test]
@@ -418,7 +547,16 @@ async fn validate_and_list_specs() {
         .map(|spec| spec.entity.as_str())
         .collect();
     entities.sort_unstable();
-    assert_eq!(entities, ["application", "candidate", "job", "placement"]);
+    assert_eq!(
+        entities,
+        ["application", "candidate", "candidate", "job", "placement"]
+    );
+    assert!(
+        listed
+            .specs
+            .iter()
+            .any(|spec| spec.entity == "candidate" && spec.direction == Direction::Outbound as i32)
+    );
     assert!(
         listed
             .specs

@@ -460,6 +460,7 @@ impl Runner {
                         .map(|record| TransformInput {
                             external_id: record.external_id,
                             payload_json: record.payload_json,
+                            ..TransformInput::default()
                         })
                         .collect(),
                     connection_id: sync.connection_id.clone(),
@@ -490,9 +491,9 @@ impl Runner {
                             field_error.field_path,
                         ));
                     }
-                    None => {
+                    None | Some(Outcome::PartnerRecord(_)) => {
                         return Err(Error::Corrupt(format!(
-                            "mapping returned no outcome for record {}",
+                            "mapping returned no canonical record for record {}",
                             result.external_id
                         )));
                     }
