@@ -17,6 +17,7 @@ const PROTOS: &[&str] = &[
 const SERDE_MESSAGES: &[&str] = &[
     "Money",
     "Rate",
+    "PayRange",
     "Address",
     "Job",
     "Candidate",

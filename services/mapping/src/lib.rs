@@ -14,6 +14,8 @@
 //! - [`service`]: the domain ([`service::Mapper`]): Transform, ValidateSpec, ListSpecs and
 //!   tenant overrides (PutTenantOverride, ListTenantOverrides);
 //! - [`hropen`]: HR Open Standards 4.2 documents to and from the canonical model;
+//! - [`canonical`]: the rules every canonical record keeps (money with currency, rate periods,
+//!   IANA time zones), checked wherever records are built;
 //! - `store`: versioned tenant overrides (sqlx, SQLite or PostgreSQL);
 //! - `catalog`: compiled specs per connector and version, fetched from the registry;
 //! - `grpc`: the thin tonic adapter;
@@ -32,6 +34,7 @@
 //!   (TODO(#5)).
 //! - An empty batch is answered without looking the spec up.
 
+pub mod canonical;
 pub mod config;
 pub mod error;
 pub mod hropen;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::compiled::{CompiledSpec, partner_value};
 use super::expr;
 use super::{Direction, Entity, FieldError, truncate};
+use crate::canonical;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedRecord {
@@ -92,6 +93,7 @@ impl CompiledSpec {
         let mapped = self.mapped_object(&input)?;
         let body = read_body(self.entity, &mapped)
             .map_err(|(path, message)| self.type_error(&path, &message, &mapped, &input))?;
+        canonical::check(&body).map_err(|violation| self.violation_error(violation, &input))?;
         let custom_fields = self.custom_fields_of(&input)?;
         let content_hash = content_hash(self.entity, &body, &custom_fields);
         Ok(MappedRecord {
@@ -127,6 +129,21 @@ impl CompiledSpec {
             custom_fields.insert(name.clone(), text);
         }
         Ok(custom_fields)
+    }
+
+    /// The error for a record that breaks a rule of the canonical model; the partner value is
+    /// the one the spec mapped to that path, or the canonical value the rule is about.
+    fn violation_error(&self, violation: canonical::Violation, input: &Val) -> FieldError {
+        let mapped_from = self
+            .fields
+            .iter()
+            .find(|field| field.target == violation.path)
+            .and_then(|field| field.expr.as_ref());
+        let value = match mapped_from {
+            Some(expr) => partner_value(expr, input),
+            None => Value::String(violation.value),
+        };
+        FieldError::new(&violation.path, &value, violation.message)
     }
 
     /// The error for a mapped value that does not fit the canonical type at `path`.

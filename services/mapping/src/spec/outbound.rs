@@ -19,6 +19,7 @@ use super::compiled::CompiledSpec;
 use super::expr::Expr;
 use super::inbound::{check_target, read_body};
 use super::{Direction, Entity, FieldError, truncate};
+use crate::canonical;
 
 /// Keys of the canonical document beside the body's own fields.
 const CUSTOM_FIELDS: &str = "custom_fields";
@@ -135,6 +136,13 @@ impl CompiledSpec {
         custom_fields: Map<String, Value>,
         external_id: &str,
     ) -> Result<PartnerRecord, FieldError> {
+        canonical::check(body).map_err(|violation| {
+            FieldError::new(
+                &violation.path,
+                &Value::String(violation.value),
+                violation.message,
+            )
+        })?;
         let (entity, mut document) = body_document(body)?;
         if entity != self.entity {
             return Err(whole(
