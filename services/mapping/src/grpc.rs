@@ -5,9 +5,10 @@ use std::sync::Arc;
 use plugboard_proto::error::to_status;
 use plugboard_proto::mapping::v1::mapping_service_server::MappingService;
 use plugboard_proto::mapping::v1::{
-    ListSpecsRequest, ListSpecsResponse, ListTenantOverridesRequest, ListTenantOverridesResponse,
-    PutTenantOverrideRequest, PutTenantOverrideResponse, TransformRequest, TransformResponse,
-    ValidateSpecRequest, ValidateSpecResponse,
+    ListBrokenOverridesRequest, ListBrokenOverridesResponse, ListSpecsRequest, ListSpecsResponse,
+    ListTenantOverridesRequest, ListTenantOverridesResponse, PutTenantOverrideRequest,
+    PutTenantOverrideResponse, TransformRequest, TransformResponse, ValidateSpecRequest,
+    ValidateSpecResponse,
 };
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
@@ -98,6 +99,19 @@ impl MappingService for GrpcMappingAdapter {
         let tenant_id = Caller::tenant_of(&request)?;
         self.mapper
             .list_tenant_overrides(&tenant_id, &request.get_ref().connector)
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all, fields(connector = %request.get_ref().connector))]
+    async fn list_broken_overrides(
+        &self,
+        request: Request<ListBrokenOverridesRequest>,
+    ) -> Result<Response<ListBrokenOverridesResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        self.mapper
+            .list_broken_overrides(&tenant_id, &request.get_ref().connector)
             .await
             .map(Response::new)
             .map_err(|error| to_status(&error))

@@ -15,8 +15,8 @@ use plugboard_proto::error::reason_of;
 use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use plugboard_proto::mapping::v1::transform_result::Outcome;
 use plugboard_proto::mapping::v1::{
-    Direction, ListSpecsRequest, ListTenantOverridesRequest, PutTenantOverrideRequest,
-    TransformInput, TransformRequest, ValidateSpecRequest,
+    Direction, ListBrokenOverridesRequest, ListSpecsRequest, ListTenantOverridesRequest,
+    PutTenantOverrideRequest, TransformInput, TransformRequest, ValidateSpecRequest,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -185,6 +185,8 @@ async fn start_on(database_url: String, schema: Option<String>) -> Mesh {
     if let Some(schema) = schema {
         config.database_schema = schema;
     }
+    // Quick, so tests see new connector versions noticed without waiting long.
+    config.spec_poll_interval = std::time::Duration::from_millis(100);
     tokio::spawn(plugboard_mapping::run(
         config,
         listener,
@@ -764,4 +766,156 @@ async fn tenant_overrides_on_postgres() {
     )
     .await;
     overrides_are_validated_versioned_and_per_tenant(mesh).await;
+}
+
+type Client = MappingServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, MeshCredentials>,
+>;
+
+const ENGINEER: &str = r#"{"id": 8, "firstName": "Grace", "lastName": "Hopper",
+  "occupation": "Engineer", "status": "Placed", "dateLastModified": 1709290861000,
+  "customText3": "Top Secret"}"#;
+
+/// The title and custom fields the transform gave the candidate.
+async fn engineer(client: &mut Client) -> (String, std::collections::HashMap<String, String>) {
+    let response = client
+        .transform(TransformRequest {
+            connector_version: "1.1.0".to_owned(),
+            ..candidates(vec![input("8", ENGINEER)])
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match &response.results[0].outcome {
+        Some(Outcome::Record(record)) => match &record.body {
+            Some(Body::Candidate(candidate)) => (
+                candidate.current_title.clone(),
+                record.custom_fields.clone(),
+            ),
+            other => panic!("not a candidate: {other:?}"),
+        },
+        other => panic!("candidate did not map: {other:?}"),
+    }
+}
+
+async fn broken(client: &mut Client) -> Vec<plugboard_proto::mapping::v1::TenantOverride> {
+    client
+        .list_broken_overrides(ListBrokenOverridesRequest {
+            connector: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .overrides
+}
+
+async fn upgrades_that_break_an_override_are_found_before_a_sync(mut mesh: Mesh) {
+    // The tenant's override uses a lookup of the connector's spec.
+    let override_yaml = "fields:\n  status: {expr: .status, lookup: candidate_status}\n\
+                         custom_fields:\n  security_clearance: .customText3\n";
+    mesh.client
+        .put_tenant_override(put(override_yaml, 0))
+        .await
+        .unwrap();
+    let mut globex = tenant_client(&mesh, "globex");
+
+    // Version 1.1.0 registers: it renames that lookup and upper-cases titles.
+    {
+        let mut manifest = mesh.registry.manifest.lock().unwrap();
+        manifest.version = "1.1.0".to_owned();
+        let candidate = &mut manifest.mapping_specs[1];
+        assert_eq!(candidate.name, "candidate.inbound.yaml");
+        candidate.yaml = candidate
+            .yaml
+            .replace("candidate_status", "status_codes")
+            .replace(
+                "  current_title: .occupation",
+                "  current_title: .occupation | ascii_upcase",
+            );
+    }
+
+    // Found by the service's own look at the registry, without any transform asking.
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = broken(&mut mesh.client).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    let problem = &found[0];
+    assert_eq!(problem.version, 1);
+    assert_eq!(problem.checked_connector_version, "1.1.0");
+    assert_eq!(problem.active_connector_version, "1.0.0");
+    assert!(
+        problem.problems[0]
+            .message
+            .contains("no lookup named \"candidate_status\""),
+        "{problem:?}"
+    );
+    assert!(broken(&mut globex).await.is_empty(), "tenant-scoped");
+
+    // The tenant's syncs go on with the last spec its override fits; others get the new one.
+    let (title, custom) = engineer(&mut mesh.client).await;
+    assert_eq!(title, "Engineer");
+    assert_eq!(
+        custom.get("security_clearance").map(String::as_str),
+        Some("Top Secret")
+    );
+    let (title, custom) = engineer(&mut globex).await;
+    assert_eq!(title, "ENGINEER");
+    assert!(!custom.contains_key("security_clearance"));
+    let listed = mesh
+        .client
+        .list_tenant_overrides(ListTenantOverridesRequest {
+            connector: "bullhorn".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.overrides[0].active_connector_version, "1.0.0");
+    assert_eq!(listed.overrides[0].problems.len(), 1);
+
+    // A fixed version is checked against 1.1.0 when saved and applies over it.
+    let saved = mesh
+        .client
+        .put_tenant_override(put(
+            &override_yaml.replace("candidate_status", "status_codes"),
+            1,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .saved
+        .unwrap();
+    assert_eq!(saved.active_connector_version, "1.1.0");
+    assert!(saved.problems.is_empty());
+    assert!(broken(&mut mesh.client).await.is_empty());
+    let (title, custom) = engineer(&mut mesh.client).await;
+    assert_eq!(title, "ENGINEER");
+    assert!(custom.contains_key("security_clearance"));
+}
+
+#[tokio::test]
+async fn broken_overrides_on_sqlite() {
+    upgrades_that_break_an_override_are_found_before_a_sync(start().await).await;
+}
+
+#[tokio::test]
+async fn broken_overrides_on_postgres() {
+    let schema = format!(
+        "mapping_test_broken_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mesh = start_on(
+        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+        Some(schema),
+    )
+    .await;
+    upgrades_that_break_an_override_are_found_before_a_sync(mesh).await;
 }
