@@ -27,6 +27,7 @@ use plugboard_proto::registry::v1::ResolveRequest;
 use plugboard_runtime::coordination::{Coordinator, Lease};
 use plugboard_runtime::storage::now_text;
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::mesh::Mesh;
@@ -156,10 +157,21 @@ impl Runner {
         let run_id = run.run_id.clone();
         tracing::info!(run_id, connection_id = %sync.connection_id, connector = %sync.connector, "run started");
         let runner = self.clone();
-        tokio::spawn(async move {
-            runner.execute(sync, run, lease, mode).await;
-            drop(permit);
-        });
+        // The run outlives the RPC or scheduler tick that started it, but belongs to its trace:
+        // the connector, mapping, health and partner calls of the run continue the caller's.
+        let span = tracing::info_span!(
+            "sync.run",
+            run_id = %run_id,
+            connection_id = %sync.connection_id,
+            connector = %sync.connector,
+        );
+        tokio::spawn(
+            async move {
+                runner.execute(sync, run, lease, mode).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
         Ok(run_id)
     }
 

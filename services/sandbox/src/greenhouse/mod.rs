@@ -90,7 +90,7 @@ pub enum Error {
 pub fn router(options: GreenhouseOptions) -> Result<Router, Error> {
     let samples = seed::Samples::load(&options.samples_dir)?;
     let shared: Shared = Arc::new(state::Sandbox::new(options, &samples));
-    Ok(Router::new()
+    let routes = Router::new()
         .route(
             "/v1/candidates",
             get(api::list_candidates).post(api::create_candidate),
@@ -106,7 +106,8 @@ pub fn router(options: GreenhouseOptions) -> Result<Router, Error> {
         .route("/_sandbox/faults", post(admin::faults))
         .route("/_sandbox/webhook", post(admin::webhook))
         .route("/_sandbox/stats", get(admin::stats))
-        .with_state(shared))
+        .with_state(shared);
+    Ok(crate::traces::recorded(routes))
 }
 
 /// Serves the sandbox on `listener` until `shutdown` completes.
