@@ -18,6 +18,7 @@ const SERDE_MESSAGES: &[&str] = &[
     "Money",
     "Rate",
     "PayRange",
+    "ExternalReference",
     "Address",
     "Job",
     "Candidate",

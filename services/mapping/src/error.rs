@@ -40,6 +40,16 @@ pub enum Error {
     InvalidOverride(Vec<SpecProblem>),
     #[error("the override changed meanwhile: expected version {expected}, the latest is {latest}")]
     OverrideConflict { expected: i64, latest: i64 },
+    #[error("record {entity} {external_id} of connection {connection_id} was never resolved")]
+    RecordNotResolved {
+        connection_id: String,
+        entity: String,
+        external_id: String,
+    },
+    #[error("no person {0}")]
+    PersonNotFound(String),
+    #[error("the two records are not linked directly; unlink the links that join them")]
+    NotLinked,
     #[error("storage failed: {0}")]
     Storage(#[source] sqlx::Error),
     #[error("cannot open storage: {0}")]
@@ -56,7 +66,11 @@ impl ServiceError for Error {
         match self {
             Error::InvalidArgument(_) | Error::InvalidOverride(_) => ErrorKind::InvalidArgument,
             Error::OverrideConflict { .. } => ErrorKind::FailedPrecondition,
-            Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
+            Error::SpecNotFound { .. }
+            | Error::ConnectorNotFound(_)
+            | Error::RecordNotResolved { .. }
+            | Error::PersonNotFound(_) => ErrorKind::NotFound,
+            Error::NotLinked => ErrorKind::FailedPrecondition,
             Error::InvalidSpec { .. } => ErrorKind::FailedPrecondition,
             Error::RegistryUnavailable(_) => ErrorKind::Unavailable,
             Error::Registry(_)
@@ -82,6 +96,9 @@ impl ServiceError for Error {
             Error::Serve(_) => "SERVE_FAILED",
             Error::InvalidOverride(_) => "OVERRIDE_INVALID",
             Error::OverrideConflict { .. } => "OVERRIDE_CONFLICT",
+            Error::RecordNotResolved { .. } => "RECORD_NOT_RESOLVED",
+            Error::PersonNotFound(_) => "PERSON_NOT_FOUND",
+            Error::NotLinked => "RECORDS_NOT_LINKED",
             Error::Storage(_) => "STORAGE_FAILED",
             Error::Open(_) => "STORAGE_OPEN_FAILED",
         }

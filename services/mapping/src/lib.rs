@@ -16,6 +16,8 @@
 //! - `overrides`: applying tenant overrides, and checking them again when a connector's specs
 //!   change;
 //! - [`hropen`]: HR Open Standards 4.2 documents to and from the canonical model;
+//! - [`identity`]: one canonical person for the same person's records across systems, by
+//!   explicit, inspectable and reversible links (ResolvePersons, GetPerson, LinkRecords, ...);
 //! - [`canonical`]: the rules every canonical record keeps (money with currency, rate periods,
 //!   IANA time zones), checked wherever records are built;
 //! - `store`: versioned tenant overrides and their checks (sqlx, SQLite or PostgreSQL);
@@ -37,14 +39,16 @@
 //!   these checks existed that fits no spec seen since still fails its batches with
 //!   `OVERRIDE_INVALID`. Checking every tenant's overrides is done in one pass per connector
 //!   version, which grows with the number of tenants.
-//! - Identity across systems (linking one person from several partners) is not built yet
-//!   (TODO(#5)).
+//! - Identity queries walk a person's links one record at a time, inside one transaction per
+//!   tenant: fine for pages of a few hundred records and persons of a few dozen, not tuned
+//!   beyond. A record deleted at the partner keeps its links.
 //! - An empty batch is answered without looking the spec up.
 
 pub mod canonical;
 pub mod config;
 pub mod error;
 pub mod hropen;
+pub mod identity;
 pub mod service;
 pub mod spec;
 

@@ -1,7 +1,9 @@
 //! The mapping domain, without gRPC: batch transforms, spec validation and listing
-//! (here), tenant overrides (`tenant_overrides`), the per-record loops (`batch`).
+//! (here), tenant overrides (`tenant_overrides`), identity across systems (`persons`), the
+//! per-record loops (`batch`).
 
 mod batch;
+mod persons;
 mod tenant_overrides;
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use plugboard_proto::mapping::v1::{
 
 use crate::catalog::{ConnectorSpecs, RegistryClient, SpecCatalog};
 use crate::error::Error;
+use crate::identity::Identities;
 use crate::overrides::Overrides;
 use crate::spec::{CompiledSpec, Direction, Entity};
 use crate::store::Store;
@@ -22,12 +25,14 @@ use crate::store::Store;
 pub struct Mapper {
     catalog: SpecCatalog,
     overrides: Overrides,
+    identities: Identities,
 }
 
 impl Mapper {
     pub(crate) fn new(registry: RegistryClient, store: Store) -> Mapper {
         Mapper {
             catalog: SpecCatalog::new(registry),
+            identities: Identities::new(store.clone()),
             overrides: Overrides::new(store),
         }
     }

@@ -53,6 +53,8 @@ impl MappedRecord {
             content_hash: self.content_hash,
             connection_id,
             updated_at,
+            // Identity is resolved per page by ResolvePersons, not per record here.
+            person_id: String::new(),
         }
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! - `overrides`: versioned tenant overrides;
 //! - `override_checks`: whether each override fits its connector's newest spec, and which
-//!   connector spec it is applied over.
+//!   connector spec it is applied over;
+//! - `identity`: resolved person records, the ids they carry, their links and unlinks.
 
+pub mod identity;
 mod override_checks;
 mod overrides;
 
