@@ -94,20 +94,22 @@ fn violation(path: String, value: &str, message: String) -> Violation {
 
 /// An amount is a decimal with its ISO 4217 currency. A currency without an amount says
 /// nothing and passes (a partner sending its currency code on every record, rate or not).
-fn money(path: &str, money: Option<&Money>) -> Result<bool, Violation> {
+/// Paths are `base.part`, only put together for a violation (this runs for every record).
+fn money(base: &str, part: &str, money: Option<&Money>) -> Result<bool, Violation> {
     let Some(money) = money.filter(|money| !money.amount.is_empty()) else {
         return Ok(false);
     };
+    let at = |leaf: &str| format!("{base}.{part}.{leaf}");
     if !is_decimal(&money.amount) {
         return Err(violation(
-            format!("{path}.amount"),
+            at("amount"),
             &money.amount,
             "an amount is a decimal number such as 45.50".to_owned(),
         ));
     }
     if money.currency.is_empty() {
         return Err(violation(
-            format!("{path}.currency"),
+            at("currency"),
             &money.amount,
             format!(
                 "the amount {} has no currency; give its ISO 4217 code such as USD",
@@ -117,7 +119,7 @@ fn money(path: &str, money: Option<&Money>) -> Result<bool, Violation> {
     }
     if !is_currency_code(&money.currency) {
         return Err(violation(
-            format!("{path}.currency"),
+            at("currency"),
             &money.currency,
             format!(
                 "{:?} is not an ISO 4217 currency code (three capital letters such as USD)",
@@ -128,11 +130,11 @@ fn money(path: &str, money: Option<&Money>) -> Result<bool, Violation> {
     Ok(true)
 }
 
-fn period(path: String, text: &str, has_amount: bool) -> Result<(), Violation> {
+fn period(base: &str, text: &str, has_amount: bool) -> Result<(), Violation> {
     if text.is_empty() {
         if has_amount {
             return Err(violation(
-                path,
+                format!("{base}.period"),
                 text,
                 format!(
                     "an amount per period needs its period: one of {}",
@@ -144,7 +146,7 @@ fn period(path: String, text: &str, has_amount: bool) -> Result<(), Violation> {
     }
     if !RATE_PERIODS.contains(&text) {
         return Err(violation(
-            path,
+            format!("{base}.period"),
             text,
             format!(
                 "{text:?} is not a rate period; use one of {}",
@@ -159,20 +161,23 @@ fn rate(path: &str, rate: Option<&Rate>) -> Result<(), Violation> {
     let Some(rate) = rate else {
         return Ok(());
     };
-    let has_amount = money(&format!("{path}.money"), rate.money.as_ref())?;
-    period(format!("{path}.period"), &rate.period, has_amount)
+    let has_amount = money(path, "money", rate.money.as_ref())?;
+    period(path, &rate.period, has_amount)
 }
 
 fn pay_range(path: &str, range: &PayRange) -> Result<(), Violation> {
-    let mut has_amount = money(&format!("{path}.amount"), range.amount.as_ref())?;
-    has_amount |= money(&format!("{path}.minimum"), range.minimum.as_ref())?;
-    has_amount |= money(&format!("{path}.maximum"), range.maximum.as_ref())?;
-    period(format!("{path}.period"), &range.period, has_amount)
+    let mut has_amount = money(path, "amount", range.amount.as_ref())?;
+    has_amount |= money(path, "minimum", range.minimum.as_ref())?;
+    has_amount |= money(path, "maximum", range.maximum.as_ref())?;
+    period(path, &range.period, has_amount)
 }
 
 fn charge_line(path: &str, line: &ChargeLine) -> Result<(), Violation> {
-    rate(&format!("{path}.rate"), line.rate.as_ref())?;
-    money(&format!("{path}.amount"), line.amount.as_ref()).map(|_| ())
+    if let Some(line_rate) = &line.rate {
+        let has_amount = money(path, "rate.money", line_rate.money.as_ref())?;
+        period(&format!("{path}.rate"), &line_rate.period, has_amount)?;
+    }
+    money(path, "amount", line.amount.as_ref()).map(|_| ())
 }
 
 fn time_zone(path: &str, name: &str) -> Result<(), Violation> {

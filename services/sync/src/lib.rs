@@ -14,7 +14,8 @@
 //! - [`service`]: the tenant-scoped domain operations;
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
-//! - [`mesh`]: signed clients for registry, connectors, mapping and health.
+//! - [`mesh`]: signed clients for registry, connectors, mapping and health;
+//! - [`persons`]: each page's people linked by mapping; records answered with their person id.
 //!
 //! # Limitations
 //!
@@ -28,6 +29,7 @@ pub mod error;
 pub mod grpc;
 pub mod mesh;
 pub mod page_guard;
+pub mod persons;
 pub mod record_codec;
 pub mod runner;
 pub mod scheduler;

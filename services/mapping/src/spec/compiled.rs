@@ -326,9 +326,13 @@ impl CompiledSpec {
 impl Lookup {
     /// The mapped value for `found`: `Ok(None)` leaves the field unset.
     fn translate(&self, found: &Value) -> Result<Option<String>, String> {
-        let key = match found {
-            Value::String(text) => text.clone(),
-            Value::Number(_) | Value::Bool(_) => found.to_string(),
+        let scalar;
+        let key: &str = match found {
+            Value::String(text) => text,
+            Value::Number(_) | Value::Bool(_) => {
+                scalar = found.to_string();
+                &scalar
+            }
             _ => {
                 return Err(format!(
                     "lookup {} needs a string, number or boolean",
@@ -336,11 +340,7 @@ impl Lookup {
                 ));
             }
         };
-        if let Some(value) = self
-            .exact
-            .get(&key)
-            .or_else(|| self.folded.get(&fold(&key)))
-        {
+        if let Some(value) = self.exact.get(key).or_else(|| self.folded.get(&fold(key))) {
             return Ok(Some(value.clone()));
         }
         match &self.on_miss {

@@ -93,8 +93,16 @@ impl CompiledSpec {
             )
         })?;
         let mapped = self.mapped_object(&input)?;
-        let body = read_body(self.entity, &mapped)
-            .map_err(|(path, message)| self.type_error(&path, &message, &mapped, &input))?;
+        // Moving the mapped strings into the typed body saves copying each; a body that does
+        // not fit is mapped again to explain where (mapping is deterministic).
+        let body = match read_body_owned(self.entity, mapped) {
+            Ok(body) => body,
+            Err(()) => {
+                let mapped = self.mapped_object(&input)?;
+                let (path, message) = read_body(self.entity, &mapped).err().unwrap_or_default();
+                return Err(self.type_error(&path, &message, &mapped, &input));
+            }
+        };
         canonical::check(&body).map_err(|violation| self.violation_error(violation, &input))?;
         let custom_fields = self.custom_fields_of(&input)?;
         let content_hash = content_hash(self.entity, &body, &custom_fields);
@@ -110,9 +118,13 @@ impl CompiledSpec {
     fn custom_fields_of(&self, input: &Val) -> Result<BTreeMap<String, String>, FieldError> {
         let mut custom_fields = BTreeMap::new();
         for (name, expr) in &self.custom_fields {
-            let path = format!("custom_fields.{name}");
-            let fail =
-                |message: String| FieldError::new(&path, &partner_value(expr, input), message);
+            let fail = |message: String| {
+                FieldError::new(
+                    &format!("custom_fields.{name}"),
+                    &partner_value(expr, input),
+                    message,
+                )
+            };
             let text = match expr.eval(input).map_err(|message| {
                 fail(format!(
                     "jq expression {:?} failed: {message}",
@@ -187,6 +199,23 @@ fn read<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
     T::deserialize(value).or_else(|_| {
         serde_path_to_error::deserialize(value)
             .map_err(|error| (error.path().to_string(), error.inner().to_string()))
+    })
+}
+
+/// [`read_body`] consuming the mapped object; the error says only that it does not fit.
+fn read_body_owned(entity: Entity, value: Value) -> Result<Body, ()> {
+    fn owned<T: DeserializeOwned>(value: Value) -> Result<T, ()> {
+        serde_json::from_value(value).map_err(|_| ())
+    }
+    Ok(match entity {
+        Entity::Job => Body::Job(owned(value)?),
+        Entity::Candidate => Body::Candidate(owned(value)?),
+        Entity::Application => Body::Application(owned(value)?),
+        Entity::Placement => Body::Placement(owned(value)?),
+        Entity::Worker => Body::Worker(owned(value)?),
+        Entity::Timesheet => Body::Timesheet(owned(value)?),
+        Entity::JobPosting => Body::JobPosting(owned(value)?),
+        Entity::ParsedResume => Body::ParsedResume(owned(value)?),
     })
 }
 
