@@ -2,6 +2,9 @@
 //! (`ResolvePersons`), and the records sync answers carry their person id, looked up when read
 //! (`LookupPersons`) so a merge, a split or a manual link or unlink in mapping shows at once
 //! instead of going stale in a copy here.
+//!
+//! Limitation: a merge or split by itself puts no change on `WatchChanges`; a watcher sees the
+//! new person id with the record's next change, and `ListRecords` at once.
 
 use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_proto::mapping::v1::{LookupPersonsRequest, RecordRef, ResolvePersonsRequest};
