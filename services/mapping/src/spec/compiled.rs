@@ -10,7 +10,7 @@ use super::document::{self, OnMiss};
 use super::expr::{self, Expr};
 use super::inbound::check_target;
 use super::outbound::check_source;
-use super::shape::Shape;
+use super::shape::{Found, Shape};
 use super::{Direction, Entity, FieldError, SpecProblem};
 
 /// A spec ready to run: every expression compiled, every canonical path checked against the
@@ -313,12 +313,18 @@ impl CompiledSpec {
         }
     }
 
-    /// Every field's value for `input`, built into one object by the spec's shape.
-    pub(super) fn mapped_object(&self, input: &Val) -> Result<Value, FieldError> {
+    /// Every field's value for `input`, in field order.
+    pub(super) fn field_values(&self, input: &Val) -> Result<Vec<Found>, FieldError> {
         let mut values = Vec::with_capacity(self.fields.len());
         for field in &self.fields {
             values.push(self.field_value(field, input)?);
         }
+        Ok(values)
+    }
+
+    /// Every field's value for `input`, built into one object by the spec's shape.
+    pub(super) fn mapped_object(&self, input: &Val) -> Result<Value, FieldError> {
+        let mut values = self.field_values(input)?;
         Ok(self.shape.build(&mut values, true).unwrap_or_default())
     }
 }

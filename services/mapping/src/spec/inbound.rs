@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::compiled::{CompiledSpec, partner_value};
 use super::expr;
+use super::shape::ShapeDeserializer;
 use super::{Direction, Entity, FieldError, truncate};
 use crate::canonical;
 
@@ -92,10 +93,14 @@ impl CompiledSpec {
                 "the record has no external id".to_owned(),
             )
         })?;
-        let mapped = self.mapped_object(&input)?;
-        // Moving the mapped strings into the typed body saves copying each; a body that does
-        // not fit is mapped again to explain where (mapping is deterministic).
-        let body = match read_body_owned(self.entity, mapped) {
+        let mut values = self.field_values(&input)?;
+        // The typed body is read straight from the field values (no intermediate JSON map);
+        // a body that does not fit is mapped again to explain where (mapping is
+        // deterministic).
+        let body = match read_body_owned(
+            self.entity,
+            ShapeDeserializer::new(&self.shape, &mut values),
+        ) {
             Ok(body) => body,
             Err(()) => {
                 let mapped = self.mapped_object(&input)?;
@@ -202,10 +207,10 @@ fn read<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
     })
 }
 
-/// [`read_body`] consuming the mapped object; the error says only that it does not fit.
-fn read_body_owned(entity: Entity, value: Value) -> Result<Body, ()> {
-    fn owned<T: DeserializeOwned>(value: Value) -> Result<T, ()> {
-        serde_json::from_value(value).map_err(|_| ())
+/// [`read_body`] from the shape's deserializer; the error says only that it does not fit.
+fn read_body_owned(entity: Entity, value: ShapeDeserializer<'_>) -> Result<Body, ()> {
+    fn owned<T: DeserializeOwned>(value: ShapeDeserializer<'_>) -> Result<T, ()> {
+        T::deserialize(value).map_err(|_| ())
     }
     Ok(match entity {
         Entity::Job => Body::Job(owned(value)?),
@@ -254,29 +259,41 @@ pub(crate) fn check_target(entity: Entity, segments: &[String]) -> Result<(), St
     }
 }
 
-fn body_json(body: &Body) -> String {
-    let json = match body {
-        Body::Job(job) => serde_json::to_string(job),
-        Body::Candidate(candidate) => serde_json::to_string(candidate),
-        Body::Application(application) => serde_json::to_string(application),
-        Body::Placement(placement) => serde_json::to_string(placement),
-        Body::Worker(worker) => serde_json::to_string(worker),
-        Body::Timesheet(timesheet) => serde_json::to_string(timesheet),
-        Body::JobPosting(posting) => serde_json::to_string(posting),
-        Body::ParsedResume(resume) => serde_json::to_string(resume),
+fn write_body_json(writer: &mut HashWriter, body: &Body) {
+    let written = match body {
+        Body::Job(job) => serde_json::to_writer(writer, job),
+        Body::Candidate(candidate) => serde_json::to_writer(writer, candidate),
+        Body::Application(application) => serde_json::to_writer(writer, application),
+        Body::Placement(placement) => serde_json::to_writer(writer, placement),
+        Body::Worker(worker) => serde_json::to_writer(writer, worker),
+        Body::Timesheet(timesheet) => serde_json::to_writer(writer, timesheet),
+        Body::JobPosting(posting) => serde_json::to_writer(writer, posting),
+        Body::ParsedResume(resume) => serde_json::to_writer(writer, resume),
     };
-    json.expect("canonical messages have string keys and finite values, so they serialize")
+    written.expect("canonical messages have string keys and finite values, so they serialize");
 }
 
-/// SHA-256 over a canonical serialization: the entity, the typed body (fields in declaration
-/// order, defaults included) and the custom fields sorted by name.
+/// The JSON is written straight into the hasher, never held as a string.
 fn content_hash(entity: Entity, body: &Body, custom_fields: &BTreeMap<String, String>) -> String {
-    let custom = serde_json::to_string(custom_fields).expect("a map of strings always serializes");
-    let mut hasher = Sha256::new();
-    hasher.update(entity.as_str().as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body_json(body).as_bytes());
-    hasher.update(b"\n");
-    hasher.update(custom.as_bytes());
-    hex::encode(hasher.finalize())
+    let mut hasher = HashWriter(Sha256::new());
+    hasher.0.update(entity.as_str().as_bytes());
+    hasher.0.update(b"\n");
+    write_body_json(&mut hasher, body);
+    hasher.0.update(b"\n");
+    serde_json::to_writer(&mut hasher, custom_fields).expect("a map of strings always serializes");
+    hex::encode(hasher.0.finalize())
+}
+
+/// Feeds what is written into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -311,3 +311,32 @@ fn a_job_time_zone_must_be_an_iana_zone() {
     assert_eq!(error.field_path, "time_zone");
     assert_eq!(error.partner_value, "\"CST\"");
 }
+
+/// The typed body read straight from the field values equals the one read from the built JSON
+/// object, on every record of the benchmark fixture and on this file's own spec.
+#[test]
+fn the_shape_deserializer_reads_what_the_json_object_holds() {
+    let bench = CompiledSpec::compile(
+        "candidate.inbound.yaml",
+        include_str!("../../benches/candidate.inbound.yaml"),
+    )
+    .unwrap();
+    let fixture: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("../../tests/fixtures/bench_candidates.json")).unwrap();
+    assert!(fixture.len() >= 300);
+    let job_record = serde_json::json!({"id": 7, "name": "Welder", "state": "active",
+        "kind": "C", "seats": 2, "pay": 31.5, "where": {"city": "Leeds"}});
+    let job_spec = spec();
+    for (spec, record) in fixture
+        .iter()
+        .map(|record| (&bench, record))
+        .chain([(&job_spec, &job_record)])
+    {
+        let payload = record.to_string();
+        let typed = spec.transform(&payload).unwrap();
+        let input = super::expr::parse_payload(&payload).unwrap();
+        let mapped = spec.mapped_object(&input).unwrap();
+        let via_json = super::inbound::read_body(spec.entity(), &mapped).unwrap();
+        assert_eq!(typed.body, via_json, "{payload}");
+    }
+}
