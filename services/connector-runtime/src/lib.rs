@@ -28,9 +28,9 @@
 //! - Write and webhook verification are library calls ([`connector::Connector::write`],
 //!   [`webhook::Verifier`]); the connector contract has no `Write`/`HandleWebhook` RPC yet
 //!   (TODO(#6): add them to `connector.proto` with two-way sync).
-//! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
-//!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
-//!   (TODO(#4)). XML partners are in the format, not the runtime (TODO(#3)).
+//! - OAuth2 authorization code needs credentials: with a fixed secret (conformance kit,
+//!   tooling) there is nobody to hold the refresh token, so such a read fails as
+//!   rejected credentials. XML partners are in the format, not the runtime (TODO(#3)).
 //! - Deleted-record endpoints are in the format but not read (TODO(#6)).
 //! - Idempotency keys and webhook deliveries are remembered in process memory only; sync's
 //!   outbox is the durable guard (TODO(#6)).

@@ -227,15 +227,21 @@ impl Credentials {
         })
     }
 
-    /// The secret of a connection, for that connection's own connector only.
+    /// The secret of a connection, for that connection's own connector only. `refused` is the
+    /// hex SHA-256 of an access token the partner refused, for managed OAuth2 clients: see
+    /// [`TokenBroker::access`].
     pub async fn lease(
         &self,
         actor: &Actor,
         connection_id: &str,
         run_id: &str,
+        refused: Option<&str>,
     ) -> Result<Lease, Error> {
         validate::connection_id(connection_id)?;
         validate::run_id(run_id)?;
+        if let Some(refused) = refused {
+            validate::token_digest("refused_access_token_sha256", refused)?;
+        }
         let record = |outcome: &'static str, version: u64| {
             let audit = self.audit(actor, connection_id, "lease", outcome, run_id, version);
             async move { self.store.record(&audit).await }
@@ -312,7 +318,11 @@ impl Credentials {
         let mut access = None;
         let mut secret = secret;
         if let Some(client) = oauth::managed_client(&secret) {
-            match self.broker.access(actor, &row, client, run_id).await {
+            match self
+                .broker
+                .access(actor, &row, client, run_id, refused)
+                .await
+            {
                 Ok(token) => access = Some(token),
                 Err(error) => {
                     let outcome = match &error {
@@ -450,6 +460,7 @@ fn kind_name(secret: &Secret) -> &'static str {
         Some(secret::Kind::ApiKey(_)) => "api_key",
         Some(secret::Kind::Basic(_)) => "basic",
         Some(secret::Kind::Oauth2Client(_)) => "oauth2_client",
+        Some(secret::Kind::ClientCertificate(_)) => "client_certificate",
         None => "none",
     }
 }

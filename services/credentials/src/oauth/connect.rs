@@ -11,11 +11,10 @@ use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope
 use plugboard_proto::credentials::v1::{OAuth2Client, Secret, secret};
 use plugboard_runtime::storage::{format_time, now_text};
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use super::exchange::{self, FetchError, Grant};
 use super::store::PendingRow;
-use super::{PendingConnect, TokenSet, now_epoch};
+use super::{PendingConnect, TokenSet, now_epoch, token_digest};
 use crate::crypto::RowBinding;
 use crate::error::Error;
 use crate::service::{Actor, Credentials};
@@ -38,10 +37,7 @@ pub struct Completed {
 }
 
 fn state_hash(state: &str) -> String {
-    Sha256::digest(state.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    token_digest(state)
 }
 
 fn web_url(field: &'static str, value: &str) -> Result<(), Error> {
