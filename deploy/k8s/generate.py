@@ -47,7 +47,8 @@ CORE = {
         "master_key": True,
         # Single-flight OAuth token refresh across replicas.
         "redis": True,
-        "calls": [],
+        # Tells health when a partner refuses a connection's grant, and when it is reconnected.
+        "calls": ["health"],
         # LeaseAccess is only for connectors (checked on the signed identity by the service);
         # the gateway manages credentials. Sync has no credentials address at all.
         "callers": ["connectors", "gateway"],
@@ -74,7 +75,7 @@ CORE = {
         "port": 50054,
         "database": True,
         "calls": [],
-        "callers": ["sync", "gateway", "api-clients"],
+        "callers": ["sync", "credentials", "gateway", "api-clients"],
     },
     "registry": {
         "port": 50055,

@@ -31,6 +31,10 @@ pub enum Error {
     IntegrationNotFound(String),
     #[error("connector {0:?} is not in the catalogue")]
     ConnectorNotFound(String),
+    #[error("this connect link was already used or has expired; start the connect again")]
+    ConnectExpired,
+    #[error("access was not approved at the partner; start the connect again to retry")]
+    ConnectDenied,
     /// A dashboard form field is missing or malformed; the text names the field.
     #[error("{0}")]
     InvalidForm(String),
@@ -78,6 +82,7 @@ impl ServiceError for Error {
                 ErrorKind::InvalidArgument
             }
             Error::ApiKeyInUse => ErrorKind::AlreadyExists,
+            Error::ConnectExpired | Error::ConnectDenied => ErrorKind::FailedPrecondition,
             Error::TenantNotFound(_)
             | Error::IntegrationNotFound(_)
             | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
@@ -104,6 +109,8 @@ impl ServiceError for Error {
             Error::CrossOrigin => "CROSS_ORIGIN_REQUEST",
             Error::IntegrationNotFound(_) => "INTEGRATION_NOT_FOUND",
             Error::ConnectorNotFound(_) => "CONNECTOR_NOT_FOUND",
+            Error::ConnectExpired => "OAUTH_CONNECT_EXPIRED",
+            Error::ConnectDenied => "OAUTH_CONNECT_DENIED",
             Error::InvalidForm(_) => "INVALID_FORM",
             Error::Upstream { .. } => "UPSTREAM_FAILED",
             Error::MeshKey(_) => "MESH_KEY_INVALID",

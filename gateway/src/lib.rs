@@ -5,14 +5,18 @@
 //! - `GET /healthz`: every service's gRPC address and `grpc.health.v1` status (no auth);
 //! - `GET /api/v1/integrations` and `GET /api/v1/integrations/{id}`: the caller's integrations,
 //!   with `Authorization: Bearer <api key>`;
-//! - `GET /`, `GET|POST /login`, `POST /logout`: the dashboard, behind a session cookie.
+//! - `GET /`, `GET|POST /login`, `POST /logout`: the dashboard, behind a session cookie;
+//! - connecting from the catalogue (`/connect/{connector}`), with a "Connect with <partner>"
+//!   button and `GET /oauth/callback` for partners using OAuth2's authorization code flow, and
+//!   `POST /integrations/{id}/reconnect` for an integration that needs a reconnect.
 //!
 //! It owns only tenants, API keys and sessions. Everything else it asks the services for, signing
 //! each call with the mesh key as `gateway` acting for the tenant of the key, so a tenant can
 //! only ever see its own data.
 //!
 //! Modules: [`config`] (environment), [`tenants`] (tenants, hashed keys, sessions), [`mesh`]
-//! (channels, signed clients, health probes), [`integrations`] (merging sync, health and
+//! (channels, signed clients, health probes), [`oauth`] and [`oauth_store`] (the OAuth
+//! connect flow and its tables), [`integrations`] (merging sync, health and
 //! registry into one view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`routes`]
 //! (router and request spans), [`error`].
 //!
@@ -34,6 +38,8 @@ pub mod events;
 pub mod forms;
 pub mod integrations;
 pub mod mesh;
+pub mod oauth;
+pub mod oauth_store;
 pub mod routes;
 pub mod tenants;
 

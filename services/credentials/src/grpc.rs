@@ -201,6 +201,7 @@ impl OAuthService for GrpcOAuthAdapter {
                 body.client,
                 &body.authorize_url,
                 &body.redirect_uri,
+                body.reuse_stored_client,
             )
             .await
             .map_err(|error| status_of(&error))?;

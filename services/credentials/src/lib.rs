@@ -1,7 +1,8 @@
 //! Plugboard's credentials service: connection secrets, encrypted at rest, released only to the
 //! connection's own connector.
 //!
-//! It stores one secret per (tenant, connection): an API key, a basic login or an OAuth2 client.
+//! It stores one secret per (tenant, connection): an API key, a basic login, an OAuth2 client or
+//! a mutual-TLS client certificate (PEM chain and key, plus the partner's private CA if any).
 //! Secrets are prost-encoded and sealed with AES-256-GCM under their tenant's random data key,
 //! bound to their row so a copied ciphertext does not open; data keys are stored wrapped by the
 //! master key (`PLUGBOARD_MASTER_KEY`). At start the service re-wraps every data key under the
@@ -46,10 +47,13 @@
 //!   replica. TODO(#4).
 //! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
 //!   their connector logs in itself. TODO(#4): move that login here too.
-//! - The gateway's connect and callback routes that call BeginOAuth/CompleteOAuth are not built
-//!   yet. TODO(#4).
-//! - Webhook signing secrets and mutual-TLS client certificates are not secret kinds yet (new
-//!   oneof variants would break the exhaustive matches in the connectors). TODO(#4).
+//! - The manifest's `client_auth: body` is not honoured for token calls: credentials always
+//!   authenticates the client with HTTP Basic (RFC 6749's default). TODO(#4).
+//! - A client certificate is not presented to token endpoints, so a partner that wants mTLS
+//!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
+//! - Token endpoint URLs are tenant-supplied and checked for http(s) only, not against private
+//!   targets as connectors check theirs. TODO(#4).
+//! - Webhook signing secrets are not a secret kind here yet (issue #6 adds `webhook_secret`).
 //! - LeaseAccess p99 is 2.2x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
 //!   `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).

@@ -95,6 +95,13 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
                 &certificate.private_key_pem,
                 &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
             )?;
+            if !certificate.server_ca_pem.trim().is_empty() {
+                pem(
+                    "secret.client_certificate.server_ca_pem",
+                    &certificate.server_ca_pem,
+                    &["CERTIFICATE"],
+                )?;
+            }
         }
         Some(secret::Kind::ApiKey(api_key)) => required("secret.api_key.key", &api_key.key)?,
         Some(secret::Kind::Basic(basic)) => {

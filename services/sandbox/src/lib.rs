@@ -10,6 +10,8 @@
 //!   JobSubmission and Placement;
 //! - [`oauth`]: a generic, strict OAuth2 authorization server (PKCE codes, rotating refresh
 //!   tokens that reject reuse, client credentials, token-call counters and faults);
+//! - [`mtls`]: a partner behind mutual TLS (ADP-like workers), refusing clients without a
+//!   certificate from its CA;
 //! - [`error`]: the crate's error type.
 //!
 //! # Limitations
@@ -22,6 +24,7 @@
 pub mod bullhorn;
 pub mod error;
 pub mod greenhouse;
+pub mod mtls;
 pub mod oauth;
 
 pub use bullhorn::{SandboxOptions, router, serve};
