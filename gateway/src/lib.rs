@@ -8,7 +8,10 @@
 //! - `GET /`, `GET|POST /login`, `POST /logout`: the dashboard, behind a session cookie;
 //! - connecting from the catalogue (`/connect/{connector}`), with a "Connect with <partner>"
 //!   button and `GET /oauth/callback` for partners using OAuth2's authorization code flow, and
-//!   `POST /integrations/{id}/reconnect` for an integration that needs a reconnect.
+//!   `POST /integrations/{id}/reconnect` for an integration that needs a reconnect;
+//! - `POST /webhooks/{connector}/{connection_id}`: partner webhooks, verified by the connector
+//!   with the connection's webhook secret, then handed to sync; `PUT
+//!   /api/v1/integrations/{id}/webhook` enables them for a connection.
 //!
 //! It owns only tenants, API keys and sessions. Everything else it asks the services for, signing
 //! each call with the mesh key as `gateway` acting for the tenant of the key, so a tenant can
@@ -16,9 +19,9 @@
 //!
 //! Modules: [`config`] (environment), [`tenants`] (tenants, hashed keys, sessions), [`mesh`]
 //! (channels, signed clients, health probes), [`oauth`] and [`oauth_store`] (the OAuth
-//! connect flow and its tables), [`integrations`] (merging sync, health and
-//! registry into one view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`routes`]
-//! (router and request spans), [`error`].
+//! connect flow and its tables), [`integrations`] (merging sync, health and registry into one
+//! view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`] (partner webhook
+//! route and its enabling API), [`routes`] (router and request spans), [`error`].
 //!
 //! # Limitations
 //!
@@ -27,6 +30,8 @@
 //! - Session cookies are not `Secure` and there is no TLS here. TODO(#9): TLS at the edge.
 //! - Revoking a key does not end the dashboard sessions opened with it. TODO(#7).
 //! - No rate limit on failed logins; keys have 256 bits of entropy, but logs could flood.
+//! - Webhook rate limits are per gateway replica (in memory), not shared through Redis; and
+//!   the dashboard has no form to enable webhooks yet, only the API. TODO(#6), TODO(#7).
 
 pub mod api;
 pub mod config;
@@ -42,6 +47,7 @@ pub mod oauth;
 pub mod oauth_store;
 pub mod routes;
 pub mod tenants;
+pub mod webhooks;
 
 use std::future::Future;
 

@@ -54,6 +54,7 @@ impl Access {
             connection_id: connection_id.to_owned(),
             run_id: run_id.to_owned(),
             refused_access_token_sha256: String::new(),
+            secret_kind: String::new(),
         };
         let response = client
             .lease_access(request)
@@ -77,6 +78,9 @@ impl Access {
             Some(secret::Kind::Basic(_)) => Err(Error::WrongCredentialKind("basic login")),
             Some(secret::Kind::ClientCertificate(_)) => {
                 Err(Error::WrongCredentialKind("client certificate"))
+            }
+            Some(secret::Kind::WebhookSecret(_)) => {
+                Err(Error::WrongCredentialKind("webhook secret"))
             }
             None => Err(Error::CredentialMissing),
         }

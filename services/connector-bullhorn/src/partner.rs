@@ -105,6 +105,7 @@ impl Partner {
         let response = self
             .http
             .get(&url)
+            .headers(plugboard_proto::trace_context::current_http_headers())
             .query(&[
                 ("client_id", secret.client_id.as_str()),
                 ("response_type", "code"),
@@ -190,6 +191,7 @@ impl Partner {
         let response = self
             .http
             .get(format!("{}/rest-services/login", settings.login_url))
+            .headers(plugboard_proto::trace_context::current_http_headers())
             .query(&[("version", "2.0"), ("access_token", access_token)])
             .send()
             .await
@@ -271,6 +273,7 @@ impl Partner {
         let response = self
             .http
             .get(url.clone())
+            .headers(plugboard_proto::trace_context::current_http_headers())
             .header("BhRestToken", token)
             .query(query)
             .send()

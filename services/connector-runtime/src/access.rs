@@ -190,6 +190,7 @@ impl Access {
             connection_id: what.connection_id.to_owned(),
             run_id: what.run_id.to_owned(),
             refused_access_token_sha256: what.refused_token.unwrap_or_default().to_owned(),
+            secret_kind: String::new(),
         };
         let response = client
             .lease_access(request)
@@ -207,6 +208,44 @@ impl Access {
             })?
             .into_inner();
         secret_of(response)
+    }
+
+    /// The connection's webhook signing secret. Never log the result.
+    pub async fn lease_webhook_secret(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+    ) -> Result<SecretString, Error> {
+        let identity = MeshCredentials::new(
+            self.key.clone(),
+            Caller {
+                subject: format!("connector:{}", self.connector),
+                tenant: Some(tenant.to_owned()),
+                connector: Some(self.connector.clone()),
+            },
+        );
+        let mut client = CredentialsServiceClient::with_interceptor(self.channel.clone(), identity);
+        let request = LeaseAccessRequest {
+            connection_id: connection_id.to_owned(),
+            run_id: String::new(),
+            secret_kind: "webhook_secret".to_owned(),
+            refused_access_token_sha256: String::new(),
+        };
+        let response = client
+            .lease_access(request)
+            .await
+            .map_err(|status| match status.code() {
+                Code::NotFound => Error::WebhookSecretMissing,
+                code => Error::Lease {
+                    kind: ErrorKind::from_code(code),
+                    message: status.message().to_owned(),
+                },
+            })?
+            .into_inner();
+        match response.secret.and_then(|secret| secret.kind) {
+            Some(secret::Kind::WebhookSecret(webhook)) => Ok(SecretString::from(webhook.secret)),
+            _ => Err(Error::WebhookSecretMissing),
+        }
     }
 }
 
@@ -226,6 +265,13 @@ fn secret_of(response: LeaseAccessResponse) -> Result<Secret, Error> {
             &certificate.private_key_pem,
             &certificate.server_ca_pem,
         ),
+        // Asked for the access secret, credentials never answers with this one.
+        Some(secret::Kind::WebhookSecret(_)) => {
+            return Err(Error::WrongCredentialKind {
+                found: "webhook_secret",
+                needed: "an access secret",
+            });
+        }
         None => return Err(Error::CredentialMissing),
     };
     let time = |text: &str| {

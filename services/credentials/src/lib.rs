@@ -1,8 +1,9 @@
 //! Plugboard's credentials service: connection secrets, encrypted at rest, released only to the
 //! connection's own connector.
 //!
-//! It stores one secret per (tenant, connection): an API key, a basic login, an OAuth2 client or
-//! a mutual-TLS client certificate (PEM chain and key, plus the partner's private CA if any).
+//! It stores one access secret per (tenant, connection): an API key, a basic login, an OAuth2
+//! client or a mutual-TLS client certificate (PEM chain and key, plus the partner's private CA
+//! if any), and beside it, optionally, the secret the partner signs its webhooks with.
 //! Secrets are prost-encoded and sealed with AES-256-GCM under their tenant's random data key,
 //! bound to their row so a copied ciphertext does not open; data keys are stored wrapped by the
 //! master key (`PLUGBOARD_MASTER_KEY`). At start the service re-wraps every data key under the
@@ -37,6 +38,7 @@
 //! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService);
 //! - [`health`]: reports to health when a connection's access is refused or valid again;
 //! - [`validate`]: input checks that name the offending field;
+//! - [`webhook_secret`]: webhook signing secrets, stored beside the access secret;
 //! - [`error`]: the crate's one error type and its gRPC mapping.
 //!
 //! # Limitations
@@ -53,7 +55,6 @@
 //!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
 //! - Token endpoint URLs are tenant-supplied and checked for http(s) only, not against private
 //!   targets as connectors check theirs. TODO(#4).
-//! - Webhook signing secrets are not a secret kind here yet (issue #6 adds `webhook_secret`).
 //! - LeaseAccess p99 is 2.2x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
 //!   `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
@@ -70,6 +71,7 @@ pub mod oauth;
 pub mod service;
 pub mod store;
 pub mod validate;
+pub mod webhook_secret;
 
 use std::future::Future;
 

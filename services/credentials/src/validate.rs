@@ -81,7 +81,7 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
         None => {
             return Err(invalid(
                 "secret.kind",
-                "must be api_key, basic, oauth2_client or client_certificate",
+                "must be api_key, basic, oauth2_client, client_certificate or webhook_secret",
             ));
         }
         Some(secret::Kind::ClientCertificate(certificate)) => {
@@ -107,6 +107,9 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
         Some(secret::Kind::Basic(basic)) => {
             required("secret.basic.username", &basic.username)?;
             required("secret.basic.password", &basic.password)?;
+        }
+        Some(secret::Kind::WebhookSecret(webhook)) => {
+            required("secret.webhook_secret.secret", &webhook.secret)?;
         }
         Some(secret::Kind::Oauth2Client(client)) => {
             required("secret.oauth2_client.client_id", &client.client_id)?;

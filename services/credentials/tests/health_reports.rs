@@ -167,6 +167,7 @@ impl World {
                 connection_id: connection_id.into(),
                 run_id: "run-1".into(),
                 refused_access_token_sha256: refused.into(),
+                ..LeaseAccessRequest::default()
             })
             .await
             .map(|response| response.into_inner().access_token)
