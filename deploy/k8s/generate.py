@@ -47,7 +47,8 @@ CORE = {
         "master_key": True,
         # Single-flight OAuth token refresh across replicas.
         "redis": True,
-        "calls": [],
+        # Tells health when a partner refuses a connection's grant, and when it is reconnected.
+        "calls": ["health"],
         # LeaseAccess is only for connectors (checked on the signed identity by the service);
         # the gateway manages credentials. Sync has no credentials address at all.
         "callers": ["connectors", "gateway"],
@@ -76,7 +77,7 @@ CORE = {
         # Status changes fan out to the WatchStatus streams of every replica.
         "redis": True,
         "calls": [],
-        "callers": ["sync", "gateway", "api-clients"],
+        "callers": ["sync", "credentials", "gateway", "api-clients"],
     },
     "registry": {
         "port": 50055,

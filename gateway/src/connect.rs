@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use rand::RngCore;
+use serde::Deserialize;
 
 use plugboard_proto::credentials::v1::PutCredentialRequest;
 use plugboard_proto::registry::v1::{ConnectorManifest, ListConnectorsRequest};
@@ -23,10 +24,10 @@ use crate::forms::{self, Field};
 use crate::mesh::CALL_TIMEOUT;
 use crate::routes::AppState;
 
-/// Minutes between scheduled runs of a new integration.
-const DEFAULT_INTERVAL_SECONDS: u32 = 300;
+/// Seconds between scheduled runs of a new integration.
+pub(crate) const DEFAULT_INTERVAL_SECONDS: u32 = 300;
 
-fn with_timeout<T>(message: T) -> tonic::Request<T> {
+pub(crate) fn with_timeout<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(CALL_TIMEOUT);
     request
@@ -48,7 +49,10 @@ async fn catalogue(state: &AppState) -> Result<Vec<ConnectorManifest>, Error> {
     Ok(manifests)
 }
 
-async fn manifest(state: &AppState, connector: &str) -> Result<ConnectorManifest, Error> {
+pub(crate) async fn manifest(
+    state: &AppState,
+    connector: &str,
+) -> Result<ConnectorManifest, Error> {
     catalogue(state)
         .await?
         .into_iter()
@@ -84,15 +88,46 @@ pub async fn list(
     }
 }
 
+/// A new connection id: the connector's name and a random suffix.
+pub(crate) fn new_connection_id(connector: &str) -> String {
+    let mut suffix = [0u8; 4];
+    rand::rng().fill_bytes(&mut suffix);
+    format!("{connector}-{}", hex::encode(suffix))
+}
+
+/// `?reconnect=<connection id>`: the form stores new credentials for an existing integration.
+#[derive(Debug, Default, Deserialize)]
+pub struct FormQuery {
+    #[serde(default)]
+    reconnect: Option<String>,
+}
+
 fn form_page(
     state: &AppState,
     tenant_id: &str,
     manifest: &ConnectorManifest,
     error: Option<String>,
     values: &HashMap<String, String>,
+    reconnect: Option<&str>,
 ) -> Result<String, Error> {
-    let settings = forms::settings_fields(&manifest.settings_schema_json)?;
-    let credentials = forms::credential_fields(&manifest.credential_kind)?;
+    let oauth = manifest.oauth_authorization.as_ref();
+    // Reconnecting changes the credentials only; the settings stay as they are.
+    let settings = match reconnect {
+        Some(_) => Vec::new(),
+        None => forms::settings_fields(&manifest.settings_schema_json)?,
+    };
+    let credentials = match oauth {
+        Some(flow) => forms::oauth_client_fields(flow.token_url.is_empty()),
+        None => forms::credential_fields(&manifest.credential_kind)?,
+    };
+    let action = match reconnect {
+        Some(id) => format!(
+            "/connect/{}?reconnect={}",
+            encode(&manifest.name),
+            encode(id)
+        ),
+        None => format!("/connect/{}", encode(&manifest.name)),
+    };
     // Secrets are never echoed back into the form after a failed post.
     let with_values = |fields: Vec<Field>, keep: bool| -> Vec<Field> {
         fields
@@ -114,7 +149,9 @@ fn form_page(
             tenant_id => tenant_id,
             connector => manifest.name,
             display_name => manifest.display_name,
-            action => format!("/connect/{}", encode(&manifest.name)),
+            action => action,
+            oauth => oauth.is_some(),
+            reconnect => reconnect.is_some(),
             settings => with_values(settings, true),
             credentials => with_values(credentials, true),
             error => error,
@@ -127,9 +164,18 @@ pub async fn form(
     State(state): State<AppState>,
     SessionTenant(tenant_id): SessionTenant,
     Path(connector): Path<String>,
+    Query(query): Query<FormQuery>,
 ) -> Response {
+    let reconnect = query.reconnect.as_deref();
     let result = match manifest(&state, &connector).await {
-        Ok(manifest) => form_page(&state, &tenant_id, &manifest, None, &HashMap::new()),
+        Ok(manifest) => form_page(
+            &state,
+            &tenant_id,
+            &manifest,
+            None,
+            &HashMap::new(),
+            reconnect,
+        ),
         Err(error) => Err(error),
     };
     match result {
@@ -143,6 +189,7 @@ pub async fn submit(
     State(state): State<AppState>,
     SessionTenant(tenant_id): SessionTenant,
     Path(connector): Path<String>,
+    Query(query): Query<FormQuery>,
     headers: HeaderMap,
     Form(posted): Form<HashMap<String, String>>,
 ) -> Response {
@@ -153,17 +200,78 @@ pub async fn submit(
         Ok(manifest) => manifest,
         Err(error) => return message_page(&state.templates, &error),
     };
-    match connect(&state, &tenant_id, &manifest, &posted).await {
-        Ok(connection_id) => redirect_to(&format!("/integrations/{}", encode(&connection_id))),
+    let reconnect = query.reconnect.as_deref();
+    let outcome = match reconnect {
+        Some(id) => replace_credentials(&state, &tenant_id, &manifest, id, &posted).await,
+        None if manifest.oauth_authorization.is_some() => {
+            crate::oauth::begin(&state, &tenant_id, &manifest, &posted, &headers).await
+        }
+        None => connect(&state, &tenant_id, &manifest, &posted)
+            .await
+            .map(|id| redirect_to(&format!("/integrations/{}", encode(&id)))),
+    };
+    match outcome {
+        Ok(response) => response,
         Err(error @ Error::InvalidForm(_)) => {
             let message = error.to_string();
-            match form_page(&state, &tenant_id, &manifest, Some(message), &posted) {
+            match form_page(
+                &state,
+                &tenant_id,
+                &manifest,
+                Some(message),
+                &posted,
+                reconnect,
+            ) {
                 Ok(body) => page(StatusCode::UNPROCESSABLE_ENTITY, body),
                 Err(error) => message_page(&state.templates, &error),
             }
         }
         Err(error) => message_page(&state.templates, &error),
     }
+}
+
+/// Stores new credentials for one of the tenant's integrations and runs it.
+async fn replace_credentials(
+    state: &AppState,
+    tenant_id: &str,
+    manifest: &ConnectorManifest,
+    connection_id: &str,
+    posted: &HashMap<String, String>,
+) -> Result<Response, Error> {
+    let integration = crate::integrations::get(&state.mesh, tenant_id, connection_id).await?;
+    if integration.connector != manifest.name {
+        return Err(Error::IntegrationNotFound(connection_id.to_owned()));
+    }
+    let secret = forms::secret(&manifest.credential_kind, posted)?;
+    state
+        .mesh
+        .credentials_for(tenant_id)
+        .put_credential(with_timeout(PutCredentialRequest {
+            connection_id: connection_id.to_owned(),
+            connector: manifest.name.clone(),
+            secret: Some(secret),
+        }))
+        .await
+        .map_err(|status| Error::upstream("credentials", &status))?;
+    tracing::info!(
+        tenant_id,
+        connection_id,
+        "integration reconnected with new credentials"
+    );
+    let run = state
+        .mesh
+        .sync_for(tenant_id)
+        .trigger_run(with_timeout(TriggerRunRequest {
+            connection_id: connection_id.to_owned(),
+        }))
+        .await;
+    if let Err(status) = run {
+        tracing::warn!(code = ?status.code(), message = status.message(), "run after reconnect did not start");
+    }
+    Ok(redirect_to(&format!(
+        "/integrations/{}",
+        encode(connection_id)
+    )))
 }
 
 async fn connect(
@@ -175,9 +283,7 @@ async fn connect(
     let settings = forms::settings_fields(&manifest.settings_schema_json)?;
     let settings_json = forms::settings_json(&settings, posted)?;
     let secret = forms::secret(&manifest.credential_kind, posted)?;
-    let mut suffix = [0u8; 4];
-    rand::rng().fill_bytes(&mut suffix);
-    let connection_id = format!("{}-{}", manifest.name, hex::encode(suffix));
+    let connection_id = new_connection_id(&manifest.name);
 
     state
         .mesh

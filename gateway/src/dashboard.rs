@@ -48,6 +48,7 @@ impl Templates {
         env.add_template("catalogue.html", include_str!("templates/catalogue.html"))?;
         env.add_template("connect.html", include_str!("templates/connect.html"))?;
         env.add_template("message.html", include_str!("templates/message.html"))?;
+        env.add_template("connected.html", include_str!("templates/connected.html"))?;
         env.add_template("header.html", include_str!("templates/header.html"))?;
         Ok(Templates { env })
     }

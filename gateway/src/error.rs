@@ -31,6 +31,10 @@ pub enum Error {
     IntegrationNotFound(String),
     #[error("connector {0:?} is not in the catalogue")]
     ConnectorNotFound(String),
+    #[error("this connect link was already used or has expired; start the connect again")]
+    ConnectExpired,
+    #[error("access was not approved at the partner; start the connect again to retry")]
+    ConnectDenied,
     #[error("no webhook route for this connection")]
     WebhookEndpointNotFound,
     #[error("connection id {0:?} already has a webhook route of another tenant")]
@@ -90,6 +94,7 @@ impl ServiceError for Error {
             Error::WebhookEndpointNotFound => ErrorKind::NotFound,
             Error::WebhookRejected => ErrorKind::Unauthenticated,
             Error::WebhookRateLimited => ErrorKind::ResourceExhausted,
+            Error::ConnectExpired | Error::ConnectDenied => ErrorKind::FailedPrecondition,
             Error::TenantNotFound(_)
             | Error::IntegrationNotFound(_)
             | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
@@ -116,6 +121,8 @@ impl ServiceError for Error {
             Error::CrossOrigin => "CROSS_ORIGIN_REQUEST",
             Error::IntegrationNotFound(_) => "INTEGRATION_NOT_FOUND",
             Error::ConnectorNotFound(_) => "CONNECTOR_NOT_FOUND",
+            Error::ConnectExpired => "OAUTH_CONNECT_EXPIRED",
+            Error::ConnectDenied => "OAUTH_CONNECT_DENIED",
             Error::WebhookEndpointNotFound => "WEBHOOK_ENDPOINT_NOT_FOUND",
             Error::WebhookEndpointTaken(_) => "WEBHOOK_ENDPOINT_TAKEN",
             Error::WebhookRejected => "WEBHOOK_REJECTED",

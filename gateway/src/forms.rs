@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use plugboard_proto::credentials::v1::{ApiKey, Basic, OAuth2Client, Secret, secret};
+use plugboard_proto::credentials::v1::{
+    ApiKey, Basic, ClientCertificate, OAuth2Client, Secret, secret,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -21,7 +23,7 @@ pub struct Field {
     pub name: String,
     pub label: String,
     pub help: String,
-    /// HTML input type: text, url, number, password, checkbox, or `select`.
+    /// HTML input type: text, url, number, password, checkbox, `textarea` or `select`.
     pub input: &'static str,
     pub required: bool,
     pub default: String,
@@ -121,10 +123,65 @@ pub fn credential_fields(kind: &str) -> Result<Vec<Field>, Error> {
                 "Separated by spaces; empty for the partner's default",
             ),
         ]),
+        "client_certificate" => Ok(vec![
+            field(
+                "certificate_chain_pem",
+                "Client certificate (PEM)",
+                "textarea",
+                true,
+                "The certificate chain, leaf first",
+            ),
+            field(
+                "private_key_pem",
+                "Private key (PEM)",
+                "textarea",
+                true,
+                "The certificate's private key; stored encrypted",
+            ),
+            field(
+                "server_ca_pem",
+                "Partner CA (PEM)",
+                "textarea",
+                false,
+                "Only when the partner's server certificate comes from a private CA",
+            ),
+        ]),
         other => Err(Error::InvalidForm(format!(
             "connecting a {other:?} credential from the dashboard is not supported yet"
         ))),
     }
+}
+
+/// The OAuth client of a connector connected through authorization code: the customer's app
+/// at the partner. The customer then consents at the partner; no password is typed here.
+pub fn oauth_client_fields(with_token_url: bool) -> Vec<Field> {
+    let field = |name: &str, label: &str, input: &'static str, help: &str| Field {
+        name: format!("{CREDENTIAL_PREFIX}{name}"),
+        label: label.to_owned(),
+        help: help.to_owned(),
+        input,
+        required: true,
+        default: String::new(),
+        options: Vec::new(),
+    };
+    let mut fields = vec![
+        field(
+            "client_id",
+            "Client id",
+            "text",
+            "Of your app at the partner",
+        ),
+        field("client_secret", "Client secret", "password", ""),
+    ];
+    if with_token_url {
+        fields.push(field(
+            "token_url",
+            "Token URL",
+            "url",
+            "Where the partner issues access tokens",
+        ));
+    }
+    fields
 }
 
 /// The settings JSON from posted values, typed per the schema's fields.
@@ -187,6 +244,11 @@ pub fn secret(kind: &str, posted: &HashMap<String, String>) -> Result<Secret, Er
         "basic" => secret::Kind::Basic(Basic {
             username: take("username"),
             password: take("password"),
+        }),
+        "client_certificate" => secret::Kind::ClientCertificate(ClientCertificate {
+            certificate_chain_pem: take("certificate_chain_pem"),
+            private_key_pem: take("private_key_pem"),
+            server_ca_pem: take("server_ca_pem"),
         }),
         _ => secret::Kind::Oauth2Client(OAuth2Client {
             client_id: take("client_id"),
@@ -301,5 +363,23 @@ mod tests {
         assert_eq!(client.scopes, ["read", "write"]);
         assert!(secret("api_key", &posted(&[])).is_err());
         assert!(credential_fields("certificate").is_err());
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        let certificate = secret(
+            "client_certificate",
+            &posted(&[
+                ("credential.certificate_chain_pem", pem),
+                ("credential.private_key_pem", "key"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(
+            certificate.kind,
+            Some(secret::Kind::ClientCertificate(ref c)) if c.certificate_chain_pem == pem
+        ));
+        let oauth: Vec<String> = oauth_client_fields(false)
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(oauth, ["credential.client_id", "credential.client_secret"]);
     }
 }

@@ -6,6 +6,9 @@
 //! - `GET /api/v1/integrations` and `GET /api/v1/integrations/{id}`: the caller's integrations,
 //!   with `Authorization: Bearer <api key>`;
 //! - `GET /`, `GET|POST /login`, `POST /logout`: the dashboard, behind a session cookie;
+//! - connecting from the catalogue (`/connect/{connector}`), with a "Connect with <partner>"
+//!   button and `GET /oauth/callback` for partners using OAuth2's authorization code flow, and
+//!   `POST /integrations/{id}/reconnect` for an integration that needs a reconnect;
 //! - `POST /webhooks/{connector}/{connection_id}`: partner webhooks, verified by the connector
 //!   with the connection's webhook secret, then handed to sync; `PUT
 //!   /api/v1/integrations/{id}/webhook` enables them for a connection.
@@ -15,10 +18,10 @@
 //! only ever see its own data.
 //!
 //! Modules: [`config`] (environment), [`tenants`] (tenants, hashed keys, sessions), [`mesh`]
-//! (channels, signed clients, health probes), [`integrations`] (merging sync, health and
-//! registry into one view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`]
-//! (partner webhook route and its enabling API), [`routes`] (router and request spans),
-//! [`error`].
+//! (channels, signed clients, health probes), [`oauth`] and [`oauth_store`] (the OAuth
+//! connect flow and its tables), [`integrations`] (merging sync, health and registry into one
+//! view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`] (partner webhook
+//! route and its enabling API), [`routes`] (router and request spans), [`error`].
 //!
 //! # Limitations
 //!
@@ -40,6 +43,8 @@ pub mod events;
 pub mod forms;
 pub mod integrations;
 pub mod mesh;
+pub mod oauth;
+pub mod oauth_store;
 pub mod routes;
 pub mod tenants;
 pub mod webhooks;

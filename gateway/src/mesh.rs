@@ -11,6 +11,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use plugboard_proto::credentials::v1::o_auth_service_client::OAuthServiceClient;
 use plugboard_proto::health::v1::integration_health_service_client::IntegrationHealthServiceClient;
 use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use plugboard_proto::sync::v1::sync_service_client::SyncServiceClient;
@@ -113,6 +114,14 @@ impl Mesh {
     /// The credentials service, acting for `tenant_id`.
     pub fn credentials_for(&self, tenant_id: &str) -> CredentialsServiceClient<Signed> {
         CredentialsServiceClient::with_interceptor(
+            self.secrets.clone(),
+            self.credentials.for_tenant(tenant_id),
+        )
+    }
+
+    /// Credentials' OAuth connect flow, acting for `tenant_id`.
+    pub fn oauth_for(&self, tenant_id: &str) -> OAuthServiceClient<Signed> {
+        OAuthServiceClient::with_interceptor(
             self.secrets.clone(),
             self.credentials.for_tenant(tenant_id),
         )

@@ -15,7 +15,7 @@ use crate::dashboard::{self, Templates};
 use crate::mesh::Mesh;
 use crate::tenants::TenantStore;
 use crate::{api, error::Error};
-use crate::{connect, detail, events, webhooks};
+use crate::{connect, detail, events, oauth, webhooks};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}/run", post(detail::run_now))
         .route("/integrations/{id}/pause", post(detail::pause))
         .route("/integrations/{id}/resume", post(detail::resume))
+        .route("/integrations/{id}/reconnect", post(oauth::reconnect))
+        .route(oauth::CALLBACK_PATH, get(oauth::callback))
         .route("/connect", get(connect::list))
         .route(
             "/connect/{connector}",

@@ -70,6 +70,11 @@ impl TenantStore {
     }
 
     /// Creates the tenant, or renames it when it exists.
+    /// The pool, for the gateway's other tables ([`crate::oauth_store`]).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub async fn ensure_tenant(&self, tenant_id: &str, name: &str) -> Result<(), Error> {
         check_tenant_id(tenant_id)?;
         sqlx::query(

@@ -34,7 +34,13 @@ impl Access {
         Access { channel, key }
     }
 
-    pub async fn lease(&self, tenant: &str, connection_id: &str) -> Result<OAuthSecret, Error> {
+    /// The connection's secret; `run_id` names the sync run served in credentials' audit log.
+    pub async fn lease(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        run_id: &str,
+    ) -> Result<OAuthSecret, Error> {
         let identity = MeshCredentials::new(
             self.key.clone(),
             Caller {
@@ -46,8 +52,8 @@ impl Access {
         let mut client = CredentialsServiceClient::with_interceptor(self.channel.clone(), identity);
         let request = LeaseAccessRequest {
             connection_id: connection_id.to_owned(),
-            // TODO(#6): carry the sync run id once the connector contract passes it along.
-            run_id: String::new(),
+            run_id: run_id.to_owned(),
+            refused_access_token_sha256: String::new(),
             secret_kind: String::new(),
         };
         let response = client
@@ -70,6 +76,9 @@ impl Access {
             }),
             Some(secret::Kind::ApiKey(_)) => Err(Error::WrongCredentialKind("api key")),
             Some(secret::Kind::Basic(_)) => Err(Error::WrongCredentialKind("basic login")),
+            Some(secret::Kind::ClientCertificate(_)) => {
+                Err(Error::WrongCredentialKind("client certificate"))
+            }
             Some(secret::Kind::WebhookSecret(_)) => {
                 Err(Error::WrongCredentialKind("webhook secret"))
             }

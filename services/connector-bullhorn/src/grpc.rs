@@ -102,6 +102,7 @@ impl ConnectorService for GrpcConnectorAdapter {
             stream: request.stream,
             checkpoint: request.checkpoint,
             page_size: request.page_size,
+            run_id: request.run_id,
         };
         let settings = self
             .connector

@@ -71,6 +71,7 @@ pub fn manifest() -> ConnectorManifest {
             .collect(),
         settings_schema_json: SETTINGS_SCHEMA.to_owned(),
         credential_kind: "oauth2_client".to_owned(),
+        oauth_authorization: None,
     }
 }
 

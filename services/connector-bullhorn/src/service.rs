@@ -53,6 +53,8 @@ pub struct ReadParams {
     pub stream: String,
     pub checkpoint: String,
     pub page_size: u32,
+    /// The sync run served, for credentials' audit log; empty outside one.
+    pub run_id: String,
 }
 
 impl BullhornConnector {
@@ -76,7 +78,10 @@ impl BullhornConnector {
         self.forget(&key);
         let outcome = async {
             let mut waits = 0;
-            match self.fetch(&key, &settings, "ping", &[], &mut waits).await? {
+            match self
+                .fetch(&key, &settings, "", "ping", &[], &mut waits)
+                .await?
+            {
                 Value::Object(_) => Ok(()),
                 _ => Err(Error::PartnerResponse(
                     "ping answered a non-object".to_owned(),
@@ -156,7 +161,7 @@ impl BullhornConnector {
             ];
             let mut waits = 0;
             let body = self
-                .fetch(&key, settings, &path, &query, &mut waits)
+                .fetch(&key, settings, &params.run_id, &path, &query, &mut waits)
                 .await?;
             let data = match body.get("data") {
                 Some(Value::Array(data)) => data,
@@ -205,6 +210,7 @@ impl BullhornConnector {
         &self,
         key: &SessionKey,
         settings: &Settings,
+        run_id: &str,
         path: &str,
         query: &[(&str, String)],
         waits: &mut u32,
@@ -215,7 +221,7 @@ impl BullhornConnector {
                 Some(session) => session,
                 None => {
                     fresh = true;
-                    self.login(key, settings).await?
+                    self.login(key, settings, run_id).await?
                 }
             };
             match self.partner.get_json(&session, path, query, waits).await? {
@@ -234,8 +240,18 @@ impl BullhornConnector {
         }
     }
 
-    async fn login(&self, key: &SessionKey, settings: &Settings) -> Result<Session, Error> {
-        let secret = self.access.lease(&key.tenant, &key.connection_id).await?;
+    /// Leases the secret (for `run_id`'s audit row) and logs in. The session then serves later
+    /// runs too while Bullhorn accepts it, since Bullhorn limits logins.
+    async fn login(
+        &self,
+        key: &SessionKey,
+        settings: &Settings,
+        run_id: &str,
+    ) -> Result<Session, Error> {
+        let secret = self
+            .access
+            .lease(&key.tenant, &key.connection_id, run_id)
+            .await?;
         let session = self.partner.login(settings, &secret).await?;
         self.lock().insert(
             key.clone(),

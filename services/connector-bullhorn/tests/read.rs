@@ -17,8 +17,8 @@ use plugboard_proto::credentials::v1::credentials_service_server::{
 };
 use plugboard_proto::credentials::v1::{
     DescribeCredentialRequest, DescribeCredentialResponse, LeaseAccessRequest, LeaseAccessResponse,
-    OAuth2Client, PutCredentialRequest, PutCredentialResponse, RevokeRequest, RevokeResponse,
-    Secret, secret,
+    ListAuditRequest, ListAuditResponse, OAuth2Client, PutCredentialRequest, PutCredentialResponse,
+    RevokeRequest, RevokeResponse, Secret, secret,
 };
 use plugboard_proto::error::reason_of;
 use plugboard_proto::registry::v1::registry_service_server::{
@@ -100,6 +100,13 @@ impl CredentialsService for FakeCredentials {
         &self,
         _: Request<DescribeCredentialRequest>,
     ) -> Result<Response<DescribeCredentialResponse>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
+
+    async fn list_audit(
+        &self,
+        _: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
         Err(Status::unimplemented("stand-in"))
     }
 }
@@ -252,6 +259,7 @@ impl Harness {
             stream: stream.to_owned(),
             checkpoint: checkpoint.to_owned(),
             page_size,
+            ..ReadRequest::default()
         };
         let mut pages = self.client.clone().read(request).await?.into_inner();
         let mut result = ReadResult {
@@ -491,6 +499,7 @@ async fn rejected_credentials_and_bad_input_get_clear_errors() {
         stream: stream.to_owned(),
         checkpoint: checkpoint.to_owned(),
         page_size: 0,
+        ..ReadRequest::default()
     };
     let mut stream = client
         .read(request(harness.connection("bad-password"), "Candidate", ""))

@@ -1,39 +1,62 @@
 //! Leasing a connection's secret from the credentials service, as `connector:<name>`.
+//!
+//! For OAuth2 clients the service manages (client credentials, or tokens from an authorization
+//! code connect) the lease carries a live access token and no client secret: the connector
+//! never talks to the token endpoint itself, so refresh ahead of expiry, single flight across
+//! replicas and refresh-token rotation all stay in credentials. When the partner refuses a
+//! leased token (401), the connector leases again naming that token's digest, and credentials
+//! refreshes instead of serving it again.
 
+use chrono::{DateTime, Utc};
 use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
-use plugboard_proto::credentials::v1::{LeaseAccessRequest, secret};
-use plugboard_proto::error::ErrorKind;
+use plugboard_proto::credentials::v1::{LeaseAccessRequest, LeaseAccessResponse, secret};
+use plugboard_proto::error::{ErrorKind, reason_of};
 use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::error::Error;
+
+/// An access token leased from credentials. Debug output is redacted by `SecretString`.
+#[derive(Debug, Clone)]
+pub struct LeasedToken {
+    token: SecretString,
+    /// Epoch-anchored expiry, when the partner said.
+    expires_at: Option<DateTime<Utc>>,
+}
 
 /// A leased credential, whatever its kind. Debug output is redacted by `SecretString`.
 #[derive(Debug, Clone)]
 pub struct Secret {
     pub kind: &'static str,
     fields: Vec<(&'static str, SecretString)>,
+    access: Option<LeasedToken>,
+    /// When the connector must lease again; `None` for fixed secrets.
+    lease_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Secret {
-    pub fn api_key(key: &str) -> Secret {
+    fn of(kind: &'static str, fields: &[(&'static str, &str)]) -> Secret {
         Secret {
-            kind: "api_key",
-            fields: vec![("key", SecretString::from(key.to_owned()))],
+            kind,
+            fields: fields
+                .iter()
+                .map(|(name, value)| (*name, SecretString::from((*value).to_owned())))
+                .collect(),
+            access: None,
+            lease_expires_at: None,
         }
     }
 
+    pub fn api_key(key: &str) -> Secret {
+        Secret::of("api_key", &[("key", key)])
+    }
+
     pub fn basic(username: &str, password: &str) -> Secret {
-        Secret {
-            kind: "basic",
-            fields: vec![
-                ("username", SecretString::from(username.to_owned())),
-                ("password", SecretString::from(password.to_owned())),
-            ],
-        }
+        Secret::of("basic", &[("username", username), ("password", password)])
     }
 
     pub fn oauth2_client(
@@ -43,19 +66,38 @@ impl Secret {
         username: &str,
         password: &str,
     ) -> Secret {
-        Secret {
-            kind: "oauth2_client",
-            fields: vec![
-                ("client_id", SecretString::from(client_id.to_owned())),
-                (
-                    "client_secret",
-                    SecretString::from(client_secret.to_owned()),
-                ),
-                ("token_url", SecretString::from(token_url.to_owned())),
-                ("username", SecretString::from(username.to_owned())),
-                ("password", SecretString::from(password.to_owned())),
+        Secret::of(
+            "oauth2_client",
+            &[
+                ("client_id", client_id),
+                ("client_secret", client_secret),
+                ("token_url", token_url),
+                ("username", username),
+                ("password", password),
             ],
-        }
+        )
+    }
+
+    /// A mutual-TLS client certificate: the PEM chain (leaf first) and the leaf's key, plus the
+    /// CA of the partner's server certificate when it is a private one (empty otherwise).
+    pub fn client_certificate(chain_pem: &str, key_pem: &str, server_ca_pem: &str) -> Secret {
+        Secret::of(
+            "client_certificate",
+            &[
+                ("certificate_chain_pem", chain_pem),
+                ("private_key_pem", key_pem),
+                ("server_ca_pem", server_ca_pem),
+            ],
+        )
+    }
+
+    /// The same secret with a live access token, as credentials leases managed OAuth2 clients.
+    pub fn with_access_token(mut self, token: &str, expires_at: Option<DateTime<Utc>>) -> Secret {
+        self.access = Some(LeasedToken {
+            token: SecretString::from(token.to_owned()),
+            expires_at,
+        });
+        self
     }
 
     pub fn get(&self, field: &str) -> Option<&str> {
@@ -65,9 +107,26 @@ impl Secret {
             .map(|(_, value)| value.expose_secret())
     }
 
+    /// The leased access token, when credentials manages the client's tokens.
+    pub fn access_token(&self) -> Option<&str> {
+        self.access
+            .as_ref()
+            .map(|access| access.token.expose_secret())
+    }
+
+    /// When the leased access token expires, if the partner said.
+    pub fn access_token_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.access.as_ref().and_then(|access| access.expires_at)
+    }
+
+    /// When the lease ends and the connector must lease again.
+    pub fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.lease_expires_at
+    }
+
     /// The secret as the `secret` template scope. Never log the result.
     pub fn scope(&self) -> Value {
-        let fields: Map<String, Value> = self
+        let mut fields: Map<String, Value> = self
             .fields
             .iter()
             .map(|(name, value)| {
@@ -77,8 +136,27 @@ impl Secret {
                 )
             })
             .collect();
+        if let Some(token) = self.access_token() {
+            fields.insert("access_token".to_owned(), Value::String(token.to_owned()));
+        }
         Value::Object(fields)
     }
+}
+
+/// Hex SHA-256 of a token: how a refused access token is named to credentials.
+pub fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What one lease is for.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseFor<'a> {
+    pub tenant: &'a str,
+    pub connection_id: &'a str,
+    /// The sync run served, for the audit log; empty for checks and tooling.
+    pub run_id: &'a str,
+    /// The digest of an access token the partner just refused.
+    pub refused_token: Option<&'a str>,
 }
 
 /// Leases secrets for one connector from credentials.
@@ -98,20 +176,20 @@ impl Access {
         }
     }
 
-    pub async fn lease(&self, tenant: &str, connection_id: &str) -> Result<Secret, Error> {
+    pub async fn lease(&self, what: LeaseFor<'_>) -> Result<Secret, Error> {
         let identity = MeshCredentials::new(
             self.key.clone(),
             Caller {
                 subject: format!("connector:{}", self.connector),
-                tenant: Some(tenant.to_owned()),
+                tenant: Some(what.tenant.to_owned()),
                 connector: Some(self.connector.clone()),
             },
         );
         let mut client = CredentialsServiceClient::with_interceptor(self.channel.clone(), identity);
         let request = LeaseAccessRequest {
-            connection_id: connection_id.to_owned(),
-            // TODO(#6): carry the sync run id once the connector contract passes it along.
-            run_id: String::new(),
+            connection_id: what.connection_id.to_owned(),
+            run_id: what.run_id.to_owned(),
+            refused_access_token_sha256: what.refused_token.unwrap_or_default().to_owned(),
             secret_kind: String::new(),
         };
         let response = client
@@ -119,29 +197,17 @@ impl Access {
             .await
             .map_err(|status| match status.code() {
                 Code::NotFound => Error::CredentialMissing,
+                // The partner refused the grant (credentials tried): the customer reconnects.
+                _ if reason_of(&status).as_deref() == Some("CREDENTIALS_REJECTED") => {
+                    Error::CredentialsRejected(status.message().to_owned())
+                }
                 code => Error::Lease {
                     kind: ErrorKind::from_code(code),
                     message: status.message().to_owned(),
                 },
             })?
             .into_inner();
-        match response.secret.and_then(|secret| secret.kind) {
-            Some(secret::Kind::ApiKey(key)) => Ok(Secret::api_key(&key.key)),
-            Some(secret::Kind::Basic(basic)) => Ok(Secret::basic(&basic.username, &basic.password)),
-            Some(secret::Kind::Oauth2Client(client)) => Ok(Secret::oauth2_client(
-                &client.client_id,
-                &client.client_secret,
-                &client.token_url,
-                &client.username,
-                &client.password,
-            )),
-            // Asked for the access secret, credentials never answers with this one.
-            Some(secret::Kind::WebhookSecret(_)) => Err(Error::WrongCredentialKind {
-                found: "webhook_secret",
-                needed: "an access secret",
-            }),
-            None => Err(Error::CredentialMissing),
-        }
+        secret_of(response)
     }
 
     /// The connection's webhook signing secret. Never log the result.
@@ -163,6 +229,7 @@ impl Access {
             connection_id: connection_id.to_owned(),
             run_id: String::new(),
             secret_kind: "webhook_secret".to_owned(),
+            refused_access_token_sha256: String::new(),
         };
         let response = client
             .lease_access(request)
@@ -180,4 +247,44 @@ impl Access {
             _ => Err(Error::WebhookSecretMissing),
         }
     }
+}
+
+fn secret_of(response: LeaseAccessResponse) -> Result<Secret, Error> {
+    let mut secret = match response.secret.and_then(|secret| secret.kind) {
+        Some(secret::Kind::ApiKey(key)) => Secret::api_key(&key.key),
+        Some(secret::Kind::Basic(basic)) => Secret::basic(&basic.username, &basic.password),
+        Some(secret::Kind::Oauth2Client(client)) => Secret::oauth2_client(
+            &client.client_id,
+            &client.client_secret,
+            &client.token_url,
+            &client.username,
+            &client.password,
+        ),
+        Some(secret::Kind::ClientCertificate(certificate)) => Secret::client_certificate(
+            &certificate.certificate_chain_pem,
+            &certificate.private_key_pem,
+            &certificate.server_ca_pem,
+        ),
+        // Asked for the access secret, credentials never answers with this one.
+        Some(secret::Kind::WebhookSecret(_)) => {
+            return Err(Error::WrongCredentialKind {
+                found: "webhook_secret",
+                needed: "an access secret",
+            });
+        }
+        None => return Err(Error::CredentialMissing),
+    };
+    let time = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|time| time.with_timezone(&Utc))
+    };
+    secret.lease_expires_at = time(&response.expires_at);
+    if !response.access_token.is_empty() {
+        secret = secret.with_access_token(
+            &response.access_token,
+            time(&response.access_token_expires_at),
+        );
+    }
+    Ok(secret)
 }

@@ -270,6 +270,7 @@ impl Kit {
             stream: stream.to_owned(),
             checkpoint: checkpoint.to_owned(),
             page_size,
+            run_id: String::new(),
         };
         tokio::time::timeout(READ_TIMEOUT, self.connector.read_all(params))
             .await

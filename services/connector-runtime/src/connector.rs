@@ -12,7 +12,7 @@ use plugboard_proto::error::{ErrorKind, ServiceError};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::access::{Access, Secret};
+use crate::access::{Access, LeaseFor, Secret};
 use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
 use crate::error::Error;
 use crate::http::{Answer, Body, Http, Limiter, Request, Response, next_link};
@@ -34,9 +34,9 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    async fn lease(&self, tenant: &str, connection_id: &str) -> Result<Secret, Error> {
+    async fn lease(&self, what: LeaseFor<'_>) -> Result<Secret, Error> {
         match self {
-            SecretSource::Credentials(access) => access.lease(tenant, connection_id).await,
+            SecretSource::Credentials(access) => access.lease(what).await,
             SecretSource::Fixed(secret) => Ok(secret.clone()),
         }
     }
@@ -52,6 +52,9 @@ struct Key {
 struct Cached {
     settings: Settings,
     session: Session,
+    /// The run whose lease opened the session: each run leases for itself, so the audit log
+    /// names every run that used the secret.
+    run_id: String,
 }
 
 /// One read: which connection, stream, checkpoint and page size.
@@ -62,6 +65,8 @@ pub struct ReadParams {
     pub stream: String,
     pub checkpoint: String,
     pub page_size: u32,
+    /// The sync run served; empty outside one.
+    pub run_id: String,
 }
 
 /// One write of a canonical record to the partner.
@@ -151,7 +156,7 @@ impl Connector {
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
             let mut waits = 0;
-            self.fetch(&key, &settings, &mut waits, |session| {
+            self.fetch(&key, &settings, "", &mut waits, |session| {
                 Ok(Request {
                     method: crate::manifest::Method::Get,
                     url: join(&session.base_url, &path)?,
@@ -274,7 +279,7 @@ impl Connector {
             }
             let mut waits = 0;
             let response = self
-                .fetch(&key, settings, &mut waits, |session| {
+                .fetch(&key, settings, &params.run_id, &mut waits, |session| {
                     self.page_request(
                         stream,
                         session,
@@ -314,7 +319,14 @@ impl Connector {
             let done = next.is_none() || items.is_empty();
             if done {
                 page.deleted = self
-                    .read_deleted(stream, &key, settings, started_since, format.as_ref())
+                    .read_deleted(
+                        stream,
+                        &key,
+                        settings,
+                        &params.run_id,
+                        started_since,
+                        format.as_ref(),
+                    )
                     .await?;
             }
             checkpoint = match next {
@@ -483,7 +495,7 @@ impl Connector {
         let key = key(&params.tenant, &params.connection);
         let mut waits = 0;
         let response = self
-            .fetch_as(&key, &settings, &mut waits, repeatable, |session| {
+            .fetch_as(&key, &settings, "", &mut waits, repeatable, |session| {
                 Ok(Request {
                     method: operation.method,
                     url: join(&session.base_url, &path)?,
@@ -527,16 +539,19 @@ impl Connector {
         .await
     }
 
-    /// One request with the connection's session; a 401 or an expired session opens a new
-    /// session once.
+    /// One request with the connection's session. A 401 or an expired session opens a new
+    /// session once; when the refused session presented a leased access token, the new lease
+    /// names it so credentials refreshes it rather than serving it again.
     async fn fetch(
         &self,
         key: &Key,
         settings: &Settings,
+        run_id: &str,
         waits: &mut u32,
         build: impl Fn(&Session) -> Result<Request, Error>,
     ) -> Result<Response, Error> {
-        self.fetch_as(key, settings, waits, true, build).await
+        self.fetch_as(key, settings, run_id, waits, true, build)
+            .await
     }
 
     /// [`Connector::fetch`] for a request that may (`repeatable`) or may not be sent again after
@@ -545,18 +560,28 @@ impl Connector {
         &self,
         key: &Key,
         settings: &Settings,
+        run_id: &str,
         waits: &mut u32,
         repeatable: bool,
         build: impl Fn(&Session) -> Result<Request, Error>,
     ) -> Result<Response, Error> {
         let limiter = self.limiter(key);
         let mut fresh = false;
+        let mut refused: Option<String> = None;
         loop {
-            let session = match self.cached(key, settings) {
+            let session = match self.cached(key, settings, run_id) {
                 Some(session) => session,
                 None => {
                     fresh = true;
-                    let secret = self.secrets.lease(&key.tenant, &key.connection_id).await?;
+                    let secret = self
+                        .secrets
+                        .lease(LeaseFor {
+                            tenant: &key.tenant,
+                            connection_id: &key.connection_id,
+                            run_id,
+                            refused_token: refused.as_deref(),
+                        })
+                        .await?;
                     let session = session::open(
                         &self.manifest,
                         &self.http,
@@ -571,6 +596,7 @@ impl Connector {
                         Cached {
                             settings: settings.clone(),
                             session: session.clone(),
+                            run_id: run_id.to_owned(),
                         },
                     );
                     session
@@ -580,31 +606,35 @@ impl Connector {
             request.headers.extend(session.headers.iter().cloned());
             request.query.extend(session.query.iter().cloned());
             // A 401 is a refusal before any work, so even a create may be sent again after it.
-            match self
-                .http
-                .send_as(&limiter, &request, waits, repeatable)
-                .await?
-            {
+            let http = session.http.as_ref().unwrap_or(&self.http);
+            match http.send_as(&limiter, &request, waits, repeatable).await? {
                 Answer::Ok(response) => return Ok(response),
-                Answer::Unauthorized if !fresh => {
-                    tracing::info!(connection_id = %key.connection_id, "partner session expired, opening a new one");
-                    self.forget(key);
-                }
                 Answer::Unauthorized => {
                     self.forget(key);
-                    return Err(Error::CredentialsRejected(
-                        "the partner refused a session it had just accepted".to_owned(),
-                    ));
+                    // A stale cached session gets a new lease; a leased token the partner
+                    // refuses is refreshed by credentials once. A fresh session refused after
+                    // that means the credential itself is bad.
+                    let presented = session.access_token_sha256.clone();
+                    let worth_retry = !fresh || (presented.is_some() && refused.is_none());
+                    if !worth_retry {
+                        return Err(Error::CredentialsRejected(
+                            "the partner refused a session it had just accepted".to_owned(),
+                        ));
+                    }
+                    tracing::info!(connection_id = %key.connection_id, "the partner refused the session, opening a new one");
+                    refused = presented;
                 }
             }
         }
     }
 
-    fn cached(&self, key: &Key, settings: &Settings) -> Option<Session> {
+    fn cached(&self, key: &Key, settings: &Settings, run_id: &str) -> Option<Session> {
         self.lock_sessions()
             .get(key)
             // Changed settings point elsewhere: the old session does not apply.
-            .filter(|cached| cached.settings == *settings && cached.session.is_live())
+            .filter(|cached| {
+                cached.settings == *settings && cached.run_id == run_id && cached.session.is_live()
+            })
             .map(|cached| cached.session.clone())
     }
 

@@ -168,6 +168,36 @@ impl Http {
         Ok(Http { client, backoff })
     }
 
+    /// A client that presents a client certificate (mutual TLS): `identity_pem` holds the
+    /// PEM chain and its private key; `server_ca_pem`, when not empty, is a private CA the
+    /// partner's server certificate may chain to, besides the public web PKI.
+    pub fn with_client_certificate(
+        identity_pem: &[u8],
+        server_ca_pem: &[u8],
+    ) -> Result<Http, Error> {
+        // reqwest's messages about PEM name no key material, only what failed to parse.
+        let identity = reqwest::Identity::from_pem(identity_pem).map_err(|e| {
+            Error::CredentialsRejected(format!("the client certificate does not load: {e}"))
+        })?;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .use_rustls_tls()
+            .identity(identity);
+        if !server_ca_pem.is_empty() {
+            for ca in reqwest::Certificate::from_pem_bundle(server_ca_pem).map_err(|e| {
+                Error::CredentialsRejected(format!("the partner's CA does not load: {e}"))
+            })? {
+                builder = builder.add_root_certificate(ca);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| Error::CredentialsRejected(format!("cannot build a TLS client: {e}")))?;
+        let backoff = Http::new()?.backoff;
+        Ok(Http { client, backoff })
+    }
+
     /// Sends `request` under `limiter`, waiting out 429s (counted in `waits`) and retrying
     /// transient failures.
     pub async fn send(

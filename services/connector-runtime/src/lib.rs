@@ -26,9 +26,9 @@
 //!
 //! # Limitations
 //!
-//! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
-//!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
-//!   (TODO(#4)). XML partners are in the format, not the runtime (TODO(#3)).
+//! - OAuth2 authorization code needs credentials: with a fixed secret (conformance kit,
+//!   tooling) there is nobody to hold the refresh token, so such a read fails as
+//!   rejected credentials. XML partners are in the format, not the runtime (TODO(#3)).
 //! - Writes remember nothing: sync's outbox is what makes a retried write happen once, and the
 //!   runtime's part is never to repeat a create the partner may already have made
 //!   ([`connector::Connector::write`]). Webhook deliveries are not remembered here either: sync

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use plugboard_proto::registry::v1::{
-    ConnectorManifest, HeartbeatRequest, MappingSpecFile, RegisterRequest, StreamInfo,
+    ConnectorManifest, HeartbeatRequest, MappingSpecFile, OAuthAuthorization, RegisterRequest,
+    StreamInfo,
 };
 use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
 use serde_json::{Map, Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::manifest::{Loaded, SettingType};
+use crate::manifest::{Auth, Loaded, SettingType};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(15);
@@ -49,6 +50,24 @@ pub fn registry_manifest(loaded: &Loaded) -> ConnectorManifest {
             .collect(),
         settings_schema_json: settings_schema(loaded).to_string(),
         credential_kind: manifest.credential_kind().to_owned(),
+        oauth_authorization: oauth_authorization(&manifest.auth),
+    }
+}
+
+/// How the gateway connects a partner that uses OAuth2's authorization code flow.
+fn oauth_authorization(auth: &Auth) -> Option<OAuthAuthorization> {
+    match auth {
+        Auth::Oauth2AuthorizationCode {
+            authorize_url,
+            token_url,
+            scopes,
+            ..
+        } => Some(OAuthAuthorization {
+            authorize_url: authorize_url.clone(),
+            token_url: token_url.clone().unwrap_or_default(),
+            scopes: scopes.clone(),
+        }),
+        _ => None,
     }
 }
 

@@ -1,8 +1,11 @@
 //! Connection settings and sessions: what every partner request of a connection carries.
 //!
 //! A session is the manifest's auth scheme applied to a leased secret: a header or query
-//! parameter for API keys, Basic and Bearer; a token from the token endpoint for OAuth2 client
-//! credentials; a session token (and possibly a new base URL) from a login request.
+//! parameter for API keys, Basic and Bearer; for OAuth2 (client credentials or authorization
+//! code) the access token credentials leased, or, for a fixed client secret (the conformance
+//! kit, tooling), a token from the token endpoint; a session token (and possibly a new base URL)
+//! from a login request; a TLS client of its own presenting the client certificate for mTLS.
+//! A session ends when its lease does, so a revoked or rotated secret takes effect.
 
 use std::time::Duration;
 
@@ -12,7 +15,7 @@ use reqwest::Url;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use crate::access::Secret;
+use crate::access::{Secret, token_digest};
 use crate::error::Error;
 use crate::guard::check_target;
 use crate::http::{Answer, Body, Http, Limiter, Request};
@@ -98,13 +101,42 @@ pub struct Session {
     pub query: Vec<(String, String)>,
     pub base_url: Url,
     pub expires: Option<Instant>,
+    /// The digest of the leased access token the session presents, to name it to credentials
+    /// when the partner refuses it.
+    pub access_token_sha256: Option<String>,
+    /// The session's own HTTP client, presenting a client certificate (mTLS); the connector's
+    /// shared client otherwise.
+    pub http: Option<Http>,
 }
 
 impl Session {
     pub fn is_live(&self) -> bool {
         self.expires.is_none_or(|expires| expires > Instant::now())
     }
+
+    /// Ends the session no later than `at` (a little early, so it never lapses mid-request).
+    fn expire_by(&mut self, at: Option<chrono::DateTime<chrono::Utc>>) {
+        let Some(at) = at else { return };
+        let left = (at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .saturating_sub(EXPIRY_MARGIN)
+            .max(Duration::from_secs(1));
+        let by = Instant::now() + left;
+        self.expires = Some(self.expires.map_or(by, |expires| expires.min(by)));
+    }
+
+    /// Presents `token` (leased from credentials) as a bearer token.
+    fn bearer_from_lease(&mut self, token: &str, secret: &Secret) {
+        self.headers
+            .push(("Authorization".to_owned(), format!("Bearer {token}")));
+        self.access_token_sha256 = Some(token_digest(token));
+        self.expire_by(secret.access_token_expires_at());
+    }
 }
+
+/// Sessions end this long before their token or lease does.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
 /// Applies the manifest's auth to `secret`, logging in or fetching a token when it says so.
 pub async fn open(
@@ -129,7 +161,10 @@ pub async fn open(
         query: Vec::new(),
         base_url: settings.base_url.clone(),
         expires: None,
+        access_token_sha256: None,
+        http: None,
     };
+    session.expire_by(secret.lease_expires_at());
     match &manifest.auth {
         Auth::ApiKey {
             location,
@@ -154,6 +189,12 @@ pub async fn open(
                 "Authorization".to_owned(),
                 format!("Bearer {}", render(token)?),
             ));
+        }
+        // Credentials fetched and refreshes the token: use it, never the token endpoint.
+        Auth::Oauth2ClientCredentials { .. } if secret.access_token().is_some() => {
+            if let Some(token) = secret.access_token() {
+                session.bearer_from_lease(token, secret);
+            }
         }
         Auth::Oauth2ClientCredentials {
             token_url,
@@ -208,16 +249,28 @@ pub async fn open(
                 Instant::now() + Duration::from_secs(seconds.saturating_sub(30).max(1))
             });
         }
+        // The customer consented through the gateway's connect flow; credentials holds the
+        // refresh token and leases only access tokens.
         Auth::Oauth2AuthorizationCode { .. } => {
-            return Err(Error::Unsupported(
-                "oauth2_authorization_code: refresh tokens are not leased by credentials yet (TODO(#4))"
-                    .to_owned(),
-            ));
+            let Some(token) = secret.access_token() else {
+                return Err(Error::CredentialsRejected(
+                    "no access token was leased: connect the integration at the partner's \
+                     consent page"
+                        .to_owned(),
+                ));
+            };
+            session.bearer_from_lease(token, secret);
         }
-        Auth::Mtls { .. } => {
-            return Err(Error::Unsupported(
-                "mtls: credentials cannot hold client certificates yet (TODO(#4))".to_owned(),
-            ));
+        Auth::Mtls {
+            certificate,
+            private_key,
+        } => {
+            let identity = format!("{}\n{}", render(certificate)?, render(private_key)?);
+            let server_ca = secret.get("server_ca_pem").unwrap_or_default();
+            session.http = Some(Http::with_client_certificate(
+                identity.as_bytes(),
+                server_ca.as_bytes(),
+            )?);
         }
         Auth::Login {
             request,

@@ -135,6 +135,7 @@ async fn read_twice_across_expiry(auth: &str, secret: Secret) -> (usize, u32) {
         stream: "items".to_owned(),
         checkpoint: String::new(),
         page_size: 0,
+        run_id: String::new(),
     };
     let first = connector.read_all(params.clone()).await.unwrap();
     partner.expire_all();
@@ -226,6 +227,7 @@ async fn a_credential_of_the_wrong_kind_is_refused() {
         stream: "items".to_owned(),
         checkpoint: String::new(),
         page_size: 0,
+        run_id: String::new(),
     };
     let error = connector.read_all(params).await.unwrap_err();
     assert!(error.to_string().contains("needs api_key"), "{error}");

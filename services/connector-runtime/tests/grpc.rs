@@ -82,6 +82,13 @@ impl CredentialsService for FakeCredentials {
     ) -> Result<Response<DescribeCredentialResponse>, Status> {
         Err(Status::unimplemented("stand-in"))
     }
+
+    async fn list_audit(
+        &self,
+        _: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        Err(Status::unimplemented("stand-in"))
+    }
 }
 
 /// A registration and the connector its caller identity names.
@@ -257,6 +264,7 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
             stream: "jobs".to_owned(),
             checkpoint: String::new(),
             page_size: 7,
+            ..Default::default()
         })
         .await
         .unwrap()

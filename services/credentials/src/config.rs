@@ -16,6 +16,7 @@ pub const MESH_KEY_VAR: &str = "PLUGBOARD_MESH_KEY";
 pub const MASTER_KEY_VAR: &str = "PLUGBOARD_MASTER_KEY";
 pub const PREVIOUS_MASTER_KEYS_VAR: &str = "PLUGBOARD_MASTER_KEY_PREVIOUS";
 pub const REDIS_URL_VAR: &str = "PLUGBOARD_REDIS_URL";
+pub const HEALTH_ADDR_VAR: &str = "PLUGBOARD_HEALTH_ADDR";
 
 /// Where the service listens, where it stores, and its two keys. Debug output redacts the keys
 /// (both are `SecretString`).
@@ -34,6 +35,9 @@ pub struct Config {
     pub previous_master_keys: Option<SecretString>,
     /// Redis for single-flight token refresh across replicas; in-process without it.
     pub redis_url: Option<String>,
+    /// The health service (`host:port`), told when a connection's access is refused or valid
+    /// again; without it those changes reach health only through sync's run outcomes.
+    pub health_addr: Option<String>,
 }
 
 impl Config {
@@ -54,6 +58,7 @@ impl Config {
             master_key,
             previous_master_keys: None,
             redis_url: None,
+            health_addr: None,
         }
     }
 
@@ -91,6 +96,7 @@ impl Config {
         let mut config = Config::new(listen_addr, database_url, mesh_key, master_key);
         config.previous_master_keys = previous_master_keys;
         config.redis_url = env.get(REDIS_URL_VAR).map(str::to_owned);
+        config.health_addr = env.get(HEALTH_ADDR_VAR).map(str::to_owned);
         config.mesh_key()?;
         config.keyring()?;
         Ok(config)

@@ -16,6 +16,8 @@ pub enum Error {
     LeaseDenied { connection_id: String },
     #[error("connectors may not change credentials")]
     ConnectorMayNotWrite,
+    #[error("connectors may not read the audit log")]
+    ConnectorMayNotReadAudit,
     #[error(
         "the secret of connection {connection_id} was sealed with another master key; \
          check PLUGBOARD_MASTER_KEY"
@@ -115,7 +117,9 @@ impl ServiceError for Error {
         match self {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::LeaseDenied { .. } | Error::ConnectorMayNotWrite => ErrorKind::PermissionDenied,
+            Error::LeaseDenied { .. }
+            | Error::ConnectorMayNotWrite
+            | Error::ConnectorMayNotReadAudit => ErrorKind::PermissionDenied,
             Error::MasterKeyMismatch { .. }
             | Error::SecretUnreadable { .. }
             | Error::UnknownMasterKey { .. }
@@ -149,6 +153,7 @@ impl ServiceError for Error {
             Error::NotFound { .. } => "CREDENTIAL_NOT_FOUND",
             Error::LeaseDenied { .. } => "LEASE_DENIED",
             Error::ConnectorMayNotWrite => "CONNECTOR_MAY_NOT_WRITE",
+            Error::ConnectorMayNotReadAudit => "CONNECTOR_MAY_NOT_READ_AUDIT",
             Error::MasterKeyMismatch { .. } => "MASTER_KEY_MISMATCH",
             Error::SecretUnreadable { .. } => "SECRET_UNREADABLE",
             Error::UnknownMasterKey { .. } => "MASTER_KEY_UNKNOWN",

@@ -3,8 +3,9 @@
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsService;
 use plugboard_proto::credentials::v1::o_auth_service_server::OAuthService;
 use plugboard_proto::credentials::v1::{
-    BeginOAuthRequest, BeginOAuthResponse, CompleteOAuthRequest, CompleteOAuthResponse,
-    DescribeCredentialRequest, DescribeCredentialResponse, LeaseAccessRequest, LeaseAccessResponse,
+    AuditRecord, BeginOAuthRequest, BeginOAuthResponse, CompleteOAuthRequest,
+    CompleteOAuthResponse, DescribeCredentialRequest, DescribeCredentialResponse,
+    LeaseAccessRequest, LeaseAccessResponse, ListAuditRequest, ListAuditResponse,
     PutCredentialRequest, PutCredentialResponse, RevokeRequest, RevokeResponse,
 };
 use plugboard_proto::error::to_status;
@@ -72,7 +73,13 @@ impl CredentialsService for GrpcCredentialsAdapter {
         let lease = match body.secret_kind.as_str() {
             "" => {
                 self.credentials
-                    .lease(&actor, &body.connection_id, &body.run_id)
+                    .lease(
+                        &actor,
+                        &body.connection_id,
+                        &body.run_id,
+                        Some(body.refused_access_token_sha256.as_str())
+                            .filter(|digest| !digest.is_empty()),
+                    )
                     .await
             }
             crate::webhook_secret::SECRET_KIND => {
@@ -138,6 +145,42 @@ impl CredentialsService for GrpcCredentialsAdapter {
             updated_at: description.updated_at,
         }))
     }
+
+    #[tracing::instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let body = request.get_ref();
+        let page = self
+            .credentials
+            .audit_page(
+                &actor,
+                &body.connection_id,
+                body.page_size,
+                &body.page_token,
+            )
+            .await
+            .map_err(|error| status_of(&error))?;
+        let records = page
+            .rows
+            .into_iter()
+            .map(|row| AuditRecord {
+                at: row.entry.at,
+                connection_id: row.entry.connection_id,
+                subject: row.entry.subject,
+                action: row.entry.action,
+                outcome: row.entry.outcome,
+                run_id: row.entry.run_id,
+                version: row.entry.version,
+            })
+            .collect();
+        Ok(Response::new(ListAuditResponse {
+            records,
+            next_page_token: page.next_page_token,
+        }))
+    }
 }
 
 /// Serves the authorization code connect flow as `plugboard.credentials.v1.OAuthService`.
@@ -171,6 +214,7 @@ impl OAuthService for GrpcOAuthAdapter {
                 body.client,
                 &body.authorize_url,
                 &body.redirect_uri,
+                body.reuse_stored_client,
             )
             .await
             .map_err(|error| status_of(&error))?;

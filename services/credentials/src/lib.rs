@@ -1,8 +1,9 @@
 //! Plugboard's credentials service: connection secrets, encrypted at rest, released only to the
 //! connection's own connector.
 //!
-//! It stores one access secret per (tenant, connection): an API key, a basic login or an OAuth2
-//! client, and beside it, optionally, the secret the partner signs its webhooks with.
+//! It stores one access secret per (tenant, connection): an API key, a basic login, an OAuth2
+//! client or a mutual-TLS client certificate (PEM chain and key, plus the partner's private CA
+//! if any), and beside it, optionally, the secret the partner signs its webhooks with.
 //! Secrets are prost-encoded and sealed with AES-256-GCM under their tenant's random data key,
 //! bound to their row so a copied ciphertext does not open; data keys are stored wrapped by the
 //! master key (`PLUGBOARD_MASTER_KEY`). At start the service re-wraps every data key under the
@@ -19,10 +20,15 @@
 //! (a coordination lease, on Redis when `PLUGBOARD_REDIS_URL` is set), and leases carry the
 //! access token instead of the client secret. A refused grant fails leases with
 //! CREDENTIALS_REJECTED (needs reconnect); a flaky token endpoint is retried with backoff and,
-//! after repeated failures, cools down (UNAVAILABLE with a `retry-after`).
+//! after repeated failures, cools down (UNAVAILABLE with a `retry-after`). A connector whose
+//! leased token the partner refused names it (its SHA-256) on its next lease, and gets a
+//! refreshed one. When a refresh finds the grant refused, and when a put or connect replaces a
+//! refused credential, the service reports the change to health once (`PLUGBOARD_HEALTH_ADDR`,
+//! through an outbox written with the change). `ListAudit` reads the tenant's audit log.
 //!
 //! Modules:
 //! - [`audit`]: group commit of audit rows;
+//! - [`audit_log`]: reading the audit log (ListAudit), tenant-scoped, newest first;
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
 //! - [`keys`]: per-tenant data keys, their cache, rotation and migration at start;
@@ -30,6 +36,7 @@
 //! - [`oauth`]: token broker, single-flight refresh, failure classes and the connect flow;
 //! - [`service`]: the domain logic, callable without gRPC;
 //! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService);
+//! - [`health`]: reports to health when a connection's access is refused or valid again;
 //! - [`validate`]: input checks that name the offending field;
 //! - [`webhook_secret`]: webhook signing secrets, stored beside the access secret;
 //! - [`error`]: the crate's one error type and its gRPC mapping.
@@ -42,21 +49,23 @@
 //!   replica. TODO(#4).
 //! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
 //!   their connector logs in itself. TODO(#4): move that login here too.
-//! - The gateway's connect and callback routes that call BeginOAuth/CompleteOAuth are not built
-//!   yet. TODO(#4).
-//! - Refusals and recoveries are visible to health only through the lease's reason
-//!   (CREDENTIALS_REJECTED), via sync; the service does not report to health itself. TODO(#4).
-//! - Mutual-TLS client certificates are not a secret kind yet. TODO(#4).
+//! - The manifest's `client_auth: body` is not honoured for token calls: credentials always
+//!   authenticates the client with HTTP Basic (RFC 6749's default). TODO(#4).
+//! - A client certificate is not presented to token endpoints, so a partner that wants mTLS
+//!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
+//! - Token endpoint URLs are tenant-supplied and checked for http(s) only, not against private
+//!   targets as connectors check theirs. TODO(#4).
 //! - LeaseAccess p99 is 2.2x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
 //!   `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
-//! - The audit log has no RPC to read it yet; the store exposes it. TODO(#4).
 
 pub mod audit;
+pub mod audit_log;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod grpc;
+pub mod health;
 pub mod keys;
 pub mod oauth;
 pub mod service;
@@ -69,7 +78,7 @@ use std::future::Future;
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
 use plugboard_proto::credentials::v1::o_auth_service_server::OAuthServiceServer;
 use plugboard_runtime::coordination::Coordinator;
-use plugboard_runtime::identity::{MeshKey, RequireCaller};
+use plugboard_runtime::identity::{MeshCredentials, MeshKey, RequireCaller};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::service::Routes;
@@ -100,10 +109,34 @@ pub async fn run(
             .map_err(|error| Error::Coordination(error.to_string()))?,
         None => Coordinator::local(),
     };
+    let reporter = match &config.health_addr {
+        Some(addr) => {
+            let channel = plugboard_runtime::channel::lazy_channel(addr).map_err(|error| {
+                Error::Config(plugboard_runtime::config::ConfigError::Invalid {
+                    key: config::HEALTH_ADDR_VAR.to_owned(),
+                    value: addr.clone(),
+                    reason: error.to_string(),
+                })
+            })?;
+            let identity = MeshCredentials::service(mesh_key.clone(), keys::SYSTEM_SUBJECT);
+            Some(health::Reporter::new(
+                store.clone(),
+                channel,
+                identity,
+                store.queued().clone(),
+            ))
+        }
+        None => None,
+    };
     let credentials =
         Credentials::new(store, keyring).with_oauth(coordinator, oauth::OAuthPolicy::default())?;
     credentials.prepare().await?;
-    serve(credentials, mesh_key, listener, shutdown).await
+    let reporting = reporter.map(|reporter| tokio::spawn(reporter.run_forever()));
+    let served = serve(credentials, mesh_key, listener, shutdown).await;
+    if let Some(reporting) = reporting {
+        reporting.abort();
+    }
+    served
 }
 
 /// Serves an already built [`Credentials`]: for embedding and for tests on other schemas.

@@ -1,6 +1,8 @@
 //! The domain logic: plain async functions over the store and the master key, testable without
 //! gRPC. The caller's identity arrives as an [`Actor`] built from the verified service token.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use plugboard_proto::credentials::v1::{Secret, secret};
@@ -14,7 +16,9 @@ use crate::error::Error;
 use crate::keys::{DataKeys, Prepared};
 use crate::oauth::store::{OK, TokenRow};
 use crate::oauth::{self, AccessToken, OAuthPolicy, TokenBroker, TokenSet};
-use crate::store::{AuditEntry, CredentialStore, NewCredential, SEALED_BY_MASTER};
+use crate::store::{
+    AuditEntry, CredentialStore, NewCredential, SEALED_BY_MASTER, StoredCredential,
+};
 use crate::validate;
 use plugboard_runtime::coordination::Coordinator;
 
@@ -89,12 +93,22 @@ pub struct Description {
     pub updated_at: String,
 }
 
+/// Decoded secrets kept per connection, at most this many; the cache starts over past it.
+const MAX_DECODED: usize = 10_000;
+
+/// (tenant, connection id) -> (credential version, decoded secret). A lease still reads the
+/// row (so a put or revoke on any replica is seen at once) and only skips the AES-GCM open and
+/// the protobuf decode when the version is the one already decoded. The process holds every
+/// tenant's data key in memory anyway, so this adds no new exposure.
+type Decoded = Arc<RwLock<HashMap<(String, String), (u64, Secret)>>>;
+
 /// The credentials service.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub(crate) store: CredentialStore,
     pub(crate) keys: DataKeys,
     pub(crate) broker: TokenBroker,
+    decoded: Decoded,
 }
 
 impl Credentials {
@@ -114,6 +128,7 @@ impl Credentials {
             store,
             keys,
             broker,
+            decoded: Decoded::default(),
         }
     }
 
@@ -236,15 +251,21 @@ impl Credentials {
         })
     }
 
-    /// The secret of a connection, for that connection's own connector only.
+    /// The secret of a connection, for that connection's own connector only. `refused` is the
+    /// hex SHA-256 of an access token the partner refused, for managed OAuth2 clients: see
+    /// [`TokenBroker::access`].
     pub async fn lease(
         &self,
         actor: &Actor,
         connection_id: &str,
         run_id: &str,
+        refused: Option<&str>,
     ) -> Result<Lease, Error> {
         validate::connection_id(connection_id)?;
         validate::run_id(run_id)?;
+        if let Some(refused) = refused {
+            validate::token_digest("refused_access_token_sha256", refused)?;
+        }
         let record = |outcome: &'static str, version: u64| {
             let audit = self.audit(actor, connection_id, "lease", outcome, run_id, version);
             async move { self.store.record(&audit).await }
@@ -274,54 +295,28 @@ impl Credentials {
             });
         }
 
-        let binding = RowBinding {
-            tenant: &row.tenant,
-            connection_id: &row.connection_id,
-            version: row.version,
-        };
-        let unreadable = || Error::SecretUnreadable {
-            connection_id: connection_id.to_owned(),
-        };
-        let opened = if row.sealed_by == SEALED_BY_MASTER {
-            // Written before envelope encryption and not migrated yet (prepare was not run).
-            // The key id tells a misconfigured key apart from a damaged row; both fail closed.
-            let Some(master) = self.keys.keyring().find(&row.key_id) else {
-                tracing::warn!(stored_key_id = %row.key_id, "secret sealed under a master key that is not configured");
-                record("failed", row.version).await?;
-                return Err(Error::MasterKeyMismatch {
-                    connection_id: connection_id.to_owned(),
-                });
-            };
-            master.open(binding, &row.sealed)
-        } else {
-            let key = match self
-                .keys
-                .for_read(&row.tenant, &row.key_id, connection_id)
-                .await
-            {
-                Ok(key) => key,
+        let secret = match self.decoded_secret(&row) {
+            Some(secret) => secret,
+            None => match self.open_row(&row).await {
+                Ok(secret) => {
+                    self.remember_decoded(&row, &secret);
+                    secret
+                }
                 Err(error) => {
                     record("failed", row.version).await?;
                     return Err(error);
                 }
-            };
-            key.open(binding, &row.sealed)
-        };
-        // Authenticated ciphertext that is not a `Secret` would mean a bug in put; fail closed.
-        let decoded = opened.map(|plaintext| Secret::decode(plaintext.as_slice()));
-        let secret = match decoded {
-            Ok(Ok(secret)) => secret,
-            Ok(Err(_)) | Err(_) => {
-                tracing::error!(version = row.version, "stored secret does not open");
-                record("failed", row.version).await?;
-                return Err(unreadable());
-            }
+            },
         };
 
         let mut access = None;
         let mut secret = secret;
         if let Some(client) = oauth::managed_client(&secret) {
-            match self.broker.access(actor, &row, client, run_id).await {
+            match self
+                .broker
+                .access(actor, &row, client, run_id, refused)
+                .await
+            {
                 Ok(token) => access = Some(token),
                 Err(error) => {
                     let outcome = match &error {
@@ -354,6 +349,69 @@ impl Credentials {
             expires_at: format_time(expires_at),
             access,
         })
+    }
+
+    /// The secret of `row` when this version was decoded before.
+    fn decoded_secret(&self, row: &StoredCredential) -> Option<Secret> {
+        let decoded = self
+            .decoded
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        decoded
+            .get(&(row.tenant.clone(), row.connection_id.clone()))
+            .filter(|(version, _)| *version == row.version)
+            .map(|(_, secret)| secret.clone())
+    }
+
+    fn remember_decoded(&self, row: &StoredCredential, secret: &Secret) {
+        let mut decoded = self
+            .decoded
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if decoded.len() >= MAX_DECODED {
+            decoded.clear();
+        }
+        decoded.insert(
+            (row.tenant.clone(), row.connection_id.clone()),
+            (row.version, secret.clone()),
+        );
+    }
+
+    /// Opens and decodes a stored row. Fails closed on a key that is not configured, a damaged
+    /// row, or authenticated text that is not a `Secret` (a bug in put).
+    async fn open_row(&self, row: &StoredCredential) -> Result<Secret, Error> {
+        let connection_id = row.connection_id.as_str();
+        let binding = RowBinding {
+            tenant: &row.tenant,
+            connection_id,
+            version: row.version,
+        };
+        let opened = if row.sealed_by == SEALED_BY_MASTER {
+            // Written before envelope encryption and not migrated yet (prepare was not run).
+            // The key id tells a misconfigured key apart from a damaged row.
+            let Some(master) = self.keys.keyring().find(&row.key_id) else {
+                tracing::warn!(stored_key_id = %row.key_id, "secret sealed under a master key that is not configured");
+                return Err(Error::MasterKeyMismatch {
+                    connection_id: connection_id.to_owned(),
+                });
+            };
+            master.open(binding, &row.sealed)
+        } else {
+            let key = self
+                .keys
+                .for_read(&row.tenant, &row.key_id, connection_id)
+                .await?;
+            key.open(binding, &row.sealed)
+        };
+        match opened.map(|plaintext| Secret::decode(plaintext.as_slice())) {
+            Ok(Ok(secret)) => Ok(secret),
+            Ok(Err(_)) | Err(_) => {
+                tracing::error!(version = row.version, "stored secret does not open");
+                Err(Error::SecretUnreadable {
+                    connection_id: connection_id.to_owned(),
+                })
+            }
+        }
     }
 
     /// Deletes a connection's secret; later leases get NOT_FOUND.
@@ -460,6 +518,7 @@ fn kind_name(secret: &Secret) -> &'static str {
         Some(secret::Kind::ApiKey(_)) => "api_key",
         Some(secret::Kind::Basic(_)) => "basic",
         Some(secret::Kind::Oauth2Client(_)) => "oauth2_client",
+        Some(secret::Kind::ClientCertificate(_)) => "client_certificate",
         Some(secret::Kind::WebhookSecret(_)) => crate::webhook_secret::SECRET_KIND,
         None => "none",
     }

@@ -11,7 +11,8 @@ use plugboard_runtime::storage::{self, StorageError};
 
 use crate::audit::AuditWriter;
 use crate::error::Error;
-use crate::oauth::store::{TokenRow, delete_tokens, upsert_token};
+use crate::health::{Condition, HealthReport, Queued, enqueue};
+use crate::oauth::store::{REJECTED, TokenRow, delete_tokens, upsert_token};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -80,10 +81,19 @@ pub struct AuditEntry {
     pub version: u64,
 }
 
+/// An audit row as read back, with its id (time-ordered, the page token of ListAudit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: String,
+    pub entry: AuditEntry,
+}
+
 #[derive(Debug, Clone)]
 pub struct CredentialStore {
     pool: AnyPool,
     audit: AuditWriter,
+    /// Wakes this process's health reporter when a report is queued.
+    queued: Queued,
 }
 
 impl CredentialStore {
@@ -92,11 +102,19 @@ impl CredentialStore {
     pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
         let audit = AuditWriter::spawn(pool.clone());
-        Ok(CredentialStore { pool, audit })
+        Ok(CredentialStore {
+            pool,
+            audit,
+            queued: Queued::default(),
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub fn queued(&self) -> &Queued {
+        &self.queued
     }
 
     /// The row of a connection, revoked or not.
@@ -264,7 +282,7 @@ impl CredentialStore {
             transaction.rollback().await?;
             return Ok(false);
         }
-        delete_tokens(
+        let dropped = delete_tokens(
             &mut transaction,
             credential.tenant,
             credential.connection_id,
@@ -274,7 +292,22 @@ impl CredentialStore {
             upsert_token(&mut transaction, tokens, false).await?;
         }
         insert_audit(&mut transaction, audit).await?;
+        // The partner had refused the connection; this new credential is its reconnect.
+        let reconnected = dropped.as_deref() == Some(REJECTED);
+        if reconnected {
+            let report = HealthReport::new(
+                credential.tenant,
+                credential.connection_id,
+                credential.connector,
+                Condition::Valid,
+                "the connection was reconnected",
+            );
+            enqueue(&mut transaction, &report).await?;
+        }
         transaction.commit().await?;
+        if reconnected {
+            self.queued.wake();
+        }
         Ok(true)
     }
 
@@ -316,6 +349,36 @@ impl CredentialStore {
         self.audit.record(audit.clone()).await
     }
 
+    /// Up to `limit` audit rows of `tenant` (of `connection_id` when not empty) older than the
+    /// row `before` (all when empty), newest first.
+    pub async fn audit_rows(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        before: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, at, tenant, connection_id, subject, action, outcome, run_id, version \
+             FROM credential_audit WHERE tenant = $1 AND ($2 = '' OR connection_id = $2) \
+             AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(tenant)
+        .bind(connection_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRow {
+                    id: row.try_get("id")?,
+                    entry: audit_entry_of(row)?,
+                })
+            })
+            .collect()
+    }
+
     /// A connection's audit log, oldest first.
     pub async fn audit_log(
         &self,
@@ -330,21 +393,21 @@ impl CredentialStore {
         .bind(connection_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEntry {
-                    at: row.try_get("at")?,
-                    tenant: row.try_get("tenant")?,
-                    connection_id: row.try_get("connection_id")?,
-                    subject: row.try_get("subject")?,
-                    action: row.try_get("action")?,
-                    outcome: row.try_get("outcome")?,
-                    run_id: row.try_get("run_id")?,
-                    version: to_version(row.try_get("version")?),
-                })
-            })
-            .collect()
+        rows.iter().map(audit_entry_of).collect()
     }
+}
+
+fn audit_entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry, Error> {
+    Ok(AuditEntry {
+        at: row.try_get("at")?,
+        tenant: row.try_get("tenant")?,
+        connection_id: row.try_get("connection_id")?,
+        subject: row.try_get("subject")?,
+        action: row.try_get("action")?,
+        outcome: row.try_get("outcome")?,
+        run_id: row.try_get("run_id")?,
+        version: to_version(row.try_get("version")?),
+    })
 }
 
 fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {

@@ -52,6 +52,21 @@ pub fn run_id(value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A hex SHA-256 digest: 64 lowercase hex digits.
+pub fn token_digest(field: &'static str, value: &str) -> Result<(), Error> {
+    let hex = value.len() == 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if !hex {
+        return Err(invalid(
+            field,
+            "must be 64 lowercase hex digits (a SHA-256)",
+        ));
+    }
+    Ok(())
+}
+
 /// A secret of a known kind whose required fields are set.
 pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
     let secret = secret.ok_or_else(|| invalid("secret", "is required"))?;
@@ -66,8 +81,27 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
         None => {
             return Err(invalid(
                 "secret.kind",
-                "must be api_key, basic, oauth2_client or webhook_secret",
+                "must be api_key, basic, oauth2_client, client_certificate or webhook_secret",
             ));
+        }
+        Some(secret::Kind::ClientCertificate(certificate)) => {
+            pem(
+                "secret.client_certificate.certificate_chain_pem",
+                &certificate.certificate_chain_pem,
+                &["CERTIFICATE"],
+            )?;
+            pem(
+                "secret.client_certificate.private_key_pem",
+                &certificate.private_key_pem,
+                &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+            )?;
+            if !certificate.server_ca_pem.trim().is_empty() {
+                pem(
+                    "secret.client_certificate.server_ca_pem",
+                    &certificate.server_ca_pem,
+                    &["CERTIFICATE"],
+                )?;
+            }
         }
         Some(secret::Kind::ApiKey(api_key)) => required("secret.api_key.key", &api_key.key)?,
         Some(secret::Kind::Basic(basic)) => {
@@ -101,6 +135,25 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
         }
     }
     Ok(secret)
+}
+
+/// PEM text holding at least one block labelled with one of `labels`. The connector parses it
+/// for real when it builds its TLS client; this catches a pasted wrong file early.
+fn pem(field: &'static str, value: &str, labels: &[&str]) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    let has_block = labels.iter().any(|label| {
+        value.contains(&format!("-----BEGIN {label}-----"))
+            && value.contains(&format!("-----END {label}-----"))
+    });
+    if !has_block {
+        return Err(invalid(
+            field,
+            format!("must be PEM text with a {} block", labels.join(" or ")),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

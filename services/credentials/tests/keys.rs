@@ -46,7 +46,7 @@ fn connector(tenant: &str) -> Actor {
 
 async fn leased_key(credentials: &Credentials, tenant: &str, connection: &str) -> String {
     let lease = credentials
-        .lease(&connector(tenant), connection, "run-1")
+        .lease(&connector(tenant), connection, "run-1", None)
         .await
         .unwrap();
     match lease.secret.expose().kind {
@@ -152,7 +152,7 @@ async fn scenario(store: &CredentialStore) {
     );
     // A lease through a service that skipped the check fails closed too.
     let status = only_b
-        .lease(&connector("acme"), "new", "run-1")
+        .lease(&connector("acme"), "new", "run-1", None)
         .await
         .unwrap_err();
     assert_eq!(status.reason(), "MASTER_KEY_MISMATCH");

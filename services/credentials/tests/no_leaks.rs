@@ -71,7 +71,7 @@ fn lease(connection_id: &str) -> LeaseAccessRequest {
     LeaseAccessRequest {
         connection_id: connection_id.into(),
         run_id: "run-canary".into(),
-        secret_kind: String::new(),
+        ..Default::default()
     }
 }
 
@@ -237,6 +237,7 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
             client: Some(oauth.clone()),
             authorize_url: format!("{partner}/oauth2/authorize"),
             redirect_uri: "http://127.0.0.1:1/cb".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -160,7 +160,7 @@ impl Server {
         let request = LeaseAccessRequest {
             connection_id: connection_id.into(),
             run_id: "run-7".into(),
-            secret_kind: String::new(),
+            ..Default::default()
         };
         self.connector()
             .lease_access(request)
@@ -311,6 +311,7 @@ async fn authorization_code_connect_and_rotating_refresh() {
                     client: Some(client),
                     authorize_url,
                     redirect_uri: redirect_uri.into(),
+                    ..Default::default()
                 })
                 .await
         }
@@ -449,6 +450,7 @@ async fn invalid_grant_after_revoked_consent_marks_needs_reconnect() {
             client: Some(client),
             authorize_url: format!("{}/oauth2/authorize", partner.base),
             redirect_uri: "http://127.0.0.1:1/cb".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -53,6 +53,7 @@ fn lease(secret_kind: &str) -> LeaseAccessRequest {
         connection_id: "gh-acme".into(),
         run_id: String::new(),
         secret_kind: secret_kind.into(),
+        ..LeaseAccessRequest::default()
     }
 }
 

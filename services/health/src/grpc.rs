@@ -55,6 +55,7 @@ fn connection_of(request: &ReportRequest) -> &str {
     match &request.report {
         Some(Report::RunOutcome(run)) => &run.connection_id,
         Some(Report::Heartbeat(heartbeat)) => &heartbeat.connection_id,
+        Some(Report::Credential(credential)) => &credential.connection_id,
         None => "",
     }
 }
@@ -281,9 +282,14 @@ impl IntegrationHealthService for GrpcHealthAdapter {
             Some(Report::Heartbeat(heartbeat)) => {
                 self.service.report_heartbeat(&tenant, heartbeat, now).await
             }
+            Some(Report::Credential(credential)) => {
+                self.service
+                    .report_credential(&tenant, credential, now)
+                    .await
+            }
             None => Err(Error::InvalidReport {
                 field: "report",
-                problem: "must be a run_outcome or a heartbeat".to_owned(),
+                problem: "must be a run_outcome, a heartbeat or a credential report".to_owned(),
             }),
         };
         result.map_err(|e| to_status(&e))?;

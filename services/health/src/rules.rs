@@ -142,6 +142,30 @@ pub struct Facts {
     pub entities: BTreeMap<String, EntityFacts>,
     /// Correctness warnings raised by the last completed run.
     pub warnings: Vec<Warning>,
+    /// What the credentials service last reported about the connection's access.
+    pub credential: CredentialFacts,
+}
+
+/// The credentials service's last word on a connection's access.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialFacts {
+    /// Set while the partner refuses the grant: what it said, in plain words.
+    #[serde(default)]
+    pub rejected: Option<String>,
+    /// The last report applied, so a report delivered twice counts once.
+    #[serde(default)]
+    pub last_report_id: String,
+    #[serde(default)]
+    pub last_report_at: Option<DateTime<Utc>>,
+}
+
+/// One report from credentials: the connection's access is `rejected` (with a reason) or
+/// valid again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialReport {
+    pub report_id: String,
+    pub rejected: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 impl Facts {
@@ -155,7 +179,25 @@ impl Facts {
             last_heartbeat: None,
             entities: BTreeMap::new(),
             warnings: Vec::new(),
+            credential: CredentialFacts::default(),
         }
+    }
+
+    /// Takes in a credentials report. A repeated one, or one older than the last taken, changes
+    /// nothing; returns whether it was taken.
+    pub fn record_credential(&mut self, report: CredentialReport) -> bool {
+        let credential = &mut self.credential;
+        let stale = credential.last_report_id == report.report_id
+            || credential
+                .last_report_at
+                .is_some_and(|last| report.at < last);
+        if stale {
+            return false;
+        }
+        credential.rejected = report.rejected;
+        credential.last_report_id = report.report_id;
+        credential.last_report_at = Some(report.at);
+        true
     }
 
     /// Takes in the streams of a completed run finished at `at`: entity freshness moves, and
@@ -183,6 +225,15 @@ impl Facts {
         if outcome.kind.completed() {
             self.consecutive_failures = 0;
             self.last_success_at = Some(outcome.at);
+            // A run that read from the partner proves its access works, even if credentials'
+            // word of the reconnect has not arrived yet.
+            if self
+                .credential
+                .last_report_at
+                .is_none_or(|reported| outcome.at > reported)
+            {
+                self.credential.rejected = None;
+            }
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         }
@@ -230,8 +281,24 @@ pub fn assess_with(facts: &Facts, targets: &Targets, now: DateTime<Utc>) -> Asse
             "Resume the integration to start syncing again",
         );
     }
+    if let Some(refusal) = &facts.credential.rejected {
+        return Assessment::new(
+            Status::NeedsReconnect,
+            format!(
+                "{partner} refused the connection's authorization{}",
+                detail(refusal)
+            ),
+            &format!("Reconnect the integration and approve access at {partner} again"),
+        );
+    }
     if let Some(outcome) = &facts.last_outcome {
-        if outcome.kind == OutcomeKind::AuthFailed {
+        // A refusal from before credentials last said the access is valid (a reconnect since)
+        // is history.
+        let refused_since_reconnect = facts
+            .credential
+            .last_report_at
+            .is_none_or(|reported| outcome.at > reported);
+        if outcome.kind == OutcomeKind::AuthFailed && refused_since_reconnect {
             return Assessment::new(
                 Status::NeedsReconnect,
                 format!("{partner} refused the saved credentials"),

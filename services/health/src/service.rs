@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use plugboard_proto::health::v1::{Heartbeat, RunOutcome, RunOutcomeKind};
+use plugboard_proto::health::v1::{
+    CredentialCondition, CredentialReport, Heartbeat, RunOutcome, RunOutcomeKind,
+};
 use plugboard_runtime::storage::format_time;
 use sqlx::AnyConnection;
 use tokio::sync::broadcast;
@@ -210,6 +212,71 @@ impl HealthService {
         }
         Err(Error::Contended {
             connection_id: run.connection_id.clone(),
+        })
+    }
+
+    /// Records what credentials learned about the connection's access. A report delivered
+    /// twice (same report id) counts once.
+    pub async fn report_credential(
+        &self,
+        tenant: &str,
+        report: &CredentialReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        required("credential.connection_id", &report.connection_id)?;
+        required("credential.connector", &report.connector)?;
+        required("credential.report_id", &report.report_id)?;
+        let reason: String = report
+            .reason
+            .trim()
+            .chars()
+            .take(MAX_REASON_CHARS)
+            .collect();
+        let rejected = match report.condition() {
+            CredentialCondition::Rejected => Some(reason),
+            CredentialCondition::Valid => None,
+            CredentialCondition::Unspecified => {
+                return Err(Error::InvalidReport {
+                    field: "credential.condition",
+                    problem: "must be valid or rejected".to_owned(),
+                });
+            }
+        };
+        let at = if report.at.is_empty() {
+            now
+        } else {
+            DateTime::parse_from_rfc3339(&report.at)
+                .map(|time| time.with_timezone(&Utc))
+                .map_err(|e| Error::InvalidReport {
+                    field: "credential.at",
+                    problem: format!("must be an RFC 3339 time: {e}"),
+                })?
+        };
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut transaction = self.store.begin().await?;
+            store::lock(&mut transaction, tenant, &report.connection_id).await?;
+            let mut state = current_or_new(
+                &mut transaction,
+                tenant,
+                &report.connection_id,
+                &report.connector,
+            )
+            .await?;
+            let taken = state.facts.record_credential(rules::CredentialReport {
+                report_id: report.report_id.clone(),
+                rejected: rejected.clone(),
+                at,
+            });
+            if !taken {
+                debug!(connection_id = %report.connection_id, "credential report already taken");
+                return Ok(());
+            }
+            if self.persist(transaction, &mut state, now).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::Contended {
+            connection_id: report.connection_id.clone(),
         })
     }
 

@@ -132,7 +132,7 @@ pub async fn load(
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision, entities_json, warnings_json FROM integration_state \
+         status_since, revision, entities_json, warnings_json, credential_json FROM integration_state \
          WHERE tenant = $1 AND connection_id = $2",
     )
     .bind(tenant)
@@ -149,7 +149,7 @@ pub async fn list(connection: &mut AnyConnection, tenant: &str) -> Result<Vec<In
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision, entities_json, warnings_json FROM integration_state \
+         status_since, revision, entities_json, warnings_json, credential_json FROM integration_state \
          WHERE tenant = $1 ORDER BY connection_id",
     )
     .bind(tenant)
@@ -175,9 +175,9 @@ pub async fn save(
              last_outcome_kind, last_outcome_reason, last_outcome_at, last_records_quarantined, \
              last_success_at, consecutive_failures, last_heartbeat_at, \
              heartbeat_interval_seconds, paused, status, status_reason, status_since, \
-             revision, updated_at, entities_json, warnings_json) \
+             revision, updated_at, entities_json, warnings_json, credential_json) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 + 1, $17, \
-             $18, $19) \
+             $18, $19, $20) \
              ON CONFLICT (tenant, connection_id) DO NOTHING",
         )
     } else {
@@ -187,7 +187,7 @@ pub async fn save(
              last_success_at = $8, consecutive_failures = $9, last_heartbeat_at = $10, \
              heartbeat_interval_seconds = $11, paused = $12, status = $13, \
              status_reason = $14, status_since = $15, revision = $16 + 1, updated_at = $17, \
-             entities_json = $18, warnings_json = $19 \
+             entities_json = $18, warnings_json = $19, credential_json = $20 \
              WHERE tenant = $1 AND connection_id = $2 AND revision = $16",
         )
     };
@@ -215,6 +215,7 @@ pub async fn save(
         .bind(now)
         .bind(to_json(&facts.entities)?)
         .bind(to_json(&facts.warnings)?)
+        .bind(to_json(&facts.credential)?)
         .execute(connection)
         .await
         .map_err(Error::Storage)?;
@@ -234,7 +235,7 @@ pub async fn list_all(connection: &mut AnyConnection) -> Result<Vec<Integration>
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision, entities_json, warnings_json FROM integration_state \
+         status_since, revision, entities_json, warnings_json, credential_json FROM integration_state \
          ORDER BY tenant, connection_id",
     )
     .fetch_all(connection)
@@ -342,6 +343,8 @@ fn integration(row: &sqlx::any::AnyRow) -> Result<Integration, Error> {
         .map_err(|e| corrupt(format!("entities_json: {e}")))?;
     let warnings = serde_json::from_str(&text("warnings_json")?)
         .map_err(|e| corrupt(format!("warnings_json: {e}")))?;
+    let credential = serde_json::from_str(&text("credential_json")?)
+        .map_err(|e| corrupt(format!("credential_json: {e}")))?;
 
     Ok(Integration {
         tenant: text("tenant")?,
@@ -355,6 +358,7 @@ fn integration(row: &sqlx::any::AnyRow) -> Result<Integration, Error> {
             last_heartbeat,
             entities,
             warnings,
+            credential,
         },
         status,
         status_reason: text("status_reason")?,

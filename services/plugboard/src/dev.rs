@@ -141,12 +141,13 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
         plugboard_registry::run(config, listeners.registry, shutdown())
     });
     spawn(&mut services, "credentials", {
-        let config = plugboard_credentials::Config::new(
+        let mut config = plugboard_credentials::Config::new(
             listeners.credentials.local_addr()?,
             db("credentials"),
             mesh_secret.clone(),
             master_secret.clone(),
         );
+        config.health_addr = Some(health_addr.clone());
         plugboard_credentials::run(config, listeners.credentials, shutdown())
     });
     spawn(&mut services, "health", {

@@ -78,6 +78,8 @@ impl Caller {
 pub struct MeshKey {
     encoding: Arc<EncodingKey>,
     decoding: Arc<DecodingKey>,
+    /// Built once: every call is checked against the same rules.
+    validation: Arc<Validation>,
 }
 
 impl std::fmt::Debug for MeshKey {
@@ -92,9 +94,12 @@ impl MeshKey {
         if bytes.len() < MIN_MESH_KEY_LEN {
             return Err(IdentityError::WeakKey);
         }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
         Ok(MeshKey {
             encoding: Arc::new(EncodingKey::from_secret(bytes)),
             decoding: Arc::new(DecodingKey::from_secret(bytes)),
+            validation: Arc::new(validation),
         })
     }
 
@@ -116,9 +121,7 @@ impl MeshKey {
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, IdentityError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| IdentityError::Invalid(e.to_string()))?;
         Ok(Caller {
             subject: data.claims.sub,

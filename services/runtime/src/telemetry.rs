@@ -1,8 +1,9 @@
 //! Logs and traces.
 //!
 //! `tracing` everywhere; spans are exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is
-//! set, and W3C trace context is the propagation format on every hop, exported or not. The log filter comes from
-//! `PLUGBOARD_LOG` (an `EnvFilter` directive), `info` by default.
+//! set, and W3C trace context is the propagation format on every hop, exported or not. The log
+//! filter comes from `PLUGBOARD_LOG` (an `EnvFilter` directive), `info` by default;
+//! `PLUGBOARD_LOG_SPANS=true` logs each span with its fields when it closes.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -10,6 +11,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -43,9 +45,17 @@ impl Drop for TelemetryGuard {
 pub fn init(service_name: &str, env: &Env) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_new(env.get("PLUGBOARD_LOG").unwrap_or("info"))?;
+    // `PLUGBOARD_LOG_SPANS=true` also logs every span as it closes, with all its fields: what a
+    // trace exporter would see, for audits such as the no-leaks test.
+    let span_events = if env.parse_or("PLUGBOARD_LOG_SPANS", false).unwrap_or(false) {
+        FmtSpan::CLOSE
+    } else {
+        FmtSpan::NONE
+    };
     // Colour only for a person at a terminal; log files and collectors get plain text.
     let fmt_layer = tracing_subscriber::fmt::layer()
         .with_target(false)
+        .with_span_events(span_events)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
 

@@ -5,4 +5,6 @@
 pub enum Error {
     #[error("sandbox http server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("invalid TLS settings: {0}")]
+    Tls(String),
 }

@@ -10,6 +10,8 @@
 //!   JobSubmission and Placement;
 //! - [`oauth`]: a generic, strict OAuth2 authorization server (PKCE codes, rotating refresh
 //!   tokens that reject reuse, client credentials, token-call counters and faults);
+//! - [`mtls`]: a partner behind mutual TLS (ADP-like workers), refusing clients without a
+//!   certificate from its CA;
 //! - [`greenhouse`]: Greenhouse Harvest (Basic auth, `Link` header paging, `updated_after`,
 //!   candidate writes, signed webhooks), seeded from Greenhouse's published samples;
 //! - [`traces`]: the trace ids of recent requests, so tests can follow a trace to the partner;
@@ -25,6 +27,7 @@
 pub mod bullhorn;
 pub mod error;
 pub mod greenhouse;
+pub mod mtls;
 pub mod oauth;
 pub mod traces;
 

@@ -330,6 +330,7 @@ impl Runner {
                     stream: plan.stream.clone(),
                     checkpoint,
                     page_size: self.page_size,
+                    run_id: run.run_id.clone(),
                 })
                 .await
                 .map_err(|status| Error::dependency("connector", &status))?

@@ -25,6 +25,7 @@ impl Connector {
         stream: &Stream,
         key: &Key,
         settings: &Settings,
+        run_id: &str,
         since: Option<i64>,
         format: Option<&CursorFormat>,
     ) -> Result<Vec<DeletedRecord>, Error> {
@@ -46,7 +47,7 @@ impl Connector {
         }
         let mut waits = 0;
         let response = self
-            .fetch(key, settings, &mut waits, |session| {
+            .fetch(key, settings, run_id, &mut waits, |session| {
                 Ok(Request {
                     method: Method::Get,
                     url: join(&session.base_url, &path)?,

@@ -521,7 +521,7 @@ impl Manifest {
                 }
                 all
             }
-            Auth::Mtls { .. } => return "certificate",
+            Auth::Mtls { .. } => return "client_certificate",
         };
         let uses = |field: &str| {
             templates.iter().any(|text| {

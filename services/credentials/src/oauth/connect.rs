@@ -11,11 +11,10 @@ use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope
 use plugboard_proto::credentials::v1::{OAuth2Client, Secret, secret};
 use plugboard_runtime::storage::{format_time, now_text};
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use super::exchange::{self, FetchError, Grant};
 use super::store::PendingRow;
-use super::{PendingConnect, TokenSet, now_epoch};
+use super::{PendingConnect, TokenSet, now_epoch, token_digest};
 use crate::crypto::RowBinding;
 use crate::error::Error;
 use crate::service::{Actor, Credentials};
@@ -38,10 +37,7 @@ pub struct Completed {
 }
 
 fn state_hash(state: &str) -> String {
-    Sha256::digest(state.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    token_digest(state)
 }
 
 fn web_url(field: &'static str, value: &str) -> Result<(), Error> {
@@ -56,7 +52,10 @@ fn web_url(field: &'static str, value: &str) -> Result<(), Error> {
 }
 
 impl Credentials {
-    /// Starts an authorization code connect for `connection_id`.
+    /// Starts an authorization code connect for `connection_id`. With `reuse_stored_client`
+    /// (a reconnect) the OAuth2 client already stored for the connection is used and `client`
+    /// must be empty.
+    #[allow(clippy::too_many_arguments)] // the request's fields, each distinct
     pub async fn begin_oauth(
         &self,
         actor: &Actor,
@@ -65,13 +64,26 @@ impl Credentials {
         client: Option<OAuth2Client>,
         authorize_url: &str,
         redirect_uri: &str,
+        reuse_stored_client: bool,
     ) -> Result<Begun, Error> {
         validate::connection_id(connection_id)?;
         validate::name("connector", connector)?;
-        let client = client.ok_or(Error::InvalidArgument {
-            field: "client",
-            reason: "is required".to_owned(),
-        })?;
+        let client = match (client, reuse_stored_client) {
+            (None, true) => self.stored_client(actor, connection_id, connector).await?,
+            (Some(client), false) => client,
+            (Some(_), true) => {
+                return Err(Error::InvalidArgument {
+                    field: "client",
+                    reason: "must be empty when reuse_stored_client is set".to_owned(),
+                });
+            }
+            (None, false) => {
+                return Err(Error::InvalidArgument {
+                    field: "client",
+                    reason: "is required".to_owned(),
+                });
+            }
+        };
         if !client.username.is_empty() || !client.password.is_empty() {
             return Err(Error::InvalidArgument {
                 field: "client.username",
@@ -151,6 +163,53 @@ impl Credentials {
                 .map(format_time)
                 .unwrap_or_default(),
         })
+    }
+
+    /// The OAuth2 client stored for a connection of the caller's tenant, for a reconnect.
+    async fn stored_client(
+        &self,
+        actor: &Actor,
+        connection_id: &str,
+        connector: &str,
+    ) -> Result<OAuth2Client, Error> {
+        let row = match self.store.get(&actor.tenant, connection_id).await? {
+            Some(row) if !row.revoked => row,
+            _ => {
+                return Err(Error::NotFound {
+                    connection_id: connection_id.to_owned(),
+                });
+            }
+        };
+        if row.connector != connector {
+            return Err(Error::InvalidArgument {
+                field: "connector",
+                reason: "must name the connector of the stored credential".to_owned(),
+            });
+        }
+        let unreadable = || Error::SecretUnreadable {
+            connection_id: connection_id.to_owned(),
+        };
+        let key = self
+            .keys
+            .for_read(&row.tenant, &row.key_id, connection_id)
+            .await?;
+        let binding = RowBinding {
+            tenant: &row.tenant,
+            connection_id: &row.connection_id,
+            version: row.version,
+        };
+        let plaintext = key.open(binding, &row.sealed).map_err(|_| unreadable())?;
+        match Secret::decode(plaintext.as_slice())
+            .map_err(|_| unreadable())?
+            .kind
+        {
+            Some(secret::Kind::Oauth2Client(client)) if client.username.is_empty() => Ok(client),
+            _ => Err(Error::InvalidArgument {
+                field: "reuse_stored_client",
+                reason: "the stored credential is not an oauth2 client without a user login"
+                    .to_owned(),
+            }),
+        }
     }
 
     /// Finishes a connect from the partner's redirect.

@@ -119,6 +119,16 @@ pub fn now_epoch() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Hex SHA-256 of a token: how a connector names a refused access token without sending it, and
+/// how a connect `state` is stored.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// The connection id the token row's ciphertext is bound to ('#' cannot occur in a real id).
 pub fn token_binding_id(connection_id: &str) -> String {
     format!("{connection_id}#oauth")

@@ -23,9 +23,10 @@ use prost::Message;
 
 use super::exchange::{self, FetchError, Grant};
 use super::store::{OK, REJECTED, TokenRow};
-use super::{OAuthPolicy, TokenSet, now_epoch, token_binding_id};
+use super::{OAuthPolicy, TokenSet, now_epoch, token_binding_id, token_digest};
 use crate::crypto::RowBinding;
 use crate::error::Error;
+use crate::health::{Condition, HealthReport};
 use crate::keys::DataKeys;
 use crate::service::{Actor, audit_entry};
 use crate::store::{CredentialStore, StoredCredential};
@@ -99,13 +100,16 @@ impl TokenBroker {
         &self.http
     }
 
-    /// A live access token for `credential`, whose decrypted client is `client`.
+    /// A live access token for `credential`, whose decrypted client is `client`. `refused` is
+    /// the digest ([`token_digest`]) of a token the partner refused: it is refreshed rather than
+    /// served again, and a newer token that someone else already fetched is served as is.
     pub async fn access(
         &self,
         actor: &Actor,
         credential: &StoredCredential,
         client: &OAuth2Client,
         run_id: &str,
+        refused: Option<&str>,
     ) -> Result<AccessToken, Error> {
         let (tenant, connection_id) = (&credential.tenant, &credential.connection_id);
         let key = format!("credentials:oauth:{tenant}:{connection_id}");
@@ -113,7 +117,7 @@ impl TokenBroker {
         let mut pause = Duration::from_millis(5);
         loop {
             let row = self.store.token(tenant, connection_id).await?;
-            if let Some(token) = self.usable(row.as_ref(), credential).await? {
+            if let Some(token) = self.usable(row.as_ref(), credential, refused).await? {
                 return Ok(token);
             }
             fail_fast(row.as_ref(), connection_id)?;
@@ -124,7 +128,7 @@ impl TokenBroker {
                 .map_err(|error| Error::Coordination(error.to_string()))?;
             if let Some(lease) = lease {
                 let outcome = self
-                    .refresh_holding(&lease, actor, credential, client, run_id)
+                    .refresh_holding(&lease, actor, credential, client, run_id, refused)
                     .await;
                 if let Err(error) = self.coordinator.release(&lease).await {
                     // It expires on its own after lock_ttl.
@@ -142,11 +146,13 @@ impl TokenBroker {
         }
     }
 
-    /// The cached access token when it has more than `refresh_ahead` left.
+    /// The cached access token when it has more than `refresh_ahead` left and is not the one
+    /// the partner `refused`.
     async fn usable(
         &self,
         row: Option<&TokenRow>,
         credential: &StoredCredential,
+        refused: Option<&str>,
     ) -> Result<Option<AccessToken>, Error> {
         let Some(row) = row else { return Ok(None) };
         let ahead = i64::try_from(self.policy.refresh_ahead.as_secs()).unwrap_or(i64::MAX);
@@ -158,6 +164,10 @@ impl TokenBroker {
             return Ok(None);
         }
         let set = self.open(row).await?;
+        if refused.is_some_and(|refused| refused == token_digest(&set.access_token)) {
+            tracing::info!("the partner refused the cached access token; refreshing it");
+            return Ok(None);
+        }
         Ok(Some(AccessToken {
             access_token: set.access_token,
             token_type: set.token_type,
@@ -211,6 +221,7 @@ impl TokenBroker {
         credential: &StoredCredential,
         client: &OAuth2Client,
         run_id: &str,
+        refused: Option<&str>,
     ) -> Result<AccessToken, Error> {
         let connection_id = &credential.connection_id;
         // Someone may have refreshed between our read and our lease.
@@ -219,7 +230,7 @@ impl TokenBroker {
             .token(&credential.tenant, connection_id)
             .await?
             .filter(|row| row.credential_version == credential.version);
-        if let Some(token) = self.usable(row.as_ref(), credential).await? {
+        if let Some(token) = self.usable(row.as_ref(), credential, refused).await? {
             return Ok(token);
         }
         fail_fast(row.as_ref(), connection_id)?;
@@ -311,7 +322,11 @@ impl TokenBroker {
                 };
                 // Committed before the access token leaves: a rotated refresh token is never
                 // lost to a crash between the partner's answer and our write.
-                if !self.store.write_token(&written, &audit(outcome)).await? {
+                if !self
+                    .store
+                    .write_token(&written, &audit(outcome), None)
+                    .await?
+                {
                     tracing::warn!("a newer refresh lease wrote the token first");
                     return Err(Error::RefreshInProgress {
                         connection_id: connection_id.clone(),
@@ -334,7 +349,18 @@ impl TokenBroker {
                     last_error: reason.clone(),
                     ..base
                 };
-                self.store.write_token(&written, &audit("rejected")).await?;
+                // Only the refresh that finds the grant refused tells health; later leases fail
+                // fast on the stored state without a word.
+                let report = HealthReport::new(
+                    &credential.tenant,
+                    connection_id,
+                    &credential.connector,
+                    Condition::Rejected,
+                    &plain_refusal(&reason),
+                );
+                self.store
+                    .write_token(&written, &audit("rejected"), Some(&report))
+                    .await?;
                 tracing::warn!(reason = %reason, "the partner rejected the grant; the connection needs a reconnect");
                 Err(Error::CredentialsRejected {
                     connection_id: connection_id.clone(),
@@ -355,7 +381,9 @@ impl TokenBroker {
                     last_error: reason.clone(),
                     ..base
                 };
-                self.store.write_token(&written, &audit("failed")).await?;
+                self.store
+                    .write_token(&written, &audit("failed"), None)
+                    .await?;
                 tracing::warn!(failures, cooling, reason = %reason, "token refresh failed");
                 // Refreshing ahead of expiry: the old token still works for a while.
                 if let Some(set) = current
@@ -382,6 +410,20 @@ impl TokenBroker {
             }
         }
     }
+}
+
+/// A refusal in words a customer can act on, with the partner's code for support.
+fn plain_refusal(code: &str) -> String {
+    let words = if code.contains("invalid_grant") {
+        "the authorization was revoked or has expired"
+    } else if code.contains("invalid_client") {
+        "the OAuth client was refused"
+    } else if code.contains("unauthorized_client") {
+        "the OAuth client may no longer use this grant"
+    } else {
+        "the stored OAuth client cannot be used"
+    };
+    format!("{words} ({code})")
 }
 
 /// A rejected or cooling connection fails at once, without calling the partner.

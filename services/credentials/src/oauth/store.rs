@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use crate::error::Error;
+use crate::health::{HealthReport, enqueue};
 use crate::store::{AuditEntry, CredentialStore, insert_audit};
 
 /// `state` of a token row whose grant the partner refused: the connection needs a reconnect.
@@ -84,7 +85,13 @@ impl CredentialStore {
 
     /// Writes `row` unless a writer holding a newer refresh lease (a higher fence) already did;
     /// with its audit row. False when the write was fenced off.
-    pub async fn write_token(&self, row: &TokenRow, audit: &AuditEntry) -> Result<bool, Error> {
+    /// `report`, when set, is queued for health in the same transaction.
+    pub async fn write_token(
+        &self,
+        row: &TokenRow,
+        audit: &AuditEntry,
+        report: Option<&HealthReport>,
+    ) -> Result<bool, Error> {
         let mut transaction = self.pool().begin().await?;
         let written = upsert_token(&mut transaction, row, true).await?;
         if !written {
@@ -92,7 +99,13 @@ impl CredentialStore {
             return Ok(false);
         }
         insert_audit(&mut transaction, audit).await?;
+        if let Some(report) = report {
+            enqueue(&mut transaction, report).await?;
+        }
         transaction.commit().await?;
+        if report.is_some() {
+            self.queued().wake();
+        }
         Ok(true)
     }
 
@@ -191,18 +204,21 @@ pub(crate) async fn upsert_token(
     Ok(written > 0)
 }
 
-/// Drops a connection's tokens (a new put or a revoke makes them meaningless).
+/// Drops a connection's tokens (a new put or a revoke makes them meaningless); the `state` of
+/// the dropped row, if there was one.
 pub(crate) async fn delete_tokens(
     connection: &mut sqlx::AnyConnection,
     tenant: &str,
     connection_id: &str,
-) -> Result<(), Error> {
-    sqlx::query("DELETE FROM oauth_tokens WHERE tenant = $1 AND connection_id = $2")
-        .bind(tenant)
-        .bind(connection_id)
-        .execute(connection)
-        .await?;
-    Ok(())
+) -> Result<Option<String>, Error> {
+    let state = sqlx::query_scalar(
+        "DELETE FROM oauth_tokens WHERE tenant = $1 AND connection_id = $2 RETURNING state",
+    )
+    .bind(tenant)
+    .bind(connection_id)
+    .fetch_optional(connection)
+    .await?;
+    Ok(state)
 }
 
 fn unsigned(value: i64) -> u64 {

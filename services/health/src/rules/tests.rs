@@ -72,6 +72,47 @@ fn refused_credentials_need_a_reconnect_even_after_many_failures() {
     );
 }
 
+fn credential(id: &str, rejected: Option<&str>, minute: i64) -> CredentialReport {
+    CredentialReport {
+        report_id: id.to_owned(),
+        rejected: rejected.map(str::to_owned),
+        at: at(minute),
+    }
+}
+
+#[test]
+fn a_refused_grant_reported_by_credentials_needs_a_reconnect_until_it_is_valid_again() {
+    let mut facts = Facts::new("oauth-demo");
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 0));
+    let refusal = "the authorization was revoked or has expired (invalid_grant)";
+    assert!(facts.record_credential(credential("r1", Some(refusal), 1)));
+    let assessment = assess(&facts, at(2));
+    assert_eq!(assessment.status, Status::NeedsReconnect);
+    assert_eq!(
+        assessment.reason,
+        format!("Oauth Demo refused the connection's authorization: {refusal}")
+    );
+    assert_eq!(
+        assessment.action,
+        "Reconnect the integration and approve access at Oauth Demo again"
+    );
+    // The same report again, or an older one, changes nothing.
+    assert!(!facts.record_credential(credential("r1", None, 3)));
+    assert!(!facts.record_credential(credential("r0", None, 0)));
+    // Runs refused meanwhile do not outlive the reconnect.
+    facts.record_outcome(outcome(OutcomeKind::AuthFailed, 4));
+    assert!(facts.record_credential(credential("r2", None, 5)));
+    assert_eq!(assess(&facts, at(6)).status, Status::Operational);
+}
+
+#[test]
+fn a_run_that_reads_after_a_refusal_clears_it() {
+    let mut facts = Facts::new("oauth-demo");
+    facts.record_credential(credential("r1", Some("invalid_grant"), 1));
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 2));
+    assert_eq!(assess(&facts, at(3)).status, Status::Operational);
+}
+
 #[test]
 fn one_or_two_failures_degrade_and_three_are_down() {
     let mut facts = Facts::new("bullhorn");

@@ -29,6 +29,9 @@ pub struct FaultRequest {
     /// Revoke every token family now: the user withdrew consent.
     #[serde(default)]
     pub revoke_consent: bool,
+    /// End every access token now (refresh tokens stay valid): early expiry mid-run.
+    #[serde(default)]
+    pub expire_access_tokens: bool,
 }
 
 pub async fn faults(State(server): State<Shared>, Json(request): Json<FaultRequest>) -> Response {
@@ -42,6 +45,9 @@ pub async fn faults(State(server): State<Shared>, Json(request): Json<FaultReque
     }
     if request.revoke_consent {
         grants.revoke_all();
+    }
+    if request.expire_access_tokens {
+        grants.expire_access_tokens();
     }
     Json(json!({
         "fail_next": grants.faults.fail_next,

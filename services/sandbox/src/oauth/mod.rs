@@ -10,15 +10,18 @@
 //! Routes (see [`router`]): `GET /oauth2/authorize` (consents at once and redirects with
 //! `code` and `state`), `POST /oauth2/token` (`authorization_code`, `refresh_token`,
 //! `client_credentials`; client authentication in the form or HTTP Basic), `GET /oauth2/me` (a
-//! protected resource: 200 for a live bearer token, 401 otherwise), and the admin endpoints
+//! protected resource: 200 for a live bearer token, 401 otherwise), `GET /oauth2/api/candidates`
+//! (a JobAdder-like candidate list behind the same tokens, see [`api`]), and the admin endpoints
 //! `GET /_sandbox/oauth2/stats` (token-endpoint call counts, so tests can assert "exactly one
 //! call") and `POST /_sandbox/oauth2/faults` (fail the next N token calls with a status, slow the
-//! token endpoint down, revoke consent).
+//! token endpoint down, revoke consent, expire every access token early).
 //!
-//! Submodules: [`state`] holds grants and counters, [`endpoints`] the OAuth endpoints,
+//! Submodules: [`state`] holds grants and counters, [`endpoints`] the OAuth endpoints, [`api`]
+//! the resource API,
 //! [`admin`] the `/_sandbox/oauth2/` endpoints.
 
 pub mod admin;
+pub mod api;
 pub mod endpoints;
 pub mod state;
 
@@ -46,6 +49,8 @@ pub struct OAuthOptions {
     pub access_token_ttl: Duration,
     /// Lifetime of an authorization code.
     pub code_ttl: Duration,
+    /// How many candidates the resource API serves.
+    pub candidates: usize,
 }
 
 impl Default for OAuthOptions {
@@ -55,6 +60,7 @@ impl Default for OAuthOptions {
             client_secret: CLIENT_SECRET.to_owned(),
             access_token_ttl: Duration::from_secs(3600),
             code_ttl: Duration::from_secs(120),
+            candidates: 57,
         }
     }
 }
@@ -66,6 +72,7 @@ pub fn router(options: OAuthOptions) -> Router {
         .route("/oauth2/authorize", get(endpoints::authorize))
         .route("/oauth2/token", post(endpoints::token))
         .route("/oauth2/me", get(endpoints::me))
+        .route("/oauth2/api/candidates", get(api::list_candidates))
         .route("/_sandbox/oauth2/stats", get(admin::stats))
         .route("/_sandbox/oauth2/faults", post(admin::faults))
         .with_state(shared)

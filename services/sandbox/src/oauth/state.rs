@@ -52,6 +52,9 @@ pub struct Stats {
     pub authorizations: u64,
     /// Calls failed on purpose by an injected fault.
     pub injected_failures: u64,
+    /// Calls to the resource API, and those refused for a dead token.
+    pub api_calls: u64,
+    pub api_refusals: u64,
 }
 
 /// Faults set through the admin API.
@@ -123,6 +126,15 @@ impl Grants {
             refresh
         });
         (access, refresh)
+    }
+
+    /// Ends every access token now, as a partner that expires tokens early does; refresh tokens
+    /// stay valid.
+    pub fn expire_access_tokens(&mut self) {
+        let now = Instant::now();
+        for grant in self.access.values_mut() {
+            grant.expires = grant.expires.min(now);
+        }
     }
 
     /// Revokes every token family: the user withdrew consent at the partner.
