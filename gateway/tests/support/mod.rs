@@ -86,6 +86,13 @@ impl SyncService for FakeSync {
         unimplemented()
     }
 
+    async fn ingest_webhook_events(
+        &self,
+        _: Request<plugboard_proto::sync::v1::IngestWebhookEventsRequest>,
+    ) -> Result<Response<plugboard_proto::sync::v1::IngestWebhookEventsResponse>, Status> {
+        unimplemented()
+    }
+
     async fn pause_sync(
         &self,
         _: Request<PauseSyncRequest>,
@@ -175,6 +182,55 @@ impl SyncService for FakeSync {
         &self,
         _: Request<ListQuarantineRequest>,
     ) -> Result<Response<ListQuarantineResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn push_record(
+        &self,
+        _: Request<PushRecordRequest>,
+    ) -> Result<Response<PushRecordResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_push(
+        &self,
+        _: Request<GetPushRequest>,
+    ) -> Result<Response<GetPushResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn list_pushes(
+        &self,
+        _: Request<ListPushesRequest>,
+    ) -> Result<Response<ListPushesResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn put_two_way_policy(
+        &self,
+        _: Request<PutTwoWayPolicyRequest>,
+    ) -> Result<Response<PutTwoWayPolicyResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_two_way_policy(
+        &self,
+        _: Request<GetTwoWayPolicyRequest>,
+    ) -> Result<Response<GetTwoWayPolicyResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn list_conflicts(
+        &self,
+        _: Request<ListConflictsRequest>,
+    ) -> Result<Response<ListConflictsResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn resolve_conflict(
+        &self,
+        _: Request<ResolveConflictRequest>,
+    ) -> Result<Response<ResolveConflictResponse>, Status> {
         unimplemented()
     }
 }

@@ -48,6 +48,7 @@ impl Access {
             connection_id: connection_id.to_owned(),
             // TODO(#6): carry the sync run id once the connector contract passes it along.
             run_id: String::new(),
+            secret_kind: String::new(),
         };
         let response = client
             .lease_access(request)
@@ -69,6 +70,9 @@ impl Access {
             }),
             Some(secret::Kind::ApiKey(_)) => Err(Error::WrongCredentialKind("api key")),
             Some(secret::Kind::Basic(_)) => Err(Error::WrongCredentialKind("basic login")),
+            Some(secret::Kind::WebhookSecret(_)) => {
+                Err(Error::WrongCredentialKind("webhook secret"))
+            }
             None => Err(Error::CredentialMissing),
         }
     }

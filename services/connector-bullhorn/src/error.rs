@@ -29,6 +29,11 @@ pub enum Error {
     PartnerRejected { status: u16, message: String },
     #[error("bullhorn sent an unexpected response: {0}")]
     PartnerResponse(String),
+    #[error("the bullhorn connector does not write {0} records")]
+    WriteUnsupported(String),
+    /// Bullhorn has event subscriptions that are polled, not pushed.
+    #[error("bullhorn sends no webhooks")]
+    NoWebhooks,
     #[error("cannot start the connector: {0}")]
     Startup(String),
     #[error(transparent)]
@@ -45,7 +50,9 @@ impl ServiceError for Error {
             Error::CredentialsRejected(_)
             | Error::CredentialMissing
             | Error::WrongCredentialKind(_)
-            | Error::PartnerRejected { .. } => ErrorKind::FailedPrecondition,
+            | Error::NoWebhooks
+            | Error::PartnerRejected { .. }
+            | Error::WriteUnsupported(_) => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
             Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
                 ErrorKind::Unavailable
@@ -57,6 +64,7 @@ impl ServiceError for Error {
     fn reason(&self) -> &'static str {
         match self {
             Error::InvalidSettings(_) => "INVALID_SETTINGS",
+            Error::NoWebhooks => "WEBHOOKS_NOT_SUPPORTED",
             Error::TargetNotAllowed { .. } => "TARGET_NOT_ALLOWED",
             Error::UnknownStream(_) => "UNKNOWN_STREAM",
             Error::InvalidCheckpoint(_) => "INVALID_CHECKPOINT",
@@ -68,6 +76,7 @@ impl ServiceError for Error {
             Error::RateLimited(_) => "PARTNER_RATE_LIMITED",
             Error::PartnerRejected { .. } => "PARTNER_REQUEST_REJECTED",
             Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
+            Error::WriteUnsupported(_) => "WRITE_UNSUPPORTED",
             Error::Startup(_) => "STARTUP_FAILED",
             Error::Serve(_) => "SERVE_FAILED",
         }

@@ -7,7 +7,7 @@ use futures::Stream;
 use plugboard_proto::connector::v1::connector_service_server::ConnectorService;
 use plugboard_proto::connector::v1::{
     CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse, ReadRequest,
-    ReadResponse,
+    ReadResponse, WriteRequest, WriteResponse,
 };
 use plugboard_proto::error::to_status;
 use plugboard_runtime::identity::Caller;
@@ -45,6 +45,19 @@ fn connection(connection: Option<ConnectionRef>) -> Result<ConnectionRef, Status
 
 #[tonic::async_trait]
 impl ConnectorService for GrpcConnectorAdapter {
+    /// Bullhorn is read-only for now: a push to it fails at once with a reason, rather than
+    /// waiting in the outbox for a write that never comes. TODO(#6): candidate writes.
+    #[tracing::instrument(skip_all, fields(entity = %request.get_ref().entity))]
+    async fn write(
+        &self,
+        request: Request<WriteRequest>,
+    ) -> Result<Response<WriteResponse>, Status> {
+        Caller::tenant_of(&request)?;
+        Err(to_status(&Error::WriteUnsupported(
+            request.into_inner().entity,
+        )))
+    }
+
     #[tracing::instrument(skip_all, fields(connection_id))]
     async fn check(
         &self,
@@ -103,5 +116,14 @@ impl ConnectorService for GrpcConnectorAdapter {
         );
         let pages = ReceiverStream::new(receiver).map(|page| page.map_err(|e| to_status(&e)));
         Ok(Response::new(Box::pin(pages)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn handle_webhook(
+        &self,
+        request: Request<plugboard_proto::connector::v1::HandleWebhookRequest>,
+    ) -> Result<Response<plugboard_proto::connector::v1::HandleWebhookResponse>, Status> {
+        Caller::tenant_of(&request)?;
+        Err(to_status(&Error::NoWebhooks))
     }
 }

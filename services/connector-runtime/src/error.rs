@@ -23,6 +23,10 @@ pub enum Error {
     CredentialsRejected(String),
     #[error("no credential is stored for this connection")]
     CredentialMissing,
+    #[error("no webhook secret is stored for this connection")]
+    WebhookSecretMissing,
+    #[error("{0} receives no webhooks")]
+    NoWebhooks(String),
     #[error("the connection's credential is a {found}, this connector needs {needed}")]
     WrongCredentialKind {
         found: &'static str,
@@ -38,6 +42,9 @@ pub enum Error {
     PartnerRejected { status: u16, message: String },
     #[error("the partner sent an unexpected response: {0}")]
     PartnerResponse(String),
+    /// A write that cannot be repeated safely may or may not have happened at the partner.
+    #[error("the write may or may not have happened at the partner: {0}")]
+    WriteOutcomeUnknown(String),
     #[error("cannot start the connector: {0}")]
     Startup(String),
     #[error(transparent)]
@@ -52,12 +59,16 @@ impl ServiceError for Error {
             | Error::UnknownStream(_)
             | Error::InvalidCheckpoint(_)
             | Error::InvalidWrite(_) => ErrorKind::InvalidArgument,
-            Error::WebhookRejected(_) => ErrorKind::PermissionDenied,
+            // A delivery that fails its signature or timestamp check is not from the partner.
+            Error::WebhookRejected(_) => ErrorKind::Unauthenticated,
+            Error::WebhookSecretMissing | Error::NoWebhooks(_) => ErrorKind::FailedPrecondition,
             Error::Unsupported(_)
             | Error::CredentialsRejected(_)
             | Error::CredentialMissing
             | Error::WrongCredentialKind { .. }
             | Error::PartnerRejected { .. } => ErrorKind::FailedPrecondition,
+            // Not retryable: retrying is exactly what could write twice.
+            Error::WriteOutcomeUnknown(_) => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
             Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
                 ErrorKind::Unavailable
@@ -77,12 +88,15 @@ impl ServiceError for Error {
             Error::Unsupported(_) => "MANIFEST_FEATURE_UNSUPPORTED",
             Error::CredentialsRejected(_) => "CREDENTIALS_REJECTED",
             Error::CredentialMissing => "CREDENTIAL_NOT_FOUND",
+            Error::WebhookSecretMissing => "WEBHOOK_SECRET_NOT_FOUND",
+            Error::NoWebhooks(_) => "WEBHOOKS_NOT_SUPPORTED",
             Error::WrongCredentialKind { .. } => "WRONG_CREDENTIAL_KIND",
             Error::Lease { .. } => "CREDENTIAL_LEASE_FAILED",
             Error::PartnerUnavailable(_) => "PARTNER_UNAVAILABLE",
             Error::RateLimited(_) => "PARTNER_RATE_LIMITED",
             Error::PartnerRejected { .. } => "PARTNER_REQUEST_REJECTED",
             Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
+            Error::WriteOutcomeUnknown(_) => "WRITE_OUTCOME_UNKNOWN",
             Error::Startup(_) => "STARTUP_FAILED",
             Error::Serve(_) => "SERVE_FAILED",
         }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use futures::Stream;
 use plugboard_proto::connector::v1::connector_service_server::ConnectorService;
 use plugboard_proto::connector::v1::{
-    CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse, ReadRequest,
-    ReadResponse,
+    CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse,
+    HandleWebhookRequest, HandleWebhookResponse, ReadRequest, ReadResponse, WriteRequest,
+    WriteResponse,
 };
 use plugboard_proto::error::to_status;
 use plugboard_runtime::identity::Caller;
@@ -17,19 +18,30 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::connector::{Connector, ReadParams};
+use crate::connector::{Connector, ReadParams, WriteParams};
 use crate::error::Error;
+use crate::webhook_events::WebhookHandler;
 
 /// Pages buffered between the partner and a slow reader.
 const PAGE_BUFFER: usize = 2;
 
 pub struct GrpcConnectorAdapter {
     connector: Arc<Connector>,
+    webhooks: Option<Arc<WebhookHandler>>,
 }
 
 impl GrpcConnectorAdapter {
     pub fn new(connector: Arc<Connector>) -> GrpcConnectorAdapter {
-        GrpcConnectorAdapter { connector }
+        GrpcConnectorAdapter {
+            connector,
+            webhooks: None,
+        }
+    }
+
+    /// Serves `HandleWebhook` with `handler`; without one the RPC answers FAILED_PRECONDITION.
+    pub fn with_webhooks(mut self, handler: Arc<WebhookHandler>) -> GrpcConnectorAdapter {
+        self.webhooks = Some(handler);
+        self
     }
 }
 
@@ -102,5 +114,62 @@ impl ConnectorService for GrpcConnectorAdapter {
         );
         let pages = ReceiverStream::new(receiver).map(|page| page.map_err(|e| to_status(&e)));
         Ok(Response::new(Box::pin(pages)))
+    }
+
+    #[tracing::instrument(skip_all, fields(connection_id, entity, external_id))]
+    async fn write(
+        &self,
+        request: Request<WriteRequest>,
+    ) -> Result<Response<WriteResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let connection = connection(request.connection)?;
+        let span = tracing::Span::current();
+        span.record("connection_id", connection.connection_id.as_str());
+        span.record("entity", request.entity.as_str());
+        span.record("external_id", request.external_id.as_str());
+        let outcome = self
+            .connector
+            .write(WriteParams {
+                tenant,
+                connection,
+                entity: request.entity,
+                external_id: request.external_id,
+                record_json: request.record_json,
+                idempotency_key: request.idempotency_key,
+                earlier_attempt_unconfirmed: request.earlier_attempt_unconfirmed,
+            })
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::debug!(external_id = %outcome.external_id, "record written to the partner");
+        Ok(Response::new(WriteResponse {
+            external_id: outcome.external_id,
+            partner_payload_json: outcome.answer.to_string(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(connection_id))]
+    async fn handle_webhook(
+        &self,
+        request: Request<HandleWebhookRequest>,
+    ) -> Result<Response<HandleWebhookResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let connection = connection(request.connection.clone())?;
+        tracing::Span::current().record("connection_id", connection.connection_id.as_str());
+        let handler = self
+            .webhooks
+            .as_ref()
+            .ok_or_else(|| to_status(&Error::NoWebhooks(self.connector.manifest().name.clone())))?;
+        let now = chrono::Utc::now().timestamp();
+        match handler.handle(&tenant, &request, now).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(error) => {
+                if let Error::WebhookRejected(reason) = &error {
+                    tracing::info!(reason = %reason, "rejected a webhook delivery");
+                }
+                Err(to_status(&error))
+            }
+        }
     }
 }

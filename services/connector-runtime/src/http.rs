@@ -176,9 +176,23 @@ impl Http {
         request: &Request,
         waits: &mut u32,
     ) -> Result<Answer, Error> {
+        self.send_as(limiter, request, waits, true).await
+    }
+
+    /// [`Http::send`] for a request that is `repeatable` or not. One that is not (a create the
+    /// partner cannot deduplicate) is retried only where the partner surely did nothing: a 429,
+    /// a 503, a connection that never opened. Any other failure after the request may have
+    /// left (a timeout, another 5xx, an unreadable answer) is [`Error::WriteOutcomeUnknown`].
+    pub async fn send_as(
+        &self,
+        limiter: &Limiter,
+        request: &Request,
+        waits: &mut u32,
+        repeatable: bool,
+    ) -> Result<Answer, Error> {
         let mut consecutive = 0;
         loop {
-            let attempt = (|| self.send_once(limiter, request))
+            let attempt = (|| self.send_once(limiter, request, repeatable))
                 .retry(self.backoff)
                 .when(Error::is_transient)
                 .notify(|error, delay| {
@@ -200,7 +214,19 @@ impl Http {
         }
     }
 
-    async fn send_once(&self, limiter: &Limiter, request: &Request) -> Result<Attempt, Error> {
+    async fn send_once(
+        &self,
+        limiter: &Limiter,
+        request: &Request,
+        repeatable: bool,
+    ) -> Result<Attempt, Error> {
+        // What a failure after the request may have reached the partner means.
+        let maybe_applied = |error: Error| match error {
+            Error::PartnerUnavailable(message) if !repeatable => {
+                Error::WriteOutcomeUnknown(message)
+            }
+            other => other,
+        };
         let _permit = limiter.admit().await;
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -225,10 +251,15 @@ impl Http {
             Body::Json(json) => builder.json(json),
             Body::Form(form) => builder.form(form),
         };
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| transport("partner request", e))?;
+        let response = builder.send().await.map_err(|e| {
+            let never_connected = e.is_connect();
+            let error = transport("partner request", e);
+            if never_connected {
+                error
+            } else {
+                maybe_applied(error)
+            }
+        })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Ok(Attempt::RateLimited(
@@ -239,9 +270,13 @@ impl Http {
             return Ok(Attempt::Done(Answer::Unauthorized));
         }
         if status.is_server_error() {
-            return Err(Error::PartnerUnavailable(format!(
-                "the partner answered {status}"
-            )));
+            let error = Error::PartnerUnavailable(format!("the partner answered {status}"));
+            // 503 says the partner is not taking requests: nothing was done.
+            return Err(if status == StatusCode::SERVICE_UNAVAILABLE {
+                error
+            } else {
+                maybe_applied(error)
+            });
         }
         let link = response
             .headers()
@@ -251,7 +286,7 @@ impl Http {
         let text = response
             .text()
             .await
-            .map_err(|e| transport("reading the partner's answer", e))?;
+            .map_err(|e| maybe_applied(transport("reading the partner's answer", e)))?;
         if !status.is_success() {
             let message: String = text.chars().take(300).collect();
             return Err(Error::PartnerRejected {
@@ -262,8 +297,15 @@ impl Http {
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text)
-                .map_err(|e| Error::PartnerResponse(format!("invalid json: {e}")))?
+            serde_json::from_str(&text).map_err(|e| {
+                let message = format!("invalid json: {e}");
+                // The partner did it (2xx) but we cannot read what: a repeat would do it again.
+                if repeatable {
+                    Error::PartnerResponse(message)
+                } else {
+                    Error::WriteOutcomeUnknown(message)
+                }
+            })?
         };
         Ok(Attempt::Done(Answer::Ok(Response {
             status: status.as_u16(),

@@ -17,7 +17,8 @@
 //! - [`http`]: requests under rate budgets, 429 waits and retries;
 //! - [`checkpoint`]: incremental cursors and resumable page positions;
 //! - [`connector`]: check, discover, read and write for any manifest;
-//! - [`webhook`]: signature, timestamp and replay checks of partner webhooks;
+//! - [`webhook`]: signature and timestamp checks of partner webhooks;
+//! - [`webhook_events`]: `HandleWebhook`: the leased webhook secret, verification, events;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
 //! - [`conformance`]: the conformance kit;
 //! - [`tooling`]: what `plugboard connector check | new | stats` do;
@@ -25,15 +26,15 @@
 //!
 //! # Limitations
 //!
-//! - Write and webhook verification are library calls ([`connector::Connector::write`],
-//!   [`webhook::Verifier`]); the connector contract has no `Write`/`HandleWebhook` RPC yet
-//!   (TODO(#6): add them to `connector.proto` with two-way sync).
 //! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
 //!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
 //!   (TODO(#4)). XML partners are in the format, not the runtime (TODO(#3)).
-//! - Deleted-record endpoints are in the format but not read (TODO(#6)).
-//! - Idempotency keys and webhook deliveries are remembered in process memory only; sync's
-//!   outbox is the durable guard (TODO(#6)).
+//! - Writes remember nothing: sync's outbox is what makes a retried write happen once, and the
+//!   runtime's part is never to repeat a create the partner may already have made
+//!   ([`connector::Connector::write`]). Webhook deliveries are not remembered here either: sync
+//!   drops repeated event ids durably.
+//! - A delivery carries one event; partners that batch several events per request need a
+//!   manifest notion of an event array. TODO(#6).
 //! - The target guard resolves names once before calling; DNS rebinding between the check and
 //!   the request is not prevented (TODO(#3)).
 
@@ -52,6 +53,7 @@ pub mod session;
 pub mod template;
 pub mod tooling;
 pub mod webhook;
+pub mod webhook_events;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,6 +72,7 @@ pub use error::Error;
 use crate::access::Access;
 use crate::connector::{Connector, SecretSource};
 use crate::grpc::GrpcConnectorAdapter;
+use crate::webhook_events::{WebhookHandler, WebhookSecretSource};
 
 /// Loads the connector folder, then serves it on `listener` until `shutdown` completes,
 /// registering with the registry in the background meanwhile.
@@ -108,13 +111,18 @@ pub async fn run(
         format!("{name}-{}", uuid::Uuid::new_v4()),
         advertise,
     ));
+    let access = Access::new(credentials, key.clone(), &name);
+    let webhooks = WebhookHandler::new(
+        Arc::new(loaded.manifest.clone()),
+        WebhookSecretSource::Credentials(access.clone()),
+    );
     let connector = Connector::new(
         loaded.manifest,
-        SecretSource::Credentials(Access::new(credentials, key.clone(), &name)),
+        SecretSource::Credentials(access),
         config.allow_private_targets,
     )?;
     let service = ConnectorServiceServer::with_interceptor(
-        GrpcConnectorAdapter::new(Arc::new(connector)),
+        GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
         RequireCaller::new(key),
     );
     let service_name = <ConnectorServiceServer<GrpcConnectorAdapter> as NamedService>::NAME;

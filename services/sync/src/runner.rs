@@ -313,6 +313,9 @@ impl Runner {
             // is gone at the partner.
             let complete_read = checkpoint.is_empty();
             let mut seen: HashSet<String> = HashSet::new();
+            // What the partner's deleted-records endpoint listed; applied only once the read
+            // has ended without an error.
+            let mut reported_deleted = Vec::new();
             run.streams.push(StreamCounters {
                 stream: plan.stream.clone(),
                 entity: plan.entity.clone(),
@@ -344,7 +347,8 @@ impl Runner {
                     // page is read again from the checkpoint by the next run.
                     _ = stopping.wait_for(|stopping| *stopping) => return Err(Error::ShuttingDown),
                 };
-                let Some(page) = next.map_err(|status| Error::dependency("connector", &status))?
+                let Some(mut page) =
+                    next.map_err(|status| Error::dependency("connector", &status))?
                 else {
                     break;
                 };
@@ -366,14 +370,23 @@ impl Runner {
                 if complete_read {
                     seen.extend(page.records.iter().map(|record| record.external_id.clone()));
                 }
+                reported_deleted.append(&mut page.deleted);
                 let counters = &mut run.streams[stream_index];
                 self.commit_page(sync, &resolved.version, &plan, &run.run_id, page, counters)
                     .await?;
                 self.store.update_run(run).await?;
             }
+            let reported = crate::events::tombstone_reported(
+                &self.store,
+                sync,
+                &plan.entity,
+                &reported_deleted,
+            )
+            .await?;
+            run.streams[stream_index].records_deleted += reported;
             if complete_read {
                 let deleted = self.tombstone_missing(sync, &plan, &seen).await?;
-                run.streams[stream_index].records_deleted = deleted;
+                run.streams[stream_index].records_deleted += deleted;
                 self.store.update_run(run).await?;
             }
             tracing::debug!(run_id = %run.run_id, stream = %plan.stream, "stream read to the end");
@@ -532,16 +545,28 @@ impl Runner {
                 field_path = %entry.field_path, reason = %entry.reason, "record quarantined"
             );
         }
+        // Two-way: our own writes coming back are not changes; partner edits may conflict.
+        let review = crate::two_way::review_page(
+            &self.store,
+            &sync.tenant_id,
+            &sync.connection_id,
+            &plan.entity,
+            &records,
+        )
+        .await?;
         let outcome = self
             .store
-            .commit_page(PageCommit {
-                tenant_id: &sync.tenant_id,
-                connection_id: &sync.connection_id,
-                stream: &plan.stream,
-                records,
-                quarantined,
-                checkpoint: &page.checkpoint,
-            })
+            .commit_page_with(
+                PageCommit {
+                    tenant_id: &sync.tenant_id,
+                    connection_id: &sync.connection_id,
+                    stream: &plan.stream,
+                    records,
+                    quarantined,
+                    checkpoint: &page.checkpoint,
+                },
+                &review,
+            )
             .await?;
         counters.records_written += outcome.written;
         counters.records_unchanged += outcome.unchanged;
