@@ -335,9 +335,17 @@ impl Lookup {
         let scalar;
         let key: &str = match found {
             Value::String(text) => text,
-            Value::Number(_) | Value::Bool(_) => {
-                scalar = found.to_string();
+            // The number's own text, without serde's value serializer (this runs per record).
+            Value::Number(number) => {
+                scalar = number.to_string();
                 &scalar
+            }
+            Value::Bool(flag) => {
+                if *flag {
+                    "true"
+                } else {
+                    "false"
+                }
             }
             _ => {
                 return Err(format!(

@@ -343,9 +343,7 @@ pub(crate) fn to_json(value: &Val) -> Result<Value, String> {
         Val::Null => Value::Null,
         Val::Bool(flag) => Value::Bool(*flag),
         Val::Num(number) => number_to_json(number)?,
-        Val::TStr(bytes) | Val::BStr(bytes) => {
-            Value::String(String::from_utf8_lossy(bytes).into_owned())
-        }
+        Val::TStr(bytes) | Val::BStr(bytes) => Value::String(text_of(bytes)),
         Val::Arr(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         Val::Obj(map) => {
             let mut object = serde_json::Map::new();
@@ -361,6 +359,14 @@ pub(crate) fn to_json(value: &Val) -> Result<Value, String> {
             Value::Object(object)
         }
     })
+}
+
+/// The bytes as text: copied when they are UTF-8 (partner JSON always is), else with U+FFFD.
+fn text_of(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 fn number_to_json(number: &Num) -> Result<Value, String> {
