@@ -16,6 +16,7 @@ use crate::access::{Access, Secret};
 use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
 use crate::error::Error;
 use crate::http::{Answer, Body, Http, Limiter, Request, Response, next_link};
+use crate::keyset;
 use crate::manifest::{Manifest, Pagination, Stream};
 use crate::session::{self, Session, Settings};
 use crate::template;
@@ -251,6 +252,17 @@ impl Connector {
             .as_ref()
             .map_or(0, |incremental| incremental.lookback_seconds as i64 * 1000);
         let mut checkpoint = Checkpoint::parse(&params.checkpoint)?;
+        let keyset = stream
+            .incremental
+            .as_ref()
+            .is_some_and(|incremental| incremental.keyset);
+        // A first read's bound, for partners whose filter is mandatory.
+        let initial = match (&format, &stream.incremental) {
+            (Some(format), Some(incremental)) => {
+                incremental.initial.as_ref().and_then(|v| format.read(v))
+            }
+            _ => None,
+        };
         let page_size = stream.pagination.page_size().map(|size| {
             let wanted = if params.page_size == 0 {
                 size.value
@@ -269,6 +281,10 @@ impl Connector {
                     "the partner's paginator repeated a page".to_owned(),
                 ));
             }
+            let bound = match &checkpoint.page {
+                PagePosition::Keyset { at, .. } => Some(*at),
+                _ => checkpoint.since.or(initial),
+            };
             let mut waits = 0;
             let response = self
                 .fetch(&key, settings, &mut waits, |session| {
@@ -277,8 +293,8 @@ impl Connector {
                         session,
                         &path,
                         &scope,
-                        &checkpoint,
-                        format.as_ref(),
+                        &checkpoint.page,
+                        bound.zip(format.as_ref()),
                         page_size,
                     )
                 })
@@ -296,18 +312,42 @@ impl Connector {
                 rate_limited_waits: waits,
                 ..ReadResponse::default()
             };
+            let mut tracker = keyset::Tracker::new(&checkpoint.page);
             for item in items {
-                if let (Some(format), Some(incremental)) = (&format, &stream.incremental)
-                    && let Some(value) = item.get(&incremental.field).and_then(|v| format.read(v))
-                {
+                let cursor = match (&format, &stream.incremental) {
+                    (Some(format), Some(incremental)) => {
+                        item.get(&incremental.field).and_then(|v| format.read(v))
+                    }
+                    _ => None,
+                };
+                let id = record_id(item, &stream.primary_key);
+                if keyset && keyset::already_read(&checkpoint.page, cursor, id.as_deref()) {
+                    continue;
+                }
+                if let Some(value) = cursor {
                     checkpoint.see(value);
                 }
+                tracker.see(cursor, id.as_deref());
                 match accept(item, &stream.primary_key) {
                     Ok(record) => page.records.push(record),
                     Err(rejected) => page.rejected.push(rejected),
                 }
             }
-            let next = next_position(stream, &checkpoint.page, &response, items.len(), page_size);
+            let next = if keyset {
+                let short = page_size.is_some_and(|size| items.len() < size as usize);
+                match tracker.position() {
+                    _ if short => None,
+                    Some(position) => Some(position),
+                    None => {
+                        return Err(Error::PartnerResponse(format!(
+                            "keyset paging needs each record's {}, and a full page had none",
+                            stream.incremental.as_ref().map_or("", |i| i.field.as_str())
+                        )));
+                    }
+                }
+            } else {
+                next_position(stream, &checkpoint.page, &response, items.len(), page_size)
+            };
             let done = next.is_none() || items.is_empty();
             checkpoint = match next {
                 Some(position) if !done => Checkpoint {
@@ -336,8 +376,8 @@ impl Connector {
         session: &Session,
         path: &str,
         scope: &Value,
-        checkpoint: &Checkpoint,
-        format: Option<&CursorFormat>,
+        position: &PagePosition,
+        bound: Option<(i64, &CursorFormat)>,
         page_size: Option<u32>,
     ) -> Result<Request, Error> {
         let get = |url, query| Request {
@@ -347,7 +387,7 @@ impl Connector {
             query,
             body: Body::None,
         };
-        if let PagePosition::Url(next) = &checkpoint.page {
+        if let PagePosition::Url(next) = position {
             // The partner's own next URL carries every parameter; it must stay on the
             // partner's origin, since the session's credentials go with it.
             let url = reqwest::Url::parse(next)
@@ -370,9 +410,7 @@ impl Connector {
                 ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        if let (Some(incremental), Some(format), Some(since)) =
-            (&stream.incremental, format, checkpoint.since)
-        {
+        if let (Some(incremental), Some((since, format))) = (&stream.incremental, bound) {
             let value = template::render(
                 &incremental.value,
                 &json!({ "cursor": format.write(since) }),
@@ -383,7 +421,7 @@ impl Connector {
         if let (Some(size), Some(page_size)) = (stream.pagination.page_size(), page_size) {
             query.push((size.param.clone(), page_size.to_string()));
         }
-        match (&stream.pagination, &checkpoint.page) {
+        match (&stream.pagination, position) {
             (Pagination::Cursor { param, .. }, PagePosition::Token(token)) => {
                 query.push((param.clone(), token.clone()));
             }
@@ -391,6 +429,9 @@ impl Connector {
             | (Pagination::StartCount { start: param, .. }, position) => {
                 let offset = match position {
                     PagePosition::Offset(offset) => *offset,
+                    PagePosition::Keyset { .. } => {
+                        keyset::offset(position, page_size.unwrap_or(DEFAULT_PAGE_SIZE))
+                    }
                     _ => 0,
                 };
                 query.push((param.clone(), offset.to_string()));
@@ -679,6 +720,23 @@ fn next_position(
     }
 }
 
+fn primary_key_value<'a>(item: &'a Value, primary_key: &str) -> Option<&'a Value> {
+    if primary_key.starts_with('/') {
+        item.pointer(primary_key)
+    } else {
+        item.get(primary_key)
+    }
+}
+
+/// The primary key as text, when it is usable.
+fn record_id(item: &Value, primary_key: &str) -> Option<String> {
+    match primary_key_value(item, primary_key)? {
+        Value::Number(number) if number.is_i64() || number.is_u64() => Some(number.to_string()),
+        Value::String(text) if !text.trim().is_empty() => Some(text.clone()),
+        _ => None,
+    }
+}
+
 /// A record must be an object with a usable primary key; anything else is rejected with its
 /// reason. Other odd fields pass through for mapping to judge.
 fn accept(item: &Value, primary_key: &str) -> Result<RawRecord, RejectedRecord> {
@@ -690,12 +748,7 @@ fn accept(item: &Value, primary_key: &str) -> Result<RawRecord, RejectedRecord> 
     if !item.is_object() {
         return Err(reject("record is not a JSON object".to_owned()));
     }
-    let id = if primary_key.starts_with('/') {
-        item.pointer(primary_key)
-    } else {
-        item.get(primary_key)
-    };
-    let external_id = match id {
+    let external_id = match primary_key_value(item, primary_key) {
         None | Some(Value::Null) => return Err(reject(format!("record has no {primary_key}"))),
         Some(Value::Number(number)) if number.is_i64() || number.is_u64() => number.to_string(),
         Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),

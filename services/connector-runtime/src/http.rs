@@ -49,7 +49,28 @@ pub enum Answer {
 pub struct Response {
     pub status: u16,
     pub link: Option<String>,
+    /// The `Location` of a redirect the request accepted.
+    pub location: Option<String>,
     pub body: Value,
+}
+
+/// How one request is sent, beyond what it says.
+#[derive(Debug, Clone, Copy)]
+pub struct SendOptions {
+    /// Retry 5xx and transport failures with backoff; off for single-use inputs.
+    pub retry: bool,
+    /// A 3xx is an answer (its `Location` is read), not a refusal. Redirects are never
+    /// followed: the target would bypass the guard.
+    pub accept_redirect: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> SendOptions {
+        SendOptions {
+            retry: true,
+            accept_redirect: false,
+        }
+    }
 }
 
 /// Requests per window and requests in flight, for one connection.
@@ -176,10 +197,27 @@ impl Http {
         request: &Request,
         waits: &mut u32,
     ) -> Result<Answer, Error> {
+        self.send_with(limiter, request, SendOptions::default(), waits)
+            .await
+    }
+
+    /// As [`Http::send`], with `options`.
+    pub async fn send_with(
+        &self,
+        limiter: &Limiter,
+        request: &Request,
+        options: SendOptions,
+        waits: &mut u32,
+    ) -> Result<Answer, Error> {
         let mut consecutive = 0;
+        let backoff = if options.retry {
+            self.backoff
+        } else {
+            self.backoff.with_max_times(0)
+        };
         loop {
-            let attempt = (|| self.send_once(limiter, request))
-                .retry(self.backoff)
+            let attempt = (|| self.send_once(limiter, request, options))
+                .retry(backoff)
                 .when(Error::is_transient)
                 .notify(|error, delay| {
                     tracing::info!(error = %error, ?delay, "retrying partner request");
@@ -200,7 +238,12 @@ impl Http {
         }
     }
 
-    async fn send_once(&self, limiter: &Limiter, request: &Request) -> Result<Attempt, Error> {
+    async fn send_once(
+        &self,
+        limiter: &Limiter,
+        request: &Request,
+        options: SendOptions,
+    ) -> Result<Attempt, Error> {
         let _permit = limiter.admit().await;
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -242,11 +285,23 @@ impl Http {
                 "the partner answered {status}"
             )));
         }
-        let link = response
-            .headers()
-            .get(header::LINK)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let header_text = |name: header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let link = header_text(header::LINK);
+        let location = header_text(header::LOCATION);
+        if options.accept_redirect && status.is_redirection() {
+            return Ok(Attempt::Done(Answer::Ok(Response {
+                status: status.as_u16(),
+                link,
+                location,
+                body: Value::Null,
+            })));
+        }
         let text = response
             .text()
             .await
@@ -261,12 +316,18 @@ impl Http {
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text)
-                .map_err(|e| Error::PartnerResponse(format!("invalid json: {e}")))?
+            match serde_json::from_str(&text) {
+                Ok(body) => body,
+                // A step waiting for a redirect may get a login page instead; the missing
+                // redirect is its error, not the page.
+                Err(_) if options.accept_redirect => Value::Null,
+                Err(e) => return Err(Error::PartnerResponse(format!("invalid json: {e}"))),
+            }
         };
         Ok(Attempt::Done(Answer::Ok(Response {
             status: status.as_u16(),
             link,
+            location,
             body,
         })))
     }

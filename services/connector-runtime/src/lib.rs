@@ -13,9 +13,11 @@
 //! - [`manifest`]: the format, loading, and every offline check with file and line;
 //! - [`template`]: the `{{ a.b }}` templates manifests are written with;
 //! - [`guard`]: the target guard that keeps requests off internal networks;
-//! - [`access`], [`session`]: leased secrets, connection settings, auth schemes;
+//! - [`access`], [`session`], [`login`]: leased secrets, connection settings, auth schemes
+//!   and multi-step logins;
 //! - [`http`]: requests under rate budgets, 429 waits and retries;
-//! - [`checkpoint`]: incremental cursors and resumable page positions;
+//! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
+//!   paging that survives records changing mid-run;
 //! - [`connector`]: check, discover, read and write for any manifest;
 //! - [`webhook`]: signature, timestamp and replay checks of partner webhooks;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
@@ -46,6 +48,8 @@ pub mod error;
 pub mod grpc;
 pub mod guard;
 pub mod http;
+pub mod keyset;
+pub mod login;
 pub mod manifest;
 pub mod registration;
 pub mod session;

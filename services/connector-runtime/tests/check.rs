@@ -56,6 +56,32 @@ fn line_of(file: &str, needle: &str) -> u32 {
     text.lines().position(|line| line.contains(needle)).unwrap() as u32 + 1
 }
 
+/// Every shipped manifest is valid against the published JSON Schema editors use.
+#[test]
+fn every_shipped_manifest_validates_against_the_json_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("manifest.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("..")).unwrap() {
+        let path = entry.unwrap().path().join("manifest.yaml");
+        if !path.exists() {
+            continue;
+        }
+        let yaml: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&yaml)
+            .map(|error| format!("{error} at {}", error.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked} manifests");
+}
+
 #[test]
 fn the_shipped_connector_passes() {
     let loaded = tooling::check(&greenhouse()).unwrap();
@@ -308,6 +334,102 @@ fn every_inbound_mapping_needs_a_stream() {
         line_of("mappings/job.inbound.yaml", "entity:"),
         "no stream of the manifest reads job",
     );
+}
+
+/// A copy of the Bullhorn folder with its manifest rewritten by `edit`.
+fn broken_bullhorn(edit: impl Fn(&str) -> String) -> PathBuf {
+    let source = greenhouse().join("../connector-bullhorn");
+    let dir = std::env::temp_dir().join(format!("pb-check-bh-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    for entry in std::fs::read_dir(source.join("mappings")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("mappings").join(path.file_name().unwrap())).unwrap();
+    }
+    let manifest = std::fs::read_to_string(source.join("manifest.yaml")).unwrap();
+    let edited = edit(&manifest);
+    assert_ne!(edited, manifest, "the edit changed nothing");
+    std::fs::write(dir.join("manifest.yaml"), edited).unwrap();
+    dir
+}
+
+fn bullhorn_line_of(needle: &str) -> u32 {
+    let text =
+        std::fs::read_to_string(greenhouse().join("../connector-bullhorn/manifest.yaml")).unwrap();
+    text.lines().position(|line| line.contains(needle)).unwrap() as u32 + 1
+}
+
+#[test]
+fn a_login_step_may_only_read_what_earlier_steps_captured() {
+    let dir =
+        broken_bullhorn(|t| t.replace("{{ steps.authorize.code }}", "{{ steps.token.code }}"));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("steps:"),
+        "reads no value an earlier login step captures",
+    );
+}
+
+#[test]
+fn a_login_needs_request_or_steps() {
+    let dir =
+        broken_bullhorn(|t| t.replacen("  steps:\n", "  request: {url: /login}\n  steps:\n", 1));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("auth:"),
+        "exactly one of request or steps",
+    );
+}
+
+#[test]
+fn keyset_paging_needs_offset_pagination() {
+    let dir = broken_bullhorn(|t| t.replace("type: start_count", "type: link_header"));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("incremental: &modified"),
+        "incremental.keyset needs offset or start_count pagination",
+    );
+}
+
+#[test]
+fn an_initial_cursor_must_be_in_the_cursor_format() {
+    let dir = broken_bullhorn(|t| t.replace("initial: 0", "initial: yesterday"));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("incremental: &modified"),
+        "incremental.initial \"yesterday\" is not a epoch_millis value",
+    );
+}
+
+#[test]
+fn auth_schemes_the_runtime_cannot_serve_yet_are_refused() {
+    for (auth, scheme) in [
+        (
+            "auth:\n  type: oauth2_authorization_code\n  authorize_url: \"{{ settings.base_url }}/authorize\"\n",
+            "oauth2_authorization_code",
+        ),
+        (
+            "auth:\n  type: mtls\n  certificate: cert\n  private_key: key\n",
+            "mtls",
+        ),
+    ] {
+        let dir = broken("manifest.yaml", |t| {
+            t.replace(
+                "auth:\n  type: basic\n  username: \"{{ secret.key }}\"\n  password: \"\"\n",
+                auth,
+            )
+        });
+        let problem = refused(
+            &dir,
+            "manifest.yaml",
+            line_of("manifest.yaml", "type: basic"),
+            "this runtime cannot serve it yet",
+        );
+        assert!(problem.message.contains(scheme), "{problem}");
+    }
 }
 
 #[test]

@@ -29,6 +29,10 @@ fn sandbox(connector: &str) -> axum::Router {
             options.rate_limit = None;
             plugboard_sandbox::greenhouse::router(options).unwrap()
         }
+        "bullhorn" => plugboard_sandbox::bullhorn::router(plugboard_sandbox::SandboxOptions {
+            requests_per_second: None,
+            ..plugboard_sandbox::SandboxOptions::default()
+        }),
         other => panic!("{other} has a conformance.yaml but no sandbox in sandbox()"),
     }
 }
@@ -86,13 +90,50 @@ fn conforming() -> Vec<String> {
 #[tokio::test]
 async fn every_manifest_connector_passes_the_conformance_kit() {
     let connectors = conforming();
-    assert!(
-        connectors.contains(&"greenhouse".to_owned()),
-        "{connectors:?}"
-    );
+    for expected in ["bullhorn", "greenhouse"] {
+        assert!(connectors.contains(&expected.to_owned()), "{connectors:?}");
+    }
     for connector in connectors {
         suite(&connector, start(&connector).await).await;
     }
+}
+
+/// The kit's shared-cursor check is not a formality: Bullhorn's manifest without keyset
+/// paging (plain `start` offsets over a fixed bound) loses a record when one changes mid-read.
+#[tokio::test]
+async fn offset_paging_without_keyset_fails_the_shared_cursor_check() {
+    let source = repo().join("services/connector-bullhorn");
+    let dir = std::env::temp_dir().join(format!("pb-no-keyset-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    for entry in std::fs::read_dir(source.join("mappings")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("mappings").join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(
+        source.join("conformance.yaml"),
+        dir.join("conformance.yaml"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(source.join("manifest.yaml")).unwrap();
+    let without = manifest.replace("      keyset: true\n", "");
+    assert_ne!(
+        without, manifest,
+        "the manifest has keyset paging to remove"
+    );
+    std::fs::write(dir.join("manifest.yaml"), without).unwrap();
+
+    let outcomes = conformance::run(&dir, &start("bullhorn").await)
+        .await
+        .unwrap();
+    let shared = outcomes
+        .iter()
+        .find(|o| o.check.starts_with("records sharing a cursor value"))
+        .unwrap();
+    assert!(
+        matches!(&shared.verdict, Verdict::Failed(why) if why.contains("were lost")),
+        "{shared}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

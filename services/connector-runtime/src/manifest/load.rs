@@ -166,6 +166,8 @@ struct Checker<'a> {
     file: &'a str,
     yaml: &'a str,
     problems: Vec<Problem>,
+    /// `step.capture` values earlier login steps captured, readable as `{{ steps.… }}`.
+    captured: BTreeSet<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -174,6 +176,7 @@ impl<'a> Checker<'a> {
             file,
             yaml,
             problems: Vec::new(),
+            captured: BTreeSet::new(),
         }
     }
 
@@ -207,6 +210,16 @@ impl<'a> Checker<'a> {
                     self.problem(
                         path,
                         format!("template {{{{ {hole} }}}} reads setting {name:?}, which `settings` does not declare"),
+                    );
+                }
+            } else if root == "steps" {
+                let captured = hole.split_once('.').map_or("", |(_, rest)| rest);
+                if !self.captured.contains(captured) {
+                    self.problem(
+                        path,
+                        format!(
+                            "template {{{{ {hole} }}}} reads no value an earlier login step captures"
+                        ),
                     );
                 }
             } else if root == "secret" {
@@ -419,25 +432,18 @@ impl<'a> Checker<'a> {
             }
             Auth::Login {
                 request,
+                steps,
                 token,
                 base_url,
                 apply,
             } => {
-                let path = ["auth", "request"];
-                self.template(&path, &request.url, allowed, manifest);
-                for value in request
-                    .query
-                    .values()
-                    .chain(request.headers.values())
-                    .chain(request.form.values())
-                {
-                    self.template(&path, value, allowed, manifest);
+                if request.is_some() != steps.is_empty() {
+                    self.problem(
+                        &["auth"],
+                        "a login needs exactly one of request or steps".to_owned(),
+                    );
                 }
-                if let Some(json) = &request.json {
-                    for text in template::json_strings(json) {
-                        self.template(&path, text, allowed, manifest);
-                    }
-                }
+                self.login_steps(manifest);
                 self.pointer(&["auth", "token"], token, false);
                 if let Some(pointer) = base_url {
                     self.pointer(&["auth", "base_url"], pointer, false);
@@ -451,6 +457,68 @@ impl<'a> Checker<'a> {
                 self.template(&["auth", "apply"], &apply.value, &["session"], manifest);
             }
             Auth::Mtls { .. } => {}
+        }
+        self.unservable_auth(manifest);
+    }
+
+    /// Auth schemes the format has but this runtime cannot serve yet, refused here rather
+    /// than at the first read. TODO(#4): drop each arm once `session` serves the scheme.
+    fn unservable_auth(&mut self, manifest: &Manifest) {
+        let scheme = match manifest.auth {
+            Auth::Oauth2AuthorizationCode { .. } => "oauth2_authorization_code",
+            Auth::Mtls { .. } => "mtls",
+            _ => return,
+        };
+        self.problem(
+            &["auth", "type"],
+            format!(
+                "auth type {scheme} is part of the manifest format, but this runtime cannot serve it yet (TODO(#4))"
+            ),
+        );
+    }
+
+    fn login_steps(&mut self, manifest: &Manifest) {
+        let allowed = &["settings", "secret", "steps"];
+        let mut names = BTreeSet::new();
+        for (index, step) in manifest.auth.login_steps().iter().enumerate() {
+            let path = [
+                "auth",
+                if index == 0 && manifest.auth_has_request() {
+                    "request"
+                } else {
+                    "steps"
+                },
+            ];
+            let name_ok = !step.name.is_empty()
+                && step
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok || !names.insert(step.name.clone()) {
+                self.problem(
+                    &path,
+                    format!(
+                        "login step name {:?} must be unique letters, digits and underscores",
+                        step.name
+                    ),
+                );
+            }
+            for text in step.request.templates() {
+                self.template(&path, text, allowed, manifest);
+            }
+            for (name, capture) in &step.capture {
+                match capture {
+                    Capture::Pointer(pointer) => self.pointer(&path, pointer, false),
+                    Capture::Redirect { redirect_param } if redirect_param.trim().is_empty() => {
+                        self.problem(
+                            &path,
+                            format!("capture {name}: redirect_param names no parameter"),
+                        );
+                    }
+                    Capture::Redirect { .. } => {}
+                }
+                self.captured.insert(format!("{}.{name}", step.name));
+            }
         }
     }
 
@@ -491,11 +559,34 @@ impl<'a> Checker<'a> {
         if let Some(incremental) = &stream.incremental {
             let path = ["streams", name, "incremental"];
             self.template(&path, &incremental.value, &["cursor"], manifest);
-            if let Err(message) = crate::checkpoint::CursorFormat::parse(
+            match crate::checkpoint::CursorFormat::parse(
                 &incremental.format,
                 incremental.timezone.as_deref(),
             ) {
-                self.problem(&path, message);
+                Err(message) => self.problem(&path, message),
+                Ok(format) => {
+                    if let Some(initial) = &incremental.initial
+                        && format.read(initial).is_none()
+                    {
+                        self.problem(
+                            &path,
+                            format!(
+                                "incremental.initial {initial} is not a {} value",
+                                incremental.format
+                            ),
+                        );
+                    }
+                }
+            }
+            let offset_paged = matches!(
+                stream.pagination,
+                Pagination::Offset { .. } | Pagination::StartCount { .. }
+            );
+            if incremental.keyset && !offset_paged {
+                self.problem(
+                    &path,
+                    "incremental.keyset needs offset or start_count pagination".to_owned(),
+                );
             }
         }
     }

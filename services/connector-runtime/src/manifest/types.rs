@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,7 +32,8 @@ pub struct Manifest {
     /// The request `Check` makes; the first stream's first page when absent.
     #[serde(default)]
     pub check: Option<CheckRequest>,
-    pub streams: BTreeMap<String, Stream>,
+    /// In the order written: the first stream is the one `Check` reads without a `check`.
+    pub streams: IndexMap<String, Stream>,
     /// Keyed by canonical entity.
     #[serde(default)]
     pub writes: BTreeMap<String, Write>,
@@ -138,13 +140,17 @@ pub enum Auth {
         #[serde(default)]
         client_auth: ClientAuth,
     },
-    /// A login request that trades the credential for a session token and, optionally, the
-    /// base URL later requests go to.
+    /// Login requests that trade the credential for a session token and, optionally, the
+    /// base URL later requests go to: one `request`, or `steps` made in order (Bullhorn's
+    /// authorize redirect, code exchange and REST login). The last answer holds the session.
     Login {
-        request: RequestTemplate,
-        /// JSON pointer to the session token in the login response.
+        #[serde(default)]
+        request: Option<Box<RequestTemplate>>,
+        #[serde(default)]
+        steps: Vec<LoginStep>,
+        /// JSON pointer to the session token in the last answer.
         token: String,
-        /// JSON pointer to the base URL in the login response.
+        /// JSON pointer to the base URL in the last answer.
         #[serde(default)]
         base_url: Option<String>,
         apply: Apply,
@@ -154,6 +160,36 @@ pub enum Auth {
         certificate: String,
         private_key: String,
     },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One request of a login sequence. Its templates read `settings`, `secret` and what earlier
+/// steps captured, as `{{ steps.<step>.<capture> }}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginStep {
+    pub name: String,
+    pub request: RequestTemplate,
+    #[serde(default)]
+    pub capture: BTreeMap<String, Capture>,
+    /// Whether a 5xx or transport failure is retried; `false` for single-use inputs such as
+    /// an authorization code.
+    #[serde(default = "yes")]
+    pub retry: bool,
+}
+
+/// Where a login step's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Capture {
+    /// A JSON pointer into the step's answer.
+    Pointer(String),
+    /// A query parameter of the redirect the step answers with (`Location`); an OAuth2
+    /// `error` parameter there means the credential was refused.
+    Redirect { redirect_param: String },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -372,6 +408,16 @@ pub struct Incremental {
     /// Each run starts this far before the newest value seen, for late-arriving changes.
     #[serde(default)]
     pub lookback_seconds: u64,
+    /// The cursor of a first read, in the partner's format, for partners whose filter is
+    /// mandatory (Bullhorn's `where`); without it a first read sends no filter.
+    #[serde(default)]
+    pub initial: Option<Value>,
+    /// Keyset paging for offset-paged streams sorted by (`field`, primary key): each page
+    /// starts again at the newest cursor value read so far (inclusive) and skips the records
+    /// already read at it, so a record changed mid-run cannot shift an unread one past the
+    /// offset. The stream's `query` must sort that way.
+    #[serde(default)]
+    pub keyset: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -488,13 +534,16 @@ impl Manifest {
             Auth::ApiKey { value, .. } => vec![value],
             Auth::Bearer { token } => vec![token],
             Auth::Basic { username, password } => vec![username, password],
-            Auth::Login { request, apply, .. } => {
-                let mut all: Vec<&str> = vec![&request.url, &apply.value];
-                all.extend(request.query.values().map(String::as_str));
-                all.extend(request.headers.values().map(String::as_str));
-                all.extend(request.form.values().map(String::as_str));
-                if let Some(json) = &request.json {
-                    all.extend(crate::template::json_strings(json));
+            Auth::Login {
+                request,
+                steps,
+                apply,
+                ..
+            } => {
+                let mut all: Vec<&str> = vec![&apply.value];
+                let single = request.iter().map(|request| &**request);
+                for request in single.chain(steps.iter().map(|step| &step.request)) {
+                    all.extend(request.templates());
                 }
                 all
             }
@@ -513,6 +562,52 @@ impl Manifest {
             "basic"
         } else {
             "api_key"
+        }
+    }
+}
+
+impl RequestTemplate {
+    /// Every template string of the request.
+    pub fn templates(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = vec![&self.url];
+        all.extend(self.query.values().map(String::as_str));
+        all.extend(self.headers.values().map(String::as_str));
+        all.extend(self.form.values().map(String::as_str));
+        if let Some(json) = &self.json {
+            all.extend(crate::template::json_strings(json));
+        }
+        all
+    }
+}
+
+impl Manifest {
+    /// Whether the auth is a login written as one `request`.
+    pub fn auth_has_request(&self) -> bool {
+        matches!(
+            &self.auth,
+            Auth::Login {
+                request: Some(_),
+                ..
+            }
+        )
+    }
+}
+
+impl Auth {
+    /// A login's steps, with a lone `request` as one step named `login`.
+    pub fn login_steps(&self) -> Vec<LoginStep> {
+        match self {
+            Auth::Login { request, steps, .. } => request
+                .iter()
+                .map(|request| LoginStep {
+                    name: "login".to_owned(),
+                    request: (**request).clone(),
+                    capture: BTreeMap::new(),
+                    retry: true,
+                })
+                .chain(steps.iter().cloned())
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }
