@@ -82,13 +82,26 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let loaded = manifest::load_for_serving(&config.connector_dir).map_err(|problems| {
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        Error::Startup(format!(
-            "the connector folder has problems:\n{}",
-            text.join("\n")
-        ))
-    })?;
+    let loaded = manifest::load_for_serving(&config.connector_dir).map_err(startup_problems)?;
+    serve_loaded(config, loaded, listener, shutdown).await
+}
+
+/// The problems of a connector folder, as the error that stops the process at start.
+pub fn startup_problems(problems: Vec<manifest::Problem>) -> Error {
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Error::Startup(format!(
+        "the connector folder has problems:\n{}",
+        text.join("\n")
+    ))
+}
+
+/// As [`run`], for a folder already loaded (one compiled into the binary, say).
+pub async fn serve_loaded(
+    config: Config,
+    loaded: manifest::Loaded,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let key = MeshKey::new(&config.mesh_key).map_err(|e| Error::Startup(e.to_string()))?;
     let credentials = lazy_channel(&config.credentials_addr)
         .map_err(|e| Error::Startup(format!("PLUGBOARD_CREDENTIALS_ADDR: {e}")))?;
@@ -109,7 +122,10 @@ pub async fn run(
         registry,
         key.clone(),
         registration::registry_manifest(&loaded),
-        format!("{name}-{}", uuid::Uuid::new_v4()),
+        config
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("{name}-{}", uuid::Uuid::new_v4())),
         advertise,
     ));
     let connector = Connector::new(

@@ -454,23 +454,58 @@ fn scaffolded_connectors_pass_check_and_count_their_lines() {
     let _ = std::fs::remove_dir_all(services);
 }
 
+/// The exact counts of the shipped connectors, and the table in docs/connectors.md says the
+/// same: when a manifest or mapping changes, update both.
 #[test]
 fn stats_counts_the_shipped_connectors() {
     let rows = tooling::stats(&greenhouse().join("..")).unwrap();
-    let greenhouse = rows.iter().find(|r| r.name == "greenhouse").unwrap();
+    let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap().clone();
+    let greenhouse = row("greenhouse");
     assert_eq!(
         (
+            greenhouse.category.as_str(),
             greenhouse.streams,
             greenhouse.writes,
-            greenhouse.webhook_events
+            greenhouse.webhook_events,
+            greenhouse.manifest_lines,
+            greenhouse.mapping_lines,
+            greenhouse.rust_lines
         ),
-        (3, 2, 3)
+        ("ats", 3, 2, 3, 71, 60, 0)
     );
-    assert_eq!(greenhouse.rust_lines, 0);
-    assert!(greenhouse.manifest_lines > 0 && greenhouse.mapping_lines > 0);
-    let bullhorn = rows.iter().find(|r| r.name == "bullhorn").unwrap();
-    assert!(bullhorn.rust_lines > 500);
+    let bullhorn = row("bullhorn");
+    assert_eq!(
+        (
+            bullhorn.category.as_str(),
+            bullhorn.streams,
+            bullhorn.manifest_lines,
+            bullhorn.rust_lines
+        ),
+        ("ats", 4, 81, 0)
+    );
+    let docs = std::fs::read_to_string(connectors_doc()).unwrap();
+    for row in &rows {
+        let expected = format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.category,
+            row.streams,
+            row.writes,
+            row.webhook_events,
+            row.manifest_lines,
+            row.mapping_lines,
+            row.rust_lines
+        );
+        assert!(
+            docs.lines().any(|line| line.trim() == expected),
+            "docs/connectors.md has no row {expected}"
+        );
+    }
     assert!(tooling::render_stats(&rows).contains("greenhouse"));
+}
+
+fn connectors_doc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/connectors.md")
 }
 
 /// The published JSON Schema names exactly the keys the runtime reads, at every level a

@@ -79,27 +79,53 @@ fn load_with(dir: &Path, compile_mappings: bool) -> Result<Loaded, Vec<Problem>>
             }
         }
     }
-    let manifest = match load_str(&file, &yaml) {
-        Ok(manifest) => manifest,
-        Err(mut found) => {
-            found.extend(problems);
-            return Err(found);
+    if !problems.is_empty() {
+        if let Err(found) = load_str(&file, &yaml) {
+            problems.extend(found);
         }
-    };
-    if !compile_mappings {
-        return if problems.is_empty() {
-            Ok(Loaded { manifest, mappings })
-        } else {
-            Err(problems)
-        };
+        return Err(problems);
     }
-    problems.extend(check_mappings(
-        &manifest,
+    check_texts(
         &file,
         &yaml,
         &mapping_dir.display().to_string(),
-        &mappings,
-    ));
+        mappings,
+        compile_mappings,
+    )
+}
+
+/// A connector folder compiled into a binary (`plugboard serve connector-<name>`): the same
+/// checks as [`load_for_serving`], on texts instead of files; `folder` names them in problems.
+pub fn load_bundled(
+    folder: &str,
+    manifest_yaml: &str,
+    mappings: &[(&str, &str)],
+) -> Result<Loaded, Vec<Problem>> {
+    let mappings = mappings
+        .iter()
+        .map(|(name, yaml)| ((*name).to_owned(), (*yaml).to_owned()))
+        .collect();
+    check_texts(
+        &format!("{folder}/manifest.yaml"),
+        manifest_yaml,
+        &format!("{folder}/mappings"),
+        mappings,
+        false,
+    )
+}
+
+fn check_texts(
+    file: &str,
+    yaml: &str,
+    mapping_dir: &str,
+    mappings: Vec<(String, String)>,
+    compile_mappings: bool,
+) -> Result<Loaded, Vec<Problem>> {
+    let manifest = load_str(file, yaml)?;
+    if !compile_mappings {
+        return Ok(Loaded { manifest, mappings });
+    }
+    let problems = check_mappings(&manifest, file, yaml, mapping_dir, &mappings);
     if problems.is_empty() {
         Ok(Loaded { manifest, mappings })
     } else {

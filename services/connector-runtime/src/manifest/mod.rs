@@ -27,7 +27,7 @@
 mod load;
 mod types;
 
-pub use load::{Loaded, Problem, load, load_for_serving, load_str, locate};
+pub use load::{Loaded, Problem, load, load_bundled, load_for_serving, load_str, locate};
 pub use types::*;
 
 /// The manifest format version this build reads.
