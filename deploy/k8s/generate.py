@@ -73,6 +73,8 @@ CORE = {
     "health": {
         "port": 50054,
         "database": True,
+        # Status changes fan out to the WatchStatus streams of every replica.
+        "redis": True,
         "calls": [],
         "callers": ["sync", "gateway", "api-clients"],
     },
@@ -197,7 +199,10 @@ def service_resources(name, component, port, config, *, database=False, redis=Fa
     meta_labels = labels(name, component)
     pod_labels = dict(meta_labels, **(extra_labels or {}))
     selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "plugboard"}
-    env = list(extra_env)
+    # The drain after SIGTERM must end inside the pod's grace period, which also covers the
+    # 5 s preStop pause; 2 s more are left for the exit itself.
+    env = [{"name": "PLUGBOARD_SHUTDOWN_GRACE_SECONDS", "value": str(grace_seconds - 7)}]
+    env.extend(extra_env)
     if database:
         env.append({"name": "PLUGBOARD_DATABASE_URL",
                     "valueFrom": {"secretKeyRef": {"name": "plugboard-database", "key": "url"}}})

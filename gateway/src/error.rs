@@ -31,6 +31,15 @@ pub enum Error {
     IntegrationNotFound(String),
     #[error("connector {0:?} is not in the catalogue")]
     ConnectorNotFound(String),
+    #[error("no webhook route for this connection")]
+    WebhookEndpointNotFound,
+    #[error("connection id {0:?} already has a webhook route of another tenant")]
+    WebhookEndpointTaken(String),
+    /// The connector refused a delivery's signature or timestamp; the reason stays in logs.
+    #[error("the webhook's signature or timestamp is not valid")]
+    WebhookRejected,
+    #[error("too many webhook deliveries for this connection; retry later")]
+    WebhookRateLimited,
     /// A dashboard form field is missing or malformed; the text names the field.
     #[error("{0}")]
     InvalidForm(String),
@@ -77,7 +86,10 @@ impl ServiceError for Error {
             Error::ApiKeyTooShort | Error::InvalidTenantId(_) | Error::InvalidForm(_) => {
                 ErrorKind::InvalidArgument
             }
-            Error::ApiKeyInUse => ErrorKind::AlreadyExists,
+            Error::ApiKeyInUse | Error::WebhookEndpointTaken(_) => ErrorKind::AlreadyExists,
+            Error::WebhookEndpointNotFound => ErrorKind::NotFound,
+            Error::WebhookRejected => ErrorKind::Unauthenticated,
+            Error::WebhookRateLimited => ErrorKind::ResourceExhausted,
             Error::TenantNotFound(_)
             | Error::IntegrationNotFound(_)
             | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
@@ -104,6 +116,10 @@ impl ServiceError for Error {
             Error::CrossOrigin => "CROSS_ORIGIN_REQUEST",
             Error::IntegrationNotFound(_) => "INTEGRATION_NOT_FOUND",
             Error::ConnectorNotFound(_) => "CONNECTOR_NOT_FOUND",
+            Error::WebhookEndpointNotFound => "WEBHOOK_ENDPOINT_NOT_FOUND",
+            Error::WebhookEndpointTaken(_) => "WEBHOOK_ENDPOINT_TAKEN",
+            Error::WebhookRejected => "WEBHOOK_REJECTED",
+            Error::WebhookRateLimited => "WEBHOOK_RATE_LIMITED",
             Error::InvalidForm(_) => "INVALID_FORM",
             Error::Upstream { .. } => "UPSTREAM_FAILED",
             Error::MeshKey(_) => "MESH_KEY_INVALID",
@@ -164,7 +180,7 @@ impl IntoResponse for Error {
         let (status, code, message) = self.public_parts();
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED && !matches!(self, Error::WebhookRejected) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),

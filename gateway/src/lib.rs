@@ -5,7 +5,10 @@
 //! - `GET /healthz`: every service's gRPC address and `grpc.health.v1` status (no auth);
 //! - `GET /api/v1/integrations` and `GET /api/v1/integrations/{id}`: the caller's integrations,
 //!   with `Authorization: Bearer <api key>`;
-//! - `GET /`, `GET|POST /login`, `POST /logout`: the dashboard, behind a session cookie.
+//! - `GET /`, `GET|POST /login`, `POST /logout`: the dashboard, behind a session cookie;
+//! - `POST /webhooks/{connector}/{connection_id}`: partner webhooks, verified by the connector
+//!   with the connection's webhook secret, then handed to sync; `PUT
+//!   /api/v1/integrations/{id}/webhook` enables them for a connection.
 //!
 //! It owns only tenants, API keys and sessions. Everything else it asks the services for, signing
 //! each call with the mesh key as `gateway` acting for the tenant of the key, so a tenant can
@@ -13,8 +16,9 @@
 //!
 //! Modules: [`config`] (environment), [`tenants`] (tenants, hashed keys, sessions), [`mesh`]
 //! (channels, signed clients, health probes), [`integrations`] (merging sync, health and
-//! registry into one view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`routes`]
-//! (router and request spans), [`error`].
+//! registry into one view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`]
+//! (partner webhook route and its enabling API), [`routes`] (router and request spans),
+//! [`error`].
 //!
 //! # Limitations
 //!
@@ -23,6 +27,8 @@
 //! - Session cookies are not `Secure` and there is no TLS here. TODO(#9): TLS at the edge.
 //! - Revoking a key does not end the dashboard sessions opened with it. TODO(#7).
 //! - No rate limit on failed logins; keys have 256 bits of entropy, but logs could flood.
+//! - Webhook rate limits are per gateway replica (in memory), not shared through Redis; and
+//!   the dashboard has no form to enable webhooks yet, only the API. TODO(#6), TODO(#7).
 
 pub mod api;
 pub mod config;
@@ -36,6 +42,7 @@ pub mod integrations;
 pub mod mesh;
 pub mod routes;
 pub mod tenants;
+pub mod webhooks;
 
 use std::future::Future;
 

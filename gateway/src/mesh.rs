@@ -118,6 +118,12 @@ impl Mesh {
         )
     }
 
+    /// The gateway's signing identity acting for `tenant_id`, for channels made elsewhere
+    /// (connector instances, whose addresses come from the registry).
+    pub fn signer_for(&self, tenant_id: &str) -> MeshCredentials {
+        self.credentials.for_tenant(tenant_id)
+    }
+
     /// The registry, as the gateway itself: connector manifests belong to no tenant.
     pub fn registry(&self) -> RegistryServiceClient<Signed> {
         RegistryServiceClient::with_interceptor(self.registry.clone(), self.credentials.clone())

@@ -15,7 +15,7 @@ use crate::dashboard::{self, Templates};
 use crate::mesh::Mesh;
 use crate::tenants::TenantStore;
 use crate::{api, error::Error};
-use crate::{connect, detail, events};
+use crate::{connect, detail, events, webhooks};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -23,6 +23,7 @@ pub struct AppState {
     pub store: TenantStore,
     pub mesh: Mesh,
     pub templates: Arc<Templates>,
+    pub webhooks: Arc<webhooks::Relay>,
 }
 
 impl AppState {
@@ -31,6 +32,7 @@ impl AppState {
             store,
             mesh,
             templates: Arc::new(Templates::new()?),
+            webhooks: Arc::default(),
         })
     }
 }
@@ -53,6 +55,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/connect/{connector}",
             get(connect::form).post(connect::submit),
+        )
+        .route(
+            "/api/v1/integrations/{id}/webhook",
+            axum::routing::put(webhooks::enable),
+        )
+        .route(
+            "/webhooks/{connector}/{connection_id}",
+            post(webhooks::receive).layer(axum::extract::DefaultBodyLimit::max(
+                webhooks::MAX_BODY_BYTES,
+            )),
         )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(trace_request))

@@ -197,5 +197,9 @@ impl TenantStore {
     }
 }
 
+mod webhook_endpoints;
+
+pub use webhook_endpoints::WebhookEndpoint;
+
 #[cfg(test)]
 mod tests;

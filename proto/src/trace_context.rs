@@ -2,7 +2,8 @@
 //!
 //! Servers call [`server_span`] from `Server::trace_fn` so each request's span continues the
 //! caller's trace; clients call [`inject_current`] from their interceptor so the next hop
-//! continues ours. The propagator is the global one that telemetry start-up installs.
+//! continues ours, and outgoing HTTP requests (partners, webhooks) carry
+//! [`current_http_headers`]. The propagator is the global one that telemetry start-up installs.
 
 use opentelemetry::propagation::{Extractor, Injector};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -47,6 +48,14 @@ pub fn inject_current_http(headers: &mut http::HeaderMap) {
     let mut metadata = MetadataMap::from_headers(std::mem::take(headers));
     inject_current(&mut metadata);
     *headers = metadata.into_headers();
+}
+
+/// The current span's context as HTTP headers, for a partner or webhook request
+/// (`reqwest::RequestBuilder::headers`), so the next hop can continue our trace.
+pub fn current_http_headers() -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    inject_current_http(&mut headers);
+    headers
 }
 
 /// The span for one incoming request, child of the caller's trace when it sent one.

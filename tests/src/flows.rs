@@ -11,7 +11,7 @@ use plugboard_proto::sync::v1::{
     CreateSyncRequest, GetRunRequest, ListQuarantineRequest, ListRecordsRequest, ListSyncsRequest,
     RunInfo, RunState, TriggerRunRequest,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::mesh::TenantClients;
 use crate::sandbox::SandboxAdmin;
@@ -251,26 +251,42 @@ impl Mesh {
                 .iter()
                 .map(|record| (record.external_id.as_str(), record))
                 .collect();
-            for partner_record in partner.iter().take(10) {
-                let Some(id) = id_of(partner_record) else {
-                    continue;
-                };
-                let Some(record) = by_id.get(id.as_str()) else {
-                    continue;
-                };
+            // Up to ten stored records are compared field by field; malformed ones have no
+            // canonical twin and are skipped, but a sample of none proves nothing.
+            let sample: Vec<(&Value, &&CanonicalRecord)> = partner
+                .iter()
+                .filter_map(|partner_record| {
+                    let record = by_id.get(id_of(partner_record)?.as_str())?;
+                    Some((partner_record, record))
+                })
+                .take(10)
+                .collect();
+            anyhow::ensure!(
+                !sample.is_empty(),
+                "{stream}: no stored record to compare with the partner's"
+            );
+            for (partner_record, record) in sample {
                 assert_fields_match(stream, partner_record, record)?;
             }
         }
         Ok(())
     }
 
-    /// Changes records at the partner and checks the next run writes exactly those.
+    /// Changes records at the partner (one field each, with a fresh value) and checks the next
+    /// run writes exactly those, with the new values.
     pub async fn assert_incremental_moves_exactly(
         &self,
         connection_id: &str,
     ) -> anyhow::Result<()> {
         let touched: [(&str, &str, usize); 2] =
             [("Candidate", "candidate", 2), ("JobOrder", "job", 1)];
+        let marker = uuid::Uuid::new_v4().simple().to_string();
+        let new_last_name = format!("Moved-{marker}");
+        let new_title = format!("Retitled {marker}");
+        let change = |stream: &str| match stream {
+            "Candidate" => json!({ "lastName": new_last_name }),
+            _ => json!({ "title": new_title }),
+        };
         let mut before: HashMap<String, String> = HashMap::new();
         let mut touched_ids: HashMap<&str, Vec<String>> = HashMap::new();
         for (stream, entity, how_many) in touched {
@@ -287,7 +303,9 @@ impl Mesh {
                 );
             }
             let numeric: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
-            self.sandbox.touch(stream, &numeric).await?;
+            self.sandbox
+                .touch_with(stream, &numeric, change(stream))
+                .await?;
             touched_ids.insert(stream, ids);
         }
 
@@ -319,6 +337,18 @@ impl Mesh {
                 anyhow::ensure!(
                     changed == was_touched,
                     "{key}: changed={changed} but touched={was_touched}"
+                );
+                if !was_touched {
+                    continue;
+                }
+                let arrived = match &record.body {
+                    Some(Body::Candidate(candidate)) => candidate.last_name == new_last_name,
+                    Some(Body::Job(job)) => job.title == new_title,
+                    _ => false,
+                };
+                anyhow::ensure!(
+                    arrived,
+                    "{key}: the changed field did not arrive: {record:?}"
                 );
             }
         }

@@ -38,11 +38,21 @@ impl SandboxAdmin {
         Ok(records)
     }
 
-    /// Changes the records and bumps their dateLastModified.
+    /// Bumps the records' dateLastModified without changing a field.
     pub async fn touch(&self, entity: &str, ids: &[i64]) -> anyhow::Result<()> {
+        self.touch_with(entity, ids, json!({})).await
+    }
+
+    /// Sets the fields of `changes` on the records and bumps their dateLastModified.
+    pub async fn touch_with(
+        &self,
+        entity: &str,
+        ids: &[i64],
+        changes: Value,
+    ) -> anyhow::Result<()> {
         self.http
             .post(format!("{}/_sandbox/touch", self.base_url))
-            .json(&json!({ "entity": entity, "ids": ids }))
+            .json(&json!({ "entity": entity, "ids": ids, "changes": changes }))
             .send()
             .await?
             .error_for_status()?;

@@ -68,7 +68,14 @@ async fn dev_mode_syncs_the_demo_tenant_and_serves_reflection() -> anyhow::Resul
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("plugboard dev did not print {name}: {addresses:?}"))
     };
-    for name in ["credentials", "mapping", "sync", "health", "registry"] {
+    for name in [
+        "credentials",
+        "mapping",
+        "sync",
+        "health",
+        "registry",
+        "connector-bullhorn",
+    ] {
         wait_serving(&address(name)?, Duration::from_secs(30)).await?;
     }
     let mesh_key = std::fs::read_to_string(data_dir.join("keys/mesh.key"))?;
@@ -141,26 +148,63 @@ async fn dev_mode_syncs_the_demo_tenant_and_serves_reflection() -> anyhow::Resul
             "{}",
             "bullhorn",
         ),
+        (
+            "connector-bullhorn",
+            "plugboard.connector.v1.ConnectorService/Discover",
+            "{}",
+            "JobOrder",
+        ),
     ];
     for (service, method, body, expected) in calls {
         let addr = address(service)?;
-        let health = buf_curl(&addr, "grpc.health.v1.Health/Check", "{}", None)?;
+        let health = buf_curl(
+            &addr,
+            "grpc.health.v1.Health/Check",
+            "{}",
+            None,
+            Reflection::V1,
+        )?;
         assert!(health.contains("SERVING"), "{service} health: {health}");
-        let answer = buf_curl(&addr, method, body, Some(&token))?;
+        let answer = buf_curl(&addr, method, body, Some(&token), Reflection::V1)?;
         assert!(answer.contains(expected), "{service} {method}: {answer}");
+        // Older clients only speak the v1alpha reflection protocol.
+        let answer = buf_curl(&addr, method, body, Some(&token), Reflection::V1Alpha)?;
+        assert!(
+            answer.contains(expected),
+            "{service} {method} over v1alpha reflection: {answer}"
+        );
     }
     Ok(())
 }
 
+/// Which server reflection protocol `buf curl` must use.
+#[derive(Clone, Copy)]
+enum Reflection {
+    V1,
+    V1Alpha,
+}
+
 /// Calls one RPC with `buf curl`, which learns the schema through server reflection.
-fn buf_curl(addr: &str, method: &str, body: &str, token: Option<&str>) -> anyhow::Result<String> {
+fn buf_curl(
+    addr: &str,
+    method: &str,
+    body: &str,
+    token: Option<&str>,
+    reflection: Reflection,
+) -> anyhow::Result<String> {
     let buf = std::env::var("PLUGBOARD_BUF").unwrap_or_else(|_| "buf".to_owned());
     let mut command = Command::new(&buf);
+    let reflect_protocol = match reflection {
+        Reflection::V1 => "grpc-v1",
+        Reflection::V1Alpha => "grpc-v1alpha",
+    };
     command.args([
         "curl",
         "--protocol",
         "grpc",
         "--http2-prior-knowledge",
+        "--reflect-protocol",
+        reflect_protocol,
         "-d",
         body,
     ]);

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use plugboard_proto::credentials::v1::{OAuth2Client, PutCredentialRequest, Secret, secret};
+use plugboard_proto::health::v1::WatchStatusRequest;
+use plugboard_proto::health::v1::integration_health_service_client::IntegrationHealthServiceClient;
 use plugboard_proto::sync::v1::{
     CreateSyncRequest, GetRunRequest, ListSyncsRequest, RunInfo, RunState, TriggerRunRequest,
 };
@@ -251,6 +253,136 @@ async fn a_scheduled_run_interrupted_by_sigterm_is_resumed_by_the_other_replica_
         interrupted.error
     );
     survivor.assert_matches_sandbox(CONNECTION).await?;
+    Ok(())
+}
+
+/// SIGTERM drains instead of cutting: a connector stopped while its Read is waiting out a 429
+/// finishes that Read (the run succeeds with every record), and a health replica with a
+/// dashboard's `WatchStatus` stream open ends the stream and exits at once rather than holding
+/// on until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_calls_finish_and_open_streams_end_on_sigterm() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start(
+        1,
+        &[
+            ("PLUGBOARD_SYNC_PAGE_SIZE", "10"),
+            ("PLUGBOARD_SHUTDOWN_GRACE_SECONDS", "20"),
+        ],
+    )
+    .await?;
+    let mesh = cluster.mesh("draining-tenant", 0);
+    mesh.clients
+        .credentials(&mesh.credentials_addr)
+        .put_credential(PutCredentialRequest {
+            connection_id: CONNECTION.into(),
+            connector: "bullhorn".into(),
+            secret: Some(Secret {
+                kind: Some(secret::Kind::Oauth2Client(OAuth2Client {
+                    client_id: SANDBOX_CLIENT_ID.into(),
+                    client_secret: SANDBOX_CLIENT_SECRET.into(),
+                    token_url: format!("{}/oauth/token", mesh.sandbox_url),
+                    scopes: Vec::new(),
+                    username: SANDBOX_USERNAME.into(),
+                    password: SANDBOX_PASSWORD.into(),
+                })),
+            }),
+        })
+        .await?;
+    // One stream, so the whole run is one Read call on the connector.
+    let settings = json!({ "auth_url": mesh.sandbox_url, "login_url": mesh.sandbox_url });
+    mesh.clients
+        .sync(&mesh.sync_addr)
+        .create_sync(CreateSyncRequest {
+            connection_id: CONNECTION.into(),
+            connector: "bullhorn".into(),
+            settings_json: settings.to_string(),
+            streams: vec!["Candidate".into()],
+            interval_seconds: 0,
+        })
+        .await?;
+    // The partner's first answer will be a 429 with a three-second Retry-After, so the
+    // connector's Read is surely in flight, waiting, when the signal arrives.
+    mesh.sandbox
+        .faults(json!({ "rate_limit_burst": 1, "retry_after_seconds": 3 }))
+        .await?;
+    let run_id = mesh
+        .clients
+        .sync(&mesh.sync_addr)
+        .trigger_run(TriggerRunRequest {
+            connection_id: CONNECTION.into(),
+        })
+        .await?
+        .into_inner()
+        .run_id;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let signalled = tokio::time::Instant::now();
+    cluster.connector.terminate()?;
+
+    let run = wait_finished(&mesh, &run_id).await?;
+    assert_eq!(
+        run.state,
+        RunState::Succeeded as i32,
+        "the connector cut its in-flight Read short: {}",
+        run.error
+    );
+    let waits: u32 = run.streams.iter().map(|s| s.rate_limited_waits).sum();
+    assert!(waits >= 1, "the partner's 429 never came: {run:?}");
+    let status = cluster.connector.wait_exit(Duration::from_secs(20)).await?;
+    assert!(
+        status.success(),
+        "connector exited with {status}: {}",
+        cluster.connector.log_text()
+    );
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(1),
+        "the connector exited before it could have waited out the 429: {run:?}"
+    );
+    let partner = mesh.sandbox.records("Candidate").await?.len() as u64;
+    let (quarantined, without_id) = mesh.quarantined(CONNECTION).await?;
+    let quarantined = quarantined
+        .values()
+        .map(|ids| ids.len() as u64)
+        .sum::<u64>()
+        + without_id as u64;
+    let stored = mesh.canonical_records(CONNECTION, "candidate").await?.len() as u64;
+    assert_eq!(stored + quarantined, partner, "records lost in the drain");
+
+    // A dashboard watching health: the stream ends on SIGTERM and the process exits cleanly,
+    // well before the 20 s grace would cut it off.
+    let channel = plugboard_runtime::channel::lazy_channel(&cluster.health.addr)?;
+    let mut health =
+        IntegrationHealthServiceClient::with_interceptor(channel, mesh.clients.credentials.clone());
+    let mut watching = health
+        .watch_status(WatchStatusRequest::default())
+        .await?
+        .into_inner();
+    let snapshot = watching.message().await?;
+    assert!(snapshot.is_some_and(|message| message.snapshot));
+    let signalled = tokio::time::Instant::now();
+    cluster.health.terminate()?;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match watching.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the WatchStatus stream stayed open after SIGTERM"
+    );
+    let status = cluster.health.wait_exit(Duration::from_secs(10)).await?;
+    assert!(
+        status.success(),
+        "health exited with {status}: {}",
+        cluster.health.log_text()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "health held on to its stream until the grace ran out"
+    );
     Ok(())
 }
 

@@ -172,6 +172,65 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
         integration["records"]["candidate"].as_u64().unwrap_or(0) > 0,
         "{body}"
     );
+
+    // One trace from the customer's click to the partner's door: the gateway's run-now, sync's
+    // run, the connector's lease and reads each continue the trace the request arrived with.
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    run_now_traced(&gateway, &api_key, "bh-split", &trace_id).await?;
+    mesh.wait_idle("bh-split").await?;
+    let traces: serde_json::Value = http
+        .get(format!("{sandbox_url}/_sandbox/traces"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let reached = traces["trace_ids"]
+        .as_array()
+        .is_some_and(|ids| ids.iter().any(|id| id == trace_id.as_str()));
+    assert!(
+        reached,
+        "trace {trace_id} did not reach the partner; it saw {traces}"
+    );
+    Ok(())
+}
+
+/// Logs in to the dashboard with `api_key` and presses "run now" on `connection_id`, with a
+/// W3C `traceparent` naming `trace_id`.
+async fn run_now_traced(
+    gateway: &str,
+    api_key: &str,
+    connection_id: &str,
+    trace_id: &str,
+) -> anyhow::Result<()> {
+    // The session cookie comes on the login's redirect, which must not be followed.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let login = http
+        .post(format!("http://{gateway}/login"))
+        .form(&[("api_key", api_key)])
+        .send()
+        .await?;
+    let cookie = login
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .ok_or_else(|| anyhow::anyhow!("login set no cookie: {}", login.status()))?
+        .to_owned();
+    let run = http
+        .post(format!("http://{gateway}/integrations/{connection_id}/run"))
+        .header(reqwest::header::COOKIE, cookie)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await?;
+    // Success is a redirect back to the integration's page.
+    anyhow::ensure!(
+        run.status().is_redirection(),
+        "run now answered {}",
+        run.status()
+    );
     Ok(())
 }
 

@@ -86,6 +86,13 @@ impl SyncService for FakeSync {
         unimplemented()
     }
 
+    async fn ingest_webhook_events(
+        &self,
+        _: Request<plugboard_proto::sync::v1::IngestWebhookEventsRequest>,
+    ) -> Result<Response<plugboard_proto::sync::v1::IngestWebhookEventsResponse>, Status> {
+        unimplemented()
+    }
+
     async fn pause_sync(
         &self,
         _: Request<PauseSyncRequest>,

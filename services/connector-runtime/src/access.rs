@@ -112,6 +112,7 @@ impl Access {
             connection_id: connection_id.to_owned(),
             // TODO(#6): carry the sync run id once the connector contract passes it along.
             run_id: String::new(),
+            secret_kind: String::new(),
         };
         let response = client
             .lease_access(request)
@@ -134,7 +135,49 @@ impl Access {
                 &client.username,
                 &client.password,
             )),
+            // Asked for the access secret, credentials never answers with this one.
+            Some(secret::Kind::WebhookSecret(_)) => Err(Error::WrongCredentialKind {
+                found: "webhook_secret",
+                needed: "an access secret",
+            }),
             None => Err(Error::CredentialMissing),
+        }
+    }
+
+    /// The connection's webhook signing secret. Never log the result.
+    pub async fn lease_webhook_secret(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+    ) -> Result<SecretString, Error> {
+        let identity = MeshCredentials::new(
+            self.key.clone(),
+            Caller {
+                subject: format!("connector:{}", self.connector),
+                tenant: Some(tenant.to_owned()),
+                connector: Some(self.connector.clone()),
+            },
+        );
+        let mut client = CredentialsServiceClient::with_interceptor(self.channel.clone(), identity);
+        let request = LeaseAccessRequest {
+            connection_id: connection_id.to_owned(),
+            run_id: String::new(),
+            secret_kind: "webhook_secret".to_owned(),
+        };
+        let response = client
+            .lease_access(request)
+            .await
+            .map_err(|status| match status.code() {
+                Code::NotFound => Error::WebhookSecretMissing,
+                code => Error::Lease {
+                    kind: ErrorKind::from_code(code),
+                    message: status.message().to_owned(),
+                },
+            })?
+            .into_inner();
+        match response.secret.and_then(|secret| secret.kind) {
+            Some(secret::Kind::WebhookSecret(webhook)) => Ok(SecretString::from(webhook.secret)),
+            _ => Err(Error::WebhookSecretMissing),
         }
     }
 }

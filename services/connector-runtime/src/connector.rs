@@ -21,6 +21,8 @@ use crate::manifest::{Manifest, Pagination, Stream};
 use crate::session::{self, Session, Settings};
 use crate::template;
 
+mod deletes;
+
 /// Records per partner request when neither the caller nor the manifest chooses.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Idempotency keys remembered per process before the oldest are dropped.
@@ -263,6 +265,7 @@ impl Connector {
             }
             _ => None,
         };
+        let started_since = checkpoint.since;
         let page_size = stream.pagination.page_size().map(|size| {
             let wanted = if params.page_size == 0 {
                 size.value
@@ -349,6 +352,11 @@ impl Connector {
                 next_position(stream, &checkpoint.page, &response, items.len(), page_size)
             };
             let done = next.is_none() || items.is_empty();
+            if done {
+                page.deleted = self
+                    .read_deleted(stream, &key, settings, started_since, format.as_ref())
+                    .await?;
+            }
             checkpoint = match next {
                 Some(position) if !done => Checkpoint {
                     page: position,

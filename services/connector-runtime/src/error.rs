@@ -23,6 +23,10 @@ pub enum Error {
     CredentialsRejected(String),
     #[error("no credential is stored for this connection")]
     CredentialMissing,
+    #[error("no webhook secret is stored for this connection")]
+    WebhookSecretMissing,
+    #[error("{0} receives no webhooks")]
+    NoWebhooks(String),
     #[error("the connection's credential is a {found}, this connector needs {needed}")]
     WrongCredentialKind {
         found: &'static str,
@@ -52,7 +56,9 @@ impl ServiceError for Error {
             | Error::UnknownStream(_)
             | Error::InvalidCheckpoint(_)
             | Error::InvalidWrite(_) => ErrorKind::InvalidArgument,
-            Error::WebhookRejected(_) => ErrorKind::PermissionDenied,
+            // A delivery that fails its signature or timestamp check is not from the partner.
+            Error::WebhookRejected(_) => ErrorKind::Unauthenticated,
+            Error::WebhookSecretMissing | Error::NoWebhooks(_) => ErrorKind::FailedPrecondition,
             Error::Unsupported(_)
             | Error::CredentialsRejected(_)
             | Error::CredentialMissing
@@ -77,6 +83,8 @@ impl ServiceError for Error {
             Error::Unsupported(_) => "MANIFEST_FEATURE_UNSUPPORTED",
             Error::CredentialsRejected(_) => "CREDENTIALS_REJECTED",
             Error::CredentialMissing => "CREDENTIAL_NOT_FOUND",
+            Error::WebhookSecretMissing => "WEBHOOK_SECRET_NOT_FOUND",
+            Error::NoWebhooks(_) => "WEBHOOKS_NOT_SUPPORTED",
             Error::WrongCredentialKind { .. } => "WRONG_CREDENTIAL_KIND",
             Error::Lease { .. } => "CREDENTIAL_LEASE_FAILED",
             Error::PartnerUnavailable(_) => "PARTNER_UNAVAILABLE",

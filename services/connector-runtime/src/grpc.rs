@@ -6,8 +6,8 @@ use std::sync::Arc;
 use futures::Stream;
 use plugboard_proto::connector::v1::connector_service_server::ConnectorService;
 use plugboard_proto::connector::v1::{
-    CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse, ReadRequest,
-    ReadResponse,
+    CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse,
+    HandleWebhookRequest, HandleWebhookResponse, ReadRequest, ReadResponse,
 };
 use plugboard_proto::error::to_status;
 use plugboard_runtime::identity::Caller;
@@ -19,17 +19,28 @@ use tracing::Instrument;
 
 use crate::connector::{Connector, ReadParams};
 use crate::error::Error;
+use crate::webhook_events::WebhookHandler;
 
 /// Pages buffered between the partner and a slow reader.
 const PAGE_BUFFER: usize = 2;
 
 pub struct GrpcConnectorAdapter {
     connector: Arc<Connector>,
+    webhooks: Option<Arc<WebhookHandler>>,
 }
 
 impl GrpcConnectorAdapter {
     pub fn new(connector: Arc<Connector>) -> GrpcConnectorAdapter {
-        GrpcConnectorAdapter { connector }
+        GrpcConnectorAdapter {
+            connector,
+            webhooks: None,
+        }
+    }
+
+    /// Serves `HandleWebhook` with `handler`; without one the RPC answers FAILED_PRECONDITION.
+    pub fn with_webhooks(mut self, handler: Arc<WebhookHandler>) -> GrpcConnectorAdapter {
+        self.webhooks = Some(handler);
+        self
     }
 }
 
@@ -102,5 +113,29 @@ impl ConnectorService for GrpcConnectorAdapter {
         );
         let pages = ReceiverStream::new(receiver).map(|page| page.map_err(|e| to_status(&e)));
         Ok(Response::new(Box::pin(pages)))
+    }
+    #[tracing::instrument(skip_all, fields(connection_id))]
+    async fn handle_webhook(
+        &self,
+        request: Request<HandleWebhookRequest>,
+    ) -> Result<Response<HandleWebhookResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let connection = connection(request.connection.clone())?;
+        tracing::Span::current().record("connection_id", connection.connection_id.as_str());
+        let handler = self
+            .webhooks
+            .as_ref()
+            .ok_or_else(|| to_status(&Error::NoWebhooks(self.connector.manifest().name.clone())))?;
+        let now = chrono::Utc::now().timestamp();
+        match handler.handle(&tenant, &request, now).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(error) => {
+                if let Error::WebhookRejected(reason) = &error {
+                    tracing::info!(reason = %reason, "rejected a webhook delivery");
+                }
+                Err(to_status(&error))
+            }
+        }
     }
 }

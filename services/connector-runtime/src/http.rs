@@ -255,6 +255,7 @@ impl Http {
         let mut builder = self
             .client
             .request(method, request.url.clone())
+            .headers(plugboard_proto::trace_context::current_http_headers())
             .header(header::ACCEPT, "application/json");
         if !request.query.is_empty() {
             builder = builder.query(&request.query);

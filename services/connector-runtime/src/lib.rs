@@ -19,7 +19,8 @@
 //! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
 //!   paging that survives records changing mid-run;
 //! - [`connector`]: check, discover, read and write for any manifest;
-//! - [`webhook`]: signature, timestamp and replay checks of partner webhooks;
+//! - [`webhook`]: signature and timestamp checks of partner webhooks;
+//! - [`webhook_events`]: `HandleWebhook`: the leased webhook secret, verification, events;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
 //! - [`conformance`]: the conformance kit;
 //! - [`tooling`]: what `plugboard connector check | new | stats` do;
@@ -27,15 +28,16 @@
 //!
 //! # Limitations
 //!
-//! - Write and webhook verification are library calls ([`connector::Connector::write`],
-//!   [`webhook::Verifier`]); the connector contract has no `Write`/`HandleWebhook` RPC yet
-//!   (TODO(#6): add them to `connector.proto` with two-way sync).
+//! - Write is a library call ([`connector::Connector::write`]); the connector contract has no
+//!   `Write` RPC yet (TODO(#6): add it to `connector.proto` with two-way sync).
 //! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
 //!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
 //!   (TODO(#4)). XML partners are in the format, not the runtime (TODO(#3)).
-//! - Deleted-record endpoints are in the format but not read (TODO(#6)).
-//! - Idempotency keys and webhook deliveries are remembered in process memory only; sync's
-//!   outbox is the durable guard (TODO(#6)).
+//! - Idempotency keys are remembered in process memory only; sync's outbox is the durable
+//!   guard (TODO(#6)). Webhook deliveries are not remembered here at all: sync drops repeated
+//!   event ids durably.
+//! - A delivery carries one event; partners that batch several events per request need a
+//!   manifest notion of an event array. TODO(#6).
 //! - The target guard resolves names once before calling; DNS rebinding between the check and
 //!   the request is not prevented (TODO(#3)).
 
@@ -56,6 +58,7 @@ pub mod session;
 pub mod template;
 pub mod tooling;
 pub mod webhook;
+pub mod webhook_events;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -74,6 +77,7 @@ pub use error::Error;
 use crate::access::Access;
 use crate::connector::{Connector, SecretSource};
 use crate::grpc::GrpcConnectorAdapter;
+use crate::webhook_events::{WebhookHandler, WebhookSecretSource};
 
 /// Loads the connector folder, then serves it on `listener` until `shutdown` completes,
 /// registering with the registry in the background meanwhile.
@@ -128,13 +132,18 @@ pub async fn serve_loaded(
             .unwrap_or_else(|| format!("{name}-{}", uuid::Uuid::new_v4())),
         advertise,
     ));
+    let access = Access::new(credentials, key.clone(), &name);
+    let webhooks = WebhookHandler::new(
+        Arc::new(loaded.manifest.clone()),
+        WebhookSecretSource::Credentials(access.clone()),
+    );
     let connector = Connector::new(
         loaded.manifest,
-        SecretSource::Credentials(Access::new(credentials, key.clone(), &name)),
+        SecretSource::Credentials(access),
         config.allow_private_targets,
     )?;
     let service = ConnectorServiceServer::with_interceptor(
-        GrpcConnectorAdapter::new(Arc::new(connector)),
+        GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
         RequireCaller::new(key),
     );
     let service_name = <ConnectorServiceServer<GrpcConnectorAdapter> as NamedService>::NAME;

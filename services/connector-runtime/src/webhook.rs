@@ -1,8 +1,8 @@
-//! Verifying partner webhooks: an HMAC over the raw body (or a signed payload template), an
-//! optional timestamp within a tolerance, and a memory of deliveries so a replay is refused.
-
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+//! Verifying partner webhooks: an HMAC over the raw body (or a signed payload template) and an
+//! optional timestamp within a tolerance. A delivery that passes becomes an event with a stable
+//! id: the same event delivered twice has the same id, so sync drops the second durably (this
+//! runtime keeps no memory of deliveries; a retried delivery must not be refused, or partners
+//! retry it for days).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -13,31 +13,25 @@ use crate::error::Error;
 use crate::manifest::{Algorithm, Encoding, Webhooks};
 use crate::template;
 
-/// Deliveries remembered when there is no timestamp to bound them.
-const MAX_REMEMBERED: usize = 100_000;
-/// How long a delivery is remembered when the manifest has no timestamp header.
-const DEFAULT_MEMORY_SECONDS: i64 = 24 * 3600;
-
 /// A verified event and the record it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEvent {
     pub event_type: String,
+    /// The partner's event id, or the signature's digest when the manifest names none.
     pub delivery_id: String,
     /// `(entity, external id, delete)` when the manifest maps the event type.
     pub target: Option<(String, String, bool)>,
+    /// When the change happened at the partner, RFC 3339 UTC, when the delivery says.
+    pub occurred_at: Option<String>,
 }
 
 pub struct Verifier {
     spec: Webhooks,
-    seen: Mutex<HashMap<String, i64>>,
 }
 
 impl Verifier {
     pub fn new(spec: Webhooks) -> Verifier {
-        Verifier {
-            spec,
-            seen: Mutex::new(HashMap::new()),
-        }
+        Verifier { spec }
     }
 
     /// Verifies one delivery received at `now` (epoch seconds). `headers` are looked up
@@ -111,42 +105,50 @@ impl Verifier {
         {
             Some(Value::String(id)) => id.clone(),
             Some(Value::Number(id)) => id.to_string(),
+            // The digest covers the body (and the timestamp, when signed): a retried delivery
+            // keeps it, a different event cannot share it.
             _ => hex::encode(&digest),
         };
-        self.remember(&delivery_id, now)?;
-        let target = self.spec.events.get(&event_type).and_then(|event| {
+        let event = self.spec.events.get(&event_type);
+        let target = event.and_then(|event| {
             let id = match payload.pointer(&event.id)? {
-                Value::String(id) => id.clone(),
+                Value::String(id) if !id.is_empty() => id.clone(),
                 Value::Number(id) => id.to_string(),
                 _ => return None,
             };
             Some((event.entity.clone(), id, event.delete))
         });
+        let occurred_at = event
+            .and_then(|event| event.occurred_at.as_deref())
+            .or(self.spec.occurred_at.as_deref())
+            .and_then(|pointer| payload.pointer(pointer))
+            .and_then(time_of);
         Ok(WebhookEvent {
             event_type,
             delivery_id,
             target,
+            occurred_at,
         })
     }
+}
 
-    /// Refuses a delivery seen before; forgets deliveries older than the memory window.
-    fn remember(&self, delivery_id: &str, now: i64) -> Result<(), Error> {
-        let memory = match self.spec.signature.timestamp_header {
-            // Outside the tolerance a replay fails on its timestamp anyway.
-            Some(_) => 2 * self.spec.signature.tolerance_seconds as i64,
-            None => DEFAULT_MEMORY_SECONDS,
-        };
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.retain(|_, at| now - *at <= memory);
-        if seen.contains_key(delivery_id) {
-            return Err(Error::WebhookRejected("a replayed delivery".to_owned()));
+/// A time written as RFC 3339 text or epoch seconds (milliseconds past 10^11), in UTC.
+pub fn time_of(value: &Value) -> Option<String> {
+    let time = match value {
+        Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .ok()?
+            .with_timezone(&chrono::Utc),
+        Value::Number(number) => {
+            let number = number.as_i64()?;
+            if number.abs() > 100_000_000_000 {
+                chrono::DateTime::from_timestamp_millis(number)?
+            } else {
+                chrono::DateTime::from_timestamp(number, 0)?
+            }
         }
-        if seen.len() >= MAX_REMEMBERED {
-            seen.clear();
-        }
-        seen.insert(delivery_id.to_owned(), now);
-        Ok(())
-    }
+        _ => return None,
+    };
+    Some(plugboard_runtime::storage::format_time(time))
 }
 
 fn check<M: Mac + KeyInit>(secret: &[u8], signed: &[u8], digest: &[u8]) -> bool {
@@ -197,34 +199,32 @@ mod tests {
             },
             event_type: "/action".to_owned(),
             event_id: None,
+            occurred_at: Some("/payload/at".to_owned()),
             events: BTreeMap::from([(
                 "updated".to_owned(),
                 EventSpec {
                     entity: "candidate".to_owned(),
                     id: "/payload/id".to_owned(),
                     delete: false,
+                    occurred_at: None,
                 },
             )]),
         })
     }
 
+    fn signed(time: i64, body: &[u8]) -> Vec<(String, String)> {
+        let payload = format!("{time}.{}", std::str::from_utf8(body).unwrap());
+        let digest = sign(Algorithm::HmacSha1, b"s", payload.as_bytes());
+        vec![
+            ("x-sig".to_owned(), format!("v1={}", hex::encode(digest))),
+            ("X-Time".to_owned(), time.to_string()),
+        ]
+    }
+
     #[test]
-    fn signed_deliveries_pass_and_forged_stale_or_replayed_ones_fail() {
-        let body = br#"{"action":"updated","payload":{"id":7}}"#;
+    fn signed_deliveries_pass_and_forged_or_stale_ones_fail() {
+        let body = br#"{"action":"updated","payload":{"id":7,"at":"2026-01-02T03:04:05+01:00"}}"#;
         let verifier = verifier(true, Algorithm::HmacSha1);
-        let signed = |time: i64, body: &[u8]| {
-            let payload = format!("{time}.{}", std::str::from_utf8(body).unwrap());
-            vec![
-                (
-                    "x-sig".to_owned(),
-                    format!(
-                        "v1={}",
-                        hex::encode(sign(Algorithm::HmacSha1, b"s", payload.as_bytes()))
-                    ),
-                ),
-                ("X-Time".to_owned(), time.to_string()),
-            ]
-        };
         let event = verifier
             .verify(b"s", &signed(1000, body), body, 1010)
             .unwrap();
@@ -232,8 +232,15 @@ mod tests {
             event.target,
             Some(("candidate".to_owned(), "7".to_owned(), false))
         );
-        let replay = verifier.verify(b"s", &signed(1000, body), body, 1020);
-        assert!(replay.unwrap_err().to_string().contains("replayed"));
+        assert_eq!(
+            event.occurred_at.as_deref(),
+            Some("2026-01-02T02:04:05.000Z")
+        );
+        // The same delivery again is the same event, for sync to drop.
+        let again = verifier
+            .verify(b"s", &signed(1000, body), body, 1020)
+            .unwrap();
+        assert_eq!(again.delivery_id, event.delivery_id);
         let forged = br#"{"action":"updated","payload":{"id":8}}"#;
         assert!(
             verifier
@@ -247,5 +254,18 @@ mod tests {
         );
         let stale = verifier.verify(b"s", &signed(100, body), body, 1010);
         assert!(stale.unwrap_err().to_string().contains("tolerance"));
+    }
+
+    #[test]
+    fn times_are_read_as_text_or_epoch_numbers() {
+        assert_eq!(
+            time_of(&json!(1_767_225_600)).as_deref(),
+            Some("2026-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            time_of(&json!(1_767_225_600_123_i64)).as_deref(),
+            Some("2026-01-01T00:00:00.123Z")
+        );
+        assert_eq!(time_of(&json!("yesterday")), None);
     }
 }

@@ -145,6 +145,7 @@ async fn main() {
         .lease_access(LeaseAccessRequest {
             connection_id: "bench".into(),
             run_id: "bench-run".into(),
+            secret_kind: String::new(),
         })
         .await
         .unwrap();

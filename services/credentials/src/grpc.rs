@@ -69,11 +69,23 @@ impl CredentialsService for GrpcCredentialsAdapter {
     ) -> Result<Response<LeaseAccessResponse>, Status> {
         let actor = actor_of(&request)?;
         let body = request.get_ref();
-        let lease = self
-            .credentials
-            .lease(&actor, &body.connection_id, &body.run_id)
-            .await
-            .map_err(|error| status_of(&error))?;
+        let lease = match body.secret_kind.as_str() {
+            "" => {
+                self.credentials
+                    .lease(&actor, &body.connection_id, &body.run_id)
+                    .await
+            }
+            crate::webhook_secret::SECRET_KIND => {
+                self.credentials
+                    .lease_webhook_secret(&actor, &body.connection_id)
+                    .await
+            }
+            _ => Err(Error::InvalidArgument {
+                field: "secret_kind",
+                reason: "must be empty or webhook_secret".to_owned(),
+            }),
+        }
+        .map_err(|error| status_of(&error))?;
         let (access_token, token_type, access_token_expires_at) = match lease.access {
             Some(access) => (
                 access.access_token,

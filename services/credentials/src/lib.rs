@@ -1,7 +1,8 @@
 //! Plugboard's credentials service: connection secrets, encrypted at rest, released only to the
 //! connection's own connector.
 //!
-//! It stores one secret per (tenant, connection): an API key, a basic login or an OAuth2 client.
+//! It stores one access secret per (tenant, connection): an API key, a basic login or an OAuth2
+//! client, and beside it, optionally, the secret the partner signs its webhooks with.
 //! Secrets are prost-encoded and sealed with AES-256-GCM under their tenant's random data key,
 //! bound to their row so a copied ciphertext does not open; data keys are stored wrapped by the
 //! master key (`PLUGBOARD_MASTER_KEY`). At start the service re-wraps every data key under the
@@ -30,6 +31,7 @@
 //! - [`service`]: the domain logic, callable without gRPC;
 //! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService);
 //! - [`validate`]: input checks that name the offending field;
+//! - [`webhook_secret`]: webhook signing secrets, stored beside the access secret;
 //! - [`error`]: the crate's one error type and its gRPC mapping.
 //!
 //! # Limitations
@@ -44,8 +46,7 @@
 //!   yet. TODO(#4).
 //! - Refusals and recoveries are visible to health only through the lease's reason
 //!   (CREDENTIALS_REJECTED), via sync; the service does not report to health itself. TODO(#4).
-//! - Webhook signing secrets and mutual-TLS client certificates are not secret kinds yet (new
-//!   oneof variants would break the exhaustive matches in the connectors). TODO(#4).
+//! - Mutual-TLS client certificates are not a secret kind yet. TODO(#4).
 //! - LeaseAccess p99 is 2.2x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
 //!   `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
@@ -61,6 +62,7 @@ pub mod oauth;
 pub mod service;
 pub mod store;
 pub mod validate;
+pub mod webhook_secret;
 
 use std::future::Future;
 

@@ -53,6 +53,10 @@ impl std::fmt::Debug for SecretValue {
 }
 
 impl SecretValue {
+    pub(crate) fn new(secret: Secret) -> SecretValue {
+        SecretValue(secret)
+    }
+
     pub fn kind(&self) -> &'static str {
         kind_name(&self.0)
     }
@@ -143,6 +147,11 @@ impl Credentials {
         connector: &str,
         secret: Option<Secret>,
     ) -> Result<u64, Error> {
+        if crate::webhook_secret::is_webhook_secret(secret.as_ref()) {
+            return self
+                .put_webhook_secret(actor, connection_id, connector, secret)
+                .await;
+        }
         self.put_with_tokens(actor, connection_id, connector, secret, None)
             .await
     }
@@ -352,6 +361,7 @@ impl Credentials {
         validate::connection_id(connection_id)?;
         self.refuse_connector_writes(actor, connection_id, "revoke")
             .await?;
+        self.revoke_webhook_secret(actor, connection_id).await?;
         let audit = self.audit(actor, connection_id, "revoke", "ok", "", 0);
         match self
             .store
@@ -450,6 +460,7 @@ fn kind_name(secret: &Secret) -> &'static str {
         Some(secret::Kind::ApiKey(_)) => "api_key",
         Some(secret::Kind::Basic(_)) => "basic",
         Some(secret::Kind::Oauth2Client(_)) => "oauth2_client",
+        Some(secret::Kind::WebhookSecret(_)) => crate::webhook_secret::SECRET_KIND,
         None => "none",
     }
 }

@@ -66,13 +66,16 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
         None => {
             return Err(invalid(
                 "secret.kind",
-                "must be api_key, basic or oauth2_client",
+                "must be api_key, basic, oauth2_client or webhook_secret",
             ));
         }
         Some(secret::Kind::ApiKey(api_key)) => required("secret.api_key.key", &api_key.key)?,
         Some(secret::Kind::Basic(basic)) => {
             required("secret.basic.username", &basic.username)?;
             required("secret.basic.password", &basic.password)?;
+        }
+        Some(secret::Kind::WebhookSecret(webhook)) => {
+            required("secret.webhook_secret.secret", &webhook.secret)?;
         }
         Some(secret::Kind::Oauth2Client(client)) => {
             required("secret.oauth2_client.client_id", &client.client_id)?;

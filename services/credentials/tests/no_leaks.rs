@@ -71,6 +71,7 @@ fn lease(connection_id: &str) -> LeaseAccessRequest {
     LeaseAccessRequest {
         connection_id: connection_id.into(),
         run_id: "run-canary".into(),
+        secret_kind: String::new(),
     }
 }
 

@@ -160,6 +160,7 @@ impl Server {
         let request = LeaseAccessRequest {
             connection_id: connection_id.into(),
             run_id: "run-7".into(),
+            secret_kind: String::new(),
         };
         self.connector()
             .lease_access(request)

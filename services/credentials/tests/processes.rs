@@ -188,6 +188,7 @@ async fn scenario(database_url: String, redis_url: String) {
                 .lease_access(LeaseAccessRequest {
                     connection_id,
                     run_id: "run-x".into(),
+                    secret_kind: String::new(),
                 })
                 .await
                 .map(|response| response.into_inner().access_token)

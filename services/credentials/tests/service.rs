@@ -113,6 +113,7 @@ fn lease(connection_id: &str) -> LeaseAccessRequest {
     LeaseAccessRequest {
         connection_id: connection_id.into(),
         run_id: "run-42".into(),
+        secret_kind: String::new(),
     }
 }
 

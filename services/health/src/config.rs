@@ -32,6 +32,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Whether webhooks may target loopback and private addresses (dev and tests only).
     pub allow_private_webhooks: bool,
+    /// Redis through which replicas hand each other's status changes to their watchers.
+    /// `None` keeps changes in this process: right for dev mode and a single replica.
+    pub redis_url: Option<String>,
 }
 
 impl Config {
@@ -45,13 +48,15 @@ impl Config {
             freshness_targets: Targets::default(),
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             allow_private_webhooks: false,
+            redis_url: None,
         }
     }
 
     /// Reads `PLUGBOARD_LISTEN_ADDR`, `PLUGBOARD_DATABASE_URL`, `PLUGBOARD_DATABASE_SCHEMA` and
     /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`), `PLUGBOARD_HEALTH_FRESHNESS_TARGETS`
     /// (`job=900,*=3600`, seconds), `PLUGBOARD_HEALTH_SWEEP_SECONDS` and
-    /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS` (webhooks to private addresses; dev and tests only).
+    /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS` (webhooks to private addresses; dev and tests only) and
+    /// `PLUGBOARD_REDIS_URL` (status fan-out between replicas).
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
         let database_url = env
@@ -94,6 +99,7 @@ impl Config {
             freshness_targets,
             sweep_interval: Duration::from_secs(sweep_seconds.max(1)),
             allow_private_webhooks: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
+            redis_url: env.get("PLUGBOARD_REDIS_URL").map(str::to_owned),
         })
     }
 }

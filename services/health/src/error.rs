@@ -33,6 +33,9 @@ pub enum Error {
     MeshKey(#[from] plugboard_runtime::identity::IdentityError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// Redis, which fans status changes out to the other replicas, is unreachable at start.
+    #[error("cannot reach redis for status fan-out: {0}")]
+    Coordination(String),
 }
 
 impl ServiceError for Error {
@@ -46,6 +49,7 @@ impl ServiceError for Error {
             | Error::Open(_)
             | Error::MeshKey(_)
             | Error::Serve(_) => ErrorKind::Internal,
+            Error::Coordination(_) => ErrorKind::Unavailable,
         }
     }
 
@@ -60,6 +64,7 @@ impl ServiceError for Error {
             Error::Open(_) => "STORAGE_UNAVAILABLE",
             Error::MeshKey(_) => "BAD_MESH_KEY",
             Error::Serve(_) => "SERVE_FAILED",
+            Error::Coordination(_) => "COORDINATION_UNAVAILABLE",
         }
     }
 }

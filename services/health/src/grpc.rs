@@ -17,6 +17,7 @@ use plugboard_proto::health::v1::{
 use plugboard_runtime::identity::Caller;
 use plugboard_runtime::storage::format_time;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
@@ -31,11 +32,22 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchStatusResponse, Status>
 pub struct GrpcHealthAdapter {
     service: HealthService,
     webhooks: Webhooks,
+    /// Becomes true when the process stops: open `WatchStatus` streams then end, so they do
+    /// not hold the drain until the grace period runs out (clients reconnect elsewhere).
+    stopping: watch::Receiver<bool>,
 }
 
 impl GrpcHealthAdapter {
-    pub fn new(service: HealthService, webhooks: Webhooks) -> GrpcHealthAdapter {
-        GrpcHealthAdapter { service, webhooks }
+    pub fn new(
+        service: HealthService,
+        webhooks: Webhooks,
+        stopping: watch::Receiver<bool>,
+    ) -> GrpcHealthAdapter {
+        GrpcHealthAdapter {
+            service,
+            webhooks,
+            stopping,
+        }
     }
 }
 
@@ -165,17 +177,24 @@ impl IntegrationHealthService for GrpcHealthAdapter {
         let events = self.service.watch();
         let first = snapshot(&self.service, &tenant, &connection_id).await?;
         let service = self.service.clone();
+        let stopping = self.stopping.clone();
         let state = (events, std::collections::VecDeque::from(first));
         let stream = futures::stream::unfold(state, move |(mut events, mut pending)| {
             let service = service.clone();
             let tenant = tenant.clone();
             let connection_id = connection_id.clone();
+            let mut stopping = stopping.clone();
             async move {
                 loop {
                     if let Some(next) = pending.pop_front() {
                         return Some((Ok(next), (events, pending)));
                     }
-                    match events.recv().await {
+                    let received = tokio::select! {
+                        received = events.recv() => received,
+                        // The process is stopping (or gone): end the stream cleanly.
+                        _ = stopping.wait_for(|stopping| *stopping) => return None,
+                    };
+                    match received {
                         Ok(event) => {
                             let wanted = event.tenant == tenant
                                 && (connection_id.is_empty()

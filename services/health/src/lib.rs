@@ -15,13 +15,16 @@
 //! - [`store`]: integration state and run history (SQLite or PostgreSQL);
 //! - [`incidents`]: incidents and their timelines, written with the status change;
 //! - [`webhooks`]: each tenant's webhook, SSRF-guarded, told of every change with a signature;
+//! - [`fanout`]: status changes to the watchers of every replica, through Redis pub/sub;
 //! - [`service`]: taking reports and answering for status;
 //! - [`grpc`]: the thin `plugboard.health.v1.IntegrationHealthService` adapter.
 //!
 //! # Limitations
 //!
-//! - Status changes reach `WatchStatus` streams of this process only; split mode with several
-//!   health replicas would need fan-out through Redis. TODO(#9).
+//! - Without `PLUGBOARD_REDIS_URL`, status changes reach the `WatchStatus` streams of this
+//!   process only: right for dev mode and one replica, not for several. With it, a change
+//!   published while a replica's subscription is down reaches that replica's watchers late
+//!   (with the next change or a reconnect's snapshot), not never.
 //! - Silence and late data are noticed by a sweep every `sweep_interval` (or when read), so a
 //!   change can arrive up to one interval late.
 //! - Correctness signals use what sync reports per stream: read counts and cursors today;
@@ -30,6 +33,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fanout;
 pub mod grpc;
 pub mod incidents;
 pub mod rules;
@@ -48,6 +52,7 @@ use tonic::service::Routes;
 pub use config::Config;
 pub use error::Error;
 
+use crate::fanout::Fanout;
 use crate::grpc::GrpcHealthAdapter;
 use crate::service::HealthService;
 use crate::store::Store;
@@ -62,17 +67,37 @@ pub async fn run(
     let store = Store::open(&config.database_url, &config.database_schema).await?;
     let service = HealthService::new(store.clone(), config.freshness_targets.clone());
     let webhooks = webhooks::Webhooks::new(store.pool(), config.allow_private_webhooks)?;
-    let deliveries = tokio::spawn(webhooks.clone().deliver_forever(service.watch()));
+    // Webhooks follow the changes committed here: each change is delivered by one replica.
+    let deliveries = tokio::spawn(webhooks.clone().deliver_forever(service.watch_committed()));
     let sweeper = tokio::spawn(sweep_forever(service.clone(), config.sweep_interval));
+    let mut fanout_tasks = Vec::new();
+    if let Some(redis_url) = &config.redis_url {
+        let fanout = Fanout::connect(redis_url, &config.database_schema)
+            .await
+            .map_err(|error| Error::Coordination(error.to_string()))?;
+        fanout_tasks.push(tokio::spawn(
+            fanout.clone().publish_forever(service.clone()),
+        ));
+        fanout_tasks.push(tokio::spawn(fanout.relay_forever(service.clone())));
+        tracing::info!("status changes fan out to every health replica through redis");
+    }
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let server = IntegrationHealthServiceServer::with_interceptor(
-        GrpcHealthAdapter::new(service, webhooks),
+        GrpcHealthAdapter::new(service, webhooks, stopping),
         RequireCaller::new(mesh_key),
     );
     let name = <IntegrationHealthServiceServer<GrpcHealthAdapter> as NamedService>::NAME;
+    let shutdown = async move {
+        shutdown.await;
+        stop.send_replace(true);
+    };
     let served =
         plugboard_runtime::server::serve(listener, Routes::new(server), &[name], shutdown).await;
     sweeper.abort();
     deliveries.abort();
+    for task in fanout_tasks {
+        task.abort();
+    }
     served?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! status (and the periodic [`HealthService::sweep`]) recomputes it again, because silence and
 //! late data become visible only with time. `since` moves only when the status itself changes;
 //! each change is logged, opens, updates or resolves an incident in the same transaction, and
-//! is published to [`HealthService::watch`] subscribers after commit.
+//! is published after commit to [`HealthService::watch_committed`] (once per change across
+//! replicas) and [`HealthService::watch`] (this replica's watchers, with changes other
+//! replicas committed relayed by [`crate::fanout`]).
 
 use std::time::Duration;
 
@@ -63,22 +65,52 @@ pub const DEFAULT_INCIDENT_LIMIT: u32 = 50;
 pub struct HealthService {
     store: Store,
     targets: Targets,
+    /// Changes for watchers: committed here, or relayed from another replica.
     events: broadcast::Sender<StatusEvent>,
+    /// Changes this replica committed, for the work done once per change (webhooks, fan-out).
+    committed: broadcast::Sender<StatusEvent>,
 }
 
 impl HealthService {
     pub fn new(store: Store, targets: Targets) -> HealthService {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (committed, _) = broadcast::channel(EVENT_BUFFER);
         HealthService {
             store,
             targets,
             events,
+            committed,
         }
     }
 
-    /// Every status change of every tenant from now on; callers filter by tenant.
+    /// Every status change of every tenant from now on, whichever replica committed it;
+    /// callers filter by tenant.
     pub fn watch(&self) -> broadcast::Receiver<StatusEvent> {
         self.events.subscribe()
+    }
+
+    /// The status changes this replica committed, each exactly once across replicas.
+    pub fn watch_committed(&self) -> broadcast::Receiver<StatusEvent> {
+        self.committed.subscribe()
+    }
+
+    /// Hands a change another replica committed to this replica's watchers.
+    pub fn announce(&self, event: StatusEvent) {
+        // No subscriber is fine: nobody is watching here right now.
+        let _ = self.events.send(event);
+    }
+
+    /// The integration's current view as stored, or None when the tenant has no such
+    /// integration.
+    pub async fn view_of(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IntegrationView>, Error> {
+        let mut connection = self.store.acquire().await?;
+        let state = store::load(&mut connection, tenant, connection_id).await?;
+        Ok(state.map(|state| self.view(&state, now)))
     }
 
     /// Records a finished run for `tenant`. A run reported twice (same run id) counts once.
@@ -370,12 +402,14 @@ impl HealthService {
         state.revision += 1;
         if let Some((from, _)) = change {
             log_change(state, change);
-            // No subscriber is fine: nobody is watching right now.
-            let _ = self.events.send(StatusEvent {
+            let event = StatusEvent {
                 tenant: state.tenant.clone(),
                 previous: from,
                 view: self.view(state, now),
-            });
+            };
+            // No subscriber is fine: nobody is watching right now.
+            let _ = self.committed.send(event.clone());
+            let _ = self.events.send(event);
         }
         Ok(true)
     }

@@ -223,6 +223,7 @@ impl Webhooks {
                 .unwrap_or_else(|_| self.http.clone());
             let sent = client
                 .post(target)
+                .headers(plugboard_proto::trace_context::current_http_headers())
                 .header("content-type", "application/json")
                 .header("plugboard-timestamp", &timestamp)
                 .header("plugboard-signature", &signature)

@@ -12,6 +12,8 @@ pub const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 50055);
 /// Seconds without a heartbeat after which an instance is gone.
 pub const DEFAULT_LIVENESS_TTL: Duration = Duration::from_secs(15);
+/// How long a gone instance stays listed before it is pruned.
+pub const DEFAULT_GONE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The PostgreSQL schema the registry's tables live in (ignored on SQLite).
 pub const DEFAULT_DATABASE_SCHEMA: &str = "registry";
 
@@ -26,6 +28,9 @@ pub struct Config {
     pub mesh_key: SecretString,
     /// An instance without a heartbeat for this long is gone. Whole seconds, at least one.
     pub liveness_ttl: Duration,
+    /// Gone instances are pruned this long after their last heartbeat (each connector keeps
+    /// its most recent one). Whole hours.
+    pub gone_retention: Duration,
 }
 
 impl Config {
@@ -37,12 +42,13 @@ impl Config {
             database_schema: DEFAULT_DATABASE_SCHEMA.to_owned(),
             mesh_key,
             liveness_ttl: DEFAULT_LIVENESS_TTL,
+            gone_retention: DEFAULT_GONE_RETENTION,
         }
     }
 
     /// Reads `PLUGBOARD_LISTEN_ADDR`, `PLUGBOARD_DATABASE_URL`, `PLUGBOARD_DATABASE_SCHEMA`,
-    /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`) and
-    /// `PLUGBOARD_REGISTRY_LIVENESS_TTL_SECONDS`.
+    /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`),
+    /// `PLUGBOARD_REGISTRY_LIVENESS_TTL_SECONDS` and `PLUGBOARD_REGISTRY_GONE_RETENTION_HOURS`.
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
         let database_url = env
@@ -76,12 +82,17 @@ impl Config {
                 reason: "must be at least 1".to_owned(),
             });
         }
+        let retention_hours: u32 = env.parse_or(
+            "PLUGBOARD_REGISTRY_GONE_RETENTION_HOURS",
+            (DEFAULT_GONE_RETENTION.as_secs() / 3600) as u32,
+        )?;
         Ok(Config {
             listen_addr,
             database_url,
             database_schema,
             mesh_key,
             liveness_ttl: Duration::from_secs(u64::from(ttl_seconds)),
+            gone_retention: Duration::from_secs(u64::from(retention_hours) * 3600),
         })
     }
 }

@@ -14,13 +14,14 @@
 //! - [`error`]: the crate's error enum and its reason codes;
 //! - [`manifest`]: registration checks, version order and the manifest's storage encoding;
 //! - [`store`]: the connectors and instances tables (SQLite or PostgreSQL);
-//! - [`service`]: registration, heartbeats, resolution and the reaper;
+//! - [`service`]: registration, heartbeats, resolution, the reaper and pruning;
 //! - [`grpc`]: the thin `plugboard.registry.v1.RegistryService` adapter.
 //!
 //! # Limitations
 //!
 //! - Resolution rotates per registry replica, not across replicas, and does not weigh load.
-//! - Gone instances are kept forever. TODO(#9): prune them once deployments churn instance ids.
+//! - Gone instances are listed for `PLUGBOARD_REGISTRY_GONE_RETENTION_HOURS` (a week by default)
+//!   after their last heartbeat, then pruned; each connector keeps its most recent instance.
 //! - Liveness uses each replica's wall clock; replicas need roughly synchronised clocks.
 
 pub mod config;
@@ -54,7 +55,9 @@ pub async fn run(
 ) -> Result<(), Error> {
     let mesh_key = MeshKey::new(&config.mesh_key)?;
     let store = Store::open(&config.database_url, &config.database_schema).await?;
-    let registry = Arc::new(Registry::new(store, config.liveness_ttl));
+    let registry = Arc::new(
+        Registry::new(store, config.liveness_ttl).with_gone_retention(config.gone_retention),
+    );
 
     let reaper = {
         let registry = Arc::clone(&registry);

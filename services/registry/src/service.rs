@@ -12,6 +12,7 @@ use plugboard_proto::registry::v1::ConnectorManifest;
 use plugboard_runtime::storage::format_time;
 use tracing::{info, warn};
 
+use crate::config::DEFAULT_GONE_RETENTION;
 use crate::error::Error;
 use crate::manifest;
 use crate::store::{InstanceRow, Store};
@@ -29,6 +30,9 @@ pub struct ConnectorEntry {
 pub struct Registry {
     store: Store,
     liveness_ttl: Duration,
+    /// How long a gone instance stays listed: deployments mint a new instance id per pod, so
+    /// without pruning the table grows with every rollout.
+    gone_retention: Duration,
     /// Next pick per connector, so resolutions rotate through live instances.
     rotation: Mutex<HashMap<String, usize>>,
 }
@@ -38,8 +42,15 @@ impl Registry {
         Registry {
             store,
             liveness_ttl,
+            gone_retention: DEFAULT_GONE_RETENTION,
             rotation: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps gone instances this long after their last heartbeat before pruning them.
+    pub fn with_gone_retention(mut self, retention: Duration) -> Registry {
+        self.gone_retention = retention;
+        self
     }
 
     pub fn liveness_ttl(&self) -> Duration {
@@ -212,6 +223,22 @@ impl Registry {
         Ok(marked)
     }
 
+    /// Deletes gone instances older than the retention (keeping each connector's most recent
+    /// one); returns how many it deleted.
+    pub async fn prune(&self, now: DateTime<Utc>) -> Result<u64, Error> {
+        let retention =
+            chrono::Duration::from_std(self.gone_retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = format_time(
+            now.checked_sub_signed(retention)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        );
+        let pruned = self.store.prune_gone(&cutoff).await?;
+        if pruned > 0 {
+            info!(pruned, "pruned long-gone connector instances");
+        }
+        Ok(pruned)
+    }
+
     /// Reaps every third of the TTL until the task is dropped or aborted.
     pub async fn reap_forever(&self) {
         let period = (self.liveness_ttl / 3).max(Duration::from_millis(100));
@@ -219,8 +246,12 @@ impl Registry {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if let Err(error) = self.reap(Utc::now()).await {
+            let now = Utc::now();
+            if let Err(error) = self.reap(now).await {
                 warn!(error = %error, "reaping gone connector instances failed");
+            }
+            if let Err(error) = self.prune(now).await {
+                warn!(error = %error, "pruning gone connector instances failed");
             }
         }
     }

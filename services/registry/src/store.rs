@@ -185,6 +185,21 @@ impl Store {
         rows.iter().map(instance_row).collect()
     }
 
+    /// Deletes gone instances last heard of at or before `cutoff`, except each connector's
+    /// most recent one, which keeps its `last_seen_at`. Returns how many went.
+    pub async fn prune_gone(&self, cutoff: &str) -> Result<u64, Error> {
+        let result = sqlx::query(
+            "DELETE FROM instances WHERE gone = 1 AND last_heartbeat_at <= $1 \
+             AND last_heartbeat_at < (SELECT MAX(newest.last_heartbeat_at) FROM instances newest \
+             WHERE newest.connector = instances.connector)",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(Error::Storage)?;
+        Ok(result.rows_affected())
+    }
+
     /// Marks an instance gone if it is still stale; false when a heartbeat or a new
     /// registration won the race.
     pub async fn mark_gone(&self, instance_id: &str, cutoff: &str) -> Result<bool, Error> {

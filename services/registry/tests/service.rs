@@ -359,3 +359,92 @@ async fn newer_versions_replace_the_manifest_and_older_ones_do_not_while_it_runs
     assert_eq!(resolved.instance_id, "old");
     assert_eq!(resolved.version, "1.9.0");
 }
+
+/// Rollouts mint new instance ids; long-gone ones are pruned, a live one never is, and each
+/// connector keeps its most recent instance so "last seen" survives.
+#[tokio::test]
+async fn pruning_on_sqlite() {
+    long_gone_instances_are_pruned_but_the_latest_and_the_live_stay(&temp_sqlite(), "registry")
+        .await;
+}
+
+#[tokio::test]
+async fn pruning_on_postgres() {
+    let schema = format!("registry_p{}", uuid::Uuid::new_v4().simple());
+    long_gone_instances_are_pruned_but_the_latest_and_the_live_stay(POSTGRES, &schema).await;
+    let pool = sqlx::AnyPool::connect(POSTGRES).await.unwrap();
+    let drop = format!("DROP SCHEMA {schema} CASCADE");
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+async fn long_gone_instances_are_pruned_but_the_latest_and_the_live_stay(
+    database_url: &str,
+    schema: &str,
+) {
+    let store = Store::open(database_url, schema).await.unwrap();
+    let registry = Registry::new(store, Duration::from_secs(15))
+        .with_gone_retention(Duration::from_secs(3600));
+    let start = Utc::now();
+    for (minute, instance) in ["pod-a", "pod-b", "pod-c"].into_iter().enumerate() {
+        let at = start + chrono::Duration::minutes(minute as i64);
+        registry
+            .register(manifest("1.0.0"), instance, "10.0.0.1:50061", at)
+            .await
+            .unwrap();
+    }
+    let mut other = manifest("2.0.0");
+    other.name = "greenhouse".into();
+    registry
+        .register(other, "gh-pod", "10.0.0.9:50061", start)
+        .await
+        .unwrap();
+
+    // Within the retention nothing goes, even gone instances.
+    let soon = start + chrono::Duration::minutes(10);
+    assert_eq!(registry.reap(soon).await.unwrap(), 4);
+    assert_eq!(registry.prune(soon).await.unwrap(), 0);
+
+    // Two hours on: bullhorn's two older pods go; its latest and greenhouse's only one stay.
+    let later = start + chrono::Duration::hours(2);
+    assert_eq!(registry.prune(later).await.unwrap(), 2);
+    assert_eq!(registry.prune(later).await.unwrap(), 0);
+    let entries = registry.connectors(later).await.unwrap();
+    let last_seen: Vec<(String, bool)> = entries
+        .iter()
+        .map(|e| (e.manifest.name.clone(), !e.last_seen_at.is_empty()))
+        .collect();
+    assert_eq!(
+        last_seen,
+        vec![
+            ("bullhorn".to_owned(), true),
+            ("greenhouse".to_owned(), true)
+        ]
+    );
+
+    // A pod registering again after its row was pruned is simply new, and live.
+    registry
+        .register(manifest("1.0.0"), "pod-a", "10.0.0.1:50061", later)
+        .await
+        .unwrap();
+    assert_eq!(
+        registry
+            .resolve("bullhorn", later)
+            .await
+            .unwrap()
+            .instance_id,
+        "pod-a"
+    );
+    // pod-c was kept only as the most recent; now pod-a is, so pod-c goes and pod-a stays.
+    assert_eq!(registry.prune(later).await.unwrap(), 1);
+    assert_eq!(
+        registry
+            .resolve("bullhorn", later)
+            .await
+            .unwrap()
+            .instance_id,
+        "pod-a"
+    );
+}

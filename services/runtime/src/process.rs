@@ -2,13 +2,17 @@
 //!
 //! Configuration is read and validated before any port is bound: a bad value stops the process
 //! with exit code 78 (sysexits' EX_CONFIG) and a message naming the variable. Then the service
-//! listens and runs until SIGTERM or Ctrl-C.
+//! listens and runs until SIGTERM or Ctrl-C, after which it has
+//! `PLUGBOARD_SHUTDOWN_GRACE_SECONDS` (25 by default, inside Kubernetes' usual 30) to drain
+//! in-flight calls and release what it holds; a call still going then is abandoned, so a
+//! stream that never ends cannot keep the process alive until it is killed.
 
 use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -18,6 +22,8 @@ use crate::telemetry;
 
 /// Exit code for configuration errors: retrying will not help.
 pub const EXIT_CONFIG: u8 = 78;
+/// How long a stopping service may drain when `PLUGBOARD_SHUTDOWN_GRACE_SECONDS` is not set.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Completes when the process is asked to stop.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -46,6 +52,13 @@ where
         Ok(config) => config,
         Err(error) => return config_error(name, &error),
     };
+    let grace = match env.parse_or(
+        "PLUGBOARD_SHUTDOWN_GRACE_SECONDS",
+        DEFAULT_SHUTDOWN_GRACE.as_secs(),
+    ) {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(error) => return config_error(name, &error),
+    };
     let addr = listen_addr(&config);
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
@@ -56,16 +69,64 @@ where
     };
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(service = name, addr = %bound, "listening");
-    match run(config, listener, Box::pin(shutdown_signal())).await {
-        Ok(()) => {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let service_shutdown = async move {
+        let mut stopping = stopping;
+        // An error means the sender is gone, which only happens once we are stopping anyway.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
+    let signal = async move {
+        shutdown_signal().await;
+        stop.send_replace(true);
+    };
+    let running = run(config, listener, Box::pin(service_shutdown));
+    match run_with_grace(running, signal, grace).await {
+        Stopped::Finished(Ok(())) => {
             tracing::info!(service = name, "stopped");
             ExitCode::SUCCESS
         }
-        Err(error) => {
+        Stopped::Finished(Err(error)) => {
             tracing::error!(service = name, error = %error, "stopped with an error");
             eprintln!("{name}: {error}");
             ExitCode::FAILURE
         }
+        Stopped::GraceExceeded => {
+            tracing::warn!(
+                service = name,
+                grace_seconds = grace.as_secs(),
+                "in-flight calls did not finish within the shutdown grace; abandoning them"
+            );
+            eprintln!(
+                "{name}: stopped after {} s of draining with calls still in flight",
+                grace.as_secs()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a service's run ended.
+#[derive(Debug)]
+enum Stopped<T> {
+    Finished(T),
+    /// The stop signal came and the run was still going `grace` later.
+    GraceExceeded,
+}
+
+/// Drives `running` to its end, but gives up `grace` after `signal` completes. `signal` is
+/// expected to make `running` wind down (it shares the service's shutdown future).
+async fn run_with_grace<T>(
+    running: impl Future<Output = T>,
+    signal: impl Future<Output = ()>,
+    grace: Duration,
+) -> Stopped<T> {
+    let deadline = async {
+        signal.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = running => Stopped::Finished(result),
+        () = deadline => Stopped::GraceExceeded,
     }
 }
 
@@ -73,4 +134,51 @@ where
 pub fn config_error(name: &str, error: &dyn Display) -> ExitCode {
     eprintln!("{name}: configuration error: {error}");
     ExitCode::from(EXIT_CONFIG)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Stopped, run_with_grace};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_drains_in_time_finishes() {
+        let (stop, mut stopping) = tokio::sync::watch::channel(false);
+        let running = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            // Draining takes a while, but less than the grace.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "drained"
+        };
+        let signal = async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stop.send_replace(true);
+        };
+        let stopped = run_with_grace(running, signal, Duration::from_secs(25)).await;
+        assert!(
+            matches!(stopped, Stopped::Finished("drained")),
+            "{stopped:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_still_going_after_the_grace_is_abandoned() {
+        let started = tokio::time::Instant::now();
+        let never_ends = std::future::pending::<()>();
+        let signal = tokio::time::sleep(Duration::from_secs(1));
+        let stopped = run_with_grace(never_ends, signal, Duration::from_secs(25)).await;
+        assert!(matches!(stopped, Stopped::GraceExceeded));
+        assert_eq!(started.elapsed(), Duration::from_secs(26));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_signal_a_run_goes_on() {
+        let running = async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "done"
+        };
+        let stopped = run_with_grace(running, std::future::pending(), Duration::from_secs(1)).await;
+        assert!(matches!(stopped, Stopped::Finished("done")));
+    }
 }

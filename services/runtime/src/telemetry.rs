@@ -1,7 +1,7 @@
 //! Logs and traces.
 //!
 //! `tracing` everywhere; spans are exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is
-//! set, and W3C trace context is the propagation format on every hop. The log filter comes from
+//! set, and W3C trace context is the propagation format on every hop, exported or not. The log filter comes from
 //! `PLUGBOARD_LOG` (an `EnvFilter` directive), `info` by default.
 
 use opentelemetry::trace::TracerProvider as _;
@@ -49,28 +49,27 @@ pub fn init(service_name: &str, env: &Env) -> Result<TelemetryGuard, TelemetryEr
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
 
+    // A tracer provider is installed even with no exporter: without one, spans carry no trace
+    // context, so a service that does not export would break the trace of every service that
+    // does, one hop later. Unexported spans are dropped when they end.
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
     let provider = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint)
                 .build()?;
-            Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(
-                        Resource::builder()
-                            .with_service_name(service_name.to_owned())
-                            .build(),
-                    )
-                    .build(),
-            )
+            SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(resource)
+                .build()
         }
-        None => None,
+        None => SdkTracerProvider::builder().with_resource(resource).build(),
     };
-    let otel_layer = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()))
-    });
+    let otel_layer =
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name.to_owned()));
 
     tracing_subscriber::registry()
         .with(filter)
@@ -81,5 +80,7 @@ pub fn init(service_name: &str, env: &Env) -> Result<TelemetryGuard, TelemetryEr
     if let Some(endpoint) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         tracing::info!(endpoint, "exporting traces over otlp");
     }
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
 }

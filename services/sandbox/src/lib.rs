@@ -10,11 +10,14 @@
 //!   JobSubmission and Placement;
 //! - [`oauth`]: a generic, strict OAuth2 authorization server (PKCE codes, rotating refresh
 //!   tokens that reject reuse, client credentials, token-call counters and faults);
+//! - [`greenhouse`]: Greenhouse Harvest (Basic auth, `Link` header paging, `updated_after`,
+//!   candidate writes, signed webhooks), seeded from Greenhouse's published samples;
+//! - [`traces`]: the trace ids of recent requests, so tests can follow a trace to the partner;
 //! - [`error`]: the crate's error type.
 //!
 //! # Limitations
 //!
-//! - Bullhorn only; other partners follow the same `src/<partner>/` layout.
+//! - Bullhorn and Greenhouse; other partners follow the same `src/<partner>/` layout.
 //! - State lives in memory and is lost when the process stops.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
@@ -23,6 +26,7 @@ pub mod bullhorn;
 pub mod error;
 pub mod greenhouse;
 pub mod oauth;
+pub mod traces;
 
 pub use bullhorn::{SandboxOptions, router, serve};
 pub use error::Error;

@@ -11,6 +11,7 @@ use plugboard_proto::sync::v1::{
     TriggerFullRefreshResponse, TriggerRunRequest, TriggerRunResponse, WatchChangesRequest,
     WatchChangesResponse,
 };
+use plugboard_proto::sync::v1::{IngestWebhookEventsRequest, IngestWebhookEventsResponse};
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -53,6 +54,26 @@ impl SyncServiceRpc for GrpcSyncAdapter {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             receiver,
         )))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id, events = request.get_ref().events.len()))]
+    async fn ingest_webhook_events(
+        &self,
+        request: Request<IngestWebhookEventsRequest>,
+    ) -> Result<Response<IngestWebhookEventsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let ingested = self
+            .service
+            .ingest_webhook_events(&tenant_id, &request.connection_id, request.events)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(IngestWebhookEventsResponse {
+            accepted: ingested.accepted,
+            duplicates: ingested.duplicates,
+            ignored: ingested.ignored,
+            run_ids: ingested.run_ids,
+        }))
     }
 
     #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]

@@ -8,6 +8,8 @@
 //!
 //! - [`config`]: configuration from the environment;
 //! - [`changes`]: the change log and the feed behind `WatchChanges`;
+//! - [`events`]: partner webhook events (durable de-duplication by event id, no older event
+//!   over newer data, delete tombstones, targeted reads) and deleted-records endpoint reports;
 //! - [`store`]: definitions, runs, checkpoints, records and quarantine on SQLite or PostgreSQL;
 //! - [`runner`]: one run, page by page, under a lease with a fencing token;
 //! - [`scheduler`]: starts due syncs on every replica, the lease deciding who runs;
@@ -18,13 +20,16 @@
 //!
 //! # Limitations
 //!
-//! Inbound one-way sync only: deletes, two-way writes, webhooks and `WatchChanges` are
-//! TODO(#6), as are honest-outcome rules (a zero-record run counts as a success) and shared
-//! partner rate-limit budgets.
+//! Inbound one-way sync only: two-way writes are TODO(#6), as are honest-outcome rules (a
+//! zero-record run counts as a success) and shared partner rate-limit budgets. Deletions a
+//! deleted-records endpoint reports are tombstoned in their own transaction after the read's
+//! last page is committed; a crash between the two loses them unless the endpoint lists them
+//! again (JobAdder's lists 14 days). TODO(#6): commit them with the last page.
 
 pub mod changes;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod grpc;
 pub mod mesh;
 pub mod page_guard;
@@ -46,6 +51,9 @@ use tonic::service::Routes;
 
 pub use config::Config;
 pub use error::Error;
+
+/// How often webhook events waiting for a busy connection are looked at again.
+const PENDING_WEBHOOK_READS_TICK: Duration = Duration::from_secs(2);
 
 /// How long shutdown waits for runs to stop after their current page and release their
 /// leases; well inside Kubernetes' grace period for sync (60 s in deploy/k8s).
@@ -93,6 +101,12 @@ pub async fn run(
     ));
 
     let service = service::SyncService::new(store, runner.clone());
+    let pending_webhook_reads = tokio::spawn(
+        service
+            .webhook_events()
+            .clone()
+            .read_pending(PENDING_WEBHOOK_READS_TICK),
+    );
     let server = SyncServiceServer::with_interceptor(
         grpc::GrpcSyncAdapter::new(service),
         RequireCaller::new(mesh_key),
@@ -107,6 +121,7 @@ pub async fn run(
     let result =
         plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
     scheduler.abort();
+    pending_webhook_reads.abort();
     if runner.drain(DRAIN_RUNS_TIMEOUT).await {
         tracing::info!("runs stopped and their leases released");
     } else {

@@ -27,6 +27,7 @@ use plugboard_proto::registry::v1::ResolveRequest;
 use plugboard_runtime::coordination::{Coordinator, Lease};
 use plugboard_runtime::storage::now_text;
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::mesh::Mesh;
@@ -156,10 +157,21 @@ impl Runner {
         let run_id = run.run_id.clone();
         tracing::info!(run_id, connection_id = %sync.connection_id, connector = %sync.connector, "run started");
         let runner = self.clone();
-        tokio::spawn(async move {
-            runner.execute(sync, run, lease, mode).await;
-            drop(permit);
-        });
+        // The run outlives the RPC or scheduler tick that started it, but belongs to its trace:
+        // the connector, mapping, health and partner calls of the run continue the caller's.
+        let span = tracing::info_span!(
+            "sync.run",
+            run_id = %run_id,
+            connection_id = %sync.connection_id,
+            connector = %sync.connector,
+        );
+        tokio::spawn(
+            async move {
+                runner.execute(sync, run, lease, mode).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
         Ok(run_id)
     }
 
@@ -296,6 +308,9 @@ impl Runner {
             // is gone at the partner.
             let complete_read = checkpoint.is_empty();
             let mut seen: HashSet<String> = HashSet::new();
+            // What the partner's deleted-records endpoint listed; applied only once the read
+            // has ended without an error.
+            let mut reported_deleted = Vec::new();
             run.streams.push(StreamCounters {
                 stream: plan.stream.clone(),
                 entity: plan.entity.clone(),
@@ -327,7 +342,8 @@ impl Runner {
                     // page is read again from the checkpoint by the next run.
                     _ = stopping.wait_for(|stopping| *stopping) => return Err(Error::ShuttingDown),
                 };
-                let Some(page) = next.map_err(|status| Error::dependency("connector", &status))?
+                let Some(mut page) =
+                    next.map_err(|status| Error::dependency("connector", &status))?
                 else {
                     break;
                 };
@@ -349,14 +365,23 @@ impl Runner {
                 if complete_read {
                     seen.extend(page.records.iter().map(|record| record.external_id.clone()));
                 }
+                reported_deleted.append(&mut page.deleted);
                 let counters = &mut run.streams[stream_index];
                 self.commit_page(sync, &resolved.version, &plan, &run.run_id, page, counters)
                     .await?;
                 self.store.update_run(run).await?;
             }
+            let reported = crate::events::tombstone_reported(
+                &self.store,
+                sync,
+                &plan.entity,
+                &reported_deleted,
+            )
+            .await?;
+            run.streams[stream_index].records_deleted += reported;
             if complete_read {
                 let deleted = self.tombstone_missing(sync, &plan, &seen).await?;
-                run.streams[stream_index].records_deleted = deleted;
+                run.streams[stream_index].records_deleted += deleted;
                 self.store.update_run(run).await?;
             }
             tracing::debug!(run_id = %run.run_id, stream = %plan.stream, "stream read to the end");

@@ -4,6 +4,7 @@ use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_runtime::storage::{format_time, now_text};
 
 use crate::error::Error;
+use crate::events::{Ingested, WebhookEvents};
 use crate::record_codec;
 use crate::runner::Runner;
 use crate::store::{QuarantineEntry, RunRecord, Store, SyncDefinition};
@@ -34,11 +35,33 @@ pub struct SyncSummary {
 pub struct SyncService {
     store: Store,
     runner: Runner,
+    webhooks: WebhookEvents,
 }
 
 impl SyncService {
     pub fn new(store: Store, runner: Runner) -> SyncService {
-        SyncService { store, runner }
+        let webhooks = WebhookEvents::new(store.clone(), runner.clone());
+        SyncService {
+            store,
+            runner,
+            webhooks,
+        }
+    }
+
+    /// Webhook ingestion, whose pending reads [`crate::run`] sweeps in the background.
+    pub fn webhook_events(&self) -> &WebhookEvents {
+        &self.webhooks
+    }
+
+    /// The events of a verified partner webhook delivery for the tenant's connection.
+    pub async fn ingest_webhook_events(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        events: Vec<plugboard_proto::sync::v1::InboundEvent>,
+    ) -> Result<Ingested, Error> {
+        validate_id("connection_id", connection_id)?;
+        self.webhooks.ingest(tenant_id, connection_id, events).await
     }
 
     /// Creates or replaces the sync of a connection; a scheduled one is due at once.

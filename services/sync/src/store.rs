@@ -433,6 +433,16 @@ impl Store {
         Ok(missing)
     }
 
+    /// The pool, for modules with tables of their own ([`crate::events`]).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Wakes `WatchChanges` watchers after a commit made outside this module.
+    pub(crate) fn notify_committed(&self) {
+        self.committed.notify_waiters();
+    }
+
     /// The feed of committed changes, for `WatchChanges`.
     pub fn change_feed(&self) -> crate::changes::ChangeFeed {
         crate::changes::ChangeFeed::new(self.pool.clone(), std::sync::Arc::clone(&self.committed))

@@ -8,7 +8,7 @@
 //! reads them, and those it serves that must be quarantined), `POST touch` (`{"stream",
 //! "ids", "changes"}`: one cursor value for all of them), `POST faults` (`rate_limit_burst`,
 //! `retry_after_seconds`, `server_error_burst`, `malformed`, `expire_sessions`) and `POST
-//! webhook` (`{"action", "id"}` → `{"headers", "body"}`). [`run`] goes through every check
+//! webhook` (`{"action", "id", "signed_at"?}` → `{"headers", "body"}`). [`run`] goes through every check
 //! the manifest's features call for and returns one [`Outcome`] per check; checks a manifest
 //! has no feature for are skipped with a reason.
 //!

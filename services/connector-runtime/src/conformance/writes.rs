@@ -1,10 +1,19 @@
 //! The write and webhook checks of the conformance kit.
 
+use std::sync::Arc;
+
+use plugboard_proto::connector::v1::connector_service_server::ConnectorService;
+use plugboard_proto::connector::v1::{
+    ConnectionRef, HandleWebhookRequest, HandleWebhookResponse, WebhookHeader,
+};
+use plugboard_runtime::identity::Caller;
 use serde_json::{Value, json};
 
 use super::{Kit, Step, TENANT, Verdict, ensure, id_text};
-use crate::connector::WriteParams;
-use crate::webhook::Verifier;
+use crate::access::Secret;
+use crate::connector::{Connector, SecretSource, WriteParams};
+use crate::grpc::GrpcConnectorAdapter;
+use crate::webhook_events::{WebhookHandler, WebhookSecretSource};
 
 impl Kit {
     pub(super) async fn write(&self) -> Step {
@@ -105,47 +114,113 @@ impl Kit {
                 json!({"action": fixture.action, "id": id}),
             )
             .await?;
-        let headers: Vec<(String, String)> = delivery["headers"]
-            .as_object()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = delivery_headers(&delivery);
         let body = delivery["body"]
             .as_str()
             .ok_or("the sandbox sent no body")?;
-        let verifier = Verifier::new(spec.clone());
-        let secret = fixture.secret.as_bytes();
-        let now = chrono::Utc::now().timestamp();
+        // Through the connector's own HandleWebhook, as the gateway calls it.
+        let adapter = |secret: &str| -> Result<GrpcConnectorAdapter, String> {
+            let connector = Connector::new(
+                self.manifest().clone(),
+                SecretSource::Fixed(Secret::api_key("")),
+                true,
+            )
+            .map_err(|e| e.to_string())?;
+            let handler = WebhookHandler::new(
+                Arc::new(self.manifest().clone()),
+                WebhookSecretSource::Fixed(secret.to_owned().into()),
+            );
+            Ok(GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(handler)))
+        };
+        let connection = &self.connection;
+        let unauthenticated = |answer: Result<_, tonic::Status>| matches!(answer, Err(status) if status.code() == tonic::Code::Unauthenticated);
+        let right = adapter(&fixture.secret)?;
         let forged = body.replacen(&id_text(&id), "1", 1);
         ensure(
-            verifier
-                .verify(secret, &headers, forged.as_bytes(), now)
-                .is_err(),
-            || "a forged body was accepted".to_owned(),
+            unauthenticated(deliver(&right, connection, &forged, &headers).await),
+            || "a forged body was not refused as unauthenticated".to_owned(),
         )?;
+        let wrong = adapter("not-the-secret")?;
         ensure(
-            verifier
-                .verify(b"not-the-secret", &headers, body.as_bytes(), now)
-                .is_err(),
+            unauthenticated(deliver(&wrong, connection, body, &headers).await),
             || "a delivery signed with another secret was accepted".to_owned(),
         )?;
-        let event = verifier
-            .verify(secret, &headers, body.as_bytes(), now)
-            .map_err(|e| format!("a correctly signed delivery was refused: {e}"))?;
-        let (_, external_id, _) = event.target.ok_or("the event maps to no record")?;
-        ensure(external_id == id_text(&id), || {
-            format!("the event names {external_id}, not {id}")
+        let accepted = deliver(&right, connection, body, &headers)
+            .await
+            .map_err(|status| format!("a correctly signed delivery was refused: {status:?}"))?;
+        let event = accepted.events.first().ok_or("the delivery has no event")?;
+        ensure(event.external_id == id_text(&id), || {
+            format!("the event names {:?}, not {id}", event.external_id)
         })?;
         ensure(
-            verifier
-                .verify(secret, &headers, body.as_bytes(), now)
-                .is_err(),
-            || "a replayed delivery was accepted".to_owned(),
+            !event.stream.is_empty() && !event.event_id.is_empty(),
+            || "the event names no stream to read or has no id".to_owned(),
         )?;
+        // A repeated delivery is the same event, which sync drops durably.
+        let again = deliver(&right, connection, body, &headers)
+            .await
+            .map_err(|status| format!("a repeated delivery was refused: {status:?}"))?;
+        ensure(
+            again.events.first().map(|e| &e.event_id) == Some(&event.event_id),
+            || "a repeated delivery got another event id".to_owned(),
+        )?;
+        // A delivery signed long ago is refused, where the partner signs a timestamp.
+        if spec.signature.timestamp_header.is_some() {
+            let signed_at = chrono::Utc::now().timestamp()
+                - 2 * i64::try_from(spec.signature.tolerance_seconds).unwrap_or(i64::MAX / 4);
+            let old = self
+                .admin(
+                    "POST",
+                    "webhook",
+                    json!({"action": fixture.action, "id": id, "signed_at": signed_at}),
+                )
+                .await?;
+            let old_headers = delivery_headers(&old);
+            let old_body = old["body"].as_str().ok_or("the sandbox sent no body")?;
+            ensure(
+                unauthenticated(deliver(&right, connection, old_body, &old_headers).await),
+                || "a replay outside the tolerance was accepted".to_owned(),
+            )?;
+        }
         Ok(Verdict::Passed)
     }
+}
+
+/// The headers of a delivery the sandbox produced.
+fn delivery_headers(delivery: &Value) -> Vec<WebhookHeader> {
+    delivery["headers"]
+        .as_object()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|(name, value)| WebhookHeader {
+                    name: name.clone(),
+                    value: value.as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One delivery through the adapter's `HandleWebhook`, as the gateway (tenant [`TENANT`])
+/// calls it.
+async fn deliver(
+    adapter: &GrpcConnectorAdapter,
+    connection: &ConnectionRef,
+    body: &str,
+    headers: &[WebhookHeader],
+) -> Result<HandleWebhookResponse, tonic::Status> {
+    let mut request = tonic::Request::new(HandleWebhookRequest {
+        connection: Some(connection.clone()),
+        body: body.as_bytes().to_vec(),
+        headers: headers.to_vec(),
+    });
+    request.extensions_mut().insert(Caller {
+        subject: "gateway".to_owned(),
+        tenant: Some(TENANT.to_owned()),
+        connector: None,
+    });
+    ConnectorService::handle_webhook(adapter, request)
+        .await
+        .map(tonic::Response::into_inner)
 }

@@ -402,6 +402,9 @@ impl<'a> Checker<'a> {
             if let Some(pointer) = &webhooks.event_id {
                 self.pointer(&["webhooks", "event_id"], pointer, false);
             }
+            if let Some(pointer) = &webhooks.occurred_at {
+                self.pointer(&["webhooks", "occurred_at"], pointer, false);
+            }
             if let Some(payload) = &webhooks.signature.signed_payload {
                 self.template(
                     &["webhooks", "signature", "signed_payload"],
@@ -419,6 +422,9 @@ impl<'a> Checker<'a> {
             for (event, spec) in &webhooks.events {
                 self.entity(&["webhooks", "events", event], &spec.entity);
                 self.pointer(&["webhooks", "events", event], &spec.id, false);
+                if let Some(pointer) = &spec.occurred_at {
+                    self.pointer(&["webhooks", "events", event], pointer, false);
+                }
             }
         }
         self.problems
@@ -612,6 +618,23 @@ impl<'a> Checker<'a> {
                 self.problem(
                     &path,
                     "incremental.keyset needs offset or start_count pagination".to_owned(),
+                );
+            }
+        }
+        if let Some(crate::manifest::Deletes::Endpoint {
+            path: deleted_path,
+            records,
+            param,
+            ..
+        }) = &stream.deletes
+        {
+            let path = ["streams", name, "deletes"];
+            self.template(&path, deleted_path, &["settings"], manifest);
+            self.pointer(&path, records, true);
+            if param.is_some() && stream.incremental.is_none() {
+                self.problem(
+                    &path,
+                    format!("deletes.param needs the stream {name} to be incremental"),
                 );
             }
         }

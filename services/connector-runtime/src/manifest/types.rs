@@ -423,9 +423,25 @@ pub struct Incremental {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Deletes {
-    /// An endpoint listing deleted records since the cursor. TODO(#6): read by the runtime.
-    Endpoint { path: String, records: String },
-    /// A webhook event names the deleted record.
+    /// An endpoint listing deleted records (JobAdder's `GET /candidates/deleted`), read after
+    /// every complete read of the stream; its entries become tombstones in sync.
+    Endpoint {
+        /// Template over `settings`, relative to `base_url`.
+        path: String,
+        /// JSON pointer to the array of deleted entries; empty when the body is the array.
+        records: String,
+        /// Field (or JSON pointer) of an entry's record id; the stream's primary key when absent.
+        #[serde(default)]
+        id: Option<String>,
+        /// Field (or JSON pointer) of when the record was deleted.
+        #[serde(default)]
+        deleted_at: Option<String>,
+        /// Query parameter for the lower bound, sent with the read's cursor in the stream's
+        /// cursor format; none when the endpoint lists a fixed recent window.
+        #[serde(default)]
+        param: Option<String>,
+    },
+    /// A webhook event names the deleted record (see `webhooks.events.*.delete`).
     Event { event: String },
 }
 
@@ -471,6 +487,10 @@ pub struct Webhooks {
     /// JSON pointer to a delivery id, for duplicate detection; the signature when absent.
     #[serde(default)]
     pub event_id: Option<String>,
+    /// JSON pointer to when the change happened (RFC 3339 text or epoch seconds), for events
+    /// that do not name their own; sync ignores an event older than what it holds.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
     pub events: BTreeMap<String, WebhookEvent>,
 }
 
@@ -522,6 +542,9 @@ pub struct WebhookEvent {
     /// Whether the event deletes the record.
     #[serde(default)]
     pub delete: bool,
+    /// JSON pointer to when the change happened; the webhooks' `occurred_at` when absent.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
 }
 
 impl Manifest {

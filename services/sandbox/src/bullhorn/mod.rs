@@ -83,7 +83,7 @@ impl Default for SandboxOptions {
 /// The sandbox's HTTP routes, for embedding in another server.
 pub fn router(options: SandboxOptions) -> Router {
     let shared: Shared = Arc::new(state::Sandbox::new(options));
-    Router::new()
+    let routes = Router::new()
         .route("/oauth/authorize", get(auth::authorize))
         .route("/oauth/token", post(auth::token))
         .route("/oauth/landing", get(auth::landing))
@@ -99,7 +99,8 @@ pub fn router(options: SandboxOptions) -> Router {
         .route("/_sandbox/delete", post(admin::delete))
         .route("/_sandbox/faults", post(admin::faults))
         .route("/_sandbox/stats", get(admin::stats))
-        .with_state(shared)
+        .with_state(shared);
+    crate::traces::recorded(routes)
 }
 
 /// Serves the sandbox on `listener` until `shutdown` completes.

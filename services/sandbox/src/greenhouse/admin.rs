@@ -1,12 +1,11 @@
 //! `/_sandbox/` endpoints for tests and the conformance kit: read records, change them, arm
-//! faults, produce a signed webhook, read counters. No authentication: the sandbox only ever
+//! faults, read counters (signed webhooks are in [`super::webhooks`]). No authentication: the sandbox only ever
 //! listens on loopback.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -65,6 +64,7 @@ pub struct FaultsRequest {
     pub retry_after_seconds: Option<u64>,
     pub server_error_burst: Option<u32>,
     pub malformed: Option<bool>,
+    pub deleted_endpoint_fails: Option<bool>,
 }
 
 /// `POST /_sandbox/faults`: arms faults; fields left out keep their state.
@@ -77,53 +77,13 @@ pub async fn faults(State(sandbox): State<Shared>, Json(request): Json<FaultsReq
     if let Some(burst) = request.server_error_burst {
         world.faults.server_error_burst = burst;
     }
+    if let Some(on) = request.deleted_endpoint_fails {
+        world.faults.deleted_endpoint_fails = on;
+    }
     if let Some(on) = request.malformed {
         world.set_malformed(on);
     }
     Json(json!(world.faults)).into_response()
-}
-
-#[derive(Debug, Deserialize)]
-pub struct WebhookRequest {
-    /// Harvest's `action`, e.g. `update_candidate`.
-    pub action: String,
-    /// The candidate the event is about.
-    pub id: Value,
-}
-
-/// `POST /_sandbox/webhook`: the delivery Greenhouse would send for `action` about candidate
-/// `id`: `{"headers": {...}, "body": "<raw text>"}`, signed with the webhook secret.
-pub async fn webhook(
-    State(sandbox): State<Shared>,
-    Json(request): Json<WebhookRequest>,
-) -> Response {
-    let candidate = {
-        let world = sandbox.world();
-        world.records["candidates"]
-            .iter()
-            .find(|c| c["id"] == request.id)
-            .cloned()
-    };
-    let Some(candidate) = candidate else {
-        return error(StatusCode::NOT_FOUND, "no such candidate");
-    };
-    let body = json!({
-        "action": request.action,
-        "payload": {"candidate": candidate, "delivered_at": now_rfc3339()},
-    })
-    .to_string();
-    let Ok(mut mac) =
-        Hmac::<sha2::Sha256>::new_from_slice(sandbox.options.webhook_secret.as_bytes())
-    else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "bad webhook secret");
-    };
-    mac.update(body.as_bytes());
-    let signature = format!("sha256 {}", hex::encode(mac.finalize().into_bytes()));
-    Json(json!({
-        "headers": {"Signature": signature, "Content-Type": "application/json"},
-        "body": body,
-    }))
-    .into_response()
 }
 
 /// `GET /_sandbox/stats`.

@@ -238,6 +238,15 @@ pub async fn update_candidate(
     Json(Value::Object(candidate.clone())).into_response()
 }
 
+/// Authentication, faults and the request budget, for the test fixture's endpoints too.
+pub(super) fn admit_request(
+    sandbox: &Shared,
+    headers: &HeaderMap,
+    stream: Option<&str>,
+) -> Result<(), Box<Response>> {
+    admit(sandbox, headers, stream)
+}
+
 /// Authentication, faults and the request budget.
 fn admit(sandbox: &Shared, headers: &HeaderMap, stream: Option<&str>) -> Result<(), Box<Response>> {
     let mut world = sandbox.world();

@@ -9,12 +9,16 @@
 //!
 //! Submodules: [`seed`] turns the sample payloads into records, [`state`] holds the world,
 //! [`api`] the Harvest endpoints, [`admin`] the `/_sandbox/` endpoints the conformance kit uses
-//! (records, touch, faults, a signed webhook, stats).
+//! (records, touch, faults, stats), [`webhooks`] signed deliveries (returned, or sent to a URL,
+//! with duplicate, late, forged variants), and [`fixture`] a deleted-records endpoint that is a
+//! test fixture, not Greenhouse's API.
 
 pub mod admin;
 pub mod api;
+pub mod fixture;
 pub mod seed;
 pub mod state;
+pub mod webhooks;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -90,7 +94,7 @@ pub enum Error {
 pub fn router(options: GreenhouseOptions) -> Result<Router, Error> {
     let samples = seed::Samples::load(&options.samples_dir)?;
     let shared: Shared = Arc::new(state::Sandbox::new(options, &samples));
-    Ok(Router::new()
+    let routes = Router::new()
         .route(
             "/v1/candidates",
             get(api::list_candidates).post(api::create_candidate),
@@ -104,9 +108,16 @@ pub fn router(options: GreenhouseOptions) -> Result<Router, Error> {
         .route("/_sandbox/records/{stream}", get(admin::records))
         .route("/_sandbox/touch", post(admin::touch))
         .route("/_sandbox/faults", post(admin::faults))
-        .route("/_sandbox/webhook", post(admin::webhook))
+        .route("/_sandbox/webhook", post(webhooks::webhook))
+        .route("/_sandbox/webhook/send", post(webhooks::send))
+        .route("/_sandbox/delete", post(fixture::delete))
+        .route(
+            "/_fixture/v1/candidates/deleted",
+            get(fixture::deleted_candidates),
+        )
         .route("/_sandbox/stats", get(admin::stats))
-        .with_state(shared))
+        .with_state(shared);
+    Ok(crate::traces::recorded(routes))
 }
 
 /// Serves the sandbox on `listener` until `shutdown` completes.

@@ -23,6 +23,8 @@ pub struct Faults {
     pub retry_after_seconds: u64,
     pub server_error_burst: u32,
     pub malformed: bool,
+    /// The test fixture's deleted-records endpoint answers 422 while set.
+    pub deleted_endpoint_fails: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -44,6 +46,11 @@ pub struct World {
     /// Start and count of the current rate-limit window.
     pub window: (Instant, u32),
     pub stats: Stats,
+    /// Candidates deleted through the admin API: `(id, deleted at)`, for the test fixture's
+    /// deleted-records endpoint ([`super::fixture`]).
+    pub deleted: Vec<(Value, String)>,
+    /// The last webhook delivery sent, `(headers, body)`, so a test can have it sent again.
+    pub last_delivery: Option<(Value, String)>,
 }
 
 impl Sandbox {
@@ -62,6 +69,8 @@ impl Sandbox {
                 faults: Faults::default(),
                 window: (Instant::now(), 0),
                 stats: Stats::default(),
+                deleted: Vec::new(),
+                last_delivery: None,
             }),
         }
     }
@@ -82,6 +91,20 @@ pub fn cursor_field(stream: &str) -> &'static str {
 }
 
 impl World {
+    /// Removes candidates for good and remembers when; returns the removed records.
+    pub fn delete_candidates(&mut self, ids: &[Value]) -> Vec<Value> {
+        let now = now_rfc3339();
+        let candidates = self.records.entry("candidates").or_default();
+        let (gone, kept): (Vec<Value>, Vec<Value>) = std::mem::take(candidates)
+            .into_iter()
+            .partition(|candidate| ids.contains(&candidate["id"]));
+        *candidates = kept;
+        for candidate in &gone {
+            self.deleted.push((candidate["id"].clone(), now.clone()));
+        }
+        gone
+    }
+
     pub fn set_malformed(&mut self, on: bool) {
         self.faults.malformed = on;
         self.malformed.clear();

@@ -1,0 +1,267 @@
+//! Partner webhooks: the public route partners deliver to, and the API that enables it.
+//!
+//! `POST /webhooks/{connector}/{connection_id}` needs no key (partners cannot send ours): the
+//! tenant is the one that registered the connection's route ([`crate::tenants`]), never
+//! anything in the delivery. The body is kept byte for byte (the signature covers it) and
+//! capped at [`MAX_BODY_BYTES`]; each connection gets [`DELIVERIES_PER_SECOND`] with a burst
+//! of [`DELIVERY_BURST`]. The connector, resolved through the registry, verifies the delivery
+//! with the connection's webhook secret (`HandleWebhook`); a forged, wrongly signed or too old
+//! delivery gets 401 and nothing else happens. Verified events go to sync
+//! (`IngestWebhookEvents`), which drops repeats, ignores stale events, tombstones deletes and
+//! reads the changed stream; the partner gets 200 once sync has them durably.
+//!
+//! `PUT /api/v1/integrations/{id}/webhook` (bearer API key, `{"secret": "..."}`) stores the
+//! secret the tenant configured at the partner as the connection's webhook secret in
+//! credentials and registers the route; it answers `{"path": "/webhooks/..."}`.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+use serde_json::json;
+use tonic::transport::Channel;
+
+use plugboard_proto::connector::v1::connector_service_client::ConnectorServiceClient;
+use plugboard_proto::connector::v1::{ConnectionRef, HandleWebhookRequest, WebhookHeader};
+use plugboard_proto::credentials::v1::{PutCredentialRequest, Secret, WebhookSecret, secret};
+use plugboard_proto::registry::v1::ResolveRequest;
+use plugboard_proto::sync::v1::{InboundEvent, IngestWebhookEventsRequest, ListSyncsRequest};
+use plugboard_runtime::channel::lazy_channel;
+
+use crate::api::ApiTenant;
+use crate::error::Error;
+use crate::mesh::CALL_TIMEOUT;
+use crate::routes::AppState;
+
+/// Largest delivery accepted; partners send single events of a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Sustained deliveries per second and connection, and the burst above it.
+pub const DELIVERIES_PER_SECOND: u32 = 20;
+pub const DELIVERY_BURST: u32 = 100;
+/// Connector channels kept before the cache starts over (instances come and go).
+const MAX_CHANNELS: usize = 256;
+/// Headers never handed on: they carry nothing a signature covers and may carry credentials.
+const DROPPED_HEADERS: &[&str] = &["cookie", "authorization", "proxy-authorization"];
+
+/// What the webhook route keeps between deliveries.
+pub struct Relay {
+    limiter: DefaultKeyedRateLimiter<String>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Default for Relay {
+    fn default() -> Relay {
+        let quota = Quota::per_second(
+            NonZeroU32::new(DELIVERIES_PER_SECOND).expect("the rate is a non-zero constant"),
+        )
+        .allow_burst(NonZeroU32::new(DELIVERY_BURST).expect("the burst is a non-zero constant"));
+        Relay {
+            limiter: RateLimiter::keyed(quota),
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Relay {
+    fn channel(&self, address: &str) -> Result<Channel, Error> {
+        // Plain data: a panic elsewhere cannot leave the map half-written.
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        if channels.len() >= MAX_CHANNELS {
+            channels.clear();
+            self.limiter.retain_recent();
+        }
+        let channel = lazy_channel(address).map_err(|source| Error::Address {
+            service: "connector",
+            source,
+        })?;
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
+
+fn with_timeout<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
+/// `POST /webhooks/{connector}/{connection_id}`.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path((connector, connection_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match relay(&state, &connector, &connection_id, &headers, body).await {
+        Ok(answer) => answer.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn relay(
+    state: &AppState,
+    connector: &str,
+    connection_id: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, Error> {
+    // Unknown ids are limited too, so probing for routes costs the prober, not the database.
+    if state
+        .webhooks
+        .limiter
+        .check_key(&connection_id.to_owned())
+        .is_err()
+    {
+        tracing::info!(connection_id, "webhook deliveries rate limited");
+        return Err(Error::WebhookRateLimited);
+    }
+    let endpoint = state
+        .store
+        .webhook_endpoint(connection_id)
+        .await?
+        .filter(|endpoint| endpoint.connector == connector)
+        .ok_or(Error::WebhookEndpointNotFound)?;
+    let tenant_id = endpoint.tenant_id;
+
+    let resolved = state
+        .mesh
+        .registry()
+        .resolve(with_timeout(ResolveRequest {
+            connector: connector.to_owned(),
+        }))
+        .await
+        .map_err(|status| Error::upstream("registry", &status))?
+        .into_inner();
+    let channel = state.webhooks.channel(&resolved.address)?;
+    let mut client =
+        ConnectorServiceClient::with_interceptor(channel, state.mesh.signer_for(&tenant_id));
+    let request = HandleWebhookRequest {
+        connection: Some(ConnectionRef {
+            connection_id: connection_id.to_owned(),
+            settings_json: "{}".to_owned(),
+        }),
+        body: body.to_vec(),
+        headers: headers
+            .iter()
+            .filter(|(name, _)| !DROPPED_HEADERS.contains(&name.as_str()))
+            .filter_map(|(name, value)| {
+                Some(WebhookHeader {
+                    name: name.as_str().to_owned(),
+                    value: value.to_str().ok()?.to_owned(),
+                })
+            })
+            .collect(),
+    };
+    let verified = match client.handle_webhook(with_timeout(request)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            tracing::info!(
+                connection_id,
+                connector,
+                reason = status.message(),
+                "refused a webhook delivery"
+            );
+            return Err(Error::WebhookRejected);
+        }
+        Err(status) => return Err(Error::upstream("connector", &status)),
+    };
+    let events: Vec<InboundEvent> = verified
+        .events
+        .into_iter()
+        .map(|event| InboundEvent {
+            event_id: event.event_id,
+            event_type: event.event_type,
+            entity: event.entity,
+            external_id: event.external_id,
+            stream: event.stream,
+            cursor_field: event.cursor_field,
+            occurred_at: event.occurred_at,
+            deleted: event.deleted,
+        })
+        .collect();
+    let ingested = state
+        .mesh
+        .sync_for(&tenant_id)
+        .ingest_webhook_events(with_timeout(IngestWebhookEventsRequest {
+            connection_id: connection_id.to_owned(),
+            events,
+        }))
+        .await
+        .map_err(|status| Error::upstream("sync", &status))?
+        .into_inner();
+    tracing::debug!(
+        connection_id,
+        accepted = ingested.accepted,
+        duplicates = ingested.duplicates,
+        "webhook delivery taken"
+    );
+    Ok(Json(json!({
+        "accepted": ingested.accepted,
+        "duplicates": ingested.duplicates,
+        "ignored": ingested.ignored,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnableWebhooks {
+    /// The signing secret the tenant configured at the partner.
+    pub secret: String,
+}
+
+/// `PUT /api/v1/integrations/{id}/webhook`.
+pub async fn enable(
+    State(state): State<AppState>,
+    ApiTenant(tenant_id): ApiTenant,
+    Path(connection_id): Path<String>,
+    Json(request): Json<EnableWebhooks>,
+) -> Result<Json<serde_json::Value>, Error> {
+    if request.secret.trim().is_empty() {
+        return Err(Error::InvalidForm("secret must not be empty".to_owned()));
+    }
+    // The connection must be one of the caller's, and its connector comes from its sync.
+    let syncs = state
+        .mesh
+        .sync_for(&tenant_id)
+        .list_syncs(with_timeout(ListSyncsRequest {}))
+        .await
+        .map_err(|status| Error::upstream("sync", &status))?
+        .into_inner()
+        .syncs;
+    let connector = syncs
+        .into_iter()
+        .find(|sync| sync.connection_id == connection_id)
+        .map(|sync| sync.connector)
+        .ok_or_else(|| Error::IntegrationNotFound(connection_id.clone()))?;
+    state
+        .mesh
+        .credentials_for(&tenant_id)
+        .put_credential(with_timeout(PutCredentialRequest {
+            connection_id: connection_id.clone(),
+            connector: connector.clone(),
+            secret: Some(Secret {
+                kind: Some(secret::Kind::WebhookSecret(WebhookSecret {
+                    secret: request.secret,
+                })),
+            }),
+        }))
+        .await
+        .map_err(|status| Error::upstream("credentials", &status))?;
+    state
+        .store
+        .put_webhook_endpoint(&connection_id, &tenant_id, &connector)
+        .await?;
+    tracing::info!(tenant_id, connection_id, connector, "webhooks enabled");
+    Ok(Json(json!({
+        "path": format!("/webhooks/{connector}/{connection_id}"),
+    })))
+}
