@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use crate::access::{Access, Secret};
 use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
 use crate::error::Error;
-use crate::http::{Answer, Body, Http, Limiter, Request, Response, next_link};
+use crate::http::{Answer, Body, Http, Limiter, Request, Response, SendOptions, next_link};
 use crate::keyset;
-use crate::manifest::{Manifest, Pagination, Stream};
+use crate::manifest::{Format, Manifest, Pagination, Stream};
 use crate::session::{self, Session, Settings};
 use crate::template;
 
@@ -277,6 +277,7 @@ impl Connector {
         let key = key(&params.tenant, &params.connection);
         let scope = json!({ "settings": &settings.values });
         let path = template::render(&stream.path, &scope).map_err(Error::InvalidSettings)?;
+        let stream_format = stream.format.unwrap_or(self.manifest.format);
         let mut seen_positions = HashSet::new();
         loop {
             if !seen_positions.insert(checkpoint.page.clone()) {
@@ -290,7 +291,7 @@ impl Connector {
             };
             let mut waits = 0;
             let response = self
-                .fetch(&key, settings, &mut waits, |session| {
+                .fetch_as(&key, settings, &mut waits, stream_format, |session| {
                     self.page_request(
                         stream,
                         session,
@@ -302,7 +303,7 @@ impl Connector {
                     )
                 })
                 .await?;
-            let items = match stream_records(stream, &response.body) {
+            let items = match stream_records(stream, stream_format, &response.body) {
                 Some(items) => items,
                 None => {
                     return Err(Error::PartnerResponse(format!(
@@ -316,7 +317,7 @@ impl Connector {
                 ..ReadResponse::default()
             };
             let mut tracker = keyset::Tracker::new(&checkpoint.page);
-            for item in items {
+            for item in items.iter().copied() {
                 let cursor = match (&format, &stream.incremental) {
                     (Some(format), Some(incremental)) => {
                         item.get(&incremental.field).and_then(|v| format.read(v))
@@ -514,16 +515,32 @@ impl Connector {
             headers.push((header.clone(), params.idempotency_key.clone()));
         }
         let body = template::render_json(&operation.body, &scope).unwrap_or(json!({}));
+        let format = operation.format.unwrap_or(self.manifest.format);
+        let body = match format {
+            Format::Xml => {
+                // A Content-Type the manifest gives (SOAP's text/xml) wins over the default.
+                let given = headers
+                    .iter()
+                    .position(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+                let content_type = match given {
+                    Some(index) => headers.remove(index).1,
+                    None => crate::http::media_type(Format::Xml).to_owned(),
+                };
+                let text = crate::formats::json_to_xml(&body).map_err(Error::InvalidWrite)?;
+                Body::Text { content_type, text }
+            }
+            _ => Body::Json(body),
+        };
         let key = key(&params.tenant, &params.connection);
         let mut waits = 0;
         let response = self
-            .fetch(&key, &settings, &mut waits, |session| {
+            .fetch_as(&key, &settings, &mut waits, format, |session| {
                 Ok(Request {
                     method: operation.method,
                     url: join(&session.base_url, &path)?,
                     headers: headers.clone(),
                     query: Vec::new(),
-                    body: Body::Json(body.clone()),
+                    body: body.clone(),
                 })
             })
             .await?;
@@ -576,6 +593,23 @@ impl Connector {
         waits: &mut u32,
         build: impl Fn(&Session) -> Result<Request, Error>,
     ) -> Result<Response, Error> {
+        self.fetch_as(key, settings, waits, Format::Json, build)
+            .await
+    }
+
+    /// As [`Connector::fetch`], reading the answer as `format`.
+    async fn fetch_as(
+        &self,
+        key: &Key,
+        settings: &Settings,
+        waits: &mut u32,
+        format: Format,
+        build: impl Fn(&Session) -> Result<Request, Error>,
+    ) -> Result<Response, Error> {
+        let options = SendOptions {
+            format,
+            ..SendOptions::default()
+        };
         let limiter = self.limiter(key);
         let mut fresh = false;
         loop {
@@ -606,7 +640,11 @@ impl Connector {
             let mut request = build(&session)?;
             request.headers.extend(session.headers.iter().cloned());
             request.query.extend(session.query.iter().cloned());
-            match self.http.send(&limiter, &request, waits).await? {
+            match self
+                .http
+                .send_with(&limiter, &request, options, waits)
+                .await?
+            {
                 Answer::Ok(response) => return Ok(response),
                 Answer::Unauthorized if !fresh => {
                     tracing::info!(connection_id = %key.connection_id, "partner session expired, opening a new one");
@@ -676,11 +714,29 @@ fn join(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
     Ok(url)
 }
 
-fn stream_records<'a>(stream: &Stream, body: &'a Value) -> Option<&'a Vec<Value>> {
-    if stream.records.is_empty() {
-        body.as_array()
+fn stream_records<'a>(stream: &Stream, format: Format, body: &'a Value) -> Option<Vec<&'a Value>> {
+    let found = if stream.records.is_empty() {
+        Some(body)
     } else {
-        body.pointer(&stream.records)?.as_array()
+        body.pointer(&stream.records)
+    };
+    match (found, format) {
+        (Some(Value::Array(items)), _) => Some(items.iter().collect()),
+        // XML cannot tell a list of one from one element, nor write an empty list at all.
+        (Some(one @ Value::Object(_)), Format::Xml) => Some(vec![one]),
+        (Some(Value::String(empty)), Format::Xml) if empty.is_empty() => Some(Vec::new()),
+        (None, Format::Xml) => {
+            let (parent, _) = stream.records.rsplit_once('/')?;
+            let parent = if parent.is_empty() {
+                Some(body)
+            } else {
+                body.pointer(parent)
+            };
+            parent
+                .filter(|parent| parent.is_object())
+                .map(|_| Vec::new())
+        }
+        _ => None,
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, transport};
-use crate::manifest::{Method, RateLimit};
+use crate::manifest::{Format, Method, RateLimit};
 
 /// Timeout of one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +36,11 @@ pub enum Body {
     None,
     Json(Value),
     Form(Vec<(String, String)>),
+    /// Text already in the partner's format (an XML document).
+    Text {
+        content_type: String,
+        text: String,
+    },
 }
 
 /// A successful (2xx) or unauthorized answer; other statuses are errors.
@@ -62,6 +67,8 @@ pub struct SendOptions {
     /// A 3xx is an answer (its `Location` is read), not a refusal. Redirects are never
     /// followed: the target would bypass the guard.
     pub accept_redirect: bool,
+    /// How the answer is read into JSON.
+    pub format: Format,
 }
 
 impl Default for SendOptions {
@@ -69,6 +76,7 @@ impl Default for SendOptions {
         SendOptions {
             retry: true,
             accept_redirect: false,
+            format: Format::Json,
         }
     }
 }
@@ -256,7 +264,7 @@ impl Http {
             .client
             .request(method, request.url.clone())
             .headers(plugboard_proto::trace_context::current_http_headers())
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, media_type(options.format));
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }
@@ -267,6 +275,9 @@ impl Http {
             Body::None => builder,
             Body::Json(json) => builder.json(json),
             Body::Form(form) => builder.form(form),
+            Body::Text { content_type, text } => builder
+                .header(header::CONTENT_TYPE, content_type.as_str())
+                .body(text.clone()),
         };
         let response = builder
             .send()
@@ -317,12 +328,12 @@ impl Http {
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            match serde_json::from_str(&text) {
+            match parse(options.format, &text) {
                 Ok(body) => body,
                 // A step waiting for a redirect may get a login page instead; the missing
                 // redirect is its error, not the page.
                 Err(_) if options.accept_redirect => Value::Null,
-                Err(e) => return Err(Error::PartnerResponse(format!("invalid json: {e}"))),
+                Err(e) => return Err(Error::PartnerResponse(e)),
             }
         };
         Ok(Attempt::Done(Answer::Ok(Response {
@@ -331,6 +342,24 @@ impl Http {
             location,
             body,
         })))
+    }
+}
+
+/// The media type a format is asked for and sent as.
+pub fn media_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/json",
+        Format::Xml => "application/xml",
+        Format::Csv => "text/csv",
+    }
+}
+
+/// An answer's text as JSON.
+fn parse(format: Format, text: &str) -> Result<Value, String> {
+    match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| format!("invalid json: {e}")),
+        Format::Xml => crate::formats::xml_to_json(text),
+        Format::Csv => crate::formats::csv_to_json(text),
     }
 }
 

@@ -15,7 +15,8 @@
 //! - [`guard`]: the target guard that keeps requests off internal networks;
 //! - [`access`], [`session`], [`login`]: leased secrets, connection settings, auth schemes
 //!   and multi-step logins;
-//! - [`http`]: requests under rate budgets, 429 waits and retries;
+//! - [`http`], [`formats`]: requests under rate budgets, 429 waits and retries; XML and CSV
+//!   answers read as JSON, XML bodies written from it;
 //! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
 //!   paging that survives records changing mid-run;
 //! - [`connector`]: check, discover, read and write for any manifest;
@@ -32,7 +33,9 @@
 //!   `Write` RPC yet (TODO(#6): add it to `connector.proto` with two-way sync).
 //! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
 //!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
-//!   (TODO(#4)). XML partners are in the format, not the runtime (TODO(#3)).
+//!   (TODO(#4)).
+//! - XML is read element by element into JSON (values as strings) and written from JSON; a
+//!   schema-driven SOAP envelope or typed XML values need a mapping step, not the runtime.
 //! - Idempotency keys are remembered in process memory only; sync's outbox is the durable
 //!   guard (TODO(#6)). Webhook deliveries are not remembered here at all: sync drops repeated
 //!   event ids durably.
@@ -47,6 +50,7 @@ pub mod config;
 pub mod conformance;
 pub mod connector;
 pub mod error;
+pub mod formats;
 pub mod grpc;
 pub mod guard;
 pub mod http;

@@ -40,6 +40,7 @@ pub async fn run_steps(
         let options = SendOptions {
             retry: step.retry,
             accept_redirect,
+            ..SendOptions::default()
         };
         let mut waits = 0;
         let response = match http.send_with(limiter, &request, options, &mut waits).await {

@@ -328,12 +328,6 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
-        if manifest.format == Format::Xml {
-            self.problem(
-                &["format"],
-                "format xml is part of the manifest format but this runtime reads JSON only (TODO(#3))".to_owned(),
-            );
-        }
         self.template(&["base_url"], &manifest.base_url, &["settings"], manifest);
         if template::holes(&manifest.base_url).is_empty()
             && !(manifest.base_url.starts_with("https://")
@@ -395,6 +389,9 @@ impl<'a> Checker<'a> {
                     self.template(&path, text, allowed, manifest);
                 }
                 self.pointer(&path, &spec.id, false);
+                if spec.format.unwrap_or(manifest.format) == Format::Csv {
+                    self.problem(&path, "writes are json or xml, not csv".to_owned());
+                }
             }
         }
         if let Some(webhooks) = &manifest.webhooks {
@@ -571,6 +568,13 @@ impl<'a> Checker<'a> {
             );
         }
         self.pointer(&["streams", name, "records"], &stream.records, true);
+        let format = stream.format.unwrap_or(manifest.format);
+        if format == Format::Csv && !stream.records.is_empty() {
+            self.problem(
+                &["streams", name, "records"],
+                "a csv answer is the record list: leave records empty".to_owned(),
+            );
+        }
         if let Some(size) = stream.pagination.page_size()
             && (size.value == 0 || size.max.is_some_and(|max| max < size.value))
         {

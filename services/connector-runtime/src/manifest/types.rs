@@ -46,8 +46,10 @@ pub struct Manifest {
 pub enum Format {
     #[default]
     Json,
-    /// Accepted by the format; the runtime does not read XML yet (TODO(#3)).
+    /// Read as JSON as `formats` describes; written from a JSON template the same shape.
     Xml,
+    /// A flat file with a header row: read only (VMS exports).
+    Csv,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -283,7 +285,11 @@ pub struct Stream {
     pub path: String,
     #[serde(default)]
     pub query: BTreeMap<String, String>,
-    /// JSON pointer to the record array; empty when the body is the array.
+    /// The answer's format; the manifest's `format` when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// JSON pointer to the record array; empty when the body is the array. In XML a pointer
+    /// to one element is a page of one, and a missing last element a page of none.
     #[serde(default)]
     pub records: String,
     #[serde(default = "default_primary_key")]
@@ -468,6 +474,9 @@ pub struct Write {
 pub struct WriteOperation {
     pub method: Method,
     pub path: String,
+    /// The body's and answer's format (`json` or `xml`); the manifest's `format` when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub body: Value,
