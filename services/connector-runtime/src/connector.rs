@@ -22,6 +22,9 @@ use crate::session::{self, Session, Settings};
 use crate::template;
 
 mod deletes;
+mod documents;
+
+pub use documents::{DocumentOutcome, DocumentParams};
 
 /// Records per partner request when neither the caller nor the manifest chooses.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;

@@ -41,6 +41,36 @@ pub enum Body {
         content_type: String,
         text: String,
     },
+    /// A multipart form: text parts and one file part.
+    Multipart(Multipart),
+}
+
+/// A multipart form, kept as data so a retried request can build it again.
+#[derive(Debug, Clone)]
+pub struct Multipart {
+    pub fields: Vec<(String, String)>,
+    pub file_part: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+impl Multipart {
+    fn form(&self) -> Result<reqwest::multipart::Form, Error> {
+        let file = reqwest::multipart::Part::bytes(self.content.clone())
+            .file_name(self.file_name.clone())
+            .mime_str(&self.content_type)
+            .map_err(|e| {
+                Error::InvalidDocument(format!("content type {}: {e}", self.content_type))
+            })?;
+        let form = self
+            .fields
+            .iter()
+            .fold(reqwest::multipart::Form::new(), |form, (name, value)| {
+                form.text(name.clone(), value.clone())
+            });
+        Ok(form.part(self.file_part.clone(), file))
+    }
 }
 
 /// A successful (2xx) or unauthorized answer; other statuses are errors.
@@ -278,6 +308,7 @@ impl Http {
             Body::Text { content_type, text } => builder
                 .header(header::CONTENT_TYPE, content_type.as_str())
                 .body(text.clone()),
+            Body::Multipart(multipart) => builder.multipart(multipart.form()?),
         };
         let response = builder
             .send()

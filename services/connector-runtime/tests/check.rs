@@ -332,7 +332,7 @@ fn every_inbound_mapping_needs_a_stream() {
         &dir,
         "mappings/job.inbound.yaml",
         line_of("mappings/job.inbound.yaml", "entity:"),
-        "no stream of the manifest reads job",
+        "no stream or document of the manifest reads job",
     );
 }
 

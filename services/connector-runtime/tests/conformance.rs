@@ -29,6 +29,12 @@ fn sandbox(connector: &str) -> axum::Router {
             options.rate_limit = None;
             plugboard_sandbox::greenhouse::router(options).unwrap()
         }
+        "affinda" => {
+            plugboard_sandbox::affinda::router(plugboard_sandbox::affinda::AffindaOptions::new(
+                &partners().join("affinda/openapi_v3_official.yml"),
+            ))
+            .unwrap()
+        }
         "bullhorn" => plugboard_sandbox::bullhorn::router(plugboard_sandbox::SandboxOptions {
             requests_per_second: None,
             ..plugboard_sandbox::SandboxOptions::default()
@@ -90,7 +96,7 @@ fn conforming() -> Vec<String> {
 #[tokio::test]
 async fn every_manifest_connector_passes_the_conformance_kit() {
     let connectors = conforming();
-    for expected in ["bullhorn", "greenhouse"] {
+    for expected in ["affinda", "bullhorn", "greenhouse"] {
         assert!(connectors.contains(&expected.to_owned()), "{connectors:?}");
     }
     for connector in connectors {
@@ -137,9 +143,15 @@ async fn offset_paging_without_keyset_fails_the_shared_cursor_check() {
 }
 
 #[test]
-fn greenhouse_has_no_rust() {
-    let dir = repo().join("services/connector-greenhouse");
-    let mut stack = vec![dir];
+fn manifest_connectors_have_no_rust() {
+    for connector in ["affinda", "bullhorn", "greenhouse"] {
+        assert_no_rust(&repo().join(format!("services/connector-{connector}")));
+    }
+}
+
+fn assert_no_rust(dir: &Path) {
+    assert!(dir.join("manifest.yaml").exists(), "{}", dir.display());
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

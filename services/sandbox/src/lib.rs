@@ -8,6 +8,8 @@
 //! - [`bullhorn`]: Bullhorn's REST API (OAuth2 authorize and token, REST login, `query` and
 //!   `search` with `start`/`count` paging, 429 rate limiting) over JobOrder, Candidate,
 //!   JobSubmission and Placement;
+//! - [`affinda`]: Affinda's v3 document API (multipart upload, parse polled until ready,
+//!   offset/limit listing), seeded from its OpenAPI spec;
 //! - [`oauth`]: a generic, strict OAuth2 authorization server (PKCE codes, rotating refresh
 //!   tokens that reject reuse, client credentials, token-call counters and faults);
 //! - [`greenhouse`]: Greenhouse Harvest (Basic auth, `Link` header paging, `updated_after`,
@@ -17,11 +19,12 @@
 //!
 //! # Limitations
 //!
-//! - Bullhorn and Greenhouse; other partners follow the same `src/<partner>/` layout.
+//! - Bullhorn, Greenhouse and Affinda; other partners follow the same `src/<partner>/` layout.
 //! - State lives in memory and is lost when the process stops.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
 
+pub mod affinda;
 pub mod bullhorn;
 pub mod error;
 pub mod greenhouse;

@@ -12,9 +12,13 @@
 //! the manifest's features call for and returns one [`Outcome`] per check; checks a manifest
 //! has no feature for are skipped with a reason.
 //!
+//! A connector with `documents` gets a document to parse (`conformance.yaml`'s `document`);
+//! its sandbox fails the parse of a document that is not text.
+//!
 //! Submodules: [`reads`] (check, discover, full and incremental reads, paging, faults,
-//! quarantine) and [`writes`] (writes and webhooks).
+//! quarantine), [`writes`] (writes and webhooks) and [`documents`] (document parsing).
 
+mod documents;
 mod reads;
 mod writes;
 
@@ -46,6 +50,23 @@ pub struct Fixture {
     pub webhook: Option<FixtureWebhook>,
     #[serde(default)]
     pub write: Option<FixtureWrite>,
+    #[serde(default)]
+    pub document: Option<FixtureDocument>,
+}
+
+/// A document to parse, for connectors with `documents`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureDocument {
+    /// The manifest's document kind.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    pub file_name: String,
+    pub content_type: String,
+    /// The document's content.
+    pub text: String,
+    /// Values of the parse at JSON pointers.
+    pub expect: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,7 +163,7 @@ pub async fn run(dir: &Path, sandbox_url: &str) -> Result<Vec<Outcome>, String> 
         check: "manifest and mappings check offline",
         verdict: Verdict::Passed,
     }];
-    let steps: [(&'static str, Step); 12] = [
+    let steps: [(&'static str, Step); 13] = [
         ("check", kit.check().await),
         ("discover", kit.discover()),
         (
@@ -172,6 +193,10 @@ pub async fn run(dir: &Path, sandbox_url: &str) -> Result<Vec<Outcome>, String> 
             kit.malformed().await,
         ),
         ("write round-trips, idempotently", kit.write().await),
+        (
+            "document parsed by polling, mapped, unreadable one refused",
+            kit.document().await,
+        ),
         (
             "signed webhook accepted, forged and replayed rejected",
             kit.webhook().await,

@@ -60,7 +60,7 @@ impl Kit {
                 )
             })?;
             for expected in &data {
-                let id = id_text(&expected[self.primary_key(name)]);
+                let id = id_text(&self.primary_key(name).of(expected));
                 let actual = by_id
                     .get(&id)
                     .ok_or_else(|| format!("{name}: record {id} was not read"))?;
@@ -156,7 +156,7 @@ impl Kit {
         let (data, _) = self.sandbox_records(&name).await?;
         let (resume, since) = self.resume_point(&name, data.len()).await?;
         let key = self.primary_key(&name);
-        let touched: Vec<Value> = data.iter().take(2).map(|r| r[key].clone()).collect();
+        let touched: Vec<Value> = data.iter().take(2).map(|r| key.of(r)).collect();
         self.admin("POST", "touch", json!({"stream": name, "ids": touched}))
             .await?;
         let changed = self
@@ -201,7 +201,7 @@ impl Kit {
             .iter()
             .rev()
             .take(SHARED_GROUP)
-            .map(|r| r[key].clone())
+            .map(|r| key.of(r))
             .collect();
         self.admin("POST", "touch", json!({"stream": name, "ids": group}))
             .await?;
@@ -213,9 +213,8 @@ impl Kit {
                 let first = group.iter().next().cloned().unwrap_or_default();
                 let id = data
                     .iter()
-                    .map(|r| &r[key])
+                    .map(|r| key.of(r))
                     .find(|id| id_text(id) == first)
-                    .cloned()
                     .unwrap_or(Value::Null);
                 self.admin("POST", "touch", json!({"stream": name, "ids": [id]}))
                     .await
@@ -294,7 +293,7 @@ impl Kit {
             .await?;
         let ids: HashSet<String> = read.ids().into_iter().collect();
         let key = self.primary_key(&name);
-        let expected: HashSet<String> = data.iter().map(|r| id_text(&r[key])).collect();
+        let expected: HashSet<String> = data.iter().map(|r| id_text(&key.of(r))).collect();
         ensure(ids == expected, || {
             format!(
                 "{name}: read {} of {} records across the expiry",
@@ -346,7 +345,7 @@ impl Kit {
                 .ok_or_else(|| format!("{name}: no inbound spec for {}", stream.entity))?;
             let good: HashSet<String> = data
                 .iter()
-                .map(|r| id_text(&r[self.primary_key(name)]))
+                .map(|r| id_text(&self.primary_key(name).of(r)))
                 .collect();
             let mut mapped = 0;
             for record in read.records() {
@@ -391,12 +390,28 @@ impl Kit {
             .ok_or_else(|| "no stream".to_owned())
     }
 
-    /// The field the sandbox's records carry the stream's primary key in.
-    pub(super) fn primary_key(&self, stream: &str) -> &str {
-        self.manifest()
-            .streams
-            .get(stream)
-            .map_or("id", |stream| stream.primary_key.trim_start_matches('/'))
+    /// A reader of the stream's primary key in the sandbox's records (a field or a pointer).
+    pub(super) fn primary_key(&self, stream: &str) -> PrimaryKey {
+        PrimaryKey(
+            self.manifest()
+                .streams
+                .get(stream)
+                .map_or_else(|| "id".to_owned(), |stream| stream.primary_key.clone()),
+        )
+    }
+}
+
+/// A stream's primary key, as a field name or a JSON pointer.
+pub(super) struct PrimaryKey(String);
+
+impl PrimaryKey {
+    pub(super) fn of(&self, record: &Value) -> Value {
+        let found = if self.0.starts_with('/') {
+            record.pointer(&self.0)
+        } else {
+            record.get(&self.0)
+        };
+        found.cloned().unwrap_or(Value::Null)
     }
 }
 

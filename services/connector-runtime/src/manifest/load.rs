@@ -394,6 +394,9 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        for (kind, document) in &manifest.documents {
+            self.document(manifest, kind, document);
+        }
         if let Some(webhooks) = &manifest.webhooks {
             self.pointer(&["webhooks", "event_type"], &webhooks.event_type, false);
             if let Some(pointer) = &webhooks.event_id {
@@ -504,6 +507,50 @@ impl<'a> Checker<'a> {
                 "auth type {scheme} is part of the manifest format, but this runtime cannot serve it yet (TODO(#4))"
             ),
         );
+    }
+
+    fn document(&mut self, manifest: &Manifest, kind: &str, document: &Document) {
+        let path = ["documents", kind];
+        if document.entities.is_empty() {
+            self.problem(&path, format!("document {kind} maps to no entity"));
+        }
+        for entity in &document.entities {
+            self.entity(&path, entity);
+        }
+        let upload = &document.upload;
+        let allowed = &["settings", "document"];
+        self.template(&path, &upload.path, allowed, manifest);
+        match (&upload.multipart, &upload.json) {
+            (Some(multipart), None) => {
+                for value in multipart.fields.values() {
+                    self.template(&path, value, allowed, manifest);
+                }
+            }
+            (None, Some(json)) => {
+                for text in template::json_strings(json) {
+                    self.template(&path, text, allowed, manifest);
+                }
+            }
+            _ => self.problem(
+                &path,
+                format!("document {kind}: the upload needs exactly one of multipart or json"),
+            ),
+        }
+        self.pointer(&path, &upload.id, false);
+        self.pointer(&path, &document.record, true);
+        if let Some(poll) = &document.poll {
+            self.template(&path, &poll.path, &["settings", "document_id"], manifest);
+            self.pointer(&path, &poll.ready, false);
+            if let Some(failed) = &poll.failed {
+                self.pointer(&path, failed, false);
+            }
+            if poll.interval_seconds == 0 || poll.timeout_seconds < poll.interval_seconds {
+                self.problem(
+                    &path,
+                    format!("document {kind}: poll every 1 s or more, within a longer timeout"),
+                );
+            }
+        }
     }
 
     fn login_steps(&mut self, manifest: &Manifest) {
@@ -661,6 +708,12 @@ fn check_mappings(
         .streams
         .values()
         .map(|s| s.entity.as_str())
+        .chain(
+            manifest
+                .documents
+                .values()
+                .flat_map(|document| document.entities.iter().map(String::as_str)),
+        )
         .collect();
     for (name, yaml) in mappings {
         let file = format!("{dir}/{name}");
@@ -693,12 +746,25 @@ fn check_mappings(
                             file: file.clone(),
                             line: locate(yaml, &["entity"]),
                             message: format!(
-                                "inbound spec for {entity}, but no stream of the manifest reads {entity}"
+                                "inbound spec for {entity}, but no stream or document of the manifest reads {entity}"
                             ),
                         });
                     }
                     inbound.insert(entity.to_owned());
                 }
+            }
+        }
+    }
+    for (kind, document) in &manifest.documents {
+        for entity in &document.entities {
+            if !inbound.contains(entity) && !failed {
+                problems.push(Problem {
+                    file: manifest_file.to_owned(),
+                    line: locate(manifest_yaml, &["documents", kind, "entities"]),
+                    message: format!(
+                        "document {kind} maps to {entity} but mappings/ has no inbound spec for it"
+                    ),
+                });
             }
         }
     }

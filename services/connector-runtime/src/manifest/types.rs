@@ -39,6 +39,86 @@ pub struct Manifest {
     pub writes: BTreeMap<String, Write>,
     #[serde(default)]
     pub webhooks: Option<Webhooks>,
+    /// Document operations (CV parsing), keyed by document kind (`resume`).
+    #[serde(default)]
+    pub documents: IndexMap<String, Document>,
+}
+
+/// Upload a document, then poll until the partner's parse is ready.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Canonical entities the parse maps to; each needs an inbound mapping spec.
+    pub entities: Vec<String>,
+    pub upload: Upload,
+    /// Asking whether the parse is ready; without it the upload's answer is the parse.
+    #[serde(default)]
+    pub poll: Option<Poll>,
+    /// JSON pointer to the parse in the last answer; the whole answer when empty.
+    #[serde(default)]
+    pub record: String,
+    /// Largest document accepted, in bytes.
+    #[serde(default = "ten_mebibytes")]
+    pub max_bytes: usize,
+}
+
+fn ten_mebibytes() -> usize {
+    10 * 1024 * 1024
+}
+
+fn post() -> Method {
+    Method::Post
+}
+
+/// The upload: a multipart form or a JSON body. Templates read `settings` and `document`
+/// (`name`, `content_type`, `base64`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    #[serde(default = "post")]
+    pub method: Method,
+    pub path: String,
+    #[serde(default)]
+    pub multipart: Option<Multipart>,
+    #[serde(default)]
+    pub json: Option<Value>,
+    /// JSON pointer to the partner's document id in the answer.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Multipart {
+    /// The part that carries the document, with its file name and media type.
+    pub file: String,
+    /// Text parts.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+fn one_second() -> u64 {
+    1
+}
+
+fn a_minute() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    /// Template over `settings` and `document_id`.
+    pub path: String,
+    /// JSON pointer to a boolean that is true once the parse is ready (also read on the
+    /// upload's answer, which may be ready already).
+    pub ready: String,
+    /// JSON pointer to a boolean that is true when the partner could not parse the document.
+    #[serde(default)]
+    pub failed: Option<String>,
+    #[serde(default = "one_second")]
+    pub interval_seconds: u64,
+    #[serde(default = "a_minute")]
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
