@@ -142,6 +142,35 @@ async fn offset_paging_without_keyset_fails_the_shared_cursor_check() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// What `plugboard connector new` writes is a real starting point: the scaffolded manifest
+/// passes the whole kit against the sandbox stub written beside it (the starter partner).
+#[tokio::test]
+async fn a_scaffolded_connector_passes_the_kit_against_its_sandbox_stub() {
+    let services = std::env::temp_dir().join(format!("pb-scaffold-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&services).unwrap();
+    let dir = plugboard_connector_runtime::tooling::scaffold(&services, "acme-ats").unwrap();
+    let stub = std::fs::read_to_string(services.join("sandbox/src/acme_ats.rs")).unwrap();
+    assert!(stub.contains("pub fn router("), "{stub}");
+    let router =
+        plugboard_sandbox::starter::router(plugboard_sandbox::starter::StarterOptions::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum_serve(listener, router).await });
+    let outcomes = conformance::run(&dir, &url).await.unwrap();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Failed(_)))
+        .map(ToString::to_string)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    let passed = outcomes
+        .iter()
+        .filter(|o| o.verdict == Verdict::Passed)
+        .count();
+    assert!(passed >= 9, "{outcomes:#?}");
+    let _ = std::fs::remove_dir_all(services);
+}
+
 #[test]
 fn manifest_connectors_have_no_rust() {
     for connector in ["affinda", "bullhorn", "greenhouse"] {

@@ -14,6 +14,8 @@
 //!   tokens that reject reuse, client credentials, token-call counters and faults);
 //! - [`greenhouse`]: Greenhouse Harvest (Basic auth, `Link` header paging, `updated_after`,
 //!   candidate writes, signed webhooks), seeded from Greenhouse's published samples;
+//! - [`starter`]: the starter partner `plugboard connector new` copies as a new connector's
+//!   sandbox (Bearer key, offset paging, `updated_since`, the admin contract);
 //! - [`traces`]: the trace ids of recent requests, so tests can follow a trace to the partner;
 //! - [`error`]: the crate's error type.
 //!
@@ -29,6 +31,7 @@ pub mod bullhorn;
 pub mod error;
 pub mod greenhouse;
 pub mod oauth;
+pub mod starter;
 pub mod traces;
 
 pub use bullhorn::{SandboxOptions, router, serve};
