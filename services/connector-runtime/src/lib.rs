@@ -2,7 +2,8 @@
 //! connector.
 //!
 //! A connector folder holds `manifest.yaml` (auth, base URL, streams with paging and
-//! incremental cursors, writes, webhooks, rate limits; the format is in [`manifest`] and its
+//! incremental cursors, writes, webhooks, document parsing, rate limits, JSON, XML or CSV; the
+//! format is in [`manifest`] and its
 //! JSON Schema in `manifest.schema.json`) and `mappings/*.yaml` (mapping specs). This crate
 //! loads and checks such a folder offline, serves it as `plugboard.connector.v1.ConnectorService`
 //! (leasing access from credentials, paging, waiting out rate limits, retrying with backoff),
@@ -19,11 +20,11 @@
 //!   answers read as JSON, XML bodies written from it;
 //! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
 //!   paging that survives records changing mid-run;
-//! - [`connector`]: check, discover, read and write for any manifest;
+//! - [`connector`]: check, discover, read, write and parse documents for any manifest;
 //! - [`webhook`]: signature and timestamp checks of partner webhooks;
 //! - [`webhook_events`]: `HandleWebhook`: the leased webhook secret, verification, events;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
-//! - [`conformance`]: the conformance kit;
+//! - [`conformance`]: the conformance kit (reads, writes, webhooks, documents);
 //! - [`tooling`]: what `plugboard connector check | new | stats` do;
 //! - [`error`]: the one error type.
 //!
@@ -32,8 +33,11 @@
 //! - Write is a library call ([`connector::Connector::write`]); the connector contract has no
 //!   `Write` RPC yet (TODO(#6): add it to `connector.proto` with two-way sync).
 //! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
-//!   cannot lease refresh tokens or certificates yet, so the runtime refuses them
-//!   (TODO(#4)).
+//!   cannot lease refresh tokens or certificates yet, so `check` refuses them (TODO(#4)).
+//! - A document parse waits in the `ParseDocument` call (polling, at most `timeout_seconds`);
+//!   webhook-driven parse results (Affinda's `resume.parse.succeeded`) are not used yet.
+//! - Keyset paging can miss a record only if more than half a page of the records sharing the
+//!   boundary cursor value change between two page requests.
 //! - XML is read element by element into JSON (values as strings) and written from JSON; a
 //!   schema-driven SOAP envelope or typed XML values need a mapping step, not the runtime.
 //! - Idempotency keys are remembered in process memory only; sync's outbox is the durable
