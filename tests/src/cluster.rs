@@ -104,6 +104,10 @@ impl Drop for Node {
 /// The services of one split-mode cluster (no gateway: these tests speak gRPC only).
 pub struct Cluster {
     pub mesh_key: String,
+    /// Appended to every tenant this cluster's meshes act for: Redis is shared by every test
+    /// run on the machine and run leases are keyed by tenant and connection, so two runs of one
+    /// test must not share a tenant.
+    tenant_suffix: String,
     pub log_dir: PathBuf,
     pub registry: Node,
     pub credentials: Node,
@@ -170,6 +174,7 @@ impl Cluster {
                 .map(|(index, listen)| node(&format!("sync-{index}"), "sync", listen))
                 .collect(),
             mesh_key,
+            tenant_suffix: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
             log_dir,
         };
         let grpc_nodes = [
@@ -213,10 +218,12 @@ impl Cluster {
         format!("http://{}", self.sandbox.addr)
     }
 
-    /// The test flows for `tenant`, talking to sync replica `sync_index`.
+    /// The test flows for `tenant` (made unique to this cluster), talking to sync replica
+    /// `sync_index`.
     pub fn mesh(&self, tenant: &str, sync_index: usize) -> Mesh {
+        let tenant = format!("{tenant}-{}", self.tenant_suffix);
         Mesh {
-            clients: TenantClients::new(&self.mesh_key, tenant),
+            clients: TenantClients::new(&self.mesh_key, &tenant),
             sync_addr: self.syncs[sync_index].addr.clone(),
             credentials_addr: self.credentials.addr.clone(),
             sandbox: SandboxAdmin::new(&self.sandbox_url()),

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod flows;
+pub mod greenhouse;
 pub mod mesh;
 pub mod process;
 pub mod sandbox;

@@ -95,7 +95,9 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
     }
 
     // A tenant, its key, and a Bullhorn connection, as an operator and a platform service would.
-    let tenant = "split-tenant";
+    // Unique per run: Redis (run leases) is shared with every other test run on the machine.
+    let tenant_id = format!("split-{}", uuid::Uuid::new_v4().simple());
+    let tenant = tenant_id.as_str();
     let api_key = format!("pb_split_{}", uuid::Uuid::new_v4().simple());
     run_to_end(
         &[

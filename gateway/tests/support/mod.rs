@@ -184,6 +184,55 @@ impl SyncService for FakeSync {
     ) -> Result<Response<ListQuarantineResponse>, Status> {
         unimplemented()
     }
+
+    async fn push_record(
+        &self,
+        _: Request<PushRecordRequest>,
+    ) -> Result<Response<PushRecordResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_push(
+        &self,
+        _: Request<GetPushRequest>,
+    ) -> Result<Response<GetPushResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn list_pushes(
+        &self,
+        _: Request<ListPushesRequest>,
+    ) -> Result<Response<ListPushesResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn put_two_way_policy(
+        &self,
+        _: Request<PutTwoWayPolicyRequest>,
+    ) -> Result<Response<PutTwoWayPolicyResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_two_way_policy(
+        &self,
+        _: Request<GetTwoWayPolicyRequest>,
+    ) -> Result<Response<GetTwoWayPolicyResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn list_conflicts(
+        &self,
+        _: Request<ListConflictsRequest>,
+    ) -> Result<Response<ListConflictsResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn resolve_conflict(
+        &self,
+        _: Request<ResolveConflictRequest>,
+    ) -> Result<Response<ResolveConflictResponse>, Status> {
+        unimplemented()
+    }
 }
 
 pub struct FakeHealth;

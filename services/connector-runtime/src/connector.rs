@@ -28,8 +28,6 @@ pub use documents::{DocumentOutcome, DocumentParams};
 
 /// Records per partner request when neither the caller nor the manifest chooses.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
-/// Idempotency keys remembered per process before the oldest are dropped.
-const MAX_IDEMPOTENCY_KEYS: usize = 10_000;
 
 /// Where a connector gets a connection's secret: credentials in the mesh, or a fixed secret
 /// (the conformance kit and `plugboard connector` tooling).
@@ -79,17 +77,21 @@ pub struct WriteParams {
     pub entity: String,
     /// The partner's id for an update; empty for a create.
     pub external_id: String,
-    /// The canonical record body, JSON.
+    /// The canonical record body, JSON, holding only the fields to write.
     pub record_json: String,
-    /// The same key never writes twice.
+    /// The caller's key, the same on every attempt of one write; sent to partners whose manifest
+    /// names an idempotency header.
     pub idempotency_key: String,
+    /// An earlier attempt may have reached the partner without an answer: a write the partner
+    /// cannot take twice is refused with [`Error::WriteOutcomeUnknown`] instead of sent.
+    pub earlier_attempt_unconfirmed: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WriteOutcome {
     pub external_id: String,
-    /// True when the key had been written before and nothing was sent.
-    pub replayed: bool,
+    /// The partner's answer (usually the record as stored), for the caller's echo detection.
+    pub answer: Value,
 }
 
 pub struct Connector {
@@ -99,7 +101,6 @@ pub struct Connector {
     allow_private: bool,
     sessions: Mutex<HashMap<Key, Cached>>,
     limiters: Mutex<HashMap<Key, Arc<Limiter>>>,
-    written: Mutex<HashMap<String, String>>,
 }
 
 impl Connector {
@@ -115,7 +116,6 @@ impl Connector {
             allow_private,
             sessions: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
-            written: Mutex::new(HashMap::new()),
         })
     }
 
@@ -294,17 +294,26 @@ impl Connector {
             };
             let mut waits = 0;
             let response = self
-                .fetch_as(&key, settings, &mut waits, stream_format, |session| {
-                    self.page_request(
-                        stream,
-                        session,
-                        &path,
-                        &scope,
-                        &checkpoint.page,
-                        bound.zip(format.as_ref()),
-                        page_size,
-                    )
-                })
+                .fetch_as(
+                    &key,
+                    settings,
+                    &mut waits,
+                    SendOptions {
+                        format: stream_format,
+                        ..SendOptions::default()
+                    },
+                    |session| {
+                        self.page_request(
+                            stream,
+                            session,
+                            &path,
+                            &scope,
+                            &checkpoint.page,
+                            bound.zip(format.as_ref()),
+                            page_size,
+                        )
+                    },
+                )
                 .await?;
             let items = match stream_records(stream, stream_format, &response.body) {
                 Some(items) => items,
@@ -461,6 +470,11 @@ impl Connector {
     }
 
     /// Creates or updates one record at the partner from its canonical body.
+    ///
+    /// The runtime remembers nothing about earlier writes (a memory would vanish with the
+    /// process); the caller's durable outbox makes a retried write happen once. What the runtime
+    /// does is never repeat a request the partner might already have acted on when a repeat
+    /// could create a second record: see [`WriteParams::earlier_attempt_unconfirmed`].
     pub async fn write(&self, params: WriteParams) -> Result<WriteOutcome, Error> {
         let write = self.manifest.writes.get(&params.entity).ok_or_else(|| {
             Error::InvalidWrite(format!(
@@ -468,7 +482,8 @@ impl Connector {
                 self.manifest.name, params.entity
             ))
         })?;
-        let (operation, verb) = if params.external_id.is_empty() {
+        let is_create = params.external_id.is_empty();
+        let (operation, verb) = if is_create {
             (write.create.as_ref(), "create")
         } else {
             (write.update.as_ref(), "update")
@@ -479,22 +494,19 @@ impl Connector {
                 self.manifest.name, params.entity
             ))
         })?;
+        // An update sets values, so sending it twice leaves the same record; a create without a
+        // key the partner deduplicates on would make a second one.
+        let sends_key = write.idempotency_header.is_some() && !params.idempotency_key.is_empty();
+        let repeatable = !is_create || sends_key;
+        if params.earlier_attempt_unconfirmed && !repeatable {
+            return Err(Error::WriteOutcomeUnknown(format!(
+                "an earlier attempt to {verb} this {} may have reached {}, which takes no \
+                 idempotency key; not sending it again",
+                params.entity, self.manifest.name
+            )));
+        }
         let record: Value = serde_json::from_str(&params.record_json)
             .map_err(|e| Error::InvalidWrite(format!("record_json: {e}")))?;
-        let idempotency = (!params.idempotency_key.is_empty()).then(|| {
-            format!(
-                "{}\u{1f}{}\u{1f}{}",
-                params.tenant, params.connection.connection_id, params.idempotency_key
-            )
-        });
-        if let Some(key) = &idempotency
-            && let Some(external_id) = self.lock_written().get(key).cloned()
-        {
-            return Ok(WriteOutcome {
-                external_id,
-                replayed: true,
-            });
-        }
         let settings = self.settings(&params.connection).await?;
         let scope = json!({
             "settings": &settings.values,
@@ -512,13 +524,17 @@ impl Connector {
                 ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        if let (Some(header), false) =
-            (&write.idempotency_header, params.idempotency_key.is_empty())
-        {
+        if let (Some(header), true) = (&write.idempotency_header, sends_key) {
             headers.push((header.clone(), params.idempotency_key.clone()));
         }
         let body = template::render_json(&operation.body, &scope).unwrap_or(json!({}));
         let format = operation.format.unwrap_or(self.manifest.format);
+        if !is_create && body.as_object().is_some_and(serde_json::Map::is_empty) {
+            return Err(Error::InvalidWrite(format!(
+                "nothing to write: the manifest's {} update carries none of the record's fields",
+                params.entity
+            )));
+        }
         let body = match format {
             Format::Xml => {
                 // A Content-Type the manifest gives (SOAP's text/xml) wins over the default.
@@ -536,8 +552,13 @@ impl Connector {
         };
         let key = key(&params.tenant, &params.connection);
         let mut waits = 0;
+        let options = SendOptions {
+            format,
+            repeatable,
+            ..SendOptions::default()
+        };
         let response = self
-            .fetch_as(&key, &settings, &mut waits, format, |session| {
+            .fetch_as(&key, &settings, &mut waits, options, |session| {
                 Ok(Request {
                     method: operation.method,
                     url: join(&session.base_url, &path)?,
@@ -550,24 +571,18 @@ impl Connector {
         let external_id = match response.body.pointer(&operation.id) {
             Some(Value::String(id)) if !id.is_empty() => id.clone(),
             Some(Value::Number(id)) => id.to_string(),
-            _ if !params.external_id.is_empty() => params.external_id.clone(),
+            _ if !is_create => params.external_id.clone(),
+            // Created, but we cannot say which record: only the caller's reconciliation can.
             _ => {
-                return Err(Error::PartnerResponse(format!(
-                    "the write answer has no id at {}",
+                return Err(Error::WriteOutcomeUnknown(format!(
+                    "the partner accepted the create but its answer has no id at {}",
                     operation.id
                 )));
             }
         };
-        if let Some(key) = idempotency {
-            let mut written = self.lock_written();
-            if written.len() >= MAX_IDEMPOTENCY_KEYS {
-                written.clear();
-            }
-            written.insert(key, external_id.clone());
-        }
         Ok(WriteOutcome {
             external_id,
-            replayed: false,
+            answer: response.body,
         })
     }
 
@@ -596,23 +611,21 @@ impl Connector {
         waits: &mut u32,
         build: impl Fn(&Session) -> Result<Request, Error>,
     ) -> Result<Response, Error> {
-        self.fetch_as(key, settings, waits, Format::Json, build)
+        self.fetch_as(key, settings, waits, SendOptions::default(), build)
             .await
     }
 
-    /// As [`Connector::fetch`], reading the answer as `format`.
+    /// As [`Connector::fetch`], sent with `options`: the answer's format, and whether the
+    /// request may (`repeatable`) or may not be sent again after an attempt whose outcome is
+    /// unknown.
     async fn fetch_as(
         &self,
         key: &Key,
         settings: &Settings,
         waits: &mut u32,
-        format: Format,
+        options: SendOptions,
         build: impl Fn(&Session) -> Result<Request, Error>,
     ) -> Result<Response, Error> {
-        let options = SendOptions {
-            format,
-            ..SendOptions::default()
-        };
         let limiter = self.limiter(key);
         let mut fresh = false;
         loop {
@@ -643,6 +656,7 @@ impl Connector {
             let mut request = build(&session)?;
             request.headers.extend(session.headers.iter().cloned());
             request.query.extend(session.query.iter().cloned());
+            // A 401 is a refusal before any work, so even a create may be sent again after it.
             match self
                 .http
                 .send_with(&limiter, &request, options, waits)
@@ -687,10 +701,6 @@ impl Connector {
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
         // Plain data; a panic elsewhere cannot leave it half-written.
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.written.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

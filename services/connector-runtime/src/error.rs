@@ -47,6 +47,9 @@ pub enum Error {
     PartnerRejected { status: u16, message: String },
     #[error("the partner sent an unexpected response: {0}")]
     PartnerResponse(String),
+    /// A write that cannot be repeated safely may or may not have happened at the partner.
+    #[error("the write may or may not have happened at the partner: {0}")]
+    WriteOutcomeUnknown(String),
     #[error("cannot start the connector: {0}")]
     Startup(String),
     #[error(transparent)]
@@ -71,6 +74,8 @@ impl ServiceError for Error {
             | Error::CredentialMissing
             | Error::WrongCredentialKind { .. }
             | Error::PartnerRejected { .. } => ErrorKind::FailedPrecondition,
+            // Not retryable: retrying is exactly what could write twice.
+            Error::WriteOutcomeUnknown(_) => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
             Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
                 ErrorKind::Unavailable
@@ -100,6 +105,7 @@ impl ServiceError for Error {
             Error::RateLimited(_) => "PARTNER_RATE_LIMITED",
             Error::PartnerRejected { .. } => "PARTNER_REQUEST_REJECTED",
             Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
+            Error::WriteOutcomeUnknown(_) => "WRITE_OUTCOME_UNKNOWN",
             Error::Startup(_) => "STARTUP_FAILED",
             Error::Serve(_) => "SERVE_FAILED",
         }

@@ -8,7 +8,7 @@ use plugboard_proto::connector::v1::connector_service_server::ConnectorService;
 use plugboard_proto::connector::v1::{
     CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse,
     HandleWebhookRequest, HandleWebhookResponse, ParseDocumentRequest, ParseDocumentResponse,
-    ReadRequest, ReadResponse,
+    ReadRequest, ReadResponse, WriteRequest, WriteResponse,
 };
 use plugboard_proto::error::to_status;
 use plugboard_runtime::identity::Caller;
@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::connector::{Connector, DocumentParams, ReadParams};
+use crate::connector::{Connector, DocumentParams, ReadParams, WriteParams};
 use crate::error::Error;
 use crate::webhook_events::WebhookHandler;
 
@@ -115,6 +115,39 @@ impl ConnectorService for GrpcConnectorAdapter {
         let pages = ReceiverStream::new(receiver).map(|page| page.map_err(|e| to_status(&e)));
         Ok(Response::new(Box::pin(pages)))
     }
+
+    #[tracing::instrument(skip_all, fields(connection_id, entity, external_id))]
+    async fn write(
+        &self,
+        request: Request<WriteRequest>,
+    ) -> Result<Response<WriteResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let connection = connection(request.connection)?;
+        let span = tracing::Span::current();
+        span.record("connection_id", connection.connection_id.as_str());
+        span.record("entity", request.entity.as_str());
+        span.record("external_id", request.external_id.as_str());
+        let outcome = self
+            .connector
+            .write(WriteParams {
+                tenant,
+                connection,
+                entity: request.entity,
+                external_id: request.external_id,
+                record_json: request.record_json,
+                idempotency_key: request.idempotency_key,
+                earlier_attempt_unconfirmed: request.earlier_attempt_unconfirmed,
+            })
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::debug!(external_id = %outcome.external_id, "record written to the partner");
+        Ok(Response::new(WriteResponse {
+            external_id: outcome.external_id,
+            partner_payload_json: outcome.answer.to_string(),
+        }))
+    }
+
     #[tracing::instrument(skip_all, fields(connection_id))]
     async fn handle_webhook(
         &self,

@@ -99,6 +99,8 @@ pub struct SendOptions {
     pub accept_redirect: bool,
     /// How the answer is read into JSON.
     pub format: Format,
+    /// Whether the partner can take the request twice without harm (see [`Http::send_as`]).
+    pub repeatable: bool,
 }
 
 impl Default for SendOptions {
@@ -107,6 +109,7 @@ impl Default for SendOptions {
             retry: true,
             accept_redirect: false,
             format: Format::Json,
+            repeatable: true,
         }
     }
 }
@@ -239,6 +242,24 @@ impl Http {
             .await
     }
 
+    /// [`Http::send`] for a request that is `repeatable` or not. One that is not (a create the
+    /// partner cannot deduplicate) is retried only where the partner surely did nothing: a 429,
+    /// a 503, a connection that never opened. Any other failure after the request may have
+    /// left (a timeout, another 5xx, an unreadable answer) is [`Error::WriteOutcomeUnknown`].
+    pub async fn send_as(
+        &self,
+        limiter: &Limiter,
+        request: &Request,
+        waits: &mut u32,
+        repeatable: bool,
+    ) -> Result<Answer, Error> {
+        let options = SendOptions {
+            repeatable,
+            ..SendOptions::default()
+        };
+        self.send_with(limiter, request, options, waits).await
+    }
+
     /// As [`Http::send`], with `options`.
     pub async fn send_with(
         &self,
@@ -282,6 +303,14 @@ impl Http {
         request: &Request,
         options: SendOptions,
     ) -> Result<Attempt, Error> {
+        let repeatable = options.repeatable;
+        // What a failure after the request may have reached the partner means.
+        let maybe_applied = |error: Error| match error {
+            Error::PartnerUnavailable(message) if !repeatable => {
+                Error::WriteOutcomeUnknown(message)
+            }
+            other => other,
+        };
         let _permit = limiter.admit().await;
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -310,10 +339,15 @@ impl Http {
                 .body(text.clone()),
             Body::Multipart(multipart) => builder.multipart(multipart.form()?),
         };
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| transport("partner request", e))?;
+        let response = builder.send().await.map_err(|e| {
+            let never_connected = e.is_connect();
+            let error = transport("partner request", e);
+            if never_connected {
+                error
+            } else {
+                maybe_applied(error)
+            }
+        })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Ok(Attempt::RateLimited(
@@ -324,9 +358,13 @@ impl Http {
             return Ok(Attempt::Done(Answer::Unauthorized));
         }
         if status.is_server_error() {
-            return Err(Error::PartnerUnavailable(format!(
-                "the partner answered {status}"
-            )));
+            let error = Error::PartnerUnavailable(format!("the partner answered {status}"));
+            // 503 says the partner is not taking requests: nothing was done.
+            return Err(if status == StatusCode::SERVICE_UNAVAILABLE {
+                error
+            } else {
+                maybe_applied(error)
+            });
         }
         let header_text = |name: header::HeaderName| {
             response
@@ -348,7 +386,7 @@ impl Http {
         let text = response
             .text()
             .await
-            .map_err(|e| transport("reading the partner's answer", e))?;
+            .map_err(|e| maybe_applied(transport("reading the partner's answer", e)))?;
         if !status.is_success() {
             let message: String = text.chars().take(300).collect();
             return Err(Error::PartnerRejected {
@@ -364,7 +402,9 @@ impl Http {
                 // A step waiting for a redirect may get a login page instead; the missing
                 // redirect is its error, not the page.
                 Err(_) if options.accept_redirect => Value::Null,
-                Err(e) => return Err(Error::PartnerResponse(e)),
+                // The partner did it (2xx) but we cannot read what: a repeat would do it again.
+                Err(message) if !repeatable => return Err(Error::WriteOutcomeUnknown(message)),
+                Err(message) => return Err(Error::PartnerResponse(message)),
             }
         };
         Ok(Attempt::Done(Answer::Ok(Response {

@@ -30,8 +30,6 @@
 //!
 //! # Limitations
 //!
-//! - Write is a library call ([`connector::Connector::write`]); the connector contract has no
-//!   `Write` RPC yet (TODO(#6): add it to `connector.proto` with two-way sync).
 //! - OAuth2 authorization code with refresh and mTLS are in the format, but credentials
 //!   cannot lease refresh tokens or certificates yet, so `check` refuses them (TODO(#4)).
 //! - A document parse waits in the `ParseDocument` call (polling, at most `timeout_seconds`);
@@ -40,9 +38,10 @@
 //!   boundary cursor value change between two page requests.
 //! - XML is read element by element into JSON (values as strings) and written from JSON; a
 //!   schema-driven SOAP envelope or typed XML values need a mapping step, not the runtime.
-//! - Idempotency keys are remembered in process memory only; sync's outbox is the durable
-//!   guard (TODO(#6)). Webhook deliveries are not remembered here at all: sync drops repeated
-//!   event ids durably.
+//! - Writes remember nothing: sync's outbox is what makes a retried write happen once, and the
+//!   runtime's part is never to repeat a create the partner may already have made
+//!   ([`connector::Connector::write`]). Webhook deliveries are not remembered here either: sync
+//!   drops repeated event ids durably.
 //! - A delivery carries one event; partners that batch several events per request need a
 //!   manifest notion of an event array. TODO(#6).
 //! - The target guard resolves names once before calling; DNS rebinding between the check and

@@ -237,6 +237,7 @@ async fn an_xml_write_sends_an_xml_body_and_reads_the_id_from_xml() {
             record_json: json!({"job_external_id": "7", "candidate_external_id": "C-1"})
                 .to_string(),
             idempotency_key: String::new(),
+            earlier_attempt_unconfirmed: false,
         })
         .await
         .unwrap();

@@ -1,6 +1,6 @@
-//! The generic runtime as a service: the Greenhouse folder served over gRPC, leasing its
-//! secret from a credentials stand-in and registering with a registry stand-in, against the
-//! Greenhouse sandbox; all on real sockets on 127.0.0.1:0.
+//! The generic runtime as a service: the Greenhouse folder served over gRPC (check, discover,
+//! read and write), leasing its secret from a credentials stand-in and registering with a
+//! registry stand-in, against the Greenhouse sandbox; all on real sockets on 127.0.0.1:0.
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use plugboard_connector_runtime::{Config, run};
 use plugboard_proto::connector::v1::connector_service_client::ConnectorServiceClient;
-use plugboard_proto::connector::v1::{CheckRequest, ConnectionRef, DiscoverRequest, ReadRequest};
+use plugboard_proto::connector::v1::{
+    CheckRequest, ConnectionRef, DiscoverRequest, ReadRequest, WriteRequest,
+};
 use plugboard_proto::credentials::v1::credentials_service_server::{
     CredentialsService, CredentialsServiceServer,
 };
@@ -278,4 +280,65 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
+
+    // A create lands at the partner and answers with its id and the record as stored.
+    let create = WriteRequest {
+        connection: Some(connection("gh-1")),
+        entity: "candidate".to_owned(),
+        external_id: String::new(),
+        record_json: serde_json::json!({
+            "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+        })
+        .to_string(),
+        idempotency_key: "push-1".to_owned(),
+        earlier_attempt_unconfirmed: false,
+    };
+    let created = client.write(create.clone()).await.unwrap().into_inner();
+    let answer: serde_json::Value = serde_json::from_str(&created.partner_payload_json).unwrap();
+    assert_eq!(answer["id"].to_string(), created.external_id);
+    assert_eq!(answer["email_addresses"][0]["value"], "ada@example.com");
+    // Greenhouse takes no idempotency key, so a create that may have happened is not repeated.
+    let refused = client
+        .write(WriteRequest {
+            earlier_attempt_unconfirmed: true,
+            ..create.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        plugboard_proto::error::reason_of(&refused).as_deref(),
+        Some("WRITE_OUTCOME_UNKNOWN")
+    );
+    let candidates = |sandbox: String| async move {
+        let body: serde_json::Value =
+            reqwest::get(format!("{sandbox}/_sandbox/records/candidates"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        body["data"].as_array().unwrap().clone()
+    };
+    assert_eq!(candidates(sandbox.clone()).await.len(), 121);
+    // An update of the same record may be repeated: it sets the same values again.
+    let update = WriteRequest {
+        external_id: created.external_id.clone(),
+        record_json: serde_json::json!({"current_title": "Analyst"}).to_string(),
+        earlier_attempt_unconfirmed: true,
+        ..create
+    };
+    let updated = client.write(update).await.unwrap().into_inner();
+    assert_eq!(updated.external_id, created.external_id);
+    let all = candidates(sandbox).await;
+    let ada = all
+        .iter()
+        .find(|c| {
+            c["id"]
+                .as_i64()
+                .is_some_and(|id| id.to_string() == created.external_id)
+        })
+        .unwrap();
+    assert_eq!(ada["title"], "Analyst");
+    assert_eq!(all.len(), 121);
 }

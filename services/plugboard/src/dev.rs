@@ -175,6 +175,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             scheduler_tick: Duration::from_secs(5),
             page_size: 200,
             lease_ttl: Duration::from_secs(30),
+            push: plugboard_sync::config::PushOptions::default(),
         };
         plugboard_sync::run(config, listeners.sync, shutdown())
     });

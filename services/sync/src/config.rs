@@ -23,6 +23,89 @@ pub struct Config {
     pub page_size: u32,
     /// How long a run's lease outlives a replica that died without releasing it.
     pub lease_ttl: Duration,
+    /// How the outbox delivers pushes.
+    pub push: PushOptions,
+}
+
+/// How the outbox worker delivers pushes to partners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOptions {
+    /// How often the worker looks for pushes queued by other replicas or due again.
+    pub poll_interval: Duration,
+    /// The first wait after a transient failure; it doubles, with jitter, up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// Attempts before a push that keeps failing transiently fails for good.
+    pub max_attempts: u32,
+    /// How long one write through the connector may take (429 waits included).
+    pub write_timeout: Duration,
+}
+
+impl Default for PushOptions {
+    fn default() -> PushOptions {
+        PushOptions {
+            poll_interval: Duration::from_secs(1),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            max_attempts: 12,
+            write_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl PushOptions {
+    fn from_env(env: &Env) -> Result<PushOptions, ConfigError> {
+        let defaults = PushOptions::default();
+        let retry_min_ms: u64 = env.parse_or(
+            "PLUGBOARD_SYNC_PUSH_RETRY_MIN_MILLIS",
+            defaults.retry_min.as_millis() as u64,
+        )?;
+        let retry_max_seconds: u64 = env.parse_or(
+            "PLUGBOARD_SYNC_PUSH_RETRY_MAX_SECONDS",
+            defaults.retry_max.as_secs(),
+        )?;
+        let max_attempts: u32 =
+            env.parse_or("PLUGBOARD_SYNC_PUSH_MAX_ATTEMPTS", defaults.max_attempts)?;
+        let write_timeout_seconds: u64 = env.parse_or(
+            "PLUGBOARD_SYNC_PUSH_WRITE_TIMEOUT_SECONDS",
+            defaults.write_timeout.as_secs(),
+        )?;
+        let invalid = |key: &str, value: String, reason: &str| ConfigError::Invalid {
+            key: key.into(),
+            value,
+            reason: reason.into(),
+        };
+        if retry_min_ms == 0
+            || Duration::from_millis(retry_min_ms) > Duration::from_secs(retry_max_seconds)
+        {
+            return Err(invalid(
+                "PLUGBOARD_SYNC_PUSH_RETRY_MIN_MILLIS",
+                retry_min_ms.to_string(),
+                "must be at least 1 and at most PLUGBOARD_SYNC_PUSH_RETRY_MAX_SECONDS",
+            ));
+        }
+        if max_attempts == 0 {
+            return Err(invalid(
+                "PLUGBOARD_SYNC_PUSH_MAX_ATTEMPTS",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        if write_timeout_seconds == 0 {
+            return Err(invalid(
+                "PLUGBOARD_SYNC_PUSH_WRITE_TIMEOUT_SECONDS",
+                "0".into(),
+                "must be at least 1",
+            ));
+        }
+        Ok(PushOptions {
+            poll_interval: defaults.poll_interval,
+            retry_min: Duration::from_millis(retry_min_ms),
+            retry_max: Duration::from_secs(retry_max_seconds),
+            max_attempts,
+            write_timeout: Duration::from_secs(write_timeout_seconds),
+        })
+    }
 }
 
 impl Config {
@@ -63,6 +146,7 @@ impl Config {
             scheduler_tick: Duration::from_secs(tick_seconds),
             page_size,
             lease_ttl: Duration::from_secs(lease_ttl_seconds),
+            push: PushOptions::from_env(env)?,
         })
     }
 }
@@ -85,5 +169,41 @@ mod tests {
         ]);
         let error = Config::from_env(&env).unwrap_err().to_string();
         assert!(error.contains("PLUGBOARD_REGISTRY_ADDR"), "{error}");
+    }
+
+    #[test]
+    fn push_settings_are_read_and_checked() {
+        let base = [
+            ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
+            ("PLUGBOARD_MESH_KEY", "k"),
+            ("PLUGBOARD_REGISTRY_ADDR", "r:1"),
+            ("PLUGBOARD_MAPPING_ADDR", "m:1"),
+            ("PLUGBOARD_HEALTH_ADDR", "h:1"),
+        ];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs = base.to_vec();
+            pairs.push(extra);
+            Config::from_env(&Env::from_pairs(pairs))
+        };
+        let config = with(("PLUGBOARD_SYNC_PUSH_RETRY_MIN_MILLIS", "250")).unwrap();
+        assert_eq!(config.push.retry_min, Duration::from_millis(250));
+        assert_eq!(
+            config.push.max_attempts,
+            PushOptions::default().max_attempts
+        );
+        let error = with(("PLUGBOARD_SYNC_PUSH_MAX_ATTEMPTS", "0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("PLUGBOARD_SYNC_PUSH_MAX_ATTEMPTS"),
+            "{error}"
+        );
+        let error = with(("PLUGBOARD_SYNC_PUSH_RETRY_MIN_MILLIS", "999999999"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("PLUGBOARD_SYNC_PUSH_RETRY_MIN_MILLIS"),
+            "{error}"
+        );
     }
 }

@@ -15,6 +15,17 @@ pub enum Error {
     SyncNotFound { connection_id: String },
     #[error("run {run_id} not found")]
     RunNotFound { run_id: String },
+    #[error("push {push_id} not found")]
+    PushNotFound { push_id: String },
+    #[error(
+        "idempotency key {idempotency_key:?} was used before with another record; a retry must \
+         send the same request, a new write needs a new key"
+    )]
+    IdempotencyKeyReused { idempotency_key: String },
+    #[error("conflict {conflict_id} not found")]
+    ConflictNotFound { conflict_id: String },
+    #[error("conflict {conflict_id} was already settled")]
+    ConflictNotHeld { conflict_id: String },
     #[error("a run of connection {connection_id} is already in progress")]
     RunInProgress { connection_id: String },
     #[error("sync of connection {connection_id} is paused")]
@@ -79,7 +90,13 @@ impl ServiceError for Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
-            Error::SyncNotFound { .. } | Error::RunNotFound { .. } => ErrorKind::NotFound,
+            Error::SyncNotFound { .. }
+            | Error::RunNotFound { .. }
+            | Error::PushNotFound { .. }
+            | Error::ConflictNotFound { .. } => ErrorKind::NotFound,
+            Error::IdempotencyKeyReused { .. } | Error::ConflictNotHeld { .. } => {
+                ErrorKind::FailedPrecondition
+            }
             Error::RunInProgress { .. } | Error::Paused { .. } | Error::RepeatedPage { .. } => {
                 ErrorKind::FailedPrecondition
             }
@@ -100,6 +117,10 @@ impl ServiceError for Error {
             Error::SyncNotFound { .. } => "SYNC_NOT_FOUND",
             Error::RepeatedPage { .. } => "PARTNER_REPEATED_PAGE",
             Error::RunNotFound { .. } => "RUN_NOT_FOUND",
+            Error::PushNotFound { .. } => "PUSH_NOT_FOUND",
+            Error::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
+            Error::ConflictNotFound { .. } => "CONFLICT_NOT_FOUND",
+            Error::ConflictNotHeld { .. } => "CONFLICT_NOT_HELD",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
             Error::Paused { .. } => "SYNC_PAUSED",
             Error::Dependency { .. } => "DEPENDENCY_FAILED",

@@ -11,22 +11,34 @@ use plugboard_proto::sync::v1::{
     TriggerFullRefreshResponse, TriggerRunRequest, TriggerRunResponse, WatchChangesRequest,
     WatchChangesResponse,
 };
+use plugboard_proto::sync::v1::{
+    GetPushRequest, GetPushResponse, GetTwoWayPolicyRequest, GetTwoWayPolicyResponse,
+    ListConflictsRequest, ListConflictsResponse, ListPushesRequest, ListPushesResponse,
+    PushRecordRequest, PushRecordResponse, PutTwoWayPolicyRequest, PutTwoWayPolicyResponse,
+    ResolveConflictRequest, ResolveConflictResponse,
+};
 use plugboard_proto::sync::v1::{IngestWebhookEventsRequest, IngestWebhookEventsResponse};
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use crate::error::Error;
+use crate::grpc_two_way::{
+    conflict_info, policy_from_wire, policy_to_wire, push_info, resolution_from_wire,
+};
+use crate::push::{PushRequest, TwoWayService};
 use crate::runner::ReadMode;
 use crate::service::{NewSync, SyncService, SyncSummary};
 use crate::store::{RunRecord, RunState};
 
 pub struct GrpcSyncAdapter {
     service: SyncService,
+    two_way: TwoWayService,
 }
 
 impl GrpcSyncAdapter {
-    pub fn new(service: SyncService) -> GrpcSyncAdapter {
-        GrpcSyncAdapter { service }
+    pub fn new(service: SyncService, two_way: TwoWayService) -> GrpcSyncAdapter {
+        GrpcSyncAdapter { service, two_way }
     }
 }
 
@@ -34,6 +46,153 @@ impl GrpcSyncAdapter {
 impl SyncServiceRpc for GrpcSyncAdapter {
     type WatchChangesStream =
         tokio_stream::wrappers::ReceiverStream<Result<WatchChangesResponse, Status>>;
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id, idempotency_key = %request.get_ref().idempotency_key))]
+    async fn push_record(
+        &self,
+        request: Request<PushRecordRequest>,
+    ) -> Result<Response<PushRecordResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let record = request.record.ok_or_else(|| {
+            to_status(&Error::InvalidArgument {
+                field: "record",
+                reason: "is required".into(),
+            })
+        })?;
+        let wait = std::time::Duration::from_secs(u64::from(request.wait_seconds));
+        let push = self
+            .two_way
+            .push_record(
+                &tenant_id,
+                PushRequest {
+                    connection_id: request.connection_id,
+                    idempotency_key: request.idempotency_key,
+                    record,
+                    wait,
+                },
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(PushRecordResponse {
+            push: Some(push_info(push)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(push_id = %request.get_ref().push_id))]
+    async fn get_push(
+        &self,
+        request: Request<GetPushRequest>,
+    ) -> Result<Response<GetPushResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let push = self
+            .two_way
+            .get_push(&tenant_id, &request.get_ref().push_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(GetPushResponse {
+            push: Some(push_info(push)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn list_pushes(
+        &self,
+        request: Request<ListPushesRequest>,
+    ) -> Result<Response<ListPushesResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.get_ref();
+        let (pushes, next_page_token) = self
+            .two_way
+            .list_pushes(
+                &tenant_id,
+                &request.connection_id,
+                request.page_size,
+                &request.page_token,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListPushesResponse {
+            pushes: pushes.into_iter().map(push_info).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn put_two_way_policy(
+        &self,
+        request: Request<PutTwoWayPolicyRequest>,
+    ) -> Result<Response<PutTwoWayPolicyResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let policy = policy_from_wire(request.policy).map_err(|e| to_status(&e))?;
+        let policy = self
+            .two_way
+            .put_policy(&tenant_id, &request.connection_id, policy)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(PutTwoWayPolicyResponse {
+            policy: Some(policy_to_wire(policy)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn get_two_way_policy(
+        &self,
+        request: Request<GetTwoWayPolicyRequest>,
+    ) -> Result<Response<GetTwoWayPolicyResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let policy = self
+            .two_way
+            .get_policy(&tenant_id, &request.get_ref().connection_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(GetTwoWayPolicyResponse {
+            policy: Some(policy_to_wire(policy)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn list_conflicts(
+        &self,
+        request: Request<ListConflictsRequest>,
+    ) -> Result<Response<ListConflictsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.get_ref();
+        let (conflicts, next_page_token) = self
+            .two_way
+            .list_conflicts(
+                &tenant_id,
+                &request.connection_id,
+                request.held_only,
+                request.page_size,
+                &request.page_token,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ListConflictsResponse {
+            conflicts: conflicts.into_iter().map(conflict_info).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[instrument(skip_all, fields(conflict_id = %request.get_ref().conflict_id))]
+    async fn resolve_conflict(
+        &self,
+        request: Request<ResolveConflictRequest>,
+    ) -> Result<Response<ResolveConflictResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.get_ref();
+        let resolution = resolution_from_wire(request.resolution).map_err(|e| to_status(&e))?;
+        let conflict = self
+            .two_way
+            .resolve_conflict(&tenant_id, &request.conflict_id, resolution)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(ResolveConflictResponse {
+            conflict: Some(conflict_info(conflict)),
+        }))
+    }
 
     #[instrument(skip_all, fields(after_position = request.get_ref().after_position))]
     async fn watch_changes(

@@ -1,10 +1,23 @@
-//! Plugboard's sync service: durable, incremental sync into the canonical record store.
+//! Plugboard's sync service: durable, incremental and two-way sync with the canonical record
+//! store.
 //!
 //! Sync owns the sync definitions of every tenant's connections, runs them on schedule or on
 //! demand, and keeps the canonical records internal services read. One inbound run resolves the
 //! connector through the registry, pages through a stream from its checkpoint, has mapping turn
 //! each page into canonical records, and commits records, quarantined rejects and the next
 //! checkpoint in one transaction. Outcomes go to the health service.
+//!
+//! Writes go the other way through the outbox. `PushRecord` stores the write under the caller's
+//! idempotency key (a retry finds the same push), every replica's outbox worker claims due
+//! pushes and writes them through the connector's `Write`, retrying transient failures with
+//! backoff, and the partner's id is kept on the push. Before a page is committed it is compared
+//! with our open pushes and the connection's field ownership: our own write coming back is
+//! stored without a change on `WatchChanges` (the rule is in [`echo`]), and a partner edit
+//! that contradicts the platform is recorded as a conflict and settled by the policy. Every page
+//! a run commits goes through this step, whatever started the run (a schedule, a webhook). The
+//! write body is built by the connector from its manifest's `writes.<entity>` templates over the
+//! canonical record: the request and its body sit together in one checked file, and a push
+//! costs no extra mapping call.
 //!
 //! - [`config`]: configuration from the environment;
 //! - [`changes`]: the change log and the feed behind `WatchChanges`;
@@ -16,28 +29,59 @@
 //! - [`service`]: the tenant-scoped domain operations;
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
-//! - [`mesh`]: signed clients for registry, connectors, mapping and health.
+//! - [`mesh`]: signed clients for registry, connectors, mapping and health;
+//! - [`outbox`]: pushes as durable rows, claimed by compare-and-set, recovered when a replica dies;
+//! - [`delivery`]: the outbox worker, with its retry and "may have been sent" rules;
+//! - [`push`]: the two-way domain operations (pushes, policies, conflicts);
+//! - [`policy`]: field ownership and conflict policy per connection and entity;
+//! - [`fields`]: canonical records as flat field values, the unit of ownership and comparison;
+//! - [`echo`]: what a partner record means next to our pushes (echo, change, conflict);
+//! - [`conflicts`]: settling conflicts per policy, and their table;
+//! - [`two_way`]: the review of a page before its commit, applied in its transaction.
+//! - [`persons`]: each page's people linked by mapping; records answered with their person id.
 //!
 //! # Limitations
 //!
-//! Inbound one-way sync only: two-way writes are TODO(#6), as are honest-outcome rules (a
-//! zero-record run counts as a success) and shared partner rate-limit budgets. Deletions a
-//! deleted-records endpoint reports are tombstoned in their own transaction after the read's
-//! last page is committed; a crash between the two loses them unless the endpoint lists them
-//! again (JobAdder's lists 14 days). TODO(#6): commit them with the last page.
+//! - Honest-outcome rules (a zero-record run counts as a success) and shared partner rate-limit
+//!   budgets are TODO(#6).
+//! - Deletions a deleted-records endpoint reports are tombstoned in their own transaction after
+//!   the read's last page is committed; a crash between the two loses them unless the endpoint
+//!   lists them again (JobAdder's lists 14 days). TODO(#6): commit them with the last page.
+//! - A held conflict does not stop a push already queued for the same field: that push still
+//!   writes the platform's value (TODO(#6)).
+//! - An unconfirmed create stays unconfirmed until a read finds the record; when the partner
+//!   never made it, the caller pushes again under a new key, as there is no RPC to give one up
+//!   (TODO(#6)). The outbox keeps every push, as the record of its idempotency key; there is no
+//!   retention yet (TODO(#6)).
+//! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
+//!   that field's echo into a partner change, unless its answer to the write carried the
+//!   reformatted value.
+//! - A page's review reads the stored records and pushes just before the page's transaction; an
+//!   inbound run is the only writer of records, so only pushes queued in between are missed, and
+//!   the partner cannot have their values yet.
 
 pub mod changes;
 pub mod config;
+pub mod conflicts;
+pub mod delivery;
+pub mod echo;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod grpc;
+mod grpc_two_way;
 pub mod mesh;
+pub mod outbox;
 pub mod page_guard;
+pub mod persons;
+pub mod policy;
+pub mod push;
 pub mod record_codec;
 pub mod runner;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub mod two_way;
 
 use std::future::Future;
 use std::time::Duration;
@@ -87,6 +131,11 @@ pub async fn run(
         &config.mapping_addr,
         &config.health_addr,
     )?;
+    let (stop_delivery, delivery_stopping) = tokio::sync::watch::channel(false);
+    let delivery = tokio::spawn(
+        delivery::Delivery::new(store.clone(), mesh.clone(), config.push.clone())
+            .run(delivery_stopping),
+    );
     let runner = runner::Runner::new(
         store.clone(),
         mesh,
@@ -100,6 +149,7 @@ pub async fn run(
         config.scheduler_tick,
     ));
 
+    let two_way = push::TwoWayService::new(store.clone());
     let service = service::SyncService::new(store, runner.clone());
     let pending_webhook_reads = tokio::spawn(
         service
@@ -108,7 +158,7 @@ pub async fn run(
             .read_pending(PENDING_WEBHOOK_READS_TICK),
     );
     let server = SyncServiceServer::with_interceptor(
-        grpc::GrpcSyncAdapter::new(service),
+        grpc::GrpcSyncAdapter::new(service, two_way),
         RequireCaller::new(mesh_key),
     );
     let names = [<SyncServiceServer<grpc::GrpcSyncAdapter> as NamedService>::NAME];
@@ -122,7 +172,17 @@ pub async fn run(
         plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
     scheduler.abort();
     pending_webhook_reads.abort();
-    if runner.drain(DRAIN_RUNS_TIMEOUT).await {
+    // The outbox stops claiming; a write in hand finishes and records its outcome, or, cut
+    // off by the timeout, is recovered from its expired claim by the next replica to look.
+    stop_delivery.send_replace(true);
+    let (delivery_stopped, runs_stopped) = tokio::join!(
+        tokio::time::timeout(DRAIN_RUNS_TIMEOUT, delivery),
+        runner.drain(DRAIN_RUNS_TIMEOUT)
+    );
+    if delivery_stopped.is_err() {
+        tracing::warn!("a push was still being written at shutdown");
+    }
+    if runs_stopped {
         tracing::info!("runs stopped and their leases released");
     } else {
         tracing::warn!(

@@ -93,6 +93,11 @@ impl Runner {
         }
     }
 
+    /// The signed clients of the other services.
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
+    }
+
     /// Asks every run to stop after its current page and refuses new runs. Returns at once.
     pub fn stop(&self) {
         self.stopping.send_replace(true);
@@ -465,6 +470,8 @@ impl Runner {
         counters.records_read += (page.records.len() + quarantined.len()) as u64;
 
         let mut records = Vec::with_capacity(page.records.len());
+        // The page's people, for mapping to link across systems before the page commits.
+        let mut people = Vec::new();
         if !page.records.is_empty() {
             let payloads: std::collections::HashMap<String, String> = page
                 .records
@@ -485,6 +492,7 @@ impl Runner {
                         .map(|record| TransformInput {
                             external_id: record.external_id,
                             payload_json: record.payload_json,
+                            ..TransformInput::default()
                         })
                         .collect(),
                     connection_id: sync.connection_id.clone(),
@@ -495,10 +503,13 @@ impl Runner {
                 .results;
             for result in results {
                 match result.outcome {
-                    Some(Outcome::Record(record)) => records.push(record_codec::to_stored(
-                        &with_connection(record, sync),
-                        &now,
-                    )?),
+                    Some(Outcome::Record(record)) => {
+                        let record = with_connection(record, sync);
+                        records.push(record_codec::to_stored(&record, &now)?);
+                        if crate::persons::is_person(&record.entity) {
+                            people.push(record);
+                        }
+                    }
                     Some(Outcome::Error(field_error)) => {
                         let payload = payloads
                             .get(&result.external_id)
@@ -515,15 +526,17 @@ impl Runner {
                             field_error.field_path,
                         ));
                     }
-                    None => {
+                    None | Some(Outcome::PartnerRecord(_)) => {
                         return Err(Error::Corrupt(format!(
-                            "mapping returned no outcome for record {}",
+                            "mapping returned no canonical record for record {}",
                             result.external_id
                         )));
                     }
                 }
             }
         }
+
+        crate::persons::resolve_page(&self.mesh, sync, people).await?;
 
         let quarantined_count = quarantined.len() as u64;
         for entry in &quarantined {
@@ -532,16 +545,28 @@ impl Runner {
                 field_path = %entry.field_path, reason = %entry.reason, "record quarantined"
             );
         }
+        // Two-way: our own writes coming back are not changes; partner edits may conflict.
+        let review = crate::two_way::review_page(
+            &self.store,
+            &sync.tenant_id,
+            &sync.connection_id,
+            &plan.entity,
+            &records,
+        )
+        .await?;
         let outcome = self
             .store
-            .commit_page(PageCommit {
-                tenant_id: &sync.tenant_id,
-                connection_id: &sync.connection_id,
-                stream: &plan.stream,
-                records,
-                quarantined,
-                checkpoint: &page.checkpoint,
-            })
+            .commit_page_with(
+                PageCommit {
+                    tenant_id: &sync.tenant_id,
+                    connection_id: &sync.connection_id,
+                    stream: &plan.stream,
+                    records,
+                    quarantined,
+                    checkpoint: &page.checkpoint,
+                },
+                &review,
+            )
             .await?;
         counters.records_written += outcome.written;
         counters.records_unchanged += outcome.unchanged;

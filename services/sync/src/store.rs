@@ -132,6 +132,9 @@ pub struct Store {
     pool: AnyPool,
     /// Woken after every page commit that wrote records, for `WatchChanges` watchers.
     committed: std::sync::Arc<tokio::sync::Notify>,
+    /// The outbox's wake-ups: a push queued, a push settled (see [`crate::outbox::Outbox`]).
+    outbox_queued: std::sync::Arc<tokio::sync::Notify>,
+    outbox_settled: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -145,7 +148,18 @@ impl Store {
         Ok(Store {
             pool,
             committed: std::sync::Arc::default(),
+            outbox_queued: std::sync::Arc::default(),
+            outbox_settled: std::sync::Arc::default(),
         })
+    }
+
+    /// The outbox of writes to partners, in this store's database.
+    pub fn outbox(&self) -> crate::outbox::Outbox {
+        crate::outbox::Outbox::new(
+            self.pool.clone(),
+            std::sync::Arc::clone(&self.outbox_queued),
+            std::sync::Arc::clone(&self.outbox_settled),
+        )
     }
 
     pub async fn upsert_sync(&self, sync: &SyncDefinition) -> Result<(), Error> {
@@ -294,6 +308,18 @@ impl Store {
     /// Commits a page atomically: records (written only when their hash changed), quarantined
     /// rejects and the checkpoint.
     pub async fn commit_page(&self, page: PageCommit<'_>) -> Result<PageOutcome, Error> {
+        self.commit_page_with(page, &crate::two_way::PageReview::default())
+            .await
+    }
+
+    /// [`Store::commit_page`] with what the two-way review decided: its silent records are
+    /// written without a change on the log, and its conflicts and pushes go in the same
+    /// transaction.
+    pub async fn commit_page_with(
+        &self,
+        page: PageCommit<'_>,
+        review: &crate::two_way::PageReview,
+    ) -> Result<PageOutcome, Error> {
         let mut transaction = self.pool.begin().await?;
         let mut outcome = PageOutcome::default();
         let mut changes = Vec::new();
@@ -324,6 +350,9 @@ impl Store {
             .rows_affected();
             if changed > 0 {
                 outcome.written += 1;
+                if review.is_silent(&record.external_id) {
+                    continue;
+                }
                 changes.push(crate::changes::Change {
                     entity: record.entity.clone(),
                     external_id: record.external_id.clone(),
@@ -373,9 +402,13 @@ impl Store {
             &changed_at,
         )
         .await?;
+        crate::two_way::apply(&mut transaction, page.tenant_id, review).await?;
         transaction.commit().await?;
         if !changes.is_empty() {
             self.committed.notify_waiters();
+        }
+        if review.queues_pushes() {
+            self.outbox_queued.notify_waiters();
         }
         Ok(outcome)
     }
@@ -433,7 +466,7 @@ impl Store {
         Ok(missing)
     }
 
-    /// The pool, for modules with tables of their own ([`crate::events`]).
+    /// The pool, for modules with tables of their own ([`crate::events`], the two-way ones).
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -192,7 +192,10 @@ pub async fn run(dir: &Path, sandbox_url: &str) -> Result<Vec<Outcome>, String> 
             "malformed record quarantined with its reason",
             kit.malformed().await,
         ),
-        ("write round-trips, idempotently", kit.write().await),
+        (
+            "write round-trips; an unconfirmed create is never sent twice",
+            kit.write().await,
+        ),
         (
             "document parsed by polling, mapped, unreadable one refused",
             kit.document().await,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::{Kit, Step, TENANT, Verdict, ensure, id_text};
 use crate::access::Secret;
 use crate::connector::{Connector, SecretSource, WriteParams};
+use crate::error::Error;
 use crate::grpc::GrpcConnectorAdapter;
 use crate::webhook_events::{WebhookHandler, WebhookSecretSource};
 
@@ -32,21 +33,36 @@ impl Kit {
             external_id: String::new(),
             record_json: fixture.record.to_string(),
             idempotency_key: "conformance-write-1".to_owned(),
+            earlier_attempt_unconfirmed: false,
         };
         let created = self
             .connector
             .write(params.clone())
             .await
             .map_err(|e| e.to_string())?;
+        // The same create again, as an outbox retries one whose first answer was lost: without
+        // a key the partner deduplicates on, the runtime must refuse rather than create twice.
         let again = self
             .connector
-            .write(params.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        ensure(
-            again.replayed && again.external_id == created.external_id,
-            || "a repeated idempotency key wrote again".to_owned(),
-        )?;
+            .write(WriteParams {
+                earlier_attempt_unconfirmed: true,
+                ..params.clone()
+            })
+            .await;
+        match (
+            &again,
+            &self.manifest().writes[&fixture.entity].idempotency_header,
+        ) {
+            (Err(Error::WriteOutcomeUnknown(_)), None) => {}
+            (Ok(again), Some(_)) => ensure(again.external_id == created.external_id, || {
+                "the partner did not deduplicate a repeated idempotency key".to_owned()
+            })?,
+            (other, _) => {
+                return Ok(Verdict::Failed(format!(
+                    "a repeated unconfirmed create answered {other:?}"
+                )));
+            }
+        }
         let (after, _) = self.sandbox_records(&fixture.stream).await?;
         ensure(after.len() == before.len() + 1, || {
             format!(
@@ -79,6 +95,8 @@ impl Kit {
                     external_id: created.external_id.clone(),
                     record_json: record.to_string(),
                     idempotency_key: "conformance-write-2".to_owned(),
+                    // An update sets values: repeating one is harmless, so it is sent.
+                    earlier_attempt_unconfirmed: true,
                     ..params
                 })
                 .await

@@ -81,8 +81,13 @@ impl Connector {
         };
         let key = key(&params.tenant, &params.connection);
         let mut waits = 0;
+        // An upload the partner cannot deduplicate: never sent again once it may have arrived.
+        let once = crate::http::SendOptions {
+            repeatable: false,
+            ..crate::http::SendOptions::default()
+        };
         let uploaded = self
-            .fetch(&key, &settings, &mut waits, |session| {
+            .fetch_as(&key, &settings, &mut waits, once, |session| {
                 Ok(Request {
                     method: upload.method,
                     url: join(&session.base_url, &path)?,

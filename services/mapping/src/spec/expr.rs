@@ -125,6 +125,16 @@ impl Expr {
         }
     }
 
+    /// The paths the expression is known to read: every path of a plain or fast-path
+    /// expression, the leading path of any other (jq can read anything; this is what is sure).
+    pub(crate) fn read_paths(&self) -> Vec<Vec<String>> {
+        match &self.kind {
+            Kind::Path(path, _) => vec![path.clone()],
+            Kind::Fast(fast, _) => fast.paths(),
+            Kind::Jq(_) => self.source_path().into_iter().collect(),
+        }
+    }
+
     /// Runs the expression on `input`. No output, `null` and `""` all mean "no value" (proto3
     /// cannot tell an empty string from an unset one either); more than one output is an
     /// error, because a canonical field holds one value.
@@ -190,9 +200,9 @@ fn compile_jq(source: &str) -> Result<jaq_core::Filter<Data>, String> {
         })
 }
 
-/// `None` for the values that mean "no value": null and "". Inside the objects and arrays an
-/// expression builds, null members and items mean "no value" too and are left out, so
-/// `{url: .url}` with no url fits a canonical string field.
+/// `None` for the values that mean "no value": null, "" and `{}`. Inside the objects and
+/// arrays an expression builds, null members and items mean "no value" too and are left out,
+/// and so are the objects that leaves empty: `{url: .url}` with no url is no value.
 fn some_value(value: Value) -> Option<Value> {
     match value {
         Value::Null => None,
@@ -200,12 +210,13 @@ fn some_value(value: Value) -> Option<Value> {
         Value::Array(items) => Some(Value::Array(
             items.into_iter().filter_map(without_nulls).collect(),
         )),
-        Value::Object(object) => Some(Value::Object(
-            object
+        Value::Object(object) => {
+            let object: serde_json::Map<String, Value> = object
                 .into_iter()
                 .filter_map(|(key, value)| without_nulls(value).map(|value| (key, value)))
-                .collect(),
-        )),
+                .collect();
+            (!object.is_empty()).then_some(Value::Object(object))
+        }
         value => Some(value),
     }
 }

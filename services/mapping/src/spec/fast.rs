@@ -216,6 +216,21 @@ impl FastExpr {
         rest.is_empty().then_some(FastExpr { atoms, steps })
     }
 
+    /// The record paths the pipeline reads, in order.
+    pub(crate) fn paths(&self) -> Vec<Vec<String>> {
+        self.atoms
+            .iter()
+            .filter_map(|atom| match atom {
+                Atom::Path(keys) => Some(
+                    keys.iter()
+                        .map(|key| String::from_utf8_lossy(&key.0).into_owned())
+                        .collect(),
+                ),
+                Atom::Text(_) => None,
+            })
+            .collect()
+    }
+
     /// Runs the pipeline on `input`; paths are walked without cloning intermediate objects.
     pub(crate) fn eval(&self, input: &Val) -> Outcome {
         let mut atoms = self.atoms.iter();
