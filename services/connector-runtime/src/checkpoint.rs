@@ -111,6 +111,13 @@ pub enum PagePosition {
     Token(String),
     /// Records or pages to skip.
     Offset(u64),
+    /// Keyset paging: the next page starts at cursor value `at` (inclusive); `count` records
+    /// at `at` were read this run, the greatest primary key among them being `last_id`.
+    Keyset {
+        at: i64,
+        last_id: String,
+        count: u64,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

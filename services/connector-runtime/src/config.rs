@@ -25,9 +25,28 @@ pub struct Config {
     /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS`: let settings point at loopback and private networks
     /// (dev mode and tests only; default `false`).
     pub allow_private_targets: bool,
+    /// `PLUGBOARD_INSTANCE_ID`: this process's id in the registry. Default: the connector's
+    /// name and a new UUID on every start. A stable id (dev mode) makes a restarted process
+    /// replace its old registration at once.
+    pub instance_id: Option<String>,
 }
 
 impl Config {
+    /// The defaults, for embedding (dev mode): registry and credentials on their default
+    /// loopback ports, private targets refused, a fresh instance id.
+    pub fn new(connector_dir: PathBuf, listen_addr: SocketAddr, mesh_key: SecretString) -> Config {
+        Config {
+            connector_dir,
+            listen_addr,
+            advertise_addr: None,
+            registry_addr: "127.0.0.1:50055".to_owned(),
+            credentials_addr: "127.0.0.1:50051".to_owned(),
+            mesh_key,
+            allow_private_targets: false,
+            instance_id: None,
+        }
+    }
+
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         Config::from_env_for(env, None)
     }
@@ -59,6 +78,7 @@ impl Config {
                 "the shared mesh signing key, at least 32 characters",
             )?,
             allow_private_targets: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
+            instance_id: env.get("PLUGBOARD_INSTANCE_ID").map(str::to_owned),
         })
     }
 }

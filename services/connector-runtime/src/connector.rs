@@ -15,12 +15,16 @@ use tokio::sync::mpsc;
 use crate::access::{Access, LeaseFor, Secret};
 use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
 use crate::error::Error;
-use crate::http::{Answer, Body, Http, Limiter, Request, Response, next_link};
-use crate::manifest::{Manifest, Pagination, Stream};
+use crate::http::{Answer, Body, Http, Limiter, Request, Response, SendOptions, next_link};
+use crate::keyset;
+use crate::manifest::{Format, Manifest, Pagination, Stream};
 use crate::session::{self, Session, Settings};
 use crate::template;
 
 mod deletes;
+mod documents;
+
+pub use documents::{DocumentOutcome, DocumentParams};
 
 /// Records per partner request when neither the caller nor the manifest chooses.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -258,6 +262,17 @@ impl Connector {
             .as_ref()
             .map_or(0, |incremental| incremental.lookback_seconds as i64 * 1000);
         let mut checkpoint = Checkpoint::parse(&params.checkpoint)?;
+        let keyset = stream
+            .incremental
+            .as_ref()
+            .is_some_and(|incremental| incremental.keyset);
+        // A first read's bound, for partners whose filter is mandatory.
+        let initial = match (&format, &stream.incremental) {
+            (Some(format), Some(incremental)) => {
+                incremental.initial.as_ref().and_then(|v| format.read(v))
+            }
+            _ => None,
+        };
         let started_since = checkpoint.since;
         let page_size = stream.pagination.page_size().map(|size| {
             let wanted = if params.page_size == 0 {
@@ -270,6 +285,7 @@ impl Connector {
         let key = key(&params.tenant, &params.connection);
         let scope = json!({ "settings": &settings.values });
         let path = template::render(&stream.path, &scope).map_err(Error::InvalidSettings)?;
+        let stream_format = stream.format.unwrap_or(self.manifest.format);
         let mut seen_positions = HashSet::new();
         loop {
             if !seen_positions.insert(checkpoint.page.clone()) {
@@ -277,21 +293,35 @@ impl Connector {
                     "the partner's paginator repeated a page".to_owned(),
                 ));
             }
+            let bound = match &checkpoint.page {
+                PagePosition::Keyset { at, .. } => Some(*at),
+                _ => checkpoint.since.or(initial),
+            };
             let mut waits = 0;
             let response = self
-                .fetch(&key, settings, &params.run_id, &mut waits, |session| {
-                    self.page_request(
-                        stream,
-                        session,
-                        &path,
-                        &scope,
-                        &checkpoint,
-                        format.as_ref(),
-                        page_size,
-                    )
-                })
+                .fetch_as(
+                    &key,
+                    settings,
+                    &params.run_id,
+                    &mut waits,
+                    SendOptions {
+                        format: stream_format,
+                        ..SendOptions::default()
+                    },
+                    |session| {
+                        self.page_request(
+                            stream,
+                            session,
+                            &path,
+                            &scope,
+                            &checkpoint.page,
+                            bound.zip(format.as_ref()),
+                            page_size,
+                        )
+                    },
+                )
                 .await?;
-            let items = match stream_records(stream, &response.body) {
+            let items = match stream_records(stream, stream_format, &response.body) {
                 Some(items) => items,
                 None => {
                     return Err(Error::PartnerResponse(format!(
@@ -304,18 +334,42 @@ impl Connector {
                 rate_limited_waits: waits,
                 ..ReadResponse::default()
             };
-            for item in items {
-                if let (Some(format), Some(incremental)) = (&format, &stream.incremental)
-                    && let Some(value) = item.get(&incremental.field).and_then(|v| format.read(v))
-                {
+            let mut tracker = keyset::Tracker::new(&checkpoint.page);
+            for item in items.iter().copied() {
+                let cursor = match (&format, &stream.incremental) {
+                    (Some(format), Some(incremental)) => {
+                        item.get(&incremental.field).and_then(|v| format.read(v))
+                    }
+                    _ => None,
+                };
+                let id = record_id(item, &stream.primary_key);
+                if keyset && keyset::already_read(&checkpoint.page, cursor, id.as_deref()) {
+                    continue;
+                }
+                if let Some(value) = cursor {
                     checkpoint.see(value);
                 }
+                tracker.see(cursor, id.as_deref());
                 match accept(item, &stream.primary_key) {
                     Ok(record) => page.records.push(record),
                     Err(rejected) => page.rejected.push(rejected),
                 }
             }
-            let next = next_position(stream, &checkpoint.page, &response, items.len(), page_size);
+            let next = if keyset {
+                let short = page_size.is_some_and(|size| items.len() < size as usize);
+                match tracker.position() {
+                    _ if short => None,
+                    Some(position) => Some(position),
+                    None => {
+                        return Err(Error::PartnerResponse(format!(
+                            "keyset paging needs each record's {}, and a full page had none",
+                            stream.incremental.as_ref().map_or("", |i| i.field.as_str())
+                        )));
+                    }
+                }
+            } else {
+                next_position(stream, &checkpoint.page, &response, items.len(), page_size)
+            };
             let done = next.is_none() || items.is_empty();
             if done {
                 page.deleted = self
@@ -356,8 +410,8 @@ impl Connector {
         session: &Session,
         path: &str,
         scope: &Value,
-        checkpoint: &Checkpoint,
-        format: Option<&CursorFormat>,
+        position: &PagePosition,
+        bound: Option<(i64, &CursorFormat)>,
         page_size: Option<u32>,
     ) -> Result<Request, Error> {
         let get = |url, query| Request {
@@ -367,7 +421,7 @@ impl Connector {
             query,
             body: Body::None,
         };
-        if let PagePosition::Url(next) = &checkpoint.page {
+        if let PagePosition::Url(next) = position {
             // The partner's own next URL carries every parameter; it must stay on the
             // partner's origin, since the session's credentials go with it.
             let url = reqwest::Url::parse(next)
@@ -390,9 +444,7 @@ impl Connector {
                 ))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        if let (Some(incremental), Some(format), Some(since)) =
-            (&stream.incremental, format, checkpoint.since)
-        {
+        if let (Some(incremental), Some((since, format))) = (&stream.incremental, bound) {
             let value = template::render(
                 &incremental.value,
                 &json!({ "cursor": format.write(since) }),
@@ -403,7 +455,7 @@ impl Connector {
         if let (Some(size), Some(page_size)) = (stream.pagination.page_size(), page_size) {
             query.push((size.param.clone(), page_size.to_string()));
         }
-        match (&stream.pagination, &checkpoint.page) {
+        match (&stream.pagination, position) {
             (Pagination::Cursor { param, .. }, PagePosition::Token(token)) => {
                 query.push((param.clone(), token.clone()));
             }
@@ -411,6 +463,9 @@ impl Connector {
             | (Pagination::StartCount { start: param, .. }, position) => {
                 let offset = match position {
                     PagePosition::Offset(offset) => *offset,
+                    PagePosition::Keyset { .. } => {
+                        keyset::offset(position, page_size.unwrap_or(DEFAULT_PAGE_SIZE))
+                    }
                     _ => 0,
                 };
                 query.push((param.clone(), offset.to_string()));
@@ -486,22 +541,43 @@ impl Connector {
             headers.push((header.clone(), params.idempotency_key.clone()));
         }
         let body = template::render_json(&operation.body, &scope).unwrap_or(json!({}));
+        let format = operation.format.unwrap_or(self.manifest.format);
         if !is_create && body.as_object().is_some_and(serde_json::Map::is_empty) {
             return Err(Error::InvalidWrite(format!(
                 "nothing to write: the manifest's {} update carries none of the record's fields",
                 params.entity
             )));
         }
+        let body = match format {
+            Format::Xml => {
+                // A Content-Type the manifest gives (SOAP's text/xml) wins over the default.
+                let given = headers
+                    .iter()
+                    .position(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+                let content_type = match given {
+                    Some(index) => headers.remove(index).1,
+                    None => crate::http::media_type(Format::Xml).to_owned(),
+                };
+                let text = crate::formats::json_to_xml(&body).map_err(Error::InvalidWrite)?;
+                Body::Text { content_type, text }
+            }
+            _ => Body::Json(body),
+        };
         let key = key(&params.tenant, &params.connection);
         let mut waits = 0;
+        let options = SendOptions {
+            format,
+            repeatable,
+            ..SendOptions::default()
+        };
         let response = self
-            .fetch_as(&key, &settings, "", &mut waits, repeatable, |session| {
+            .fetch_as(&key, &settings, "", &mut waits, options, |session| {
                 Ok(Request {
                     method: operation.method,
                     url: join(&session.base_url, &path)?,
                     headers: headers.clone(),
                     query: Vec::new(),
-                    body: Body::Json(body.clone()),
+                    body: body.clone(),
                 })
             })
             .await?;
@@ -550,19 +626,20 @@ impl Connector {
         waits: &mut u32,
         build: impl Fn(&Session) -> Result<Request, Error>,
     ) -> Result<Response, Error> {
-        self.fetch_as(key, settings, run_id, waits, true, build)
+        self.fetch_as(key, settings, run_id, waits, SendOptions::default(), build)
             .await
     }
 
-    /// [`Connector::fetch`] for a request that may (`repeatable`) or may not be sent again after
-    /// an attempt whose outcome is unknown.
+    /// As [`Connector::fetch`], sent with `options`: the answer's format, and whether the
+    /// request may (`repeatable`) or may not be sent again after an attempt whose outcome is
+    /// unknown.
     async fn fetch_as(
         &self,
         key: &Key,
         settings: &Settings,
         run_id: &str,
         waits: &mut u32,
-        repeatable: bool,
+        options: SendOptions,
         build: impl Fn(&Session) -> Result<Request, Error>,
     ) -> Result<Response, Error> {
         let limiter = self.limiter(key);
@@ -607,7 +684,7 @@ impl Connector {
             request.query.extend(session.query.iter().cloned());
             // A 401 is a refusal before any work, so even a create may be sent again after it.
             let http = session.http.as_ref().unwrap_or(&self.http);
-            match http.send_as(&limiter, &request, waits, repeatable).await? {
+            match http.send_with(&limiter, &request, options, waits).await? {
                 Answer::Ok(response) => return Ok(response),
                 Answer::Unauthorized => {
                     self.forget(key);
@@ -680,11 +757,29 @@ fn join(base: &reqwest::Url, path: &str) -> Result<reqwest::Url, Error> {
     Ok(url)
 }
 
-fn stream_records<'a>(stream: &Stream, body: &'a Value) -> Option<&'a Vec<Value>> {
-    if stream.records.is_empty() {
-        body.as_array()
+fn stream_records<'a>(stream: &Stream, format: Format, body: &'a Value) -> Option<Vec<&'a Value>> {
+    let found = if stream.records.is_empty() {
+        Some(body)
     } else {
-        body.pointer(&stream.records)?.as_array()
+        body.pointer(&stream.records)
+    };
+    match (found, format) {
+        (Some(Value::Array(items)), _) => Some(items.iter().collect()),
+        // XML cannot tell a list of one from one element, nor write an empty list at all.
+        (Some(one @ Value::Object(_)), Format::Xml) => Some(vec![one]),
+        (Some(Value::String(empty)), Format::Xml) if empty.is_empty() => Some(Vec::new()),
+        (None, Format::Xml) => {
+            let (parent, _) = stream.records.rsplit_once('/')?;
+            let parent = if parent.is_empty() {
+                Some(body)
+            } else {
+                body.pointer(parent)
+            };
+            parent
+                .filter(|parent| parent.is_object())
+                .map(|_| Vec::new())
+        }
+        _ => None,
     }
 }
 
@@ -732,6 +827,23 @@ fn next_position(
     }
 }
 
+fn primary_key_value<'a>(item: &'a Value, primary_key: &str) -> Option<&'a Value> {
+    if primary_key.starts_with('/') {
+        item.pointer(primary_key)
+    } else {
+        item.get(primary_key)
+    }
+}
+
+/// The primary key as text, when it is usable.
+fn record_id(item: &Value, primary_key: &str) -> Option<String> {
+    match primary_key_value(item, primary_key)? {
+        Value::Number(number) if number.is_i64() || number.is_u64() => Some(number.to_string()),
+        Value::String(text) if !text.trim().is_empty() => Some(text.clone()),
+        _ => None,
+    }
+}
+
 /// A record must be an object with a usable primary key; anything else is rejected with its
 /// reason. Other odd fields pass through for mapping to judge.
 fn accept(item: &Value, primary_key: &str) -> Result<RawRecord, RejectedRecord> {
@@ -743,12 +855,7 @@ fn accept(item: &Value, primary_key: &str) -> Result<RawRecord, RejectedRecord> 
     if !item.is_object() {
         return Err(reject("record is not a JSON object".to_owned()));
     }
-    let id = if primary_key.starts_with('/') {
-        item.pointer(primary_key)
-    } else {
-        item.get(primary_key)
-    };
-    let external_id = match id {
+    let external_id = match primary_key_value(item, primary_key) {
         None | Some(Value::Null) => return Err(reject(format!("record has no {primary_key}"))),
         Some(Value::Number(number)) if number.is_i64() || number.is_u64() => number.to_string(),
         Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),

@@ -14,6 +14,11 @@ pub enum Error {
     InvalidCheckpoint(String),
     #[error("invalid write: {0}")]
     InvalidWrite(String),
+    #[error("invalid document: {0}")]
+    InvalidDocument(String),
+    /// The partner looked at the document and could not parse it.
+    #[error("{0}")]
+    DocumentNotParsed(String),
     #[error("webhook rejected: {0}")]
     WebhookRejected(String),
     #[error("the manifest asks for {0}, which this runtime does not support yet")]
@@ -58,7 +63,9 @@ impl ServiceError for Error {
             | Error::TargetNotAllowed { .. }
             | Error::UnknownStream(_)
             | Error::InvalidCheckpoint(_)
-            | Error::InvalidWrite(_) => ErrorKind::InvalidArgument,
+            | Error::InvalidWrite(_)
+            | Error::InvalidDocument(_)
+            | Error::DocumentNotParsed(_) => ErrorKind::InvalidArgument,
             // A delivery that fails its signature or timestamp check is not from the partner.
             Error::WebhookRejected(_) => ErrorKind::Unauthenticated,
             Error::WebhookSecretMissing | Error::NoWebhooks(_) => ErrorKind::FailedPrecondition,
@@ -84,6 +91,8 @@ impl ServiceError for Error {
             Error::UnknownStream(_) => "UNKNOWN_STREAM",
             Error::InvalidCheckpoint(_) => "INVALID_CHECKPOINT",
             Error::InvalidWrite(_) => "INVALID_WRITE",
+            Error::InvalidDocument(_) => "INVALID_DOCUMENT",
+            Error::DocumentNotParsed(_) => "DOCUMENT_NOT_PARSED",
             Error::WebhookRejected(_) => "WEBHOOK_REJECTED",
             Error::Unsupported(_) => "MANIFEST_FEATURE_UNSUPPORTED",
             Error::CredentialsRejected(_) => "CREDENTIALS_REJECTED",

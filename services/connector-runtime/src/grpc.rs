@@ -7,8 +7,8 @@ use futures::Stream;
 use plugboard_proto::connector::v1::connector_service_server::ConnectorService;
 use plugboard_proto::connector::v1::{
     CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse,
-    HandleWebhookRequest, HandleWebhookResponse, ReadRequest, ReadResponse, WriteRequest,
-    WriteResponse,
+    HandleWebhookRequest, HandleWebhookResponse, ParseDocumentRequest, ParseDocumentResponse,
+    ReadRequest, ReadResponse, WriteRequest, WriteResponse,
 };
 use plugboard_proto::error::to_status;
 use plugboard_runtime::identity::Caller;
@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::connector::{Connector, ReadParams, WriteParams};
+use crate::connector::{Connector, DocumentParams, ReadParams, WriteParams};
 use crate::error::Error;
 use crate::webhook_events::WebhookHandler;
 
@@ -172,5 +172,38 @@ impl ConnectorService for GrpcConnectorAdapter {
                 Err(to_status(&error))
             }
         }
+    }
+
+    #[tracing::instrument(skip_all, fields(connection_id, document_type, bytes))]
+    async fn parse_document(
+        &self,
+        request: Request<ParseDocumentRequest>,
+    ) -> Result<Response<ParseDocumentResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let connection = connection(request.connection)?;
+        let span = tracing::Span::current();
+        span.record("connection_id", connection.connection_id.as_str());
+        span.record("document_type", request.document_type.as_str());
+        span.record("bytes", request.content.len());
+        let outcome = self
+            .connector
+            .parse_document(DocumentParams {
+                tenant,
+                connection,
+                document_type: request.document_type,
+                content: request.content,
+                file_name: request.file_name,
+                content_type: request.content_type,
+            })
+            .await
+            .map_err(|e| to_status(&e))?;
+        tracing::info!(document_id = %outcome.document_id, polls = outcome.polls, "parsed a document");
+        Ok(Response::new(ParseDocumentResponse {
+            document_id: outcome.document_id,
+            record: Some(outcome.record),
+            entities: outcome.entities,
+            polls: outcome.polls,
+        }))
     }
 }

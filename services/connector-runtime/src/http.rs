@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, transport};
-use crate::manifest::{Method, RateLimit};
+use crate::manifest::{Format, Method, RateLimit};
 
 /// Timeout of one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +36,41 @@ pub enum Body {
     None,
     Json(Value),
     Form(Vec<(String, String)>),
+    /// Text already in the partner's format (an XML document).
+    Text {
+        content_type: String,
+        text: String,
+    },
+    /// A multipart form: text parts and one file part.
+    Multipart(Multipart),
+}
+
+/// A multipart form, kept as data so a retried request can build it again.
+#[derive(Debug, Clone)]
+pub struct Multipart {
+    pub fields: Vec<(String, String)>,
+    pub file_part: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+impl Multipart {
+    fn form(&self) -> Result<reqwest::multipart::Form, Error> {
+        let file = reqwest::multipart::Part::bytes(self.content.clone())
+            .file_name(self.file_name.clone())
+            .mime_str(&self.content_type)
+            .map_err(|e| {
+                Error::InvalidDocument(format!("content type {}: {e}", self.content_type))
+            })?;
+        let form = self
+            .fields
+            .iter()
+            .fold(reqwest::multipart::Form::new(), |form, (name, value)| {
+                form.text(name.clone(), value.clone())
+            });
+        Ok(form.part(self.file_part.clone(), file))
+    }
 }
 
 /// A successful (2xx) or unauthorized answer; other statuses are errors.
@@ -49,7 +84,34 @@ pub enum Answer {
 pub struct Response {
     pub status: u16,
     pub link: Option<String>,
+    /// The `Location` of a redirect the request accepted.
+    pub location: Option<String>,
     pub body: Value,
+}
+
+/// How one request is sent, beyond what it says.
+#[derive(Debug, Clone, Copy)]
+pub struct SendOptions {
+    /// Retry 5xx and transport failures with backoff; off for single-use inputs.
+    pub retry: bool,
+    /// A 3xx is an answer (its `Location` is read), not a refusal. Redirects are never
+    /// followed: the target would bypass the guard.
+    pub accept_redirect: bool,
+    /// How the answer is read into JSON.
+    pub format: Format,
+    /// Whether the partner can take the request twice without harm (see [`Http::send_as`]).
+    pub repeatable: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> SendOptions {
+        SendOptions {
+            retry: true,
+            accept_redirect: false,
+            format: Format::Json,
+            repeatable: true,
+        }
+    }
 }
 
 /// Requests per window and requests in flight, for one connection.
@@ -206,7 +268,8 @@ impl Http {
         request: &Request,
         waits: &mut u32,
     ) -> Result<Answer, Error> {
-        self.send_as(limiter, request, waits, true).await
+        self.send_with(limiter, request, SendOptions::default(), waits)
+            .await
     }
 
     /// [`Http::send`] for a request that is `repeatable` or not. One that is not (a create the
@@ -220,10 +283,30 @@ impl Http {
         waits: &mut u32,
         repeatable: bool,
     ) -> Result<Answer, Error> {
+        let options = SendOptions {
+            repeatable,
+            ..SendOptions::default()
+        };
+        self.send_with(limiter, request, options, waits).await
+    }
+
+    /// As [`Http::send`], with `options`.
+    pub async fn send_with(
+        &self,
+        limiter: &Limiter,
+        request: &Request,
+        options: SendOptions,
+        waits: &mut u32,
+    ) -> Result<Answer, Error> {
         let mut consecutive = 0;
+        let backoff = if options.retry {
+            self.backoff
+        } else {
+            self.backoff.with_max_times(0)
+        };
         loop {
-            let attempt = (|| self.send_once(limiter, request, repeatable))
-                .retry(self.backoff)
+            let attempt = (|| self.send_once(limiter, request, options))
+                .retry(backoff)
                 .when(Error::is_transient)
                 .notify(|error, delay| {
                     tracing::info!(error = %error, ?delay, "retrying partner request");
@@ -248,8 +331,9 @@ impl Http {
         &self,
         limiter: &Limiter,
         request: &Request,
-        repeatable: bool,
+        options: SendOptions,
     ) -> Result<Attempt, Error> {
+        let repeatable = options.repeatable;
         // What a failure after the request may have reached the partner means.
         let maybe_applied = |error: Error| match error {
             Error::PartnerUnavailable(message) if !repeatable => {
@@ -269,7 +353,7 @@ impl Http {
             .client
             .request(method, request.url.clone())
             .headers(plugboard_proto::trace_context::current_http_headers())
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, media_type(options.format));
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
         }
@@ -280,6 +364,10 @@ impl Http {
             Body::None => builder,
             Body::Json(json) => builder.json(json),
             Body::Form(form) => builder.form(form),
+            Body::Text { content_type, text } => builder
+                .header(header::CONTENT_TYPE, content_type.as_str())
+                .body(text.clone()),
+            Body::Multipart(multipart) => builder.multipart(multipart.form()?),
         };
         let response = builder.send().await.map_err(|e| {
             let never_connected = e.is_connect();
@@ -308,11 +396,23 @@ impl Http {
                 maybe_applied(error)
             });
         }
-        let link = response
-            .headers()
-            .get(header::LINK)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let header_text = |name: header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let link = header_text(header::LINK);
+        let location = header_text(header::LOCATION);
+        if options.accept_redirect && status.is_redirection() {
+            return Ok(Attempt::Done(Answer::Ok(Response {
+                status: status.as_u16(),
+                link,
+                location,
+                body: Value::Null,
+            })));
+        }
         let text = response
             .text()
             .await
@@ -327,21 +427,40 @@ impl Http {
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|e| {
-                let message = format!("invalid json: {e}");
+            match parse(options.format, &text) {
+                Ok(body) => body,
+                // A step waiting for a redirect may get a login page instead; the missing
+                // redirect is its error, not the page.
+                Err(_) if options.accept_redirect => Value::Null,
                 // The partner did it (2xx) but we cannot read what: a repeat would do it again.
-                if repeatable {
-                    Error::PartnerResponse(message)
-                } else {
-                    Error::WriteOutcomeUnknown(message)
-                }
-            })?
+                Err(message) if !repeatable => return Err(Error::WriteOutcomeUnknown(message)),
+                Err(message) => return Err(Error::PartnerResponse(message)),
+            }
         };
         Ok(Attempt::Done(Answer::Ok(Response {
             status: status.as_u16(),
             link,
+            location,
             body,
         })))
+    }
+}
+
+/// The media type a format is asked for and sent as.
+pub fn media_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/json",
+        Format::Xml => "application/xml",
+        Format::Csv => "text/csv",
+    }
+}
+
+/// An answer's text as JSON.
+fn parse(format: Format, text: &str) -> Result<Value, String> {
+    match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| format!("invalid json: {e}")),
+        Format::Xml => crate::formats::xml_to_json(text),
+        Format::Csv => crate::formats::csv_to_json(text),
     }
 }
 

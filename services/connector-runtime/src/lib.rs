@@ -2,7 +2,8 @@
 //! connector.
 //!
 //! A connector folder holds `manifest.yaml` (auth, base URL, streams with paging and
-//! incremental cursors, writes, webhooks, rate limits; the format is in [`manifest`] and its
+//! incremental cursors, writes, webhooks, document parsing, rate limits, JSON, XML or CSV; the
+//! format is in [`manifest`] and its
 //! JSON Schema in `manifest.schema.json`) and `mappings/*.yaml` (mapping specs). This crate
 //! loads and checks such a folder offline, serves it as `plugboard.connector.v1.ConnectorService`
 //! (leasing access from credentials, paging, waiting out rate limits, retrying with backoff),
@@ -13,14 +14,17 @@
 //! - [`manifest`]: the format, loading, and every offline check with file and line;
 //! - [`template`]: the `{{ a.b }}` templates manifests are written with;
 //! - [`guard`]: the target guard that keeps requests off internal networks;
-//! - [`access`], [`session`]: leased secrets, connection settings, auth schemes;
-//! - [`http`]: requests under rate budgets, 429 waits and retries;
-//! - [`checkpoint`]: incremental cursors and resumable page positions;
-//! - [`connector`]: check, discover, read and write for any manifest;
+//! - [`access`], [`session`], [`login`]: leased secrets, connection settings, auth schemes
+//!   and multi-step logins;
+//! - [`http`], [`formats`]: requests under rate budgets, 429 waits and retries; XML and CSV
+//!   answers read as JSON, XML bodies written from it;
+//! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
+//!   paging that survives records changing mid-run;
+//! - [`connector`]: check, discover, read, write and parse documents for any manifest;
 //! - [`webhook`]: signature and timestamp checks of partner webhooks;
 //! - [`webhook_events`]: `HandleWebhook`: the leased webhook secret, verification, events;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
-//! - [`conformance`]: the conformance kit;
+//! - [`conformance`]: the conformance kit (reads, writes, webhooks, documents);
 //! - [`tooling`]: what `plugboard connector check | new | stats` do;
 //! - [`error`]: the one error type.
 //!
@@ -28,7 +32,13 @@
 //!
 //! - OAuth2 authorization code needs credentials: with a fixed secret (conformance kit,
 //!   tooling) there is nobody to hold the refresh token, so such a read fails as
-//!   rejected credentials. XML partners are in the format, not the runtime (TODO(#3)).
+//!   rejected credentials.
+//! - A document parse waits in the `ParseDocument` call (polling, at most `timeout_seconds`);
+//!   webhook-driven parse results (Affinda's `resume.parse.succeeded`) are not used yet.
+//! - Keyset paging can miss a record only if more than half a page of the records sharing the
+//!   boundary cursor value change between two page requests.
+//! - XML is read element by element into JSON (values as strings) and written from JSON; a
+//!   schema-driven SOAP envelope or typed XML values need a mapping step, not the runtime.
 //! - Writes remember nothing: sync's outbox is what makes a retried write happen once, and the
 //!   runtime's part is never to repeat a create the partner may already have made
 //!   ([`connector::Connector::write`]). Webhook deliveries are not remembered here either: sync
@@ -44,9 +54,12 @@ pub mod config;
 pub mod conformance;
 pub mod connector;
 pub mod error;
+pub mod formats;
 pub mod grpc;
 pub mod guard;
 pub mod http;
+pub mod keyset;
+pub mod login;
 pub mod manifest;
 pub mod registration;
 pub mod session;
@@ -81,13 +94,26 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let loaded = manifest::load_for_serving(&config.connector_dir).map_err(|problems| {
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        Error::Startup(format!(
-            "the connector folder has problems:\n{}",
-            text.join("\n")
-        ))
-    })?;
+    let loaded = manifest::load_for_serving(&config.connector_dir).map_err(startup_problems)?;
+    serve_loaded(config, loaded, listener, shutdown).await
+}
+
+/// The problems of a connector folder, as the error that stops the process at start.
+pub fn startup_problems(problems: Vec<manifest::Problem>) -> Error {
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Error::Startup(format!(
+        "the connector folder has problems:\n{}",
+        text.join("\n")
+    ))
+}
+
+/// As [`run`], for a folder already loaded (one compiled into the binary, say).
+pub async fn serve_loaded(
+    config: Config,
+    loaded: manifest::Loaded,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let key = MeshKey::new(&config.mesh_key).map_err(|e| Error::Startup(e.to_string()))?;
     let credentials = lazy_channel(&config.credentials_addr)
         .map_err(|e| Error::Startup(format!("PLUGBOARD_CREDENTIALS_ADDR: {e}")))?;
@@ -108,7 +134,10 @@ pub async fn run(
         registry,
         key.clone(),
         registration::registry_manifest(&loaded),
-        format!("{name}-{}", uuid::Uuid::new_v4()),
+        config
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("{name}-{}", uuid::Uuid::new_v4())),
         advertise,
     ));
     let access = Access::new(credentials, key.clone(), &name);

@@ -273,36 +273,15 @@ pub async fn open(
             )?);
         }
         Auth::Login {
-            request,
             token,
             base_url,
             apply,
+            ..
         } => {
-            let url = settings
-                .base_url
-                .join(&render(&request.url)?)
-                .map_err(|e| Error::InvalidSettings(format!("login url: {e}")))?;
-            let url = check_target(url.as_str(), allow_private).await?;
-            let pairs = |map: &std::collections::BTreeMap<String, String>| {
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), render(v)?)))
-                    .collect::<Result<Vec<_>, Error>>()
-            };
-            let body = if let Some(json) = &request.json {
-                Body::Json(template::render_json(json, &scope).unwrap_or(Value::Null))
-            } else if !request.form.is_empty() {
-                Body::Form(pairs(&request.form)?)
-            } else {
-                Body::None
-            };
-            let login = Request {
-                method: request.method,
-                url,
-                headers: pairs(&request.headers)?,
-                query: pairs(&request.query)?,
-                body,
-            };
-            let answer = call(http, limiter, &login, "login").await?;
+            let steps = manifest.auth.login_steps();
+            let answer =
+                crate::login::run_steps(&steps, http, limiter, settings, &scope, allow_private)
+                    .await?;
             let token = answer
                 .pointer(token)
                 .and_then(Value::as_str)

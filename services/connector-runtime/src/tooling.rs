@@ -141,8 +141,14 @@ fn lines_under(dir: &Path, extension: &str) -> std::io::Result<usize> {
     Ok(total)
 }
 
-/// Scaffolds `services/connector-<name>`: a manifest, a mapping spec and a sandbox note, all
-/// of which pass `check` as written.
+/// The sandbox `new` writes: the starter partner's source.
+const STARTER_SANDBOX: &str = include_str!("../../sandbox/src/starter.rs");
+/// The starter partner's API key.
+const STARTER_KEY: &str = "starter-demo-key";
+
+/// Scaffolds `services/connector-<name>` (a manifest, a mapping spec and a `conformance.yaml`,
+/// which pass `check` as written) and its sandbox stub `services/sandbox/src/<name>.rs` (the
+/// starter partner, which they pass the conformance kit against).
 pub fn scaffold(services: &Path, name: &str) -> Result<PathBuf, String> {
     let valid = !name.is_empty()
         && name
@@ -154,6 +160,7 @@ pub fn scaffold(services: &Path, name: &str) -> Result<PathBuf, String> {
         ));
     }
     let dir = services.join(format!("connector-{name}"));
+    let module = name.replace('-', "_");
     if dir.exists() {
         return Err(format!("{} already exists", dir.display()));
     }
@@ -184,7 +191,8 @@ streams:
     path: /candidates
     records: /data
     pagination: {{type: offset, page_size: {{param: limit, value: 100}}}}
-    incremental: {{param: updated_since, field: updated_at}}
+    # Sorted by (updated_at, id): each page resumes at the newest updated_at read.
+    incremental: {{param: updated_since, field: updated_at, keyset: true}}
 "#
         ),
     )?;
@@ -205,12 +213,33 @@ fields:
         ),
     )?;
     write(
-        dir.join("SANDBOX.md"),
+        dir.join("conformance.yaml"),
         format!(
-            "# {name} sandbox\n\nAdd `services/sandbox/src/{module}/` speaking this partner's wire \
-             format and the `/_sandbox/` admin contract (records, touch, faults, webhook, stats), \
-             seeded from `shared/partners/{name}/`, then list it in the conformance test.\n",
-            module = name.replace('-', "_")
+            "# How the conformance kit reaches the {name} sandbox (services/sandbox/src/{module}.rs).\n\
+             settings: {{base_url: \"{{{{ sandbox }}}}\"}}\n\
+             secret: {{kind: api_key, key: {key}}}\n",
+            key = STARTER_KEY,
+        ),
+    )?;
+    // The sandbox stub: the starter partner, which serves this manifest as scaffolded and
+    // passes the conformance kit; the connector's author turns it into the partner.
+    let sandbox_dir = services.join("sandbox/src");
+    std::fs::create_dir_all(&sandbox_dir)
+        .map_err(|e| format!("cannot create {}: {e}", sandbox_dir.display()))?;
+    let stub = sandbox_dir.join(format!("{module}.rs"));
+    if stub.exists() {
+        return Err(format!("{} already exists", stub.display()));
+    }
+    let body = STARTER_SANDBOX
+        .split_once("\n\nuse ")
+        .map(|(_, rest)| format!("use {rest}"))
+        .unwrap_or_else(|| STARTER_SANDBOX.to_owned());
+    write(
+        stub,
+        format!(
+            "//! A simulated {name} API for dev mode and the conformance kit, begun from the\n\
+             //! starter partner (`plugboard connector new`). Make it speak {name}'s real wire format,\n\
+             //! auth, paging and faults, seeded from `shared/partners/{name}/`.\n\n{body}"
         ),
     )?;
     Ok(dir)

@@ -56,6 +56,32 @@ fn line_of(file: &str, needle: &str) -> u32 {
     text.lines().position(|line| line.contains(needle)).unwrap() as u32 + 1
 }
 
+/// Every shipped manifest is valid against the published JSON Schema editors use.
+#[test]
+fn every_shipped_manifest_validates_against_the_json_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("manifest.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("..")).unwrap() {
+        let path = entry.unwrap().path().join("manifest.yaml");
+        if !path.exists() {
+            continue;
+        }
+        let yaml: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&yaml)
+            .map(|error| format!("{error} at {}", error.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked} manifests");
+}
+
 #[test]
 fn the_shipped_connector_passes() {
     let loaded = tooling::check(&greenhouse()).unwrap();
@@ -306,7 +332,75 @@ fn every_inbound_mapping_needs_a_stream() {
         &dir,
         "mappings/job.inbound.yaml",
         line_of("mappings/job.inbound.yaml", "entity:"),
-        "no stream of the manifest reads job",
+        "no stream or document of the manifest reads job",
+    );
+}
+
+/// A copy of the Bullhorn folder with its manifest rewritten by `edit`.
+fn broken_bullhorn(edit: impl Fn(&str) -> String) -> PathBuf {
+    let source = greenhouse().join("../connector-bullhorn");
+    let dir = std::env::temp_dir().join(format!("pb-check-bh-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    for entry in std::fs::read_dir(source.join("mappings")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("mappings").join(path.file_name().unwrap())).unwrap();
+    }
+    let manifest = std::fs::read_to_string(source.join("manifest.yaml")).unwrap();
+    let edited = edit(&manifest);
+    assert_ne!(edited, manifest, "the edit changed nothing");
+    std::fs::write(dir.join("manifest.yaml"), edited).unwrap();
+    dir
+}
+
+fn bullhorn_line_of(needle: &str) -> u32 {
+    let text =
+        std::fs::read_to_string(greenhouse().join("../connector-bullhorn/manifest.yaml")).unwrap();
+    text.lines().position(|line| line.contains(needle)).unwrap() as u32 + 1
+}
+
+#[test]
+fn a_login_step_may_only_read_what_earlier_steps_captured() {
+    let dir =
+        broken_bullhorn(|t| t.replace("{{ steps.authorize.code }}", "{{ steps.token.code }}"));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("steps:"),
+        "reads no value an earlier login step captures",
+    );
+}
+
+#[test]
+fn a_login_needs_request_or_steps() {
+    let dir =
+        broken_bullhorn(|t| t.replacen("  steps:\n", "  request: {url: /login}\n  steps:\n", 1));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("auth:"),
+        "exactly one of request or steps",
+    );
+}
+
+#[test]
+fn keyset_paging_needs_offset_pagination() {
+    let dir = broken_bullhorn(|t| t.replace("type: start_count", "type: link_header"));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("incremental: &modified"),
+        "incremental.keyset needs offset or start_count pagination",
+    );
+}
+
+#[test]
+fn an_initial_cursor_must_be_in_the_cursor_format() {
+    let dir = broken_bullhorn(|t| t.replace("initial: 0", "initial: yesterday"));
+    refused(
+        &dir,
+        "manifest.yaml",
+        bullhorn_line_of("incremental: &modified"),
+        "incremental.initial \"yesterday\" is not a epoch_millis value",
     );
 }
 
@@ -332,23 +426,58 @@ fn scaffolded_connectors_pass_check_and_count_their_lines() {
     let _ = std::fs::remove_dir_all(services);
 }
 
+/// The exact counts of the shipped connectors, and the table in docs/connectors.md says the
+/// same: when a manifest or mapping changes, update both.
 #[test]
 fn stats_counts_the_shipped_connectors() {
     let rows = tooling::stats(&greenhouse().join("..")).unwrap();
-    let greenhouse = rows.iter().find(|r| r.name == "greenhouse").unwrap();
+    let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap().clone();
+    let greenhouse = row("greenhouse");
     assert_eq!(
         (
+            greenhouse.category.as_str(),
             greenhouse.streams,
             greenhouse.writes,
-            greenhouse.webhook_events
+            greenhouse.webhook_events,
+            greenhouse.manifest_lines,
+            greenhouse.mapping_lines,
+            greenhouse.rust_lines
         ),
-        (3, 2, 3)
+        ("ats", 3, 2, 3, 72, 60, 0)
     );
-    assert_eq!(greenhouse.rust_lines, 0);
-    assert!(greenhouse.manifest_lines > 0 && greenhouse.mapping_lines > 0);
-    let bullhorn = rows.iter().find(|r| r.name == "bullhorn").unwrap();
-    assert!(bullhorn.rust_lines > 500);
+    let bullhorn = row("bullhorn");
+    assert_eq!(
+        (
+            bullhorn.category.as_str(),
+            bullhorn.streams,
+            bullhorn.manifest_lines,
+            bullhorn.rust_lines
+        ),
+        ("ats", 4, 81, 0)
+    );
+    let docs = std::fs::read_to_string(connectors_doc()).unwrap();
+    for row in &rows {
+        let expected = format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.category,
+            row.streams,
+            row.writes,
+            row.webhook_events,
+            row.manifest_lines,
+            row.mapping_lines,
+            row.rust_lines
+        );
+        assert!(
+            docs.lines().any(|line| line.trim() == expected),
+            "docs/connectors.md has no row {expected}"
+        );
+    }
     assert!(tooling::render_stats(&rows).contains("greenhouse"));
+}
+
+fn connectors_doc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/connectors.md")
 }
 
 /// The published JSON Schema names exactly the keys the runtime reads, at every level a

@@ -193,6 +193,7 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
         credentials_addr,
         mesh_key: SecretString::from(MESH_KEY.to_owned()),
         allow_private_targets: true,
+        instance_id: None,
     };
     tokio::spawn(run(config, listener, std::future::pending()));
 

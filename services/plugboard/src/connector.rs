@@ -1,7 +1,8 @@
 //! `plugboard connector …`: the connector kit's tooling.
 //!
 //! - `check <path>…`: validates manifests and mappings offline, one `file:line: problem` each;
-//! - `new <name>`: scaffolds `services/connector-<name>` (manifest, mapping, sandbox note);
+//! - `new <name>`: scaffolds `services/connector-<name>` (manifest, mapping, conformance.yaml)
+//!   and its sandbox stub `services/sandbox/src/<name>.rs`;
 //! - `stats`: per connector, its category, streams, writes, webhooks and lines of manifest,
 //!   mapping and Rust;
 //! - `serve <dir>`: serves a connector folder with the generic runtime, configured like every
@@ -64,10 +65,19 @@ pub async fn run_command(command: ConnectorCommand) -> ExitCode {
         }
         ConnectorCommand::New { name, services } => match tooling::scaffold(&services, &name) {
             Ok(dir) => {
+                let module = name.replace('-', "_");
                 println!(
-                    "created {}; run `plugboard connector check {}`",
+                    "created {} and its sandbox stub {}/sandbox/src/{module}.rs",
                     dir.display(),
-                    dir.display()
+                    services.display()
+                );
+                println!("next:");
+                println!("  plugboard connector check {}", dir.display());
+                println!(
+                    "  add `pub mod {module};` to services/sandbox/src/lib.rs, and the stub's router to"
+                );
+                println!(
+                    "  sandbox() in services/connector-runtime/tests/conformance.rs, which then runs the kit"
                 );
                 ExitCode::SUCCESS
             }

@@ -185,19 +185,23 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
         plugboard_sandbox::serve(listeners.sandbox, options, shutdown())
     });
     spawn(&mut services, "connector-bullhorn", {
-        let config = plugboard_connector_bullhorn::Config {
-            listen_addr: listeners.connector.local_addr()?,
-            advertise_addr: Some(connector_addr.clone()),
-            registry_addr: registry_addr.clone(),
-            credentials_addr: credentials_addr.clone(),
-            mesh_key: mesh_secret.clone(),
-            // The sandbox is on loopback; only dev mode and tests allow that.
-            allow_private_targets: true,
-            // Stable across restarts, so the new process replaces the old registration at once
-            // instead of sharing Resolve with a dead address until its liveness runs out.
-            instance_id: "bullhorn-dev".to_owned(),
-        };
-        plugboard_connector_bullhorn::run(config, listeners.connector, shutdown())
+        let loaded = crate::bundled::find("connector-bullhorn")
+            .context("the Bullhorn manifest is not compiled into this binary")?
+            .load()?;
+        let mut config = plugboard_connector_runtime::Config::new(
+            "connector-bullhorn".into(),
+            listeners.connector.local_addr()?,
+            mesh_secret.clone(),
+        );
+        config.advertise_addr = Some(connector_addr.clone());
+        config.registry_addr = registry_addr.clone();
+        config.credentials_addr = credentials_addr.clone();
+        // The sandbox is on loopback; only dev mode and tests allow that.
+        config.allow_private_targets = true;
+        // Stable across restarts, so the new process replaces the old registration at once
+        // instead of sharing Resolve with a dead address until its liveness runs out.
+        config.instance_id = Some("bullhorn-dev".to_owned());
+        plugboard_connector_runtime::serve_loaded(config, loaded, listeners.connector, shutdown())
     });
     spawn(&mut services, "gateway", {
         let config = plugboard_gateway::Config {

@@ -7,6 +7,7 @@
 //! - `plugboard tenant create`: adds a tenant and an API key to the gateway's database.
 //! - `plugboard connector check | new | stats | serve`: the connector kit's tooling.
 
+mod bundled;
 mod connector;
 mod dev;
 mod serve;

@@ -81,15 +81,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             )
             .await
         }
-        Service::ConnectorBullhorn => {
-            serve_from_env(
-                "connector-bullhorn",
-                plugboard_connector_bullhorn::Config::from_env,
-                |config| config.listen_addr,
-                plugboard_connector_bullhorn::run,
-            )
-            .await
-        }
+        Service::ConnectorBullhorn => serve_bundled("connector-bullhorn").await,
         Service::SandboxBullhorn => {
             serve_from_env(
                 "sandbox-bullhorn",
@@ -108,6 +100,21 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             .await
         }
     }
+}
+
+/// A manifest connector compiled into the binary, served by the generic runtime.
+async fn serve_bundled(folder: &'static str) -> ExitCode {
+    let Some(bundled) = crate::bundled::find(folder) else {
+        eprintln!("{folder}: not compiled into this binary");
+        return ExitCode::FAILURE;
+    };
+    plugboard_runtime::process::serve_from_env(
+        folder,
+        |env| crate::bundled::config(env, bundled),
+        |(config, _)| config.listen_addr,
+        crate::bundled::serve,
+    )
+    .await
 }
 
 /// The sandbox's size and rate limit, for benchmarks and load tests: record counts from

@@ -79,27 +79,53 @@ fn load_with(dir: &Path, compile_mappings: bool) -> Result<Loaded, Vec<Problem>>
             }
         }
     }
-    let manifest = match load_str(&file, &yaml) {
-        Ok(manifest) => manifest,
-        Err(mut found) => {
-            found.extend(problems);
-            return Err(found);
+    if !problems.is_empty() {
+        if let Err(found) = load_str(&file, &yaml) {
+            problems.extend(found);
         }
-    };
-    if !compile_mappings {
-        return if problems.is_empty() {
-            Ok(Loaded { manifest, mappings })
-        } else {
-            Err(problems)
-        };
+        return Err(problems);
     }
-    problems.extend(check_mappings(
-        &manifest,
+    check_texts(
         &file,
         &yaml,
         &mapping_dir.display().to_string(),
-        &mappings,
-    ));
+        mappings,
+        compile_mappings,
+    )
+}
+
+/// A connector folder compiled into a binary (`plugboard serve connector-<name>`): the same
+/// checks as [`load_for_serving`], on texts instead of files; `folder` names them in problems.
+pub fn load_bundled(
+    folder: &str,
+    manifest_yaml: &str,
+    mappings: &[(&str, &str)],
+) -> Result<Loaded, Vec<Problem>> {
+    let mappings = mappings
+        .iter()
+        .map(|(name, yaml)| ((*name).to_owned(), (*yaml).to_owned()))
+        .collect();
+    check_texts(
+        &format!("{folder}/manifest.yaml"),
+        manifest_yaml,
+        &format!("{folder}/mappings"),
+        mappings,
+        false,
+    )
+}
+
+fn check_texts(
+    file: &str,
+    yaml: &str,
+    mapping_dir: &str,
+    mappings: Vec<(String, String)>,
+    compile_mappings: bool,
+) -> Result<Loaded, Vec<Problem>> {
+    let manifest = load_str(file, yaml)?;
+    if !compile_mappings {
+        return Ok(Loaded { manifest, mappings });
+    }
+    let problems = check_mappings(&manifest, file, yaml, mapping_dir, &mappings);
     if problems.is_empty() {
         Ok(Loaded { manifest, mappings })
     } else {
@@ -166,6 +192,8 @@ struct Checker<'a> {
     file: &'a str,
     yaml: &'a str,
     problems: Vec<Problem>,
+    /// `step.capture` values earlier login steps captured, readable as `{{ steps.… }}`.
+    captured: BTreeSet<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -174,6 +202,7 @@ impl<'a> Checker<'a> {
             file,
             yaml,
             problems: Vec::new(),
+            captured: BTreeSet::new(),
         }
     }
 
@@ -207,6 +236,16 @@ impl<'a> Checker<'a> {
                     self.problem(
                         path,
                         format!("template {{{{ {hole} }}}} reads setting {name:?}, which `settings` does not declare"),
+                    );
+                }
+            } else if root == "steps" {
+                let captured = hole.split_once('.').map_or("", |(_, rest)| rest);
+                if !self.captured.contains(captured) {
+                    self.problem(
+                        path,
+                        format!(
+                            "template {{{{ {hole} }}}} reads no value an earlier login step captures"
+                        ),
                     );
                 }
             } else if root == "secret" {
@@ -289,12 +328,6 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
-        if manifest.format == Format::Xml {
-            self.problem(
-                &["format"],
-                "format xml is part of the manifest format but this runtime reads JSON only (TODO(#3))".to_owned(),
-            );
-        }
         self.template(&["base_url"], &manifest.base_url, &["settings"], manifest);
         if template::holes(&manifest.base_url).is_empty()
             && !(manifest.base_url.starts_with("https://")
@@ -356,7 +389,13 @@ impl<'a> Checker<'a> {
                     self.template(&path, text, allowed, manifest);
                 }
                 self.pointer(&path, &spec.id, false);
+                if spec.format.unwrap_or(manifest.format) == Format::Csv {
+                    self.problem(&path, "writes are json or xml, not csv".to_owned());
+                }
             }
+        }
+        for (kind, document) in &manifest.documents {
+            self.document(manifest, kind, document);
         }
         if let Some(webhooks) = &manifest.webhooks {
             self.pointer(&["webhooks", "event_type"], &webhooks.event_type, false);
@@ -425,25 +464,18 @@ impl<'a> Checker<'a> {
             }
             Auth::Login {
                 request,
+                steps,
                 token,
                 base_url,
                 apply,
             } => {
-                let path = ["auth", "request"];
-                self.template(&path, &request.url, allowed, manifest);
-                for value in request
-                    .query
-                    .values()
-                    .chain(request.headers.values())
-                    .chain(request.form.values())
-                {
-                    self.template(&path, value, allowed, manifest);
+                if request.is_some() != steps.is_empty() {
+                    self.problem(
+                        &["auth"],
+                        "a login needs exactly one of request or steps".to_owned(),
+                    );
                 }
-                if let Some(json) = &request.json {
-                    for text in template::json_strings(json) {
-                        self.template(&path, text, allowed, manifest);
-                    }
-                }
+                self.login_steps(manifest);
                 self.pointer(&["auth", "token"], token, false);
                 if let Some(pointer) = base_url {
                     self.pointer(&["auth", "base_url"], pointer, false);
@@ -457,6 +489,95 @@ impl<'a> Checker<'a> {
                 self.template(&["auth", "apply"], &apply.value, &["session"], manifest);
             }
             Auth::Mtls { .. } => {}
+        }
+    }
+
+    fn document(&mut self, manifest: &Manifest, kind: &str, document: &Document) {
+        let path = ["documents", kind];
+        if document.entities.is_empty() {
+            self.problem(&path, format!("document {kind} maps to no entity"));
+        }
+        for entity in &document.entities {
+            self.entity(&path, entity);
+        }
+        let upload = &document.upload;
+        let allowed = &["settings", "document"];
+        self.template(&path, &upload.path, allowed, manifest);
+        match (&upload.multipart, &upload.json) {
+            (Some(multipart), None) => {
+                for value in multipart.fields.values() {
+                    self.template(&path, value, allowed, manifest);
+                }
+            }
+            (None, Some(json)) => {
+                for text in template::json_strings(json) {
+                    self.template(&path, text, allowed, manifest);
+                }
+            }
+            _ => self.problem(
+                &path,
+                format!("document {kind}: the upload needs exactly one of multipart or json"),
+            ),
+        }
+        self.pointer(&path, &upload.id, false);
+        self.pointer(&path, &document.record, true);
+        if let Some(poll) = &document.poll {
+            self.template(&path, &poll.path, &["settings", "document_id"], manifest);
+            self.pointer(&path, &poll.ready, false);
+            if let Some(failed) = &poll.failed {
+                self.pointer(&path, failed, false);
+            }
+            if poll.interval_seconds == 0 || poll.timeout_seconds < poll.interval_seconds {
+                self.problem(
+                    &path,
+                    format!("document {kind}: poll every 1 s or more, within a longer timeout"),
+                );
+            }
+        }
+    }
+
+    fn login_steps(&mut self, manifest: &Manifest) {
+        let allowed = &["settings", "secret", "steps"];
+        let mut names = BTreeSet::new();
+        for (index, step) in manifest.auth.login_steps().iter().enumerate() {
+            let path = [
+                "auth",
+                if index == 0 && manifest.auth_has_request() {
+                    "request"
+                } else {
+                    "steps"
+                },
+            ];
+            let name_ok = !step.name.is_empty()
+                && step
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok || !names.insert(step.name.clone()) {
+                self.problem(
+                    &path,
+                    format!(
+                        "login step name {:?} must be unique letters, digits and underscores",
+                        step.name
+                    ),
+                );
+            }
+            for text in step.request.templates() {
+                self.template(&path, text, allowed, manifest);
+            }
+            for (name, capture) in &step.capture {
+                match capture {
+                    Capture::Pointer(pointer) => self.pointer(&path, pointer, false),
+                    Capture::Redirect { redirect_param } if redirect_param.trim().is_empty() => {
+                        self.problem(
+                            &path,
+                            format!("capture {name}: redirect_param names no parameter"),
+                        );
+                    }
+                    Capture::Redirect { .. } => {}
+                }
+                self.captured.insert(format!("{}.{name}", step.name));
+            }
         }
     }
 
@@ -477,6 +598,13 @@ impl<'a> Checker<'a> {
             );
         }
         self.pointer(&["streams", name, "records"], &stream.records, true);
+        let format = stream.format.unwrap_or(manifest.format);
+        if format == Format::Csv && !stream.records.is_empty() {
+            self.problem(
+                &["streams", name, "records"],
+                "a csv answer is the record list: leave records empty".to_owned(),
+            );
+        }
         if let Some(size) = stream.pagination.page_size()
             && (size.value == 0 || size.max.is_some_and(|max| max < size.value))
         {
@@ -497,11 +625,34 @@ impl<'a> Checker<'a> {
         if let Some(incremental) = &stream.incremental {
             let path = ["streams", name, "incremental"];
             self.template(&path, &incremental.value, &["cursor"], manifest);
-            if let Err(message) = crate::checkpoint::CursorFormat::parse(
+            match crate::checkpoint::CursorFormat::parse(
                 &incremental.format,
                 incremental.timezone.as_deref(),
             ) {
-                self.problem(&path, message);
+                Err(message) => self.problem(&path, message),
+                Ok(format) => {
+                    if let Some(initial) = &incremental.initial
+                        && format.read(initial).is_none()
+                    {
+                        self.problem(
+                            &path,
+                            format!(
+                                "incremental.initial {initial} is not a {} value",
+                                incremental.format
+                            ),
+                        );
+                    }
+                }
+            }
+            let offset_paged = matches!(
+                stream.pagination,
+                Pagination::Offset { .. } | Pagination::StartCount { .. }
+            );
+            if incremental.keyset && !offset_paged {
+                self.problem(
+                    &path,
+                    "incremental.keyset needs offset or start_count pagination".to_owned(),
+                );
             }
         }
         if let Some(crate::manifest::Deletes::Endpoint {
@@ -540,6 +691,12 @@ fn check_mappings(
         .streams
         .values()
         .map(|s| s.entity.as_str())
+        .chain(
+            manifest
+                .documents
+                .values()
+                .flat_map(|document| document.entities.iter().map(String::as_str)),
+        )
         .collect();
     for (name, yaml) in mappings {
         let file = format!("{dir}/{name}");
@@ -572,12 +729,25 @@ fn check_mappings(
                             file: file.clone(),
                             line: locate(yaml, &["entity"]),
                             message: format!(
-                                "inbound spec for {entity}, but no stream of the manifest reads {entity}"
+                                "inbound spec for {entity}, but no stream or document of the manifest reads {entity}"
                             ),
                         });
                     }
                     inbound.insert(entity.to_owned());
                 }
+            }
+        }
+    }
+    for (kind, document) in &manifest.documents {
+        for entity in &document.entities {
+            if !inbound.contains(entity) && !failed {
+                problems.push(Problem {
+                    file: manifest_file.to_owned(),
+                    line: locate(manifest_yaml, &["documents", kind, "entities"]),
+                    message: format!(
+                        "document {kind} maps to {entity} but mappings/ has no inbound spec for it"
+                    ),
+                });
             }
         }
     }

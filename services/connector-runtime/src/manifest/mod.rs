@@ -27,14 +27,24 @@
 mod load;
 mod types;
 
-pub use load::{Loaded, Problem, load, load_for_serving, load_str, locate};
+pub use load::{Loaded, Problem, load, load_bundled, load_for_serving, load_str, locate};
 pub use types::*;
 
 /// The manifest format version this build reads.
 pub const MANIFEST_VERSION: u32 = 1;
 
-/// Canonical entities a stream, write or webhook event can name.
-pub const ENTITIES: &[&str] = &["job", "candidate", "application", "placement"];
+/// Canonical entities a stream, write or webhook event can name: every entity the mapping
+/// service maps (a test keeps the two lists equal).
+pub const ENTITIES: &[&str] = &[
+    "job",
+    "candidate",
+    "application",
+    "placement",
+    "worker",
+    "timesheet",
+    "job_posting",
+    "parsed_resume",
+];
 
 /// Categories the registry accepts.
 pub const CATEGORIES: &[&str] = &[
@@ -46,3 +56,20 @@ pub const CATEGORIES: &[&str] = &[
     "payroll",
     "hris",
 ];
+
+#[cfg(test)]
+mod tests {
+    use plugboard_mapping::spec::Entity;
+
+    #[test]
+    fn entities_are_the_mapping_services() {
+        for entity in super::ENTITIES {
+            let parsed = Entity::parse(entity).expect("a canonical entity");
+            assert_eq!(parsed.as_str(), *entity);
+        }
+        // Every entity the mapping service knows, as its own list says.
+        let mapping =
+            "job candidate application placement worker timesheet job_posting parsed_resume";
+        assert_eq!(super::ENTITIES.join(" "), mapping);
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,12 +32,93 @@ pub struct Manifest {
     /// The request `Check` makes; the first stream's first page when absent.
     #[serde(default)]
     pub check: Option<CheckRequest>,
-    pub streams: BTreeMap<String, Stream>,
+    /// In the order written: the first stream is the one `Check` reads without a `check`.
+    pub streams: IndexMap<String, Stream>,
     /// Keyed by canonical entity.
     #[serde(default)]
     pub writes: BTreeMap<String, Write>,
     #[serde(default)]
     pub webhooks: Option<Webhooks>,
+    /// Document operations (CV parsing), keyed by document kind (`resume`).
+    #[serde(default)]
+    pub documents: IndexMap<String, Document>,
+}
+
+/// Upload a document, then poll until the partner's parse is ready.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Canonical entities the parse maps to; each needs an inbound mapping spec.
+    pub entities: Vec<String>,
+    pub upload: Upload,
+    /// Asking whether the parse is ready; without it the upload's answer is the parse.
+    #[serde(default)]
+    pub poll: Option<Poll>,
+    /// JSON pointer to the parse in the last answer; the whole answer when empty.
+    #[serde(default)]
+    pub record: String,
+    /// Largest document accepted, in bytes.
+    #[serde(default = "ten_mebibytes")]
+    pub max_bytes: usize,
+}
+
+fn ten_mebibytes() -> usize {
+    10 * 1024 * 1024
+}
+
+fn post() -> Method {
+    Method::Post
+}
+
+/// The upload: a multipart form or a JSON body. Templates read `settings` and `document`
+/// (`name`, `content_type`, `base64`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    #[serde(default = "post")]
+    pub method: Method,
+    pub path: String,
+    #[serde(default)]
+    pub multipart: Option<Multipart>,
+    #[serde(default)]
+    pub json: Option<Value>,
+    /// JSON pointer to the partner's document id in the answer.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Multipart {
+    /// The part that carries the document, with its file name and media type.
+    pub file: String,
+    /// Text parts.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+fn one_second() -> u64 {
+    1
+}
+
+fn a_minute() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    /// Template over `settings` and `document_id`.
+    pub path: String,
+    /// JSON pointer to a boolean that is true once the parse is ready (also read on the
+    /// upload's answer, which may be ready already).
+    pub ready: String,
+    /// JSON pointer to a boolean that is true when the partner could not parse the document.
+    #[serde(default)]
+    pub failed: Option<String>,
+    #[serde(default = "one_second")]
+    pub interval_seconds: u64,
+    #[serde(default = "a_minute")]
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -44,8 +126,10 @@ pub struct Manifest {
 pub enum Format {
     #[default]
     Json,
-    /// Accepted by the format; the runtime does not read XML yet (TODO(#3)).
+    /// Read as JSON as `formats` describes; written from a JSON template the same shape.
     Xml,
+    /// A flat file with a header row: read only (VMS exports).
+    Csv,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -138,13 +222,17 @@ pub enum Auth {
         #[serde(default)]
         client_auth: ClientAuth,
     },
-    /// A login request that trades the credential for a session token and, optionally, the
-    /// base URL later requests go to.
+    /// Login requests that trade the credential for a session token and, optionally, the
+    /// base URL later requests go to: one `request`, or `steps` made in order (Bullhorn's
+    /// authorize redirect, code exchange and REST login). The last answer holds the session.
     Login {
-        request: RequestTemplate,
-        /// JSON pointer to the session token in the login response.
+        #[serde(default)]
+        request: Option<Box<RequestTemplate>>,
+        #[serde(default)]
+        steps: Vec<LoginStep>,
+        /// JSON pointer to the session token in the last answer.
         token: String,
-        /// JSON pointer to the base URL in the login response.
+        /// JSON pointer to the base URL in the last answer.
         #[serde(default)]
         base_url: Option<String>,
         apply: Apply,
@@ -154,6 +242,36 @@ pub enum Auth {
         certificate: String,
         private_key: String,
     },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One request of a login sequence. Its templates read `settings`, `secret` and what earlier
+/// steps captured, as `{{ steps.<step>.<capture> }}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginStep {
+    pub name: String,
+    pub request: RequestTemplate,
+    #[serde(default)]
+    pub capture: BTreeMap<String, Capture>,
+    /// Whether a 5xx or transport failure is retried; `false` for single-use inputs such as
+    /// an authorization code.
+    #[serde(default = "yes")]
+    pub retry: bool,
+}
+
+/// Where a login step's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Capture {
+    /// A JSON pointer into the step's answer.
+    Pointer(String),
+    /// A query parameter of the redirect the step answers with (`Location`); an OAuth2
+    /// `error` parameter there means the credential was refused.
+    Redirect { redirect_param: String },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -247,7 +365,11 @@ pub struct Stream {
     pub path: String,
     #[serde(default)]
     pub query: BTreeMap<String, String>,
-    /// JSON pointer to the record array; empty when the body is the array.
+    /// The answer's format; the manifest's `format` when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// JSON pointer to the record array; empty when the body is the array. In XML a pointer
+    /// to one element is a page of one, and a missing last element a page of none.
     #[serde(default)]
     pub records: String,
     #[serde(default = "default_primary_key")]
@@ -372,6 +494,16 @@ pub struct Incremental {
     /// Each run starts this far before the newest value seen, for late-arriving changes.
     #[serde(default)]
     pub lookback_seconds: u64,
+    /// The cursor of a first read, in the partner's format, for partners whose filter is
+    /// mandatory (Bullhorn's `where`); without it a first read sends no filter.
+    #[serde(default)]
+    pub initial: Option<Value>,
+    /// Keyset paging for offset-paged streams sorted by (`field`, primary key): each page
+    /// starts again at the newest cursor value read so far (inclusive) and skips the records
+    /// already read at it, so a record changed mid-run cannot shift an unread one past the
+    /// offset. The stream's `query` must sort that way.
+    #[serde(default)]
+    pub keyset: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -422,6 +554,9 @@ pub struct Write {
 pub struct WriteOperation {
     pub method: Method,
     pub path: String,
+    /// The body's and answer's format (`json` or `xml`); the manifest's `format` when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub body: Value,
@@ -511,13 +646,16 @@ impl Manifest {
             Auth::ApiKey { value, .. } => vec![value],
             Auth::Bearer { token } => vec![token],
             Auth::Basic { username, password } => vec![username, password],
-            Auth::Login { request, apply, .. } => {
-                let mut all: Vec<&str> = vec![&request.url, &apply.value];
-                all.extend(request.query.values().map(String::as_str));
-                all.extend(request.headers.values().map(String::as_str));
-                all.extend(request.form.values().map(String::as_str));
-                if let Some(json) = &request.json {
-                    all.extend(crate::template::json_strings(json));
+            Auth::Login {
+                request,
+                steps,
+                apply,
+                ..
+            } => {
+                let mut all: Vec<&str> = vec![&apply.value];
+                let single = request.iter().map(|request| &**request);
+                for request in single.chain(steps.iter().map(|step| &step.request)) {
+                    all.extend(request.templates());
                 }
                 all
             }
@@ -536,6 +674,52 @@ impl Manifest {
             "basic"
         } else {
             "api_key"
+        }
+    }
+}
+
+impl RequestTemplate {
+    /// Every template string of the request.
+    pub fn templates(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = vec![&self.url];
+        all.extend(self.query.values().map(String::as_str));
+        all.extend(self.headers.values().map(String::as_str));
+        all.extend(self.form.values().map(String::as_str));
+        if let Some(json) = &self.json {
+            all.extend(crate::template::json_strings(json));
+        }
+        all
+    }
+}
+
+impl Manifest {
+    /// Whether the auth is a login written as one `request`.
+    pub fn auth_has_request(&self) -> bool {
+        matches!(
+            &self.auth,
+            Auth::Login {
+                request: Some(_),
+                ..
+            }
+        )
+    }
+}
+
+impl Auth {
+    /// A login's steps, with a lone `request` as one step named `login`.
+    pub fn login_steps(&self) -> Vec<LoginStep> {
+        match self {
+            Auth::Login { request, steps, .. } => request
+                .iter()
+                .map(|request| LoginStep {
+                    name: "login".to_owned(),
+                    request: (**request).clone(),
+                    capture: BTreeMap::new(),
+                    retry: true,
+                })
+                .chain(steps.iter().cloned())
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }

@@ -30,6 +30,8 @@ pub async fn records(State(sandbox): State<Shared>, Path(entity): Path<String>) 
 
 #[derive(Debug, Deserialize)]
 pub struct TouchRequest {
+    /// The entity; `stream` as the conformance kit says it (streams are named by entity).
+    #[serde(alias = "stream")]
     pub entity: String,
     pub ids: Vec<i64>,
     /// Fields to set on every touched record.

@@ -1,0 +1,86 @@
+//! `plugboard connector new | check | stats` as a user runs them: the real binary, in a
+//! scratch services folder.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn plugboard(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plugboard"))
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn new_writes_a_connector_that_checks_and_counts_with_its_sandbox_stub() {
+    let root = std::env::temp_dir().join(format!("pb-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(root.join("services")).unwrap();
+
+    let created = plugboard(&["connector", "new", "acme-vms"], &root);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let stdout = text(&created.stdout);
+    assert!(stdout.contains("services/connector-acme-vms"), "{stdout}");
+    assert!(
+        stdout.contains("pub mod acme_vms;"),
+        "the next steps name the module: {stdout}"
+    );
+    for file in [
+        "services/connector-acme-vms/manifest.yaml",
+        "services/connector-acme-vms/mappings/candidate.inbound.yaml",
+        "services/connector-acme-vms/conformance.yaml",
+        "services/sandbox/src/acme_vms.rs",
+    ] {
+        assert!(root.join(file).is_file(), "{file} was not written");
+    }
+
+    let checked = plugboard(
+        &["connector", "check", "services/connector-acme-vms"],
+        &root,
+    );
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+    assert!(text(&checked.stdout).starts_with("ok  services/connector-acme-vms"));
+
+    let stats = plugboard(&["connector", "stats"], &root);
+    assert!(stats.status.success(), "{}", text(&stats.stderr));
+    let row = text(&stats.stdout)
+        .lines()
+        .find(|line| line.starts_with("acme-vms"))
+        .map(str::to_owned)
+        .unwrap();
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    // name, category, streams, writes, webhooks, manifest, mapping, rust, total
+    assert_eq!(columns[1..5], ["ats", "1", "0", "0"], "{row}");
+    assert_eq!(columns[7], "0", "no Rust in the connector: {row}");
+
+    let again = plugboard(&["connector", "new", "acme-vms"], &root);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("already exists"));
+    let bad = plugboard(&["connector", "new", "Acme VMS"], &root);
+    assert!(!bad.status.success());
+
+    // A broken manifest: the file, the line and the problem, and a failing exit code.
+    let manifest = root.join("services/connector-acme-vms/manifest.yaml");
+    let broken = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("category: ats", "category: crm");
+    std::fs::write(&manifest, broken).unwrap();
+    let refused = plugboard(
+        &["connector", "check", "services/connector-acme-vms"],
+        &root,
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("manifest.yaml:5: unknown category \"crm\""),
+        "{}",
+        text(&refused.stderr)
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
