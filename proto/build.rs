@@ -17,6 +17,8 @@ const PROTOS: &[&str] = &[
 const SERDE_MESSAGES: &[&str] = &[
     "Money",
     "Rate",
+    "PayRange",
+    "ExternalReference",
     "Address",
     "Job",
     "Candidate",

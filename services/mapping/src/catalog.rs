@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use plugboard_proto::registry::v1::GetConnectorRequest;
 use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use plugboard_proto::registry::v1::{ConnectorManifest, GetConnectorRequest};
 use plugboard_runtime::identity::MeshCredentials;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -93,7 +93,30 @@ impl SpecCatalog {
             .cloned()
     }
 
+    /// Fetches the registered manifest of `connector` again and, when its version is not the
+    /// cached one, compiles and caches its specs. Used to notice new connector versions before
+    /// any transform asks for them.
+    pub(crate) async fn refresh(&self, connector: &str) -> Result<Arc<ConnectorSpecs>, Error> {
+        let manifest = self.fetch_manifest(connector).await?;
+        if let Some(cached) = self.cached(connector)
+            && cached.version == manifest.version
+        {
+            return Ok(cached);
+        }
+        let fetched = Arc::new(self.compile(connector, manifest, "").await?);
+        self.cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(connector.to_owned(), fetched.clone());
+        Ok(fetched)
+    }
+
     async fn fetch(&self, connector: &str, requested: &str) -> Result<ConnectorSpecs, Error> {
+        let manifest = self.fetch_manifest(connector).await?;
+        self.compile(connector, manifest, requested).await
+    }
+
+    async fn fetch_manifest(&self, connector: &str) -> Result<ConnectorManifest, Error> {
         let response = self
             .registry
             .clone()
@@ -108,13 +131,19 @@ impl SpecCatalog {
                 }
                 _ => Error::Registry(format!("{}: {}", status.code(), status.message())),
             })?;
-        let manifest = response
+        response
             .into_inner()
             .connector
             .and_then(|entry| entry.manifest)
-            .ok_or_else(|| {
-                Error::Registry("GetConnector answered without a manifest".to_owned())
-            })?;
+            .ok_or_else(|| Error::Registry("GetConnector answered without a manifest".to_owned()))
+    }
+
+    async fn compile(
+        &self,
+        connector: &str,
+        manifest: ConnectorManifest,
+        requested: &str,
+    ) -> Result<ConnectorSpecs, Error> {
         let name = manifest.name.clone();
         let files = manifest.mapping_specs;
         // Compiling runs jaq's compiler over every expression: keep it off the async workers.

@@ -1,6 +1,7 @@
 //! The mapping service's configuration.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use plugboard_runtime::config::{ConfigError, Env};
 use plugboard_runtime::identity::MeshKey;
@@ -22,7 +23,14 @@ pub struct Config {
     pub database_url: String,
     /// `PLUGBOARD_DATABASE_SCHEMA`, default `mapping`: the PostgreSQL schema.
     pub database_schema: String,
+    /// `PLUGBOARD_MAPPING_SPEC_POLL_SECONDS`, default 30, 0 to turn it off: how often the
+    /// registry is asked for new versions of the connectors tenants override, so their
+    /// overrides are checked against new specs before a sync needs them.
+    pub spec_poll_interval: Duration,
 }
+
+/// How often new connector versions are looked for when the variable is unset.
+pub const DEFAULT_SPEC_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The PostgreSQL schema when `PLUGBOARD_DATABASE_SCHEMA` is unset.
 pub const DEFAULT_DATABASE_SCHEMA: &str = "mapping";
@@ -41,6 +49,7 @@ impl Config {
             registry_addr,
             database_url,
             database_schema: DEFAULT_DATABASE_SCHEMA.to_owned(),
+            spec_poll_interval: DEFAULT_SPEC_POLL_INTERVAL,
         }
     }
 
@@ -70,10 +79,15 @@ impl Config {
                  sqlite://path/mapping.db?mode=rwc",
             )?
             .to_owned();
+        let poll_seconds: u64 = env.parse_or(
+            "PLUGBOARD_MAPPING_SPEC_POLL_SECONDS",
+            DEFAULT_SPEC_POLL_INTERVAL.as_secs(),
+        )?;
         let mut config = Config::new(listen_addr, mesh_key, registry_addr, database_url);
         if let Some(schema) = env.get("PLUGBOARD_DATABASE_SCHEMA") {
             schema.clone_into(&mut config.database_schema);
         }
+        config.spec_poll_interval = Duration::from_secs(poll_seconds);
         Ok(config)
     }
 }
@@ -96,6 +110,21 @@ mod tests {
         assert_eq!(config.registry_addr, "r:50055");
         assert_eq!(config.database_url, "sqlite:///tmp/m.db");
         assert_eq!(config.database_schema, "mapping");
+        assert_eq!(config.spec_poll_interval, DEFAULT_SPEC_POLL_INTERVAL);
+
+        let error = Config::from_env(&Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", KEY),
+            ("PLUGBOARD_REGISTRY_ADDR", "r:50055"),
+            ("PLUGBOARD_DATABASE_URL", "sqlite:///tmp/m.db"),
+            ("PLUGBOARD_MAPPING_SPEC_POLL_SECONDS", "soon"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("PLUGBOARD_MAPPING_SPEC_POLL_SECONDS"),
+            "{error}"
+        );
 
         let error = Config::from_env(&Env::from_pairs([
             ("PLUGBOARD_MESH_KEY", KEY),

@@ -24,8 +24,6 @@ pub enum Error {
         connector: String,
         problems: Vec<SpecProblem>,
     },
-    #[error("outbound mapping arrives with two-way sync (TODO(#6))")]
-    OutboundNotSupported,
     #[error("the registry is unavailable: {0}")]
     RegistryUnavailable(String),
     #[error("the registry call failed: {0}")]
@@ -42,6 +40,16 @@ pub enum Error {
     InvalidOverride(Vec<SpecProblem>),
     #[error("the override changed meanwhile: expected version {expected}, the latest is {latest}")]
     OverrideConflict { expected: i64, latest: i64 },
+    #[error("record {entity} {external_id} of connection {connection_id} was never resolved")]
+    RecordNotResolved {
+        connection_id: String,
+        entity: String,
+        external_id: String,
+    },
+    #[error("no person {0}")]
+    PersonNotFound(String),
+    #[error("the two records are not linked directly; unlink the links that join them")]
+    NotLinked,
     #[error("storage failed: {0}")]
     Storage(#[source] sqlx::Error),
     #[error("cannot open storage: {0}")]
@@ -58,10 +66,12 @@ impl ServiceError for Error {
         match self {
             Error::InvalidArgument(_) | Error::InvalidOverride(_) => ErrorKind::InvalidArgument,
             Error::OverrideConflict { .. } => ErrorKind::FailedPrecondition,
-            Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
-            Error::InvalidSpec { .. } | Error::OutboundNotSupported => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::SpecNotFound { .. }
+            | Error::ConnectorNotFound(_)
+            | Error::RecordNotResolved { .. }
+            | Error::PersonNotFound(_) => ErrorKind::NotFound,
+            Error::NotLinked => ErrorKind::FailedPrecondition,
+            Error::InvalidSpec { .. } => ErrorKind::FailedPrecondition,
             Error::RegistryUnavailable(_) => ErrorKind::Unavailable,
             Error::Registry(_)
             | Error::Task(_)
@@ -78,7 +88,6 @@ impl ServiceError for Error {
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::SpecNotFound { .. } | Error::ConnectorNotFound(_) => "SPEC_NOT_FOUND",
             Error::InvalidSpec { .. } => "SPEC_INVALID",
-            Error::OutboundNotSupported => "OUTBOUND_NOT_SUPPORTED",
             Error::RegistryUnavailable(_) => "REGISTRY_UNAVAILABLE",
             Error::Registry(_) => "REGISTRY_FAILED",
             Error::Task(_) => "TRANSFORM_TASK_FAILED",
@@ -87,6 +96,9 @@ impl ServiceError for Error {
             Error::Serve(_) => "SERVE_FAILED",
             Error::InvalidOverride(_) => "OVERRIDE_INVALID",
             Error::OverrideConflict { .. } => "OVERRIDE_CONFLICT",
+            Error::RecordNotResolved { .. } => "RECORD_NOT_RESOLVED",
+            Error::PersonNotFound(_) => "PERSON_NOT_FOUND",
+            Error::NotLinked => "RECORDS_NOT_LINKED",
             Error::Storage(_) => "STORAGE_FAILED",
             Error::Open(_) => "STORAGE_OPEN_FAILED",
         }

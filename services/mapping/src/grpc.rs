@@ -5,9 +5,12 @@ use std::sync::Arc;
 use plugboard_proto::error::to_status;
 use plugboard_proto::mapping::v1::mapping_service_server::MappingService;
 use plugboard_proto::mapping::v1::{
-    ListSpecsRequest, ListSpecsResponse, ListTenantOverridesRequest, ListTenantOverridesResponse,
-    PutTenantOverrideRequest, PutTenantOverrideResponse, TransformRequest, TransformResponse,
-    ValidateSpecRequest, ValidateSpecResponse,
+    GetPersonRequest, GetPersonResponse, LinkRecordsRequest, LinkRecordsResponse,
+    ListBrokenOverridesRequest, ListBrokenOverridesResponse, ListSpecsRequest, ListSpecsResponse,
+    ListTenantOverridesRequest, ListTenantOverridesResponse, LookupPersonsRequest,
+    LookupPersonsResponse, PutTenantOverrideRequest, PutTenantOverrideResponse,
+    ResolvePersonsRequest, ResolvePersonsResponse, TransformRequest, TransformResponse,
+    UnlinkRecordsRequest, UnlinkRecordsResponse, ValidateSpecRequest, ValidateSpecResponse,
 };
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
@@ -98,6 +101,90 @@ impl MappingService for GrpcMappingAdapter {
         let tenant_id = Caller::tenant_of(&request)?;
         self.mapper
             .list_tenant_overrides(&tenant_id, &request.get_ref().connector)
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all, fields(connector = %request.get_ref().connector))]
+    async fn list_broken_overrides(
+        &self,
+        request: Request<ListBrokenOverridesRequest>,
+    ) -> Result<Response<ListBrokenOverridesResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        self.mapper
+            .list_broken_overrides(&tenant_id, &request.get_ref().connector)
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all, fields(
+        connection_id = %request.get_ref().connection_id,
+        connector = %request.get_ref().connector,
+        records = request.get_ref().records.len(),
+    ))]
+    async fn resolve_persons(
+        &self,
+        request: Request<ResolvePersonsRequest>,
+    ) -> Result<Response<ResolvePersonsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        self.mapper
+            .resolve_persons(&tenant_id, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all, fields(records = request.get_ref().records.len()))]
+    async fn lookup_persons(
+        &self,
+        request: Request<LookupPersonsRequest>,
+    ) -> Result<Response<LookupPersonsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        self.mapper
+            .lookup_persons(&tenant_id, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_person(
+        &self,
+        request: Request<GetPersonRequest>,
+    ) -> Result<Response<GetPersonResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        self.mapper
+            .get_person(&tenant_id, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all)]
+    async fn link_records(
+        &self,
+        request: Request<LinkRecordsRequest>,
+    ) -> Result<Response<LinkRecordsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let caller = Caller::of(&request)?.subject.clone();
+        self.mapper
+            .link_records(&tenant_id, &caller, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+
+    #[instrument(skip_all)]
+    async fn unlink_records(
+        &self,
+        request: Request<UnlinkRecordsRequest>,
+    ) -> Result<Response<UnlinkRecordsResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let caller = Caller::of(&request)?.subject.clone();
+        self.mapper
+            .unlink_records(&tenant_id, &caller, request.into_inner())
             .await
             .map(Response::new)
             .map_err(|error| to_status(&error))

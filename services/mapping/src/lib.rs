@@ -2,42 +2,61 @@
 //!
 //! Each connector ships declarative mapping specs (YAML, one per entity and direction) in its
 //! manifest. This service fetches them from the registry, compiles them once per connector
-//! version (jq expressions run by jaq) and applies them to batches of partner records. Every
-//! record gets its own outcome: a typed canonical record with its custom fields, raw payload and
-//! content hash, or a field error that names the field path and the partner value. One bad
-//! record never fails a batch.
+//! version (jq expressions run by jaq) and applies them to batches of records in either
+//! direction. Every record gets its own outcome: inbound, a typed canonical record with its
+//! custom fields, raw payload and content hash; outbound, the partner payload and its hash; or
+//! a field error that names the field path and the source value. One bad record never fails a
+//! batch.
 //!
 //! Modules:
 //! - [`spec`]: the spec format (documented there) and the pure engine, usable offline;
 //! - [`config`]: configuration from `PLUGBOARD_*` variables;
 //! - [`service`]: the domain ([`service::Mapper`]): Transform, ValidateSpec, ListSpecs and
-//!   tenant overrides (PutTenantOverride, ListTenantOverrides);
+//!   tenant overrides (PutTenantOverride, ListTenantOverrides, ListBrokenOverrides);
+//! - `overrides`: applying tenant overrides, and checking them again when a connector's specs
+//!   change;
 //! - [`hropen`]: HR Open Standards 4.2 documents to and from the canonical model;
-//! - `store`: versioned tenant overrides (sqlx, SQLite or PostgreSQL);
+//! - [`identity`]: one canonical person for the same person's records across systems, by
+//!   explicit, inspectable and reversible links (ResolvePersons, GetPerson, LinkRecords, ...);
+//! - [`canonical`]: the rules every canonical record keeps (money with currency, rate periods,
+//!   IANA time zones), checked wherever records are built;
+//! - `store`: versioned tenant overrides and their checks (sqlx, SQLite or PostgreSQL);
 //! - `catalog`: compiled specs per connector and version, fetched from the registry;
 //! - `grpc`: the thin tonic adapter;
 //! - [`error`]: the crate's error type and its reason codes.
 //!
 //! # Limitations
 //!
-//! - Only inbound transforms; outbound mapping arrives with two-way sync (TODO(#6)).
+//! - The shipped connectors have no outbound specs yet; the Bullhorn and Greenhouse candidate
+//!   ones live in `tests/fixtures` until two-way sync writes through them (TODO(#6)).
 //! - A jq expression in a connector spec has no time or step limit, so a spec with an endless
 //!   loop (`repeat(.)`) ties up a blocking thread; specs come from connector manifests. Tenant
 //!   overrides are limited to expressions that always finish (see [`spec::compile_with_override`]).
-//! - A connector upgrade can break a saved tenant override; its batches then fail with
-//!   `OVERRIDE_INVALID` until the tenant saves a fixed version.
-//! - Identity across systems (linking one person from several partners) is not built yet
-//!   (TODO(#5)).
+//! - A connector upgrade that breaks a tenant override is found when this service first
+//!   loads the new specs (polled every `PLUGBOARD_MAPPING_SPEC_POLL_SECONDS`, and before any
+//!   transform uses them); the override then stays applied over the last connector spec it
+//!   fits until the tenant saves a fixed version (see `overrides`). An override saved before
+//!   these checks existed that fits no spec seen since still fails its batches with
+//!   `OVERRIDE_INVALID`. Checking every tenant's overrides is done in one pass per connector
+//!   version, which grows with the number of tenants.
+//! - Identity queries walk a person's links one record at a time, inside one transaction per
+//!   tenant: fine for pages of a few hundred records and persons of a few dozen, not tuned
+//!   beyond. A record deleted at the partner keeps its links.
+//! - Transform maps about 60,000 records of the 20-field candidate mapping per CPU-second,
+//!   short of the 200,000 goal; `benches/RESULTS.md` has the numbers and next steps (TODO(#5)).
 //! - An empty batch is answered without looking the spec up.
 
+pub mod canonical;
 pub mod config;
 pub mod error;
 pub mod hropen;
+pub mod identity;
 pub mod service;
 pub mod spec;
 
 mod catalog;
 mod grpc;
+mod overrides;
 mod store;
 
 use std::future::Future;
@@ -68,16 +87,34 @@ pub async fn run(
     );
     let store = store::Store::open(&config.database_url, &config.database_schema).await?;
     let mapper = Arc::new(service::Mapper::new(registry, store));
+    let poller = (!config.spec_poll_interval.is_zero())
+        .then(|| tokio::spawn(poll_specs(mapper.clone(), config.spec_poll_interval)));
     let server = MappingServiceServer::with_interceptor(
         GrpcMappingAdapter::new(mapper),
         RequireCaller::new(key),
     );
-    plugboard_runtime::server::serve(
+    let served = plugboard_runtime::server::serve(
         listener,
         Routes::new(server),
         &[mapping_service_server::SERVICE_NAME],
         shutdown,
     )
-    .await?;
-    Ok(())
+    .await;
+    if let Some(poller) = poller {
+        poller.abort();
+    }
+    Ok(served?)
+}
+
+/// Looks for new versions of the connectors tenants override every `interval`, so a connector
+/// upgrade that breaks an override is found and reported when it registers, not by a sync.
+async fn poll_specs(mapper: Arc<service::Mapper>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = mapper.check_overridden_connectors().await {
+            tracing::warn!(error = %error, "cannot check tenant overrides against new specs");
+        }
+    }
 }

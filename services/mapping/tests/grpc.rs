@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 
 use plugboard_mapping::Config;
 use plugboard_proto::common::v1::canonical_record::Body;
+use plugboard_proto::common::v1::{Candidate, CanonicalRecord};
 use plugboard_proto::error::reason_of;
 use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use plugboard_proto::mapping::v1::transform_result::Outcome;
 use plugboard_proto::mapping::v1::{
-    Direction, ListSpecsRequest, ListTenantOverridesRequest, PutTenantOverrideRequest,
-    TransformInput, TransformRequest, ValidateSpecRequest,
+    Direction, ListBrokenOverridesRequest, ListSpecsRequest, ListTenantOverridesRequest,
+    PutTenantOverrideRequest, TransformInput, TransformRequest, ValidateSpecRequest,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -46,6 +47,10 @@ fn spec_files() -> Vec<MappingSpecFile> {
         (
             "placement.inbound.yaml",
             include_str!("../../connector-bullhorn/mappings/placement.inbound.yaml"),
+        ),
+        (
+            "candidate.outbound.yaml",
+            include_str!("fixtures/bullhorn/candidate.outbound.yaml"),
         ),
     ]
     .into_iter()
@@ -180,6 +185,8 @@ async fn start_on(database_url: String, schema: Option<String>) -> Mesh {
     if let Some(schema) = schema {
         config.database_schema = schema;
     }
+    // Quick, so tests see new connector versions noticed without waiting long.
+    config.spec_poll_interval = std::time::Duration::from_millis(100);
     tokio::spawn(plugboard_mapping::run(
         config,
         listener,
@@ -202,6 +209,7 @@ fn input(external_id: &str, payload: &str) -> TransformInput {
     TransformInput {
         external_id: external_id.to_owned(),
         payload_json: payload.to_owned(),
+        record: None,
     }
 }
 
@@ -327,11 +335,18 @@ async fn unknown_specs_outbound_and_anonymous_callers_are_refused() {
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(reason_of(&status).as_deref(), Some("SPEC_NOT_FOUND"));
 
+    // Bullhorn's specs have no outbound job.
     let mut request = jobs("1.0.0", vec![input("1", GOOD)]);
     request.direction = Direction::Outbound as i32;
     let status = mesh.client.transform(request).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("TODO(#6)"));
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(reason_of(&status).as_deref(), Some("SPEC_NOT_FOUND"));
+    assert!(status.message().contains("outbound"), "{status:?}");
+
+    let mut request = jobs("1.0.0", vec![input("1", GOOD)]);
+    request.direction = Direction::Unspecified as i32;
+    let status = mesh.client.transform(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
 
     let channel = plugboard_runtime::channel::lazy_channel(&mesh.mapping_addr).unwrap();
     let status = MappingServiceClient::new(channel)
@@ -339,6 +354,122 @@ async fn unknown_specs_outbound_and_anonymous_callers_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+fn outbound_candidates(inputs: Vec<TransformInput>) -> TransformRequest {
+    TransformRequest {
+        entity: "candidate".to_owned(),
+        direction: Direction::Outbound as i32,
+        ..jobs("1.0.0", inputs)
+    }
+}
+
+/// A canonical candidate as sync holds it, from another connection.
+fn canonical_candidate(first_name: &str) -> CanonicalRecord {
+    CanonicalRecord {
+        entity: "candidate".to_owned(),
+        external_id: "gh-53883394".to_owned(),
+        body: Some(Body::Candidate(Candidate {
+            first_name: first_name.to_owned(),
+            last_name: "Locke".to_owned(),
+            email: "John.Locke@Example.com".to_owned(),
+            status: "active".to_owned(),
+            ..Candidate::default()
+        })),
+        custom_fields: std::collections::HashMap::from([(
+            "security_clearance".to_owned(),
+            "SC".to_owned(),
+        )]),
+        connection_id: "conn-gh".to_owned(),
+        ..CanonicalRecord::default()
+    }
+}
+
+#[tokio::test]
+async fn outbound_batches_map_canonical_records_to_partner_payloads() {
+    let mut mesh = start().await;
+    let response = mesh
+        .client
+        .transform(outbound_candidates(vec![
+            TransformInput {
+                external_id: "4521".to_owned(),
+                record: Some(canonical_candidate("John")),
+                ..TransformInput::default()
+            },
+            // No first name: the spec requires one. The batch goes on.
+            TransformInput {
+                record: Some(canonical_candidate("")),
+                ..TransformInput::default()
+            },
+            // The same record as a canonical document, for a create.
+            input(
+                "",
+                r#"{"first_name": "John", "last_name": "Locke", "status": "placed"}"#,
+            ),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.results.len(), 3);
+    let Some(Outcome::PartnerRecord(first)) = &response.results[0].outcome else {
+        panic!("{:?}", response.results[0])
+    };
+    assert_eq!(response.results[0].external_id, "4521");
+    assert_eq!(first.external_id, "4521");
+    let payload: serde_json::Value = serde_json::from_str(&first.payload_json).unwrap();
+    assert_eq!(
+        payload,
+        serde_json::json!({"firstName": "John", "lastName": "Locke",
+            "email": "john.locke@example.com", "status": "Active"})
+    );
+    let Some(Outcome::Error(error)) = &response.results[1].outcome else {
+        panic!("{:?}", response.results[1])
+    };
+    assert_eq!(error.field_path, "firstName");
+    let Some(Outcome::PartnerRecord(third)) = &response.results[2].outcome else {
+        panic!("{:?}", response.results[2])
+    };
+    assert_eq!(third.external_id, "");
+    assert!(
+        third.payload_json.contains(r#""status":"Placed""#),
+        "{third:?}"
+    );
+
+    // A tenant maps its canonical custom field to its own Bullhorn field, outbound too.
+    mesh.client
+        .put_tenant_override(PutTenantOverrideRequest {
+            direction: Direction::Outbound as i32,
+            ..put(
+                "fields:\n  customText3: .custom_fields.security_clearance\n",
+                0,
+            )
+        })
+        .await
+        .unwrap();
+    let response = mesh
+        .client
+        .transform(outbound_candidates(vec![TransformInput {
+            external_id: "4521".to_owned(),
+            record: Some(canonical_candidate("John")),
+            ..TransformInput::default()
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Outcome::PartnerRecord(overridden)) = &response.results[0].outcome else {
+        panic!("{:?}", response.results[0])
+    };
+    assert!(
+        overridden.payload_json.contains(r#""customText3":"SC""#),
+        "{overridden:?}"
+    );
+    assert_ne!(overridden.content_hash, first.content_hash);
+    // Only outbound: the inbound candidate spec has no override.
+    assert!(
+        !custom_fields(&mut mesh.client)
+            .await
+            .contains_key("security_clearance")
+    );
 }
 
 #[tokio::test]
@@ -418,7 +549,16 @@ async fn validate_and_list_specs() {
         .map(|spec| spec.entity.as_str())
         .collect();
     entities.sort_unstable();
-    assert_eq!(entities, ["application", "candidate", "job", "placement"]);
+    assert_eq!(
+        entities,
+        ["application", "candidate", "candidate", "job", "placement"]
+    );
+    assert!(
+        listed
+            .specs
+            .iter()
+            .any(|spec| spec.entity == "candidate" && spec.direction == Direction::Outbound as i32)
+    );
     assert!(
         listed
             .specs
@@ -626,4 +766,156 @@ async fn tenant_overrides_on_postgres() {
     )
     .await;
     overrides_are_validated_versioned_and_per_tenant(mesh).await;
+}
+
+type Client = MappingServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, MeshCredentials>,
+>;
+
+const ENGINEER: &str = r#"{"id": 8, "firstName": "Grace", "lastName": "Hopper",
+  "occupation": "Engineer", "status": "Placed", "dateLastModified": 1709290861000,
+  "customText3": "Top Secret"}"#;
+
+/// The title and custom fields the transform gave the candidate.
+async fn engineer(client: &mut Client) -> (String, std::collections::HashMap<String, String>) {
+    let response = client
+        .transform(TransformRequest {
+            connector_version: "1.1.0".to_owned(),
+            ..candidates(vec![input("8", ENGINEER)])
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    match &response.results[0].outcome {
+        Some(Outcome::Record(record)) => match &record.body {
+            Some(Body::Candidate(candidate)) => (
+                candidate.current_title.clone(),
+                record.custom_fields.clone(),
+            ),
+            other => panic!("not a candidate: {other:?}"),
+        },
+        other => panic!("candidate did not map: {other:?}"),
+    }
+}
+
+async fn broken(client: &mut Client) -> Vec<plugboard_proto::mapping::v1::TenantOverride> {
+    client
+        .list_broken_overrides(ListBrokenOverridesRequest {
+            connector: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .overrides
+}
+
+async fn upgrades_that_break_an_override_are_found_before_a_sync(mut mesh: Mesh) {
+    // The tenant's override uses a lookup of the connector's spec.
+    let override_yaml = "fields:\n  status: {expr: .status, lookup: candidate_status}\n\
+                         custom_fields:\n  security_clearance: .customText3\n";
+    mesh.client
+        .put_tenant_override(put(override_yaml, 0))
+        .await
+        .unwrap();
+    let mut globex = tenant_client(&mesh, "globex");
+
+    // Version 1.1.0 registers: it renames that lookup and upper-cases titles.
+    {
+        let mut manifest = mesh.registry.manifest.lock().unwrap();
+        manifest.version = "1.1.0".to_owned();
+        let candidate = &mut manifest.mapping_specs[1];
+        assert_eq!(candidate.name, "candidate.inbound.yaml");
+        candidate.yaml = candidate
+            .yaml
+            .replace("candidate_status", "status_codes")
+            .replace(
+                "  current_title: .occupation",
+                "  current_title: .occupation | ascii_upcase",
+            );
+    }
+
+    // Found by the service's own look at the registry, without any transform asking.
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = broken(&mut mesh.client).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    let problem = &found[0];
+    assert_eq!(problem.version, 1);
+    assert_eq!(problem.checked_connector_version, "1.1.0");
+    assert_eq!(problem.active_connector_version, "1.0.0");
+    assert!(
+        problem.problems[0]
+            .message
+            .contains("no lookup named \"candidate_status\""),
+        "{problem:?}"
+    );
+    assert!(broken(&mut globex).await.is_empty(), "tenant-scoped");
+
+    // The tenant's syncs go on with the last spec its override fits; others get the new one.
+    let (title, custom) = engineer(&mut mesh.client).await;
+    assert_eq!(title, "Engineer");
+    assert_eq!(
+        custom.get("security_clearance").map(String::as_str),
+        Some("Top Secret")
+    );
+    let (title, custom) = engineer(&mut globex).await;
+    assert_eq!(title, "ENGINEER");
+    assert!(!custom.contains_key("security_clearance"));
+    let listed = mesh
+        .client
+        .list_tenant_overrides(ListTenantOverridesRequest {
+            connector: "bullhorn".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.overrides[0].active_connector_version, "1.0.0");
+    assert_eq!(listed.overrides[0].problems.len(), 1);
+
+    // A fixed version is checked against 1.1.0 when saved and applies over it.
+    let saved = mesh
+        .client
+        .put_tenant_override(put(
+            &override_yaml.replace("candidate_status", "status_codes"),
+            1,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .saved
+        .unwrap();
+    assert_eq!(saved.active_connector_version, "1.1.0");
+    assert!(saved.problems.is_empty());
+    assert!(broken(&mut mesh.client).await.is_empty());
+    let (title, custom) = engineer(&mut mesh.client).await;
+    assert_eq!(title, "ENGINEER");
+    assert!(custom.contains_key("security_clearance"));
+}
+
+#[tokio::test]
+async fn broken_overrides_on_sqlite() {
+    upgrades_that_break_an_override_are_found_before_a_sync(start().await).await;
+}
+
+#[tokio::test]
+async fn broken_overrides_on_postgres() {
+    let schema = format!(
+        "mapping_test_broken_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mesh = start_on(
+        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+        Some(schema),
+    )
+    .await;
+    upgrades_that_break_an_override_are_found_before_a_sync(mesh).await;
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use plugboard_mapping::hropen::{self, candidate, position_opening, timecard};
 use plugboard_proto::common::v1::{
-    Address, Candidate, ChargeLine, Education, Job, Money, PayPeriod, Rate, TimeEntry, Timesheet,
-    WorkExperience,
+    Address, Candidate, ChargeLine, Education, Job, Money, PayPeriod, PayRange, Rate, TimeEntry,
+    Timesheet, WorkExperience,
 };
 use serde_json::Value;
 
@@ -46,13 +46,16 @@ fn assert_valid(validator: &jsonschema::Validator, document: &Value, what: &str)
     );
 }
 
+/// Every sample in `dir` whose name starts with `prefix`, ignoring case: the package names most
+/// `Candidate_*.json` but also has `candidate_personQualifications.json`.
 fn samples(dir: &str, prefix: &str) -> Vec<(String, Value)> {
+    let prefix = prefix.to_lowercase();
     let mut found: Vec<(String, Value)> = std::fs::read_dir(hr_open().join(dir))
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| {
-            let name = path.file_name().unwrap().to_string_lossy();
-            name.starts_with(prefix) && name.ends_with(".json")
+            let name = path.file_name().unwrap().to_string_lossy().to_lowercase();
+            name.starts_with(&prefix) && name.ends_with(".json")
         })
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap();
@@ -111,32 +114,73 @@ fn round_trip(
 
 #[test]
 fn every_candidate_sample_round_trips() {
-    let samples = samples("recruiting/json/samples", "Candidate_");
-    assert_eq!(samples.len(), 11);
+    let samples = samples("recruiting/json/samples", "Candidate");
+    assert_eq!(samples.len(), 12);
+    assert!(
+        samples
+            .iter()
+            .any(|(name, _)| name == "candidate_personQualifications.json")
+    );
     let validator = validator("recruiting/json/CandidateType.json");
     let compared = round_trip(&samples, candidate::MAPPED, &validator, |sample| {
-        let (id, body) = candidate::import(sample);
+        let (id, body) = candidate::import(sample).unwrap();
         candidate::export(&id, &body)
     });
     assert!(
-        compared > 150,
+        compared > 160,
         "only {compared} mapped values in the samples"
     );
 }
 
 #[test]
 fn every_position_opening_sample_round_trips() {
-    let samples = samples("recruiting/json/samples", "PositionOpening_");
+    let samples = samples("recruiting/json/samples", "PositionOpening");
     assert_eq!(samples.len(), 12);
     let validator = validator("recruiting/json/PositionOpeningType.json");
     let compared = round_trip(&samples, position_opening::MAPPED, &validator, |sample| {
-        let (id, body) = position_opening::import(sample);
+        let (id, body) = position_opening::import(sample).unwrap();
         position_opening::export(&id, &body)
     });
     assert!(
-        compared > 100,
+        compared > 200,
         "only {compared} mapped values in the samples"
     );
+}
+
+#[test]
+fn pay_ranges_import_with_currency_and_period() {
+    let samples = samples("recruiting/json/samples", "PositionOpening_UC1");
+    let (_, job) = position_opening::import(&samples[0].1).unwrap();
+    assert_eq!(job.pay_basis, "salaried");
+    assert_eq!(job.schedule, "full_time");
+    let base = &job.pay_ranges[0];
+    assert_eq!(base.pay_type, "base_pay");
+    assert_eq!(base.period, "year");
+    assert_eq!(
+        base.amount,
+        Some(Money {
+            amount: "100000".to_owned(),
+            currency: "USD".to_owned()
+        })
+    );
+    assert_eq!(job.pay_ranges[1].pay_type, "bonus");
+
+    // An amount without its currency, or an interval with no canonical period, is refused with
+    // the canonical path.
+    let mut document = samples[0].1.clone();
+    let range = &mut document["positionProfiles"][0]["offeredRemunerationPackage"]["ranges"][1];
+    range["referenceAmount"]
+        .as_object_mut()
+        .unwrap()
+        .remove("currency");
+    let error = position_opening::import(&document).unwrap_err();
+    assert_eq!(error.path, "pay_ranges[1].amount.currency");
+    let mut document = samples[0].1.clone();
+    document["positionProfiles"][0]["offeredRemunerationPackage"]["ranges"][0]["intervalCode"] =
+        Value::from("Quarter");
+    let error = position_opening::import(&document).unwrap_err();
+    assert_eq!(error.path, "pay_ranges[0].period");
+    assert!(error.message.contains("\"Quarter\""), "{error}");
 }
 
 #[test]
@@ -145,7 +189,7 @@ fn every_timecard_sample_round_trips() {
     assert_eq!(samples.len(), 20);
     let validator = validator("timecard/json/TimecardType.json");
     let compared = round_trip(&samples, timecard::MAPPED, &validator, |sample| {
-        let (id, body) = timecard::import(sample);
+        let (id, body) = timecard::import(sample).unwrap();
         timecard::export(&id, &body)
     });
     assert!(
@@ -215,8 +259,9 @@ fn canonical_records_export_to_valid_hr_open() {
         &document,
         "candidate",
     );
-    let (id, back) = candidate::import(&document);
+    let (id, back) = candidate::import(&document).unwrap();
     assert_eq!(id, "C-1");
+    assert_eq!(back.formatted_name, "Chloé O'Brien");
     assert_eq!(back.first_name, candidate.first_name);
     assert_eq!(back.work_history, candidate.work_history);
     assert_eq!(back.education, candidate.education);
@@ -235,6 +280,17 @@ fn canonical_records_export_to_valid_hr_open() {
         openings: 3,
         remote: true,
         start_date: "2027-01-04".to_owned(),
+        schedule: "part_time".to_owned(),
+        pay_basis: "hourly".to_owned(),
+        pay_ranges: vec![PayRange {
+            pay_type: "base_pay".to_owned(),
+            minimum: usd("28", "hour").and_then(|rate| rate.money),
+            // HR Open amounts are JSON numbers, so "34.50" would come back as "34.5".
+            maximum: usd("34.5", "hour").and_then(|rate| rate.money),
+            period: "hour".to_owned(),
+            ..PayRange::default()
+        }],
+        time_zone: "America/Chicago".to_owned(),
         ..Job::default()
     };
     let document = position_opening::export("J-1", &job);
@@ -244,10 +300,20 @@ fn canonical_records_export_to_valid_hr_open() {
         "position opening",
     );
     assert_eq!(document["statusCode"], "Closed");
+    let profile = &document["positionProfiles"][0];
+    assert_eq!(profile["positionOfferingTypes"][0], "ContractToHire");
+    assert_eq!(profile["positionScheduleTypeCodes"][0], "PartTime");
     assert_eq!(
-        document["positionProfiles"][0]["positionOfferingTypes"][0],
-        "ContractToHire"
+        profile["offeredRemunerationPackage"],
+        serde_json::json!({"basisCode": "Hourly", "ranges": [{
+            "typeCode": "BasePay", "intervalCode": "Hour",
+            "minimumAmount": {"value": 28, "currency": "USD"},
+            "maximumAmount": {"value": 34.5, "currency": "USD"},
+        }]})
     );
+    let (_, back) = position_opening::import(&document).unwrap();
+    assert_eq!(back.pay_ranges, job.pay_ranges);
+    assert_eq!(back.pay_basis, job.pay_basis);
 
     let timesheet = Timesheet {
         worker_external_id: "W-7".to_owned(),
@@ -283,20 +349,44 @@ fn canonical_records_export_to_valid_hr_open() {
         }],
         ..Timesheet::default()
     };
+    // HR Open date-times need a UTC offset: entry times, local to the timesheet's IANA zone,
+    // get that zone's offset at the time (CST in winter).
     let document = timecard::export("T-1", &timesheet);
-    // HR Open date-times need a UTC offset; canonical entry times are local to the timesheet's
-    // IANA zone, and turning one into the other needs a time-zone database (TODO(#5)). So the
-    // night shift round-trips but is not checked against the schema; the date-only entry is.
-    let mut date_only = timesheet.clone();
-    date_only.entries.remove(0);
     assert_valid(
         &validator("timecard/json/TimecardType.json"),
-        &timecard::export("T-2", &date_only),
+        &document,
         "timecard",
     );
     assert_eq!(document["items"][0]["timeTotal"], "PT8H30M");
-    assert_eq!(document["items"][0]["period"]["end"], "2026-12-01T06:30:00");
-    let (_, back) = timecard::import(&document);
+    assert_eq!(
+        document["items"][0]["period"]["start"],
+        "2026-11-30T22:00:00-06:00"
+    );
+    assert_eq!(
+        document["items"][0]["period"]["end"],
+        "2026-12-01T06:30:00-06:00"
+    );
+    let (_, back) = timecard::import(&document).unwrap();
     assert_eq!(back.entries, timesheet.entries);
     assert_eq!(back.status, "approved");
+
+    // Summer time gives the summer offset; without a zone the local text stays (and HR Open's
+    // schema refuses it, as it refuses the official samples that do the same).
+    let mut summer = timesheet.clone();
+    summer.entries[0].date = "2026-07-06".to_owned();
+    summer.entries[0].end_date = "2026-07-07".to_owned();
+    let document = timecard::export("T-2", &summer);
+    assert_eq!(
+        document["items"][0]["period"]["start"],
+        "2026-07-06T22:00:00-05:00"
+    );
+    let mut zoneless = timesheet.clone();
+    zoneless.time_zone = String::new();
+    let document = timecard::export("T-3", &zoneless);
+    assert_eq!(
+        document["items"][0]["period"]["start"],
+        "2026-11-30T22:00:00"
+    );
+    let (_, back) = timecard::import(&document).unwrap();
+    assert_eq!(back.entries, timesheet.entries);
 }

@@ -284,6 +284,7 @@ impl Delivery {
             inputs: vec![TransformInput {
                 external_id: response.external_id.clone(),
                 payload_json: response.partner_payload_json.clone(),
+                record: None,
             }],
             connection_id: sync.connection_id.clone(),
         };

@@ -38,6 +38,7 @@
 //! - [`echo`]: what a partner record means next to our pushes (echo, change, conflict);
 //! - [`conflicts`]: settling conflicts per policy, and their table;
 //! - [`two_way`]: the review of a page before its commit, applied in its transaction.
+//! - [`persons`]: each page's people linked by mapping; records answered with their person id.
 //!
 //! # Limitations
 //!
@@ -72,6 +73,7 @@ mod grpc_two_way;
 pub mod mesh;
 pub mod outbox;
 pub mod page_guard;
+pub mod persons;
 pub mod policy;
 pub mod push;
 pub mod record_codec;

@@ -84,6 +84,8 @@ pub fn from_stored(record: StoredRecord, connection_id: &str) -> Result<Canonica
         content_hash: record.content_hash,
         connection_id: connection_id.to_owned(),
         updated_at: record.updated_at,
+        // Looked up from mapping when answered (see `persons`).
+        person_id: String::new(),
     })
 }
 
@@ -115,6 +117,7 @@ mod tests {
             content_hash: "abc".into(),
             connection_id: "c1".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
+            person_id: String::new(),
         };
         let stored = to_stored(&record, "2026-01-01T00:00:00.000Z").unwrap();
         assert_eq!(from_stored(stored, "c1").unwrap(), record);

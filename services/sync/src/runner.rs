@@ -93,6 +93,11 @@ impl Runner {
         }
     }
 
+    /// The signed clients of the other services.
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
+    }
+
     /// Asks every run to stop after its current page and refuses new runs. Returns at once.
     pub fn stop(&self) {
         self.stopping.send_replace(true);
@@ -466,6 +471,8 @@ impl Runner {
         counters.records_read += (page.records.len() + quarantined.len()) as u64;
 
         let mut records = Vec::with_capacity(page.records.len());
+        // The page's people, for mapping to link across systems before the page commits.
+        let mut people = Vec::new();
         if !page.records.is_empty() {
             let payloads: std::collections::HashMap<String, String> = page
                 .records
@@ -486,6 +493,7 @@ impl Runner {
                         .map(|record| TransformInput {
                             external_id: record.external_id,
                             payload_json: record.payload_json,
+                            ..TransformInput::default()
                         })
                         .collect(),
                     connection_id: sync.connection_id.clone(),
@@ -496,10 +504,13 @@ impl Runner {
                 .results;
             for result in results {
                 match result.outcome {
-                    Some(Outcome::Record(record)) => records.push(record_codec::to_stored(
-                        &with_connection(record, sync),
-                        &now,
-                    )?),
+                    Some(Outcome::Record(record)) => {
+                        let record = with_connection(record, sync);
+                        records.push(record_codec::to_stored(&record, &now)?);
+                        if crate::persons::is_person(&record.entity) {
+                            people.push(record);
+                        }
+                    }
                     Some(Outcome::Error(field_error)) => {
                         let payload = payloads
                             .get(&result.external_id)
@@ -516,15 +527,17 @@ impl Runner {
                             field_error.field_path,
                         ));
                     }
-                    None => {
+                    None | Some(Outcome::PartnerRecord(_)) => {
                         return Err(Error::Corrupt(format!(
-                            "mapping returned no outcome for record {}",
+                            "mapping returned no canonical record for record {}",
                             result.external_id
                         )));
                     }
                 }
             }
         }
+
+        crate::persons::resolve_page(&self.mesh, sync, people).await?;
 
         let quarantined_count = quarantined.len() as u64;
         for entry in &quarantined {

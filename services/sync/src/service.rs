@@ -197,7 +197,12 @@ impl SyncService {
         if !filter.entity.is_empty() {
             validate_id("entity", &filter.entity)?;
         }
-        Ok(self.store.change_feed().watch(tenant_id.to_owned(), filter))
+        let changes = self.store.change_feed().watch(tenant_id.to_owned(), filter);
+        Ok(crate::persons::with_persons(
+            self.runner.mesh().clone(),
+            tenant_id.to_owned(),
+            changes,
+        ))
     }
 
     /// A page of canonical records; the token is the last external id of the previous page.
@@ -222,10 +227,11 @@ impl SyncService {
             .store
             .count_records(tenant_id, connection_id, entity)
             .await?;
-        let records = stored
+        let mut records = stored
             .into_iter()
             .map(|record| record_codec::from_stored(record, connection_id))
             .collect::<Result<Vec<_>, _>>()?;
+        crate::persons::fill(self.runner.mesh(), tenant_id, &mut records).await;
         Ok((records, next_token, total))
     }
 

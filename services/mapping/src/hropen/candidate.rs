@@ -4,11 +4,13 @@ use plugboard_proto::common::v1::{Address, Candidate, Education, WorkExperience}
 use serde_json::{Value, json};
 
 use super::{items, prune, text};
+use crate::canonical::{self, Violation};
 
 /// The fields that survive import and export (paths into `CandidateType`; see the module docs
 /// of [`crate::hropen`]).
 pub const MAPPED: &[&str] = &[
     "/documentId/value",
+    "/person/name/formattedName",
     "/person/name/given",
     "/person/name/family",
     "/person/communication/email/0/address",
@@ -32,11 +34,13 @@ pub const MAPPED: &[&str] = &[
     "/profiles/0/education/*/educationDegrees/0/specializations/0/name",
 ];
 
-/// Reads an HR Open candidate: its document id (the external id) and the canonical candidate.
-pub fn import(document: &Value) -> (String, Candidate) {
+/// Reads an HR Open candidate: its document id (the external id) and the canonical candidate,
+/// or the rule of the canonical model it breaks.
+pub fn import(document: &Value) -> Result<(String, Candidate), Violation> {
     let person = document.get("person").cloned().unwrap_or_default();
     let profile = document.pointer("/profiles/0").cloned().unwrap_or_default();
     let candidate = Candidate {
+        formatted_name: text(&person, "/name/formattedName"),
         first_name: text(&person, "/name/given"),
         last_name: text(&person, "/name/family"),
         email: text(&person, "/communication/email/0/address"),
@@ -70,7 +74,8 @@ pub fn import(document: &Value) -> (String, Candidate) {
             .collect(),
         ..Candidate::default()
     };
-    (text(document, "/documentId/value"), candidate)
+    canonical::check_candidate(&candidate)?;
+    Ok((text(document, "/documentId/value"), candidate))
 }
 
 /// An HR Open address (`AddressType`) as a canonical address; `None` when there is none.
@@ -108,7 +113,11 @@ pub(crate) fn export_address(address: &Address) -> Value {
 
 /// Writes a canonical candidate as an HR Open `CandidateType` document.
 pub fn export(external_id: &str, candidate: &Candidate) -> Value {
-    let formatted_name = format!("{} {}", candidate.first_name, candidate.last_name);
+    let formatted_name = if candidate.formatted_name.is_empty() {
+        format!("{} {}", candidate.first_name, candidate.last_name)
+    } else {
+        candidate.formatted_name.clone()
+    };
     let document = json!({
         "documentId": {"value": external_id},
         "person": {

@@ -16,14 +16,22 @@
 //! Everything else in a document (geo-locations, attachments, licences, ...) is not carried
 //! by the canonical model and is not exported.
 //!
-//! Exports validate against the HR Open JSON Schemas (draft-04); `tests/hropen.rs` checks that
-//! and the round trip over every official Candidate, PositionOpening and Timecard sample.
+//! Imports check the rules of the canonical model ([`crate::canonical`]) and refuse a document
+//! that breaks one, with the canonical path at fault. Exports validate against the HR Open JSON
+//! Schemas (draft-04); `tests/hropen.rs` checks that and the round trip over every official
+//! Candidate, PositionOpening and Timecard sample.
 //!
 //! # Limitations
 //!
 //! - Only the first profile of a candidate and of a position opening is read.
 //! - One e-mail address, one phone number and one postal address per person.
-//! - Pay ranges of position openings are not mapped yet (TODO(#5)).
+//! - Pay ranges whose interval has no canonical rate period (`TwoWeeks`, `Quarter`, `Once`,
+//!   ...) fail the import of their position opening, as an amount without currency does: the
+//!   canonical model keeps amounts per hour, day, week, month or year.
+//! - HR Open carries no time zone: imported timecard entry times keep their wall time and lose
+//!   any UTC offset; exports add the offset of the timesheet's zone.
+//! - The timecard's person name, cost centres, departments, expenses and approvers are not
+//!   carried by the canonical timesheet.
 
 pub mod candidate;
 pub mod position_opening;

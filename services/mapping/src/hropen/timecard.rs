@@ -4,6 +4,7 @@ use plugboard_proto::common::v1::{ChargeLine, Money, PayPeriod, Rate, TimeEntry,
 use serde_json::{Value, json};
 
 use super::{code, code_back, decimal, items, number, prune, text};
+use crate::canonical::{self, Violation};
 
 /// The fields that survive import and export (paths into `TimecardType`).
 pub const MAPPED: &[&str] = &[
@@ -40,8 +41,10 @@ const PAY_CODE: &[(&str, &str)] = &[
     ("Vacation", "vacation"),
 ];
 
-/// Reads an HR Open timecard: its document id and the canonical timesheet.
-pub fn import(document: &Value) -> (String, Timesheet) {
+/// Reads an HR Open timecard: its document id and the canonical timesheet, or the rule of the
+/// canonical model it breaks. Entry times become local times of day: a UTC offset on an HR Open
+/// date-time is dropped and the wall time kept, since HR Open names no zone to keep instead.
+pub fn import(document: &Value) -> Result<(String, Timesheet), Violation> {
     let state = text(document, "/stateCode");
     let period = PayPeriod {
         start_date: text(document, "/period/start"),
@@ -71,7 +74,8 @@ pub fn import(document: &Value) -> (String, Timesheet) {
         entries: items(document, "/items").iter().map(import_entry).collect(),
         ..Timesheet::default()
     };
-    (text(document, "/documentId/value"), timesheet)
+    canonical::check_timesheet(&timesheet)?;
+    Ok((text(document, "/documentId/value"), timesheet))
 }
 
 fn import_entry(item: &Value) -> TimeEntry {
@@ -110,14 +114,42 @@ fn import_entry(item: &Value) -> TimeEntry {
     entry
 }
 
+/// The local date and time of day of an HR Open date-time, without its UTC offset if any.
 fn split_date_time(text: &str) -> (String, String) {
     match text.split_once('T') {
-        Some((date, time)) => (date.to_owned(), time.to_owned()),
+        Some((date, time)) => {
+            let local = time
+                .strip_suffix('Z')
+                .or_else(|| time.rfind(['+', '-']).map(|at| &time[..at]))
+                .unwrap_or(time);
+            (date.to_owned(), local.to_owned())
+        }
         None => (text.to_owned(), String::new()),
     }
 }
 
-fn export_entry(entry: &TimeEntry) -> Value {
+/// `date` at the local `time` of day as an HR Open date-time: with the offset `zone` has then,
+/// so it is a valid RFC 3339 date-time; without a zone (or a time it cannot read) the local
+/// text, as a partner gave it.
+fn date_time(date: &str, time: &str, zone: Option<&jiff::tz::TimeZone>) -> String {
+    let local = format!("{date}T{time}");
+    let offset = zone.and_then(|zone| {
+        let civil: jiff::civil::DateTime = local.parse().ok()?;
+        // A time in a daylight-saving gap or fold takes the offset before the change.
+        let zoned = civil.to_zoned(zone.clone()).ok()?;
+        Some(zoned.offset().seconds())
+    });
+    match offset {
+        Some(seconds) => {
+            let sign = if seconds < 0 { '-' } else { '+' };
+            let minutes = seconds.abs() / 60;
+            format!("{local}{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+        }
+        None => local,
+    }
+}
+
+fn export_entry(entry: &TimeEntry, zone: Option<&jiff::tz::TimeZone>) -> Value {
     let type_code = if entry.partner_pay_code.is_empty() {
         code_back(PAY_CODE, &entry.pay_code).unwrap_or_default()
     } else {
@@ -127,7 +159,7 @@ fn export_entry(entry: &TimeEntry) -> Value {
         if time.is_empty() {
             date.to_owned()
         } else {
-            format!("{date}T{time}")
+            date_time(date, time, zone)
         }
     };
     let period =
@@ -155,8 +187,10 @@ fn export_entry(entry: &TimeEntry) -> Value {
     })
 }
 
-/// Writes a canonical timesheet as an HR Open `TimecardType` document.
+/// Writes a canonical timesheet as an HR Open `TimecardType` document. Entry times carry the
+/// UTC offset of the timesheet's time zone at that time, when it has one.
 pub fn export(external_id: &str, timesheet: &Timesheet) -> Value {
+    let zone = jiff::tz::TimeZone::get(&timesheet.time_zone).ok();
     let period = timesheet.period.clone().unwrap_or_default();
     let state = code_back(STATE, &timesheet.status).unwrap_or(&timesheet.status);
     let document = json!({
@@ -176,7 +210,11 @@ pub fn export(external_id: &str, timesheet: &Timesheet) -> Value {
                 })
             })
             .collect::<Vec<_>>(),
-        "items": timesheet.entries.iter().map(export_entry).collect::<Vec<_>>(),
+        "items": timesheet
+            .entries
+            .iter()
+            .map(|entry| export_entry(entry, zone.as_ref()))
+            .collect::<Vec<_>>(),
     });
     prune(document).unwrap_or_default()
 }

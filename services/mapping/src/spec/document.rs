@@ -21,7 +21,9 @@ struct RawSpec {
     #[serde(default)]
     #[allow(dead_code)] // documentation for spec authors; kept to accept the key
     description: Option<String>,
-    external_id: String,
+    /// Required inbound; outbound it defaults to `.external_id` (the input's partner id).
+    #[serde(default)]
+    external_id: Option<String>,
     #[serde(default)]
     lookups: Mapping,
     fields: Mapping,
@@ -87,7 +89,8 @@ pub(crate) struct SpecDocument {
     pub connector: String,
     pub entity: Entity,
     pub direction: Direction,
-    pub external_id: (String, u32),
+    /// The expression and its line; `None` only for outbound specs that leave it out.
+    pub external_id: Option<(String, u32)>,
     pub lookups: Vec<LookupDoc>,
     pub fields: Vec<FieldDoc>,
     pub custom_fields: Vec<(String, String, u32)>,
@@ -135,6 +138,13 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
                 "unknown direction {:?}; expected inbound or outbound",
                 raw.direction
             ),
+        ));
+    }
+
+    if raw.external_id.is_none() && direction == Some(Direction::Inbound) {
+        problems.push(problem(
+            0,
+            "an inbound spec needs external_id: the jq expression of the partner's id".to_owned(),
         ));
     }
 
@@ -221,7 +231,9 @@ pub(crate) fn parse(name: &str, yaml: &str) -> Result<SpecDocument, Vec<SpecProb
             connector: raw.connector,
             entity,
             direction,
-            external_id: (raw.external_id, line_of(yaml, None, "external_id")),
+            external_id: raw
+                .external_id
+                .map(|source| (source, line_of(yaml, None, "external_id"))),
             lookups,
             fields,
             custom_fields,

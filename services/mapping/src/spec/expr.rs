@@ -125,6 +125,16 @@ impl Expr {
         }
     }
 
+    /// The paths the expression is known to read: every path of a plain or fast-path
+    /// expression, the leading path of any other (jq can read anything; this is what is sure).
+    pub(crate) fn read_paths(&self) -> Vec<Vec<String>> {
+        match &self.kind {
+            Kind::Path(path, _) => vec![path.clone()],
+            Kind::Fast(fast, _) => fast.paths(),
+            Kind::Jq(_) => self.source_path().into_iter().collect(),
+        }
+    }
+
     /// Runs the expression on `input`. No output, `null` and `""` all mean "no value" (proto3
     /// cannot tell an empty string from an unset one either); more than one output is an
     /// error, because a canonical field holds one value.
@@ -190,9 +200,9 @@ fn compile_jq(source: &str) -> Result<jaq_core::Filter<Data>, String> {
         })
 }
 
-/// `None` for the values that mean "no value": null and "". Inside the objects and arrays an
-/// expression builds, null members and items mean "no value" too and are left out, so
-/// `{url: .url}` with no url fits a canonical string field.
+/// `None` for the values that mean "no value": null, "" and `{}`. Inside the objects and
+/// arrays an expression builds, null members and items mean "no value" too and are left out,
+/// and so are the objects that leaves empty: `{url: .url}` with no url is no value.
 fn some_value(value: Value) -> Option<Value> {
     match value {
         Value::Null => None,
@@ -200,12 +210,13 @@ fn some_value(value: Value) -> Option<Value> {
         Value::Array(items) => Some(Value::Array(
             items.into_iter().filter_map(without_nulls).collect(),
         )),
-        Value::Object(object) => Some(Value::Object(
-            object
+        Value::Object(object) => {
+            let object: serde_json::Map<String, Value> = object
                 .into_iter()
                 .filter_map(|(key, value)| without_nulls(value).map(|value| (key, value)))
-                .collect(),
-        )),
+                .collect();
+            (!object.is_empty()).then_some(Value::Object(object))
+        }
         value => Some(value),
     }
 }
@@ -332,9 +343,7 @@ pub(crate) fn to_json(value: &Val) -> Result<Value, String> {
         Val::Null => Value::Null,
         Val::Bool(flag) => Value::Bool(*flag),
         Val::Num(number) => number_to_json(number)?,
-        Val::TStr(bytes) | Val::BStr(bytes) => {
-            Value::String(String::from_utf8_lossy(bytes).into_owned())
-        }
+        Val::TStr(bytes) | Val::BStr(bytes) => Value::String(text_of(bytes)),
         Val::Arr(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         Val::Obj(map) => {
             let mut object = serde_json::Map::new();
@@ -350,6 +359,14 @@ pub(crate) fn to_json(value: &Val) -> Result<Value, String> {
             Value::Object(object)
         }
     })
+}
+
+/// The bytes as text: copied when they are UTF-8 (partner JSON always is), else with U+FFFD.
+fn text_of(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 fn number_to_json(number: &Num) -> Result<Value, String> {

@@ -21,6 +21,8 @@
 //! [`Outcome::Fallback`] and the caller runs the same expression through jaq, so errors and corner
 //! cases are jaq's own. A unit test checks fast and jaq results agree.
 
+use std::fmt::Write as _;
+
 use jaq_json::{Num, Val};
 
 /// A recognised pipeline.
@@ -216,6 +218,21 @@ impl FastExpr {
         rest.is_empty().then_some(FastExpr { atoms, steps })
     }
 
+    /// The record paths the pipeline reads, in order.
+    pub(crate) fn paths(&self) -> Vec<Vec<String>> {
+        self.atoms
+            .iter()
+            .filter_map(|atom| match atom {
+                Atom::Path(keys) => Some(
+                    keys.iter()
+                        .map(|key| String::from_utf8_lossy(&key.0).into_owned())
+                        .collect(),
+                ),
+                Atom::Text(_) => None,
+            })
+            .collect()
+    }
+
     /// Runs the pipeline on `input`; paths are walked without cloning intermediate objects.
     pub(crate) fn eval(&self, input: &Val) -> Outcome {
         let mut atoms = self.atoms.iter();
@@ -327,14 +344,17 @@ pub(crate) fn epoch_millis(millis: i64) -> Option<String> {
     let days = seconds / 86_400;
     let of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    let mut text = format!(
+    // One buffer of the final size: this runs for every timestamp of every record.
+    let mut text = String::with_capacity(24);
+    let _ = write!(
+        text,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         of_day / 3600,
         of_day % 3600 / 60,
         of_day % 60
     );
     if fraction != 0 {
-        text.push_str(&format!(".{fraction:03}"));
+        let _ = write!(text, ".{fraction:03}");
     }
     text.push('Z');
     Some(text)

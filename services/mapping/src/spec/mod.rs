@@ -5,7 +5,8 @@
 //!
 //! # The spec format (version 1)
 //!
-//! One YAML file per connector, entity and direction, for example `candidate.inbound.yaml`:
+//! One YAML file per connector, entity and direction, for example `candidate.inbound.yaml`
+//! (outbound specs, below, use the same format the other way round):
 //!
 //! ```yaml
 //! version: 1                      # format version; this build reads 1
@@ -43,7 +44,8 @@
 //!
 //! 1. The jq expression runs on the whole partner record. No output, `null` and `""` all mean
 //!    "no value"; more than one output is an error (collect lists with `[...]`). Null members
-//!    of the objects and arrays an expression builds are left out too. Plain paths such as
+//!    of the objects and arrays an expression builds are left out too, and an object left
+//!    empty (or `{}`) is no value. Plain paths such as
 //!    `.address.city`, and simple pipelines such as `.id | tostring`, `.email | ascii_downcase`
 //!    or `.first + " " + .last`, run natively without jaq (same results, checked by a test). Expressions cannot read the
 //!    environment or the clock (`env`, `$ENV`, `now`, `halt`, `input` are undefined), so a
@@ -61,15 +63,33 @@
 //!
 //! A record that fails yields a [`FieldError`] naming the target path, the partner value
 //! (JSON, at most 200 characters) and what went wrong; other records are unaffected.
+//!
+//! # Outbound specs
+//!
+//! `direction: outbound` specs map a canonical record to the payload a partner's API takes
+//! ([`CompiledSpec::transform_record`], [`CompiledSpec::transform_outbound`]). The same rules
+//! apply with the roles swapped: expressions read the canonical record (`.first_name`,
+//! `.address.city`, `.custom_fields.security_clearance`, and `.external_id`, the target
+//! partner's id for an update), `fields` targets are paths in the partner payload, and lookups
+//! translate canonical codes into the partner's. `external_id` may be left out (it is then
+//! `.external_id`), a `custom_fields` section is refused (write partner fields under
+//! `fields`), and every path an expression is known to read must be a canonical field of the
+//! entity, so a misspelt source fails when the spec compiles. See `outbound` for the document
+//! the expressions see.
 
 mod compiled;
 mod document;
 mod expr;
 mod fast;
+mod inbound;
+mod outbound;
 mod overlay;
+mod shape;
 
-pub use compiled::{CompiledSpec, MappedRecord};
+pub use compiled::CompiledSpec;
 pub use document::SPEC_VERSION;
+pub use inbound::MappedRecord;
+pub use outbound::PartnerRecord;
 pub use overlay::compile_with_override;
 
 /// Longest partner value, in characters, quoted in a [`FieldError`].
@@ -122,7 +142,7 @@ impl Entity {
 pub enum Direction {
     /// Partner record to canonical record.
     Inbound,
-    /// Canonical record to partner record. TODO(#6): outbound transforms.
+    /// Canonical record to partner record (see `outbound`).
     Outbound,
 }
 

@@ -255,3 +255,88 @@ fn unknown_keys_versions_and_conflicting_targets_are_refused() {
         "a scalar has no sub-fields"
     );
 }
+
+#[test]
+fn money_without_currency_and_rates_without_period_fail_with_the_path() {
+    let yaml = SPEC.replace(
+        "  pay_rate.money.currency:\n    default: EUR",
+        "  pay_rate.money.currency: .currency",
+    );
+    let spec = CompiledSpec::compile("t.yaml", &yaml).unwrap();
+    let error = spec
+        .transform(r#"{"id": 1, "name": "A", "pay": 31.5}"#)
+        .unwrap_err();
+    assert_eq!(error.field_path, "pay_rate.money.currency");
+    assert_eq!(
+        error.partner_value, "null",
+        "the partner's (missing) currency"
+    );
+    assert!(error.message.contains("no currency"), "{error}");
+    let error = spec
+        .transform(r#"{"id": 1, "name": "A", "pay": 31.5, "currency": "€"}"#)
+        .unwrap_err();
+    assert_eq!(error.field_path, "pay_rate.money.currency");
+    assert_eq!(error.partner_value, "\"€\"");
+    // No amount, no rate to check.
+    assert!(spec.transform(r#"{"id": 1, "name": "A"}"#).is_ok());
+
+    let yaml = SPEC.replace(
+        "  pay_rate.period:\n    default: hour",
+        "  pay_rate.period: .per",
+    );
+    let spec = CompiledSpec::compile("t.yaml", &yaml).unwrap();
+    let error = spec
+        .transform(r#"{"id": 1, "name": "A", "pay": 31.5, "per": "shift"}"#)
+        .unwrap_err();
+    assert_eq!(error.field_path, "pay_rate.period");
+    assert_eq!(error.partner_value, "\"shift\"");
+    let error = spec
+        .transform(r#"{"id": 1, "name": "A", "pay": 31.5}"#)
+        .unwrap_err();
+    assert_eq!(error.field_path, "pay_rate.period");
+    assert!(error.message.contains("needs its period"), "{error}");
+}
+
+#[test]
+fn a_job_time_zone_must_be_an_iana_zone() {
+    let yaml = SPEC.replace("  openings: .seats", "  time_zone: .tz");
+    let spec = CompiledSpec::compile("t.yaml", &yaml).unwrap();
+    let record = spec
+        .transform(r#"{"id": 1, "name": "A", "tz": "America/Chicago"}"#)
+        .unwrap();
+    assert_eq!(job(&record).time_zone, "America/Chicago");
+    let error = spec
+        .transform(r#"{"id": 1, "name": "A", "tz": "CST"}"#)
+        .unwrap_err();
+    assert_eq!(error.field_path, "time_zone");
+    assert_eq!(error.partner_value, "\"CST\"");
+}
+
+/// The typed body read straight from the field values equals the one read from the built JSON
+/// object, on every record of the benchmark fixture and on this file's own spec.
+#[test]
+fn the_shape_deserializer_reads_what_the_json_object_holds() {
+    let bench = CompiledSpec::compile(
+        "candidate.inbound.yaml",
+        include_str!("../../benches/candidate.inbound.yaml"),
+    )
+    .unwrap();
+    let fixture: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("../../tests/fixtures/bench_candidates.json")).unwrap();
+    assert!(fixture.len() >= 300);
+    let job_record = serde_json::json!({"id": 7, "name": "Welder", "state": "active",
+        "kind": "C", "seats": 2, "pay": 31.5, "where": {"city": "Leeds"}});
+    let job_spec = spec();
+    for (spec, record) in fixture
+        .iter()
+        .map(|record| (&bench, record))
+        .chain([(&job_spec, &job_record)])
+    {
+        let payload = record.to_string();
+        let typed = spec.transform(&payload).unwrap();
+        let input = super::expr::parse_payload(&payload).unwrap();
+        let mapped = spec.mapped_object(&input).unwrap();
+        let via_json = super::inbound::read_body(spec.entity(), &mapped).unwrap();
+        assert_eq!(typed.body, via_json, "{payload}");
+    }
+}

@@ -1,12 +1,9 @@
-//! The mapping service's table: versioned tenant overrides. sqlx errors become
-//! [`Error::Storage`] here and nowhere else.
+//! Versioned tenant overrides: every save is a new version; the newest applies.
 
-use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Row};
+use sqlx::Row;
 
+use super::Store;
 use crate::error::Error;
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Which spec an override applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,18 +25,7 @@ pub struct OverrideRow {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct Store {
-    pool: AnyPool,
-}
-
 impl Store {
-    /// Opens the database and brings its schema up to date.
-    pub async fn open(database_url: &str, schema: &str) -> Result<Store, Error> {
-        let pool = plugboard_runtime::storage::open(database_url, schema, &MIGRATOR).await?;
-        Ok(Store { pool })
-    }
-
     /// The newest version for `key`, if any.
     pub async fn latest(&self, key: &OverrideKey) -> Result<Option<OverrideRow>, Error> {
         let row = sqlx::query(
@@ -119,6 +105,51 @@ impl Store {
         .await
         .map_err(Error::Storage)?;
         rows.iter().map(override_row).collect()
+    }
+
+    /// The newest version of every override of `connector`, of every tenant. The one query
+    /// across tenants: the service re-checks them all when the connector's specs change, and
+    /// what it finds is only ever shown to each override's own tenant.
+    pub async fn newest_overrides_of(
+        &self,
+        connector: &str,
+    ) -> Result<Vec<(OverrideKey, OverrideRow)>, Error> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, connector, entity, direction, version, yaml, created_at \
+             FROM tenant_overrides AS saved WHERE connector = $1 AND version = \
+             (SELECT MAX(version) FROM tenant_overrides AS newer \
+              WHERE newer.tenant_id = saved.tenant_id AND newer.connector = saved.connector \
+              AND newer.entity = saved.entity AND newer.direction = saved.direction) \
+             ORDER BY tenant_id, entity, direction",
+        )
+        .bind(connector)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::Storage)?;
+        rows.iter()
+            .map(|row| {
+                let saved = override_row(row)?;
+                let key = OverrideKey {
+                    tenant_id: row.try_get("tenant_id").map_err(Error::Storage)?,
+                    connector: saved.connector.clone(),
+                    entity: saved.entity.clone(),
+                    direction: saved.direction.clone(),
+                };
+                Ok((key, saved))
+            })
+            .collect()
+    }
+
+    /// The connectors some tenant has an override of.
+    pub async fn connectors_with_overrides(&self) -> Result<Vec<String>, Error> {
+        let rows =
+            sqlx::query("SELECT DISTINCT connector FROM tenant_overrides ORDER BY connector")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(Error::Storage)?;
+        rows.iter()
+            .map(|row| row.try_get("connector").map_err(Error::Storage))
+            .collect()
     }
 }
 

@@ -1,0 +1,184 @@
+//! The identity RPCs: resolve a page, look persons up, inspect, link and unlink.
+
+use plugboard_proto::mapping::v1::{
+    GetPersonRequest, GetPersonResponse, LinkRecordsRequest, LinkRecordsResponse, LinkRule,
+    LookupPersonsRequest, LookupPersonsResponse, Person, PersonAssignment, PersonLink,
+    PersonRecord, RecordRef, ResolvePersonsRequest, ResolvePersonsResponse, UnlinkRecordsRequest,
+    UnlinkRecordsResponse, get_person_request::By,
+};
+
+use super::Mapper;
+use crate::error::Error;
+use crate::identity::keys::RecordKey;
+use crate::identity::{self, PersonBy, PersonView};
+use crate::store::identity::LinkRow;
+
+impl Mapper {
+    pub async fn resolve_persons(
+        &self,
+        tenant_id: &str,
+        request: ResolvePersonsRequest,
+    ) -> Result<ResolvePersonsResponse, Error> {
+        if request.connection_id.is_empty() || request.connector.is_empty() {
+            return Err(Error::InvalidArgument(
+                "connection_id and connector are required".to_owned(),
+            ));
+        }
+        if let Some(record) = request.records.iter().find(|record| {
+            record.external_id.is_empty()
+                || (!record.connection_id.is_empty()
+                    && record.connection_id != request.connection_id)
+        }) {
+            return Err(Error::InvalidArgument(format!(
+                "record {:?} has no external_id or is of another connection",
+                record.external_id
+            )));
+        }
+        let resolved = self
+            .identities
+            .resolve(
+                tenant_id,
+                &request.connection_id,
+                &request.connector,
+                &request.records,
+            )
+            .await?;
+        Ok(ResolvePersonsResponse {
+            assignments: resolved.assignments.into_iter().map(assignment).collect(),
+            reassigned: resolved.reassigned.into_iter().map(assignment).collect(),
+        })
+    }
+
+    pub async fn lookup_persons(
+        &self,
+        tenant_id: &str,
+        request: LookupPersonsRequest,
+    ) -> Result<LookupPersonsResponse, Error> {
+        let keys = request
+            .records
+            .iter()
+            .map(key_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let found = self.identities.lookup(tenant_id, &keys).await?;
+        Ok(LookupPersonsResponse {
+            assignments: found.into_iter().map(assignment).collect(),
+        })
+    }
+
+    pub async fn get_person(
+        &self,
+        tenant_id: &str,
+        request: GetPersonRequest,
+    ) -> Result<GetPersonResponse, Error> {
+        let by = match request.by {
+            Some(By::PersonId(person_id)) if !person_id.is_empty() => PersonBy::Id(person_id),
+            Some(By::Record(record)) => PersonBy::Record(key_of(&record)?),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "give a person_id or a record".to_owned(),
+                ));
+            }
+        };
+        let person = self.identities.person(tenant_id, by).await?;
+        Ok(GetPersonResponse {
+            person: Some(person_to_wire(person)),
+        })
+    }
+
+    pub async fn link_records(
+        &self,
+        tenant_id: &str,
+        caller: &str,
+        request: LinkRecordsRequest,
+    ) -> Result<LinkRecordsResponse, Error> {
+        let (a, b) = pair(request.a.as_ref(), request.b.as_ref())?;
+        let person = self
+            .identities
+            .link(tenant_id, a, b, &request.note, caller)
+            .await?;
+        Ok(LinkRecordsResponse {
+            person: Some(person_to_wire(person)),
+        })
+    }
+
+    pub async fn unlink_records(
+        &self,
+        tenant_id: &str,
+        caller: &str,
+        request: UnlinkRecordsRequest,
+    ) -> Result<UnlinkRecordsResponse, Error> {
+        let (a, b) = pair(request.a.as_ref(), request.b.as_ref())?;
+        let (a_person, b_person) = self.identities.unlink(tenant_id, a, b, caller).await?;
+        Ok(UnlinkRecordsResponse {
+            a_person: Some(person_to_wire(a_person)),
+            b_person: Some(person_to_wire(b_person)),
+        })
+    }
+}
+
+fn pair(a: Option<&RecordRef>, b: Option<&RecordRef>) -> Result<(RecordKey, RecordKey), Error> {
+    match (a, b) {
+        (Some(a), Some(b)) => Ok((key_of(a)?, key_of(b)?)),
+        _ => Err(Error::InvalidArgument(
+            "both records a and b are required".to_owned(),
+        )),
+    }
+}
+
+fn key_of(record: &RecordRef) -> Result<RecordKey, Error> {
+    identity::record_key(&record.connection_id, &record.entity, &record.external_id)
+}
+
+fn record_ref(key: RecordKey) -> RecordRef {
+    RecordRef {
+        connection_id: key.connection_id,
+        entity: key.entity,
+        external_id: key.external_id,
+    }
+}
+
+fn assignment((key, person_id): (RecordKey, String)) -> PersonAssignment {
+    PersonAssignment {
+        record: Some(record_ref(key)),
+        person_id,
+    }
+}
+
+fn rule_to_wire(rule: &str) -> LinkRule {
+    match rule {
+        identity::RULE_EMAIL => LinkRule::Email,
+        identity::RULE_PHONE => LinkRule::Phone,
+        identity::RULE_REFERENCE => LinkRule::Reference,
+        identity::RULE_MANUAL => LinkRule::Manual,
+        _ => LinkRule::Unspecified,
+    }
+}
+
+fn link_to_wire(link: LinkRow) -> PersonLink {
+    PersonLink {
+        rule: rule_to_wire(&link.rule) as i32,
+        a: Some(record_ref(link.a)),
+        b: Some(record_ref(link.b)),
+        value: link.value,
+        created_at: link.created_at,
+        created_by: link.created_by,
+    }
+}
+
+fn person_to_wire(person: PersonView) -> Person {
+    Person {
+        person_id: person.person_id,
+        records: person
+            .records
+            .into_iter()
+            .map(|row| PersonRecord {
+                record: Some(record_ref(row.key)),
+                connector: row.connector,
+                display_name: row.display_name,
+                first_seen_at: row.first_seen_at,
+            })
+            .collect(),
+        links: person.links.into_iter().map(link_to_wire).collect(),
+        unlinked: person.unlinked.into_iter().map(link_to_wire).collect(),
+    }
+}

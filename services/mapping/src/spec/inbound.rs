@@ -1,0 +1,299 @@
+//! Inbound transforms: one partner record to a typed canonical record.
+
+use std::collections::BTreeMap;
+
+use jaq_json::Val;
+use plugboard_proto::common::v1::canonical_record::Body;
+use plugboard_proto::common::v1::{
+    Application, Candidate, CanonicalRecord, Job, JobPosting, ParsedResume, Placement, Timesheet,
+    Worker,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::compiled::{CompiledSpec, partner_value};
+use super::expr;
+use super::shape::ShapeDeserializer;
+use super::{Direction, Entity, FieldError, truncate};
+use crate::canonical;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedRecord {
+    pub entity: Entity,
+    pub external_id: String,
+    pub body: Body,
+    pub custom_fields: BTreeMap<String, String>,
+    /// SHA-256 hex of the entity, the canonical body and the custom fields.
+    pub content_hash: String,
+}
+
+impl MappedRecord {
+    /// The record as stored and sent: with the partner payload and the connection it came from.
+    pub fn into_canonical(
+        self,
+        raw_payload_json: String,
+        connection_id: String,
+    ) -> CanonicalRecord {
+        let updated_at = match &self.body {
+            Body::Job(job) => job.updated_at.clone(),
+            Body::Candidate(candidate) => candidate.updated_at.clone(),
+            Body::Application(application) => application.updated_at.clone(),
+            Body::Placement(placement) => placement.updated_at.clone(),
+            Body::Worker(worker) => worker.updated_at.clone(),
+            Body::Timesheet(timesheet) => timesheet.updated_at.clone(),
+            Body::JobPosting(posting) => posting.updated_at.clone(),
+            Body::ParsedResume(resume) => resume.updated_at.clone(),
+        };
+        CanonicalRecord {
+            entity: self.entity.as_str().to_owned(),
+            external_id: self.external_id,
+            body: Some(self.body),
+            custom_fields: self.custom_fields.into_iter().collect(),
+            raw_payload_json,
+            content_hash: self.content_hash,
+            connection_id,
+            updated_at,
+            // Identity is resolved per page by ResolvePersons, not per record here.
+            person_id: String::new(),
+        }
+    }
+}
+
+impl CompiledSpec {
+    /// Maps one partner record (JSON text) to a canonical record, or says which field failed.
+    pub fn transform(&self, payload_json: &str) -> Result<MappedRecord, FieldError> {
+        if self.direction != Direction::Inbound {
+            return Err(FieldError {
+                field_path: "$".to_owned(),
+                partner_value: String::new(),
+                message: format!(
+                    "{} is an outbound spec: map canonical records with transform_outbound",
+                    self.name
+                ),
+            });
+        }
+        if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(payload_json) {
+            return Err(FieldError {
+                field_path: "$".to_owned(),
+                partner_value: truncate(payload_json),
+                message: format!("invalid JSON payload: {error}"),
+            });
+        }
+        let input = expr::parse_payload(payload_json).map_err(|message| FieldError {
+            field_path: "$".to_owned(),
+            partner_value: truncate(payload_json),
+            message: format!("invalid JSON payload: {message}"),
+        })?;
+
+        let external_id = self.external_id_value(&input)?.ok_or_else(|| {
+            FieldError::new(
+                "external_id",
+                &partner_value(&self.external_id, &input),
+                "the record has no external id".to_owned(),
+            )
+        })?;
+        let mut values = self.field_values(&input)?;
+        // The typed body is read straight from the field values (no intermediate JSON map);
+        // a body that does not fit is mapped again to explain where (mapping is
+        // deterministic).
+        let body = match read_body_owned(
+            self.entity,
+            ShapeDeserializer::new(&self.shape, &mut values),
+        ) {
+            Ok(body) => body,
+            Err(()) => {
+                let mapped = self.mapped_object(&input)?;
+                let (path, message) = read_body(self.entity, &mapped).err().unwrap_or_default();
+                return Err(self.type_error(&path, &message, &mapped, &input));
+            }
+        };
+        canonical::check(&body).map_err(|violation| self.violation_error(violation, &input))?;
+        let custom_fields = self.custom_fields_of(&input)?;
+        let content_hash = content_hash(self.entity, &body, &custom_fields);
+        Ok(MappedRecord {
+            entity: self.entity,
+            external_id,
+            body,
+            custom_fields,
+            content_hash,
+        })
+    }
+
+    fn custom_fields_of(&self, input: &Val) -> Result<BTreeMap<String, String>, FieldError> {
+        let mut custom_fields = BTreeMap::new();
+        for (name, expr) in &self.custom_fields {
+            let fail = |message: String| {
+                FieldError::new(
+                    &format!("custom_fields.{name}"),
+                    &partner_value(expr, input),
+                    message,
+                )
+            };
+            let text = match expr.eval(input).map_err(|message| {
+                fail(format!(
+                    "jq expression {:?} failed: {message}",
+                    expr.source()
+                ))
+            })? {
+                None => continue,
+                Some(Value::String(text)) => text,
+                Some(scalar @ (Value::Number(_) | Value::Bool(_))) => scalar.to_string(),
+                Some(_) => {
+                    return Err(fail(
+                        "a custom field must be a string, number or boolean".to_owned(),
+                    ));
+                }
+            };
+            custom_fields.insert(name.clone(), text);
+        }
+        Ok(custom_fields)
+    }
+
+    /// The error for a record that breaks a rule of the canonical model; the partner value is
+    /// the one the spec mapped to that path, or the canonical value the rule is about.
+    fn violation_error(&self, violation: canonical::Violation, input: &Val) -> FieldError {
+        let mapped_from = self
+            .fields
+            .iter()
+            .find(|field| field.target == violation.path)
+            .and_then(|field| field.expr.as_ref());
+        let value = match mapped_from {
+            Some(expr) => partner_value(expr, input),
+            None => Value::String(violation.value),
+        };
+        FieldError::new(&violation.path, &value, violation.message)
+    }
+
+    /// The error for a mapped value that does not fit the canonical type at `path`.
+    fn type_error(&self, path: &str, message: &str, mapped: &Value, input: &Val) -> FieldError {
+        let field = self.fields.iter().find(|field| {
+            path == field.target
+                || path.starts_with(&format!("{}.", field.target))
+                || path.starts_with(&format!("{}[", field.target))
+        });
+        let value = match field {
+            Some(field) => match field
+                .expr
+                .as_ref()
+                .filter(|expr| expr.source_path().is_some())
+            {
+                Some(expr) => partner_value(expr, input),
+                None => field
+                    .segments
+                    .iter()
+                    .try_fold(mapped, |value, key| value.get(key))
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+            None => Value::Null,
+        };
+        FieldError::new(
+            path,
+            &value,
+            format!(
+                "does not fit the canonical {} type: {message}",
+                self.entity.as_str()
+            ),
+        )
+    }
+}
+
+fn read<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
+    // The plain read is the common case; the path-tracking one only runs to explain a failure.
+    T::deserialize(value).or_else(|_| {
+        serde_path_to_error::deserialize(value)
+            .map_err(|error| (error.path().to_string(), error.inner().to_string()))
+    })
+}
+
+/// [`read_body`] from the shape's deserializer; the error says only that it does not fit.
+fn read_body_owned(entity: Entity, value: ShapeDeserializer<'_>) -> Result<Body, ()> {
+    fn owned<T: DeserializeOwned>(value: ShapeDeserializer<'_>) -> Result<T, ()> {
+        T::deserialize(value).map_err(|_| ())
+    }
+    Ok(match entity {
+        Entity::Job => Body::Job(owned(value)?),
+        Entity::Candidate => Body::Candidate(owned(value)?),
+        Entity::Application => Body::Application(owned(value)?),
+        Entity::Placement => Body::Placement(owned(value)?),
+        Entity::Worker => Body::Worker(owned(value)?),
+        Entity::Timesheet => Body::Timesheet(owned(value)?),
+        Entity::JobPosting => Body::JobPosting(owned(value)?),
+        Entity::ParsedResume => Body::ParsedResume(owned(value)?),
+    })
+}
+
+/// Reads a mapped object into the canonical message for `entity`; on failure the field path
+/// and serde's message.
+pub(crate) fn read_body(entity: Entity, value: &Value) -> Result<Body, (String, String)> {
+    Ok(match entity {
+        Entity::Job => Body::Job(read::<Job>(value)?),
+        Entity::Candidate => Body::Candidate(read::<Candidate>(value)?),
+        Entity::Application => Body::Application(read::<Application>(value)?),
+        Entity::Placement => Body::Placement(read::<Placement>(value)?),
+        Entity::Worker => Body::Worker(read::<Worker>(value)?),
+        Entity::Timesheet => Body::Timesheet(read::<Timesheet>(value)?),
+        Entity::JobPosting => Body::JobPosting(read::<JobPosting>(value)?),
+        Entity::ParsedResume => Body::ParsedResume(read::<ParsedResume>(value)?),
+    })
+}
+
+/// Refuses targets that are not canonical fields, or that go below a scalar field.
+pub(crate) fn check_target(entity: Entity, segments: &[String]) -> Result<(), String> {
+    let probe = segments
+        .iter()
+        .rev()
+        .fold(Value::Null, |value, key| serde_json::json!({ key: value }));
+    match read_body(entity, &probe) {
+        Ok(_) => Ok(()),
+        Err((_, message)) if message.starts_with("unknown field") => Err(format!(
+            "not a field of the canonical {}: {message}",
+            entity.as_str()
+        )),
+        Err((path, message)) if path != segments.join(".") => Err(format!(
+            "{path} is not an object in the canonical {}: {message}",
+            entity.as_str()
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+fn write_body_json(writer: &mut HashWriter, body: &Body) {
+    let written = match body {
+        Body::Job(job) => serde_json::to_writer(writer, job),
+        Body::Candidate(candidate) => serde_json::to_writer(writer, candidate),
+        Body::Application(application) => serde_json::to_writer(writer, application),
+        Body::Placement(placement) => serde_json::to_writer(writer, placement),
+        Body::Worker(worker) => serde_json::to_writer(writer, worker),
+        Body::Timesheet(timesheet) => serde_json::to_writer(writer, timesheet),
+        Body::JobPosting(posting) => serde_json::to_writer(writer, posting),
+        Body::ParsedResume(resume) => serde_json::to_writer(writer, resume),
+    };
+    written.expect("canonical messages have string keys and finite values, so they serialize");
+}
+
+/// The JSON is written straight into the hasher, never held as a string.
+fn content_hash(entity: Entity, body: &Body, custom_fields: &BTreeMap<String, String>) -> String {
+    let mut hasher = HashWriter(Sha256::new());
+    hasher.0.update(entity.as_str().as_bytes());
+    hasher.0.update(b"\n");
+    write_body_json(&mut hasher, body);
+    hasher.0.update(b"\n");
+    serde_json::to_writer(&mut hasher, custom_fields).expect("a map of strings always serializes");
+    hex::encode(hasher.0.finalize())
+}
+
+/// Feeds what is written into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
