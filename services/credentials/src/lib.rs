@@ -55,9 +55,14 @@
 //!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
 //! - Token endpoint URLs are tenant-supplied and checked for http(s) only, not against private
 //!   targets as connectors check theirs. TODO(#4).
-//! - LeaseAccess p99 is 2.2x an empty RPC's under 16-way load on SQLite (goal 1.5x), see
-//!   `benches/RESULTS.md`. TODO(#4).
-//! - Decrypted secrets are not zeroized in memory after use. TODO(#4).
+//! - LeaseAccess p99 was 0.98x an empty RPC's in the latest run (goal 1.5x) on a heavily loaded
+//!   machine where both tails are scheduling noise; its p50 is still 3.8x. See
+//!   `benches/RESULTS.md`; a quiet-machine and a PostgreSQL run are to do. TODO(#4).
+//! - Decrypted secrets are not zeroized in memory after use, and leases keep each connection's
+//!   decoded secret (per version) in memory. TODO(#4).
+//! - "Only the connection's connector" rests on the shared HS256 mesh key: any service holding
+//!   it could mint a connector identity. TODO(#4): per-service Ed25519 keys, see
+//!   `plugboard_runtime::identity`.
 
 pub mod audit;
 pub mod audit_log;

@@ -6,6 +6,14 @@
 //! connector, which connector it is. [`RequireCaller`] checks the token on the server and puts a
 //! [`Caller`] in the request's extensions; [`MeshCredentials`] signs outgoing calls and carries
 //! the trace context along.
+//!
+//! TODO(#4): every service holds the one HS256 mesh key, so any service (or an attacker who
+//! takes one) can mint a `connector:<name>` identity and lease that connector's secrets from
+//! credentials. The planned scheme: one Ed25519 key pair per service (jsonwebtoken's EdDSA),
+//! tokens naming their signer in `kid`; every service verifies with the public keys of the mesh
+//! (given as config, like the mesh key today), and credentials accepts LeaseAccess only from a
+//! token signed by a key registered for that connector. Split mode mounts each private key in
+//! its own pod only; dev mode generates the pairs in process. Not built yet.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
