@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
 use plugboard_proto::credentials::v1::{LeaseAccessRequest, LeaseAccessResponse, secret};
 use plugboard_proto::error::{ErrorKind, reason_of};
+use plugboard_runtime::connector_keys::ConnectorSigningKey;
 use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -165,6 +166,8 @@ pub struct Access {
     channel: Channel,
     key: MeshKey,
     connector: String,
+    /// Proves to credentials that the lease request comes from this connector.
+    signing_key: Option<ConnectorSigningKey>,
 }
 
 impl Access {
@@ -173,18 +176,30 @@ impl Access {
             channel,
             key,
             connector: connector.to_owned(),
+            signing_key: None,
         }
     }
 
-    pub async fn lease(&self, what: LeaseFor<'_>) -> Result<Secret, Error> {
-        let identity = MeshCredentials::new(
+    pub fn with_signing_key(mut self, key: Option<ConnectorSigningKey>) -> Access {
+        self.signing_key = key;
+        self
+    }
+
+    /// This connector acting for `tenant`, with its proof when it has a key.
+    fn identity(&self, tenant: &str) -> MeshCredentials {
+        MeshCredentials::new(
             self.key.clone(),
             Caller {
                 subject: format!("connector:{}", self.connector),
-                tenant: Some(what.tenant.to_owned()),
+                tenant: Some(tenant.to_owned()),
                 connector: Some(self.connector.clone()),
             },
-        );
+        )
+        .with_connector_key(self.signing_key.clone())
+    }
+
+    pub async fn lease(&self, what: LeaseFor<'_>) -> Result<Secret, Error> {
+        let identity = self.identity(what.tenant);
         let mut client = CredentialsServiceClient::with_interceptor(self.channel.clone(), identity);
         let request = LeaseAccessRequest {
             connection_id: what.connection_id.to_owned(),
@@ -216,14 +231,7 @@ impl Access {
         tenant: &str,
         connection_id: &str,
     ) -> Result<SecretString, Error> {
-        let identity = MeshCredentials::new(
-            self.key.clone(),
-            Caller {
-                subject: format!("connector:{}", self.connector),
-                tenant: Some(tenant.to_owned()),
-                connector: Some(self.connector.clone()),
-            },
-        );
+        let identity = self.identity(tenant);
         let mut client = CredentialsServiceClient::with_interceptor(self.channel.clone(), identity);
         let request = LeaseAccessRequest {
             connection_id: connection_id.to_owned(),

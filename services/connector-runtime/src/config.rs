@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use plugboard_runtime::config::{ConfigError, Env};
+use plugboard_runtime::connector_keys::ConnectorSigningKey;
 use secrecy::SecretString;
 
 /// Which connector folder to serve, where to listen, whom to call.
@@ -29,6 +30,11 @@ pub struct Config {
     /// name and a new UUID on every start. A stable id (dev mode) makes a restarted process
     /// replace its old registration at once.
     pub instance_id: Option<String>,
+    /// `PLUGBOARD_CONNECTOR_SIGNING_KEY[_FILE]`: this connector's own Ed25519 key (base64
+    /// PKCS#8, from `plugboard keys connector <name>`), proving to credentials that a lease
+    /// request comes from this connector. Without it, credentials configured with connector
+    /// keys serves this connector no lease.
+    pub signing_key: Option<ConnectorSigningKey>,
 }
 
 impl Config {
@@ -44,6 +50,7 @@ impl Config {
             mesh_key,
             allow_private_targets: false,
             instance_id: None,
+            signing_key: None,
         }
     }
 
@@ -79,8 +86,28 @@ impl Config {
             )?,
             allow_private_targets: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
             instance_id: env.get("PLUGBOARD_INSTANCE_ID").map(str::to_owned),
+            signing_key: signing_key(env)?,
         })
     }
+}
+
+const SIGNING_KEY_VAR: &str = "PLUGBOARD_CONNECTOR_SIGNING_KEY";
+
+fn signing_key(env: &Env) -> Result<Option<ConnectorSigningKey>, ConfigError> {
+    let set =
+        env.get(SIGNING_KEY_VAR).is_some() || env.get(&format!("{SIGNING_KEY_VAR}_FILE")).is_some();
+    if !set {
+        return Ok(None);
+    }
+    let text = env.secret(SIGNING_KEY_VAR, "base64 PKCS#8 Ed25519 key")?;
+    ConnectorSigningKey::parse(&text)
+        .map(Some)
+        .map_err(|error| ConfigError::Invalid {
+            key: SIGNING_KEY_VAR.to_owned(),
+            // Never echo a private key, even a malformed one.
+            value: "[redacted]".to_owned(),
+            reason: format!("{error}; make one with `plugboard keys connector <name>`"),
+        })
 }
 
 #[cfg(test)]
@@ -103,5 +130,32 @@ mod tests {
         assert!(Config::from_env(&env).is_err());
         let config = Config::from_env_for(&env, Some(Path::new("x"))).unwrap();
         assert_eq!(config.connector_dir, PathBuf::from("x"));
+        assert!(config.signing_key.is_none());
+    }
+
+    #[test]
+    fn a_bad_signing_key_stops_the_start_without_echoing_it() {
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", "k".repeat(32)),
+            (
+                "PLUGBOARD_CONNECTOR_SIGNING_KEY",
+                "secret-but-wrong".to_owned(),
+            ),
+        ]);
+        let error = Config::from_env_for(&env, Some(Path::new("x")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("PLUGBOARD_CONNECTOR_SIGNING_KEY"), "{error}");
+        assert!(!error.contains("secret-but-wrong"), "{error}");
+        let (_, good) = ConnectorSigningKey::generate();
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", "k".repeat(32)),
+            (
+                "PLUGBOARD_CONNECTOR_SIGNING_KEY",
+                secrecy::ExposeSecret::expose_secret(&good).to_owned(),
+            ),
+        ]);
+        let config = Config::from_env_for(&env, Some(Path::new("x"))).unwrap();
+        assert!(config.signing_key.is_some());
     }
 }

@@ -140,7 +140,8 @@ pub async fn serve_loaded(
             .unwrap_or_else(|| format!("{name}-{}", uuid::Uuid::new_v4())),
         advertise,
     ));
-    let access = Access::new(credentials, key.clone(), &name);
+    let access =
+        Access::new(credentials, key.clone(), &name).with_signing_key(config.signing_key.clone());
     let webhooks = WebhookHandler::new(
         Arc::new(loaded.manifest.clone()),
         WebhookSecretSource::Credentials(access.clone()),

@@ -194,6 +194,7 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
         mesh_key: SecretString::from(MESH_KEY.to_owned()),
         allow_private_targets: true,
         instance_id: None,
+        signing_key: None,
     };
     tokio::spawn(run(config, listener, std::future::pending()));
 

@@ -69,7 +69,7 @@ impl World {
         let credentials = listener.local_addr().unwrap().to_string();
         tokio::spawn(plugboard_credentials::serve(
             Credentials::new(store, master),
-            mesh_key(),
+            plugboard_runtime::identity::RequireCaller::new(mesh_key()),
             listener,
             std::future::pending(),
         ));

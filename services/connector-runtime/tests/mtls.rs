@@ -118,7 +118,7 @@ async fn a_client_certificate_leased_from_credentials_passes_the_partners_handsh
     let key = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
     tokio::spawn(plugboard_credentials::serve(
         Credentials::new(store.clone(), master),
-        key.clone(),
+        plugboard_runtime::identity::RequireCaller::new(key.clone()),
         listener,
         std::future::pending(),
     ));

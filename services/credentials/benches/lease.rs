@@ -98,7 +98,7 @@ async fn main() {
     let mesh = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
     tokio::spawn(plugboard_credentials::serve(
         Credentials::new(store, key),
-        mesh,
+        plugboard_runtime::identity::RequireCaller::new(mesh),
         listener,
         std::future::pending(),
     ));

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use plugboard_runtime::config::{ConfigError, Env};
-use plugboard_runtime::identity::MeshKey;
+use plugboard_runtime::connector_keys::ConnectorKeys;
+use plugboard_runtime::identity::{MeshKey, RequireCaller};
 use secrecy::SecretString;
 
 use secrecy::ExposeSecret;
@@ -17,6 +18,7 @@ pub const MASTER_KEY_VAR: &str = "PLUGBOARD_MASTER_KEY";
 pub const PREVIOUS_MASTER_KEYS_VAR: &str = "PLUGBOARD_MASTER_KEY_PREVIOUS";
 pub const REDIS_URL_VAR: &str = "PLUGBOARD_REDIS_URL";
 pub const HEALTH_ADDR_VAR: &str = "PLUGBOARD_HEALTH_ADDR";
+pub const CONNECTOR_PUBLIC_KEYS_VAR: &str = "PLUGBOARD_CONNECTOR_PUBLIC_KEYS";
 
 /// Where the service listens, where it stores, and its two keys. Debug output redacts the keys
 /// (both are `SecretString`).
@@ -38,6 +40,10 @@ pub struct Config {
     /// The health service (`host:port`), told when a connection's access is refused or valid
     /// again; without it those changes reach health only through sync's run outcomes.
     pub health_addr: Option<String>,
+    /// The connectors' Ed25519 public keys: with them, only a connector that proves its identity
+    /// with its own key is served a lease (see `plugboard_runtime::connector_keys`). Without
+    /// them any holder of the mesh key can claim to be a connector; the service warns at start.
+    pub connector_keys: Option<ConnectorKeys>,
 }
 
 impl Config {
@@ -59,6 +65,7 @@ impl Config {
             previous_master_keys: None,
             redis_url: None,
             health_addr: None,
+            connector_keys: None,
         }
     }
 
@@ -97,9 +104,19 @@ impl Config {
         config.previous_master_keys = previous_master_keys;
         config.redis_url = env.get(REDIS_URL_VAR).map(str::to_owned);
         config.health_addr = env.get(HEALTH_ADDR_VAR).map(str::to_owned);
+        config.connector_keys = connector_keys(env)?;
         config.mesh_key()?;
         config.keyring()?;
         Ok(config)
+    }
+
+    /// The server interceptor: the mesh key, and the connectors' keys when configured.
+    pub(crate) fn require_caller(&self) -> Result<RequireCaller, ConfigError> {
+        let require = RequireCaller::new(self.mesh_key()?);
+        Ok(match &self.connector_keys {
+            Some(keys) => require.with_connector_keys(keys.clone()),
+            None => require,
+        })
     }
 
     pub(crate) fn mesh_key(&self) -> Result<MeshKey, ConfigError> {
@@ -139,6 +156,30 @@ fn invalid(key: &str, reason: String) -> ConfigError {
         value: "[redacted]".to_owned(),
         reason,
     }
+}
+
+/// `PLUGBOARD_CONNECTOR_PUBLIC_KEYS` (`name=base64` pairs), or the file `..._FILE` names.
+fn connector_keys(env: &Env) -> Result<Option<ConnectorKeys>, ConfigError> {
+    let file_var = format!("{CONNECTOR_PUBLIC_KEYS_VAR}_FILE");
+    let (key, text) = match (env.get(&file_var), env.get(CONNECTOR_PUBLIC_KEYS_VAR)) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::File {
+                path: path.into(),
+                reason: error.to_string(),
+            })?;
+            (file_var.as_str(), text)
+        }
+        (None, Some(text)) => (CONNECTOR_PUBLIC_KEYS_VAR, text.to_owned()),
+        (None, None) => return Ok(None),
+    };
+    let keys = ConnectorKeys::parse(&text).map_err(|error| invalid(key, error.to_string()))?;
+    if keys.is_empty() {
+        return Err(invalid(
+            key,
+            "names no connector; unset it or give `name=base64` pairs".to_owned(),
+        ));
+    }
+    Ok(Some(keys))
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@
 //! refreshed one. When a refresh finds the grant refused, and when a put or connect replaces a
 //! refused credential, the service reports the change to health once (`PLUGBOARD_HEALTH_ADDR`,
 //! through an outbox written with the change). `ListAudit` reads the tenant's audit log.
+//! Leases go to the connection's own connector only, proven by the connector's own key when
+//! `PLUGBOARD_CONNECTOR_PUBLIC_KEYS` is set.
 //!
 //! Modules:
 //! - [`audit`]: group commit of audit rows;
@@ -60,9 +62,10 @@
 //!   `benches/RESULTS.md`; a quiet-machine and a PostgreSQL run are to do. TODO(#4).
 //! - Decrypted secrets are not zeroized in memory after use, and leases keep each connection's
 //!   decoded secret (per version) in memory. TODO(#4).
-//! - "Only the connection's connector" rests on the shared HS256 mesh key: any service holding
-//!   it could mint a connector identity. TODO(#4): per-service Ed25519 keys, see
-//!   `plugboard_runtime::identity`.
+//! - "Only the connection's connector" is proven by the connector's own Ed25519 key only when
+//!   `PLUGBOARD_CONNECTOR_PUBLIC_KEYS` is set (dev mode and the generated deployments set it);
+//!   without it the service warns at start and believes a mesh token's connector claim.
+//!   Rotating a connector's key means restarting credentials with the new public key.
 
 pub mod audit;
 pub mod audit_log;
@@ -83,7 +86,7 @@ use std::future::Future;
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
 use plugboard_proto::credentials::v1::o_auth_service_server::OAuthServiceServer;
 use plugboard_runtime::coordination::Coordinator;
-use plugboard_runtime::identity::{MeshCredentials, MeshKey, RequireCaller};
+use plugboard_runtime::identity::{MeshCredentials, RequireCaller};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::service::Routes;
@@ -107,6 +110,13 @@ pub async fn run(
 ) -> Result<(), Error> {
     let keyring = config.keyring()?;
     let mesh_key = config.mesh_key()?;
+    let require = config.require_caller()?;
+    if config.connector_keys.is_none() {
+        tracing::warn!(
+            "PLUGBOARD_CONNECTOR_PUBLIC_KEYS is not set: any holder of the mesh key can claim to be \
+             a connector and lease its connections' secrets; set it in production"
+        );
+    }
     let store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
     let coordinator = match &config.redis_url {
         Some(url) => Coordinator::redis(url)
@@ -137,7 +147,7 @@ pub async fn run(
         Credentials::new(store, keyring).with_oauth(coordinator, oauth::OAuthPolicy::default())?;
     credentials.prepare().await?;
     let reporting = reporter.map(|reporter| tokio::spawn(reporter.run_forever()));
-    let served = serve(credentials, mesh_key, listener, shutdown).await;
+    let served = serve(credentials, require, listener, shutdown).await;
     if let Some(reporting) = reporting {
         reporting.abort();
     }
@@ -145,20 +155,18 @@ pub async fn run(
 }
 
 /// Serves an already built [`Credentials`]: for embedding and for tests on other schemas.
+/// `require` checks each call's service token (and, when it has them, connector proofs).
 pub async fn serve(
     credentials: Credentials,
-    mesh_key: MeshKey,
+    require: RequireCaller,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let server = CredentialsServiceServer::with_interceptor(
         GrpcCredentialsAdapter::new(credentials.clone()),
-        RequireCaller::new(mesh_key.clone()),
+        require.clone(),
     );
-    let connect = OAuthServiceServer::with_interceptor(
-        GrpcOAuthAdapter::new(credentials),
-        RequireCaller::new(mesh_key),
-    );
+    let connect = OAuthServiceServer::with_interceptor(GrpcOAuthAdapter::new(credentials), require);
     let routes = Routes::new(server).add_service(connect);
     plugboard_runtime::server::serve(
         listener,

@@ -157,7 +157,9 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
     let fast_addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(plugboard_credentials::serve(
         fast,
-        MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap(),
+        plugboard_runtime::identity::RequireCaller::new(
+            MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap(),
+        ),
         listener,
         std::future::pending(),
     ));

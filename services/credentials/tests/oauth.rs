@@ -118,7 +118,7 @@ async fn start(credentials: Credentials) -> Server {
     let store = credentials.store().clone();
     tokio::spawn(plugboard_credentials::serve(
         credentials,
-        mesh_key(),
+        plugboard_runtime::identity::RequireCaller::new(mesh_key()),
         listener,
         std::future::pending(),
     ));

@@ -21,6 +21,7 @@ use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClien
 use plugboard_proto::sync::v1::sync_service_client::SyncServiceClient;
 use plugboard_proto::sync::v1::{CreateSyncRequest, TriggerRunRequest};
 use plugboard_runtime::channel::lazy_channel;
+use plugboard_runtime::connector_keys::{ConnectorKeys, ConnectorSigningKey};
 use plugboard_runtime::identity::{MeshCredentials, MeshKey};
 use plugboard_runtime::storage::sqlite_url;
 use rand::RngCore;
@@ -135,6 +136,10 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
     };
     let mut services = JoinSet::new();
 
+    // The connector proves itself to credentials with its own key, made fresh on every start:
+    // both ends are in this process, so nothing needs to be stored.
+    let (bullhorn_key, _) = ConnectorSigningKey::generate();
+
     spawn(&mut services, "registry", {
         let mut config = plugboard_registry::Config::new(db("registry"), mesh_secret.clone());
         config.listen_addr = listeners.registry.local_addr()?;
@@ -148,6 +153,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             master_secret.clone(),
         );
         config.health_addr = Some(health_addr.clone());
+        config.connector_keys = Some(ConnectorKeys::of([("bullhorn", &bullhorn_key)]));
         plugboard_credentials::run(config, listeners.credentials, shutdown())
     });
     spawn(&mut services, "health", {
@@ -196,6 +202,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
         config.advertise_addr = Some(connector_addr.clone());
         config.registry_addr = registry_addr.clone();
         config.credentials_addr = credentials_addr.clone();
+        config.signing_key = Some(bullhorn_key.clone());
         // The sandbox is on loopback; only dev mode and tests allow that.
         config.allow_private_targets = true;
         // Stable across restarts, so the new process replaces the old registration at once

@@ -10,6 +10,7 @@
 mod bundled;
 mod connector;
 mod dev;
+mod keys;
 mod serve;
 mod tenant;
 
@@ -40,6 +41,9 @@ enum Command {
     /// Connector kit: check, scaffold, count and serve manifest connectors.
     #[command(subcommand)]
     Connector(connector::ConnectorCommand),
+    /// Key material: a connector's own identity key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Tenant(command) => tenant::run(command).await,
             Command::Connector(command) => connector::run_command(command).await,
+            Command::Keys(command) => keys::run(command),
         }
     })
 }

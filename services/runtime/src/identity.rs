@@ -7,13 +7,12 @@
 //! [`Caller`] in the request's extensions; [`MeshCredentials`] signs outgoing calls and carries
 //! the trace context along.
 //!
-//! TODO(#4): every service holds the one HS256 mesh key, so any service (or an attacker who
-//! takes one) can mint a `connector:<name>` identity and lease that connector's secrets from
-//! credentials. The planned scheme: one Ed25519 key pair per service (jsonwebtoken's EdDSA),
-//! tokens naming their signer in `kid`; every service verifies with the public keys of the mesh
-//! (given as config, like the mesh key today), and credentials accepts LeaseAccess only from a
-//! token signed by a key registered for that connector. Split mode mounts each private key in
-//! its own pod only; dev mode generates the pairs in process. Not built yet.
+//! Every service holds the one HS256 mesh key, so a mesh token alone cannot prove a connector
+//! claim: any service could sign `connector: bullhorn`. A connector also proves itself with its
+//! own Ed25519 key ([`crate::connector_keys`]): [`MeshCredentials::with_connector_key`] adds the
+//! proof to each call, and [`RequireCaller::with_connector_keys`] drops a connector claim that
+//! comes without a valid one. Credentials serves leases only to proven connectors when it is
+//! given the keys.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
+
+use crate::connector_keys::{ConnectorKeys, ConnectorSigningKey, PROOF_HEADER};
 
 /// How long a signed token is good for. Short, because tokens are minted per call.
 const TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -143,11 +144,22 @@ impl MeshKey {
 #[derive(Clone, Debug)]
 pub struct RequireCaller {
     key: MeshKey,
+    /// When set, connector claims count only with a proof from the connector's key.
+    connector_keys: Option<ConnectorKeys>,
 }
 
 impl RequireCaller {
     pub fn new(key: MeshKey) -> RequireCaller {
-        RequireCaller { key }
+        RequireCaller {
+            key,
+            connector_keys: None,
+        }
+    }
+
+    /// Believes a token's connector claim only when the call carries that connector's proof.
+    pub fn with_connector_keys(mut self, keys: ConnectorKeys) -> RequireCaller {
+        self.connector_keys = Some(keys);
+        self
     }
 }
 
@@ -159,10 +171,25 @@ impl Interceptor for RequireCaller {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated(IdentityError::Missing.to_string()))?;
-        let caller = self.key.verify(token).map_err(|error| {
+        let mut caller = self.key.verify(token).map_err(|error| {
             tracing::info!(error = %error, "denied a call with an invalid service token");
             Status::unauthenticated("invalid service token")
         })?;
+        if let (Some(keys), Some(connector)) = (&self.connector_keys, &caller.connector) {
+            let proof = request
+                .metadata()
+                .get(PROOF_HEADER)
+                .and_then(|value| value.to_str().ok());
+            if !proof.is_some_and(|proof| keys.verify(connector, token, proof)) {
+                // Not refused: the caller is still a mesh service, just not this connector.
+                tracing::warn!(
+                    subject = %caller.subject,
+                    connector = %connector,
+                    "a connector claim came without a valid proof; the call goes on without it"
+                );
+                caller.connector = None;
+            }
+        }
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -173,11 +200,23 @@ impl Interceptor for RequireCaller {
 pub struct MeshCredentials {
     key: MeshKey,
     caller: Caller,
+    /// A connector's own key, proving its connector claim on each call.
+    connector_key: Option<ConnectorSigningKey>,
 }
 
 impl MeshCredentials {
     pub fn new(key: MeshKey, caller: Caller) -> MeshCredentials {
-        MeshCredentials { key, caller }
+        MeshCredentials {
+            key,
+            caller,
+            connector_key: None,
+        }
+    }
+
+    /// Adds the proof of the caller's connector identity to every call.
+    pub fn with_connector_key(mut self, key: Option<ConnectorSigningKey>) -> MeshCredentials {
+        self.connector_key = key;
+        self
     }
 
     /// A service's own identity, with no tenant.
@@ -199,6 +238,7 @@ impl MeshCredentials {
         MeshCredentials {
             key: self.key.clone(),
             caller,
+            connector_key: self.connector_key.clone(),
         }
     }
 
@@ -213,6 +253,11 @@ impl Interceptor for MeshCredentials {
             tracing::error!(error = %error, "cannot sign a service token");
             Status::internal("cannot sign a service token")
         })?;
+        if let Some(connector_key) = &self.connector_key {
+            let proof = MetadataValue::try_from(connector_key.prove(&token))
+                .map_err(|_| Status::internal("connector proof is not valid metadata"))?;
+            request.metadata_mut().insert(PROOF_HEADER, proof);
+        }
         let value = MetadataValue::try_from(format!("Bearer {token}"))
             .map_err(|_| Status::internal("service token is not valid metadata"))?;
         request.metadata_mut().insert("authorization", value);
@@ -256,6 +301,55 @@ mod tests {
             .call(Request::new(()))
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+
+    fn bullhorn() -> Caller {
+        Caller {
+            subject: "connector:bullhorn".into(),
+            tenant: Some("acme".into()),
+            connector: Some("bullhorn".into()),
+        }
+    }
+
+    #[test]
+    fn a_connector_claim_counts_only_with_its_connectors_proof() {
+        let (bullhorn_key, _) = ConnectorSigningKey::generate();
+        let (other_key, _) = ConnectorSigningKey::generate();
+        let keys = ConnectorKeys::of([("bullhorn", &bullhorn_key)]);
+        let server = || RequireCaller::new(key(KEY_A)).with_connector_keys(keys.clone());
+        let connector_of = |credentials: MeshCredentials| {
+            let request = credentials.clone().call(Request::new(())).unwrap();
+            let request = server().call(request).unwrap();
+            Caller::of(&request).unwrap().connector.clone()
+        };
+
+        let proven = MeshCredentials::new(key(KEY_A), bullhorn())
+            .with_connector_key(Some(bullhorn_key.clone()));
+        assert_eq!(connector_of(proven.clone()).as_deref(), Some("bullhorn"));
+        // The tenant-scoped copy keeps proving.
+        assert_eq!(
+            connector_of(proven.for_tenant("other")).as_deref(),
+            Some("bullhorn")
+        );
+        // A mesh-key holder that only claims to be bullhorn, or proves with another key.
+        assert_eq!(
+            connector_of(MeshCredentials::new(key(KEY_A), bullhorn())),
+            None
+        );
+        let wrong =
+            MeshCredentials::new(key(KEY_A), bullhorn()).with_connector_key(Some(other_key));
+        assert_eq!(connector_of(wrong), None);
+
+        // A proof lifted from one call does not fit another token.
+        let first = proven.clone().call(Request::new(())).unwrap();
+        let lifted = first.metadata().get(PROOF_HEADER).unwrap().clone();
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut replay = MeshCredentials::new(key(KEY_A), bullhorn())
+            .call(Request::new(()))
+            .unwrap();
+        replay.metadata_mut().insert(PROOF_HEADER, lifted);
+        let replay = server().call(replay).unwrap();
+        assert_eq!(Caller::of(&replay).unwrap().connector, None);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`telemetry`]: `tracing` with OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is set;
 //! - [`identity`]: signed service tokens that carry the caller's identity and tenant across the
 //!   mesh, with the server and client interceptors that check and attach them;
+//! - [`connector_keys`]: each connector's own Ed25519 key, whose proof a mesh token's connector
+//!   claim needs where the server knows the connectors' public keys (credentials);
 //! - [`server`]: serving a set of gRPC services with `grpc.health.v1`, reflection (v1 and
 //!   v1alpha), trace context and graceful shutdown;
 //! - [`storage`]: a sqlx `Any` pool on SQLite (dev) or PostgreSQL (split mode) with migrations;
@@ -17,11 +19,13 @@
 //!
 //! # Limitations
 //!
-//! Service tokens are HS256 with one mesh key shared by every service, so any service could mint
-//! any identity. TODO(#4): per-service asymmetric keys.
+//! Service tokens are HS256 with one mesh key shared by every service, so any service can
+//! still claim to be any other *service* (gateway, sync); only connector claims need a key of
+//! their own. Credentials' lease is the one call where who-is-calling decides what is served.
 
 pub mod channel;
 pub mod config;
+pub mod connector_keys;
 pub mod coordination;
 pub mod identity;
 pub mod process;
