@@ -196,7 +196,7 @@ def probes(port, http):
 
 def service_resources(name, component, port, config, *, database=False, redis=False,
                       master_key=False, http=False, grace_seconds=30, extra_env=(),
-                      extra_labels=None, resources=None, mesh_key=True):
+                      extra_labels=None, resources=None, mesh_key=True, extra_volumes=()):
     meta_labels = labels(name, component)
     pod_labels = dict(meta_labels, **(extra_labels or {}))
     selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "plugboard"}
@@ -222,6 +222,10 @@ def service_resources(name, component, port, config, *, database=False, redis=Fa
         # PLUGBOARD_MASTER_KEY_PREVIOUS_FILE only then; see deploy/README.md).
         volumes.append({"name": "master-key", "secret": {"secretName": "plugboard-master-key",
                                                         "defaultMode": 0o440}})
+    # (volume, mount) pairs a caller adds: a connector's own key, the connectors' public keys.
+    for volume, mount in extra_volumes:
+        volumes.append(volume)
+        mounts.append(mount)
     container = {
         "name": name,
         "image": IMAGE,
@@ -351,18 +355,29 @@ def mesh_config(name, port, calls):
     return config
 
 
+def secret_volume(volume, secret, key, path, mount_dir):
+    return ({"name": volume, "secret": {"secretName": secret, "items": [{"key": key, "path": path}],
+                                        "defaultMode": 0o440}},
+            {"name": volume, "mountPath": mount_dir, "readOnly": True})
+
+
 def core_service(name):
     facts = CORE[name]
     port = facts["port"]
     config = mesh_config(name, port, facts["calls"])
+    extra_volumes = []
     if facts.get("master_key"):
         config["PLUGBOARD_MASTER_KEY_FILE"] = "/var/run/plugboard/master/master.key"
+        # Leases go only to connectors proving themselves with their own key (deploy/README.md).
+        config["PLUGBOARD_CONNECTOR_PUBLIC_KEYS_FILE"] = "/var/run/plugboard/connector-keys/keys"
+        extra_volumes.append(secret_volume("connector-public-keys", "plugboard-connector-public-keys",
+                                           "keys", "keys", "/var/run/plugboard/connector-keys"))
     component = "gateway" if name == "gateway" else "core"
     resources = list(service_resources(
         name, component, port, config,
         database=facts.get("database", False), redis=facts.get("redis", False),
         master_key=facts.get("master_key", False), http=facts.get("http", False),
-        grace_seconds=facts.get("grace_seconds", 30),
+        grace_seconds=facts.get("grace_seconds", 30), extra_volumes=extra_volumes,
         extra_labels={"plugboard.dev/api-client": "true"} if name == "gateway" else None))
     if facts.get("autoscale"):
         resources.append(hpa(name, component))
@@ -374,6 +389,10 @@ def connector(name, is_manifest):
     port = CONNECTOR_PORT
     config = mesh_config(name, port, ["registry", "credentials"])
     config["PLUGBOARD_ALLOW_PRIVATE_TARGETS"] = "false"
+    # Its own identity key, mounted in this connector's pods only.
+    config["PLUGBOARD_CONNECTOR_SIGNING_KEY_FILE"] = "/var/run/plugboard/identity/signing.key"
+    identity = secret_volume("identity-key", f"plugboard-{name}-key", "signing.key", "signing.key",
+                             "/var/run/plugboard/identity")
     if is_manifest:
         config["PLUGBOARD_CONNECTOR_DIR"] = f"{CONNECTORS_DIR}/{name}"
     # Each replica registers its own pod address, so the registry's instance list is real and
@@ -384,7 +403,7 @@ def connector(name, is_manifest):
     ]
     resources = list(service_resources(
         name, "connector", port, config, extra_env=extra_env,
-        extra_labels={"plugboard.dev/role": CONNECTOR_ROLE}))
+        extra_labels={"plugboard.dev/role": CONNECTOR_ROLE}, extra_volumes=[identity]))
     if is_manifest:
         container = resources[0]["spec"]["template"]["spec"]["containers"][0]
         container["command"] = ["/usr/local/bin/plugboard-connector"]

@@ -153,6 +153,8 @@ impl Cluster {
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))
         .collect();
+        // Leases need the connector's proof, as in a deployment.
+        env.extend(crate::connector_identity_env("bullhorn"));
         env.extend(
             extra_env
                 .iter()

@@ -56,3 +56,20 @@ where
     }
     anyhow::bail!("timed out after {timeout:?} waiting for {what}")
 }
+
+/// The environment that gives a split-mode connector process its own identity key and tells
+/// credentials its public half, as a deployment does; every process may get both (only the
+/// connector and credentials read them).
+pub fn connector_identity_env(connector: &str) -> [(String, String); 2] {
+    let (key, private) = plugboard_runtime::connector_keys::ConnectorSigningKey::generate();
+    [
+        (
+            "PLUGBOARD_CONNECTOR_SIGNING_KEY".to_owned(),
+            secrecy::ExposeSecret::expose_secret(&private).to_owned(),
+        ),
+        (
+            "PLUGBOARD_CONNECTOR_PUBLIC_KEYS".to_owned(),
+            format!("{connector}={}", key.public_key()),
+        ),
+    ]
+}

@@ -229,6 +229,54 @@ fn assert_deployed(
     );
 }
 
+/// The secrets a Deployment's pods mount.
+fn mounted_secrets(objects: &BTreeMap<(String, String), Value>, name: &str) -> Vec<String> {
+    get(objects, "Deployment", name)["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|volume| volume["secret"]["secretName"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Each connector mounts its own identity key and no other connector's; credentials mounts the
+/// public keys it checks lease callers with.
+fn assert_identity_keys<'a>(
+    objects: &BTreeMap<(String, String), Value>,
+    overlay: &str,
+    connectors: impl Iterator<Item = &'a String>,
+) {
+    let connectors: Vec<&String> = connectors.collect();
+    for connector in &connectors {
+        let secrets = mounted_secrets(objects, connector);
+        let own = format!("plugboard-{connector}-key");
+        assert!(
+            secrets.contains(&own),
+            "{overlay}/{connector}: does not mount its identity key {own}: {secrets:?}"
+        );
+        for other in connectors.iter().filter(|other| *other != connector) {
+            let theirs = format!("plugboard-{other}-key");
+            assert!(
+                !secrets.contains(&theirs),
+                "{overlay}/{connector} mounts {theirs}"
+            );
+        }
+    }
+    let credentials = mounted_secrets(objects, "credentials");
+    assert!(
+        credentials
+            .iter()
+            .any(|secret| secret == "plugboard-connector-public-keys"),
+        "{overlay}/credentials: no connector public keys: {credentials:?}"
+    );
+    assert!(
+        !credentials
+            .iter()
+            .any(|secret| secret.ends_with("-key") && secret.starts_with("plugboard-connector-")),
+        "{overlay}/credentials mounts a connector's private key"
+    );
+}
+
 fn assert_autoscaled(objects: &BTreeMap<(String, String), Value>, overlay: &str, name: &str) {
     let hpa = objects
         .values()
@@ -343,6 +391,7 @@ fn every_service_and_connector_is_deployed_with_probes_in_every_overlay() {
         {
             assert_autoscaled(&objects, overlay, &name);
         }
+        assert_identity_keys(&objects, overlay, connectors.keys());
 
         // Only the gateway is open to anyone; credentials only to connectors and the gateway.
         for name in &expected {

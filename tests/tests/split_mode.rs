@@ -34,7 +34,7 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
     let sandbox = addr(free_port());
     let sandbox_url = format!("http://{sandbox}");
 
-    let common: Vec<(String, String)> = [
+    let mut common: Vec<(String, String)> = [
         ("PLUGBOARD_DATABASE_URL", database_url.clone()),
         ("PLUGBOARD_MESH_KEY", mesh_key.clone()),
         ("PLUGBOARD_REDIS_URL", REDIS_URL.to_owned()),
@@ -53,6 +53,8 @@ async fn split_mode_syncs_bullhorn_end_to_end() -> anyhow::Result<()> {
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
     .collect();
+    // Leases need the connector's proof, as in a deployment.
+    common.extend(plugboard_tests::connector_identity_env("bullhorn"));
     let start = |name: &str, listen: &str| {
         let mut env = common.clone();
         env.push(("PLUGBOARD_LISTEN_ADDR".into(), listen.to_owned()));

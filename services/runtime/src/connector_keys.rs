@@ -183,6 +183,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_made_by_openssl_are_read() {
+        // `openssl genpkey -algorithm ed25519 -outform DER | base64`, as deploy/compose's
+        // make-secrets.sh makes them; a throwaway key for this test only.
+        let private = SecretString::from(
+            "MC4CAQAwBQYDK2VwBCIEIE+1xMm5wgUSKZpyWVoyb5G/iqjuAH0qtjLGdmwEx158".to_owned(),
+        );
+        let key = ConnectorSigningKey::parse(&private).unwrap();
+        assert_eq!(
+            key.public_key(),
+            "dkzUPHAdeHQgjyEj7oQTDtUhJ0XJQdS39kJEzUZoLb4="
+        );
+    }
+
+    #[test]
     fn bad_configuration_says_what_is_wrong() {
         let secret = |text: &str| SecretString::from(text.to_owned());
         assert_eq!(
