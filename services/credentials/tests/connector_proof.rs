@@ -99,7 +99,7 @@ async fn only_a_proven_connector_is_leased_its_connections_secret() {
     );
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(&dir.join("credentials.log")).unwrap();
+    let log = std::fs::File::create(dir.join("credentials.log")).unwrap();
     let _process = Process(
         credentials_command(&dir, port, &public_keys)
             .stdout(Stdio::from(log.try_clone().unwrap()))

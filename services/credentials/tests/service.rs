@@ -16,7 +16,7 @@ use plugboard_proto::credentials::v1::{
 };
 use plugboard_proto::error::reason_of;
 use plugboard_runtime::channel::lazy_channel;
-use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
+use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey, RequireCaller};
 use secrecy::SecretString;
 use sqlx::Row;
 use tokio::sync::oneshot;
@@ -70,9 +70,14 @@ async fn start_with(credentials: Credentials) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(credentials, mesh_key(), listener, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(serve(
+        credentials,
+        RequireCaller::new(mesh_key()),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Server {
         addr,
         stop: Some(stop),

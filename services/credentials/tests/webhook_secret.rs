@@ -12,7 +12,7 @@ use plugboard_proto::credentials::v1::{
     ApiKey, LeaseAccessRequest, PutCredentialRequest, RevokeRequest, Secret, WebhookSecret, secret,
 };
 use plugboard_runtime::channel::lazy_channel;
-use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
+use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey, RequireCaller};
 use secrecy::SecretString;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -67,7 +67,7 @@ async fn webhook_secrets_live_beside_the_access_secret_and_go_only_to_the_connec
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(serve(
         Credentials::new(store.clone(), master),
-        key(),
+        RequireCaller::new(key()),
         listener,
         std::future::pending(),
     ));
