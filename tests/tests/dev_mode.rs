@@ -115,8 +115,18 @@ async fn dev_mode_syncs_the_demo_tenant_and_serves_reflection() -> anyhow::Resul
     let healthz = http.get(format!("http://{gateway}/healthz")).send().await?;
     assert_eq!(healthz.status(), 200);
 
-    // A client not written in Rust reaches every service through reflection.
-    let token = mesh.clients.bearer_token();
+    // A client not written in Rust reaches every service through reflection, with a token
+    // from `plugboard token` as the README shows.
+    let minted = Command::new(plugboard_tests::process::plugboard_bin())
+        .args(["token", "--tenant", "demo", "--mesh-key-file"])
+        .arg(data_dir.join("keys/mesh.key"))
+        .output()?;
+    anyhow::ensure!(
+        minted.status.success(),
+        "plugboard token: {}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = String::from_utf8(minted.stdout)?.trim().to_owned();
     let calls = [
         (
             "credentials",
@@ -165,6 +175,22 @@ async fn dev_mode_syncs_the_demo_tenant_and_serves_reflection() -> anyhow::Resul
             Reflection::V1,
         )?;
         assert!(health.contains("SERVING"), "{service} health: {health}");
+        // Reflection lists what this server serves, not every service of the mesh.
+        let listed = buf_list_services(&addr)?;
+        let own = method.split('/').next().unwrap_or_default();
+        assert!(listed.contains(own), "{service} lists {listed}");
+        let package = own
+            .rsplit_once('.')
+            .map(|(package, _)| package)
+            .unwrap_or(own);
+        let others = listed
+            .lines()
+            .filter(|name| name.starts_with("plugboard.") && !name.starts_with(package))
+            .count();
+        assert_eq!(
+            others, 0,
+            "{service} lists services it does not serve: {listed}"
+        );
         let answer = buf_curl(&addr, method, body, Some(&token), Reflection::V1)?;
         assert!(answer.contains(expected), "{service} {method}: {answer}");
         // Older clients only speak the v1alpha reflection protocol.
@@ -175,6 +201,27 @@ async fn dev_mode_syncs_the_demo_tenant_and_serves_reflection() -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// The services `buf curl` finds through this server's reflection, one per line.
+fn buf_list_services(addr: &str) -> anyhow::Result<String> {
+    let buf = std::env::var("PLUGBOARD_BUF").unwrap_or_else(|_| "buf".to_owned());
+    let output = Command::new(&buf)
+        .args([
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "--list-services",
+        ])
+        .arg(format!("http://{addr}"))
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "buf curl --list-services {addr}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Which server reflection protocol `buf curl` must use.

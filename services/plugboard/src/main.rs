@@ -13,6 +13,7 @@ mod dev;
 mod keys;
 mod serve;
 mod tenant;
+mod token;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,8 @@ enum Command {
     /// Key material: a connector's own identity key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// A service token for calling the gRPC APIs by hand (buf curl, grpcurl).
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             Command::Tenant(command) => tenant::run(command).await,
             Command::Connector(command) => connector::run_command(command).await,
             Command::Keys(command) => keys::run(command),
+            Command::Token(args) => token::run(args),
         }
     })
 }

@@ -114,9 +114,19 @@ impl Env {
     pub fn secret(&self, key: &str, hint: &str) -> Result<SecretString, ConfigError> {
         let file_key = format!("{key}_FILE");
         if let Some(path) = self.get(&file_key) {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                path: PathBuf::from(path),
-                reason: e.to_string(),
+            if self.get(key).is_some() {
+                // Which one wins would be a guess; a stale value left beside the file is a
+                // common mistake during a rotation.
+                return Err(ConfigError::Invalid {
+                    key: file_key.clone(),
+                    value: path.to_owned(),
+                    reason: format!("{key} is set too; set only one of them"),
+                });
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                key: file_key.clone(),
+                value: path.to_owned(),
+                reason: format!("cannot read the file: {e}"),
             })?;
             return Ok(SecretString::from(text.trim().to_owned()));
         }
@@ -156,16 +166,28 @@ mod tests {
     }
 
     #[test]
-    fn secret_prefers_the_file_and_never_shows_the_value() {
+    fn secret_comes_from_one_place_and_errors_name_the_variable() {
         let dir = std::env::temp_dir().join(format!("pb-config-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("key");
         std::fs::write(&path, "from-file\n").unwrap();
-        let env = Env::from_pairs([
+        let file = Env::from_pairs([("K_FILE", path.display().to_string())]);
+        assert_eq!(file.secret("K", "x").unwrap().expose_secret(), "from-file");
+
+        let both = Env::from_pairs([
             ("K", "from-env".to_owned()),
             ("K_FILE", path.display().to_string()),
         ]);
-        assert_eq!(env.secret("K", "x").unwrap().expose_secret(), "from-file");
+        let error = both.secret("K", "x").unwrap_err().to_string();
+        assert!(
+            error.contains("K_FILE") && error.contains("only one"),
+            "{error}"
+        );
+        assert!(!error.contains("from-env"), "{error}");
+
+        let absent = Env::from_pairs([("K_FILE", "/nonexistent/key")]);
+        let error = absent.secret("K", "x").unwrap_err().to_string();
+        assert!(error.starts_with("K_FILE=\"/nonexistent/key\""), "{error}");
 
         let missing = Env::default().secret("K", "set it").unwrap_err();
         assert_eq!(missing.to_string(), "K or K_FILE is required: set it");

@@ -48,7 +48,10 @@ where
         Ok(guard) => guard,
         Err(error) => return config_error(name, &error),
     };
-    let config = match from_env(&env) {
+    let config = match from_env(&env).and_then(|config| {
+        check_storage_urls(&env)?;
+        Ok(config)
+    }) {
         Ok(config) => config,
         Err(error) => return config_error(name, &error),
     };
@@ -130,6 +133,49 @@ async fn run_with_grace<T>(
     }
 }
 
+/// The storage URLs every service shares are checked for their form before the port is bound,
+/// so a typo stops the process as a configuration error rather than after it starts serving.
+/// (Whether the server answers is known only when the service connects.)
+fn check_storage_urls(env: &Env) -> Result<(), ConfigError> {
+    if let Some(url) = env.get(DATABASE_URL_VAR) {
+        crate::storage::Backend::of_url(url).map_err(|error| ConfigError::Invalid {
+            key: DATABASE_URL_VAR.to_owned(),
+            value: redact_password(url),
+            reason: error.to_string(),
+        })?;
+    }
+    if let Some(url) = env.get(REDIS_URL_VAR) {
+        let known = ["redis://", "rediss://", "redis+unix://", "unix://"];
+        if !known.iter().any(|scheme| url.starts_with(scheme)) {
+            return Err(ConfigError::Invalid {
+                key: REDIS_URL_VAR.to_owned(),
+                value: redact_password(url),
+                reason: "expected redis://host:port (or rediss://, unix://)".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+const DATABASE_URL_VAR: &str = "PLUGBOARD_DATABASE_URL";
+const REDIS_URL_VAR: &str = "PLUGBOARD_REDIS_URL";
+
+/// A URL as it may be shown in an error: a password in it is replaced.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}{user}:[redacted]{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Prints a configuration error and returns the configuration exit code.
 pub fn config_error(name: &str, error: &dyn Display) -> ExitCode {
     eprintln!("{name}: configuration error: {error}");
@@ -138,6 +184,23 @@ pub fn config_error(name: &str, error: &dyn Display) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn storage_urls_are_checked_and_passwords_never_shown() {
+        use super::{Env, check_storage_urls};
+        let ok = Env::from_pairs([
+            ("PLUGBOARD_DATABASE_URL", "postgres://u:pw@db/x"),
+            ("PLUGBOARD_REDIS_URL", "redis://127.0.0.1:6379"),
+        ]);
+        assert!(check_storage_urls(&ok).is_ok());
+        let mysql = Env::from_pairs([("PLUGBOARD_DATABASE_URL", "mysql://u:hunter2@db/x")]);
+        let error = check_storage_urls(&mysql).unwrap_err().to_string();
+        assert!(error.starts_with("PLUGBOARD_DATABASE_URL="), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let redis = Env::from_pairs([("PLUGBOARD_REDIS_URL", "http://nope")]);
+        let error = check_storage_urls(&redis).unwrap_err().to_string();
+        assert!(error.starts_with("PLUGBOARD_REDIS_URL="), "{error}");
+    }
+
     use std::time::Duration;
 
     use super::{Stopped, run_with_grace};

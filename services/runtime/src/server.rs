@@ -36,8 +36,8 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    let reflection_v1 = reflection_builder().build_v1()?;
-    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+    let reflection_v1 = reflection_builder(service_names).build_v1()?;
+    let reflection_v1alpha = reflection_builder(service_names).build_v1alpha()?;
 
     let names: Vec<String> = service_names
         .iter()
@@ -68,11 +68,20 @@ pub async fn serve(
     Ok(())
 }
 
-fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
+/// Reflection lists only what this server serves: the descriptor set holds every Plugboard
+/// service, and a client shown the others would call them here and get UNIMPLEMENTED.
+fn reflection_builder(service_names: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(plugboard_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(HEALTH_SERVICE_NAME);
+    for name in service_names {
+        builder = builder.with_service_name(*name);
+    }
+    builder
 }
+
+const HEALTH_SERVICE_NAME: &str = "grpc.health.v1.Health";
 
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {

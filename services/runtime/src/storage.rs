@@ -26,7 +26,7 @@ pub enum StorageError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database (PLUGBOARD_DATABASE_URL): {0}")]
     Connect(#[source] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
