@@ -12,6 +12,18 @@ use crate::error::Error;
 use crate::store::StoredRecord;
 
 /// The stored form of a mapped record.
+/// The canonical entities a record can be, as `entity` names them.
+pub const ENTITIES: &[&str] = &[
+    "job",
+    "candidate",
+    "application",
+    "placement",
+    "worker",
+    "timesheet",
+    "job_posting",
+    "parsed_resume",
+];
+
 pub fn to_stored(record: &CanonicalRecord, updated_at: &str) -> Result<StoredRecord, Error> {
     let body_json = match &record.body {
         Some(Body::Job(job)) => serde_json::to_string(job),

@@ -1,5 +1,7 @@
 //! The sync service's domain operations, every one scoped to a tenant.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_runtime::storage::{format_time, now_text};
 
@@ -216,10 +218,20 @@ impl SyncService {
     ) -> Result<(Vec<CanonicalRecord>, String, u64), Error> {
         self.get_sync(tenant_id, connection_id).await?;
         validate_id("entity", entity)?;
+        if !record_codec::ENTITIES.contains(&entity) {
+            return Err(Error::InvalidArgument {
+                field: "entity",
+                reason: format!(
+                    "{entity:?} is not a canonical entity; one of {}",
+                    record_codec::ENTITIES.join(", ")
+                ),
+            });
+        }
+        let after = page_after(page_token)?;
         let limit = clamp_page_size(page_size);
         let stored = self
             .store
-            .list_records(tenant_id, connection_id, entity, page_token, limit)
+            .list_records(tenant_id, connection_id, entity, &after, limit)
             .await?;
         let next_token =
             next_page_token(stored.len(), limit, stored.last().map(|r| &r.external_id));
@@ -243,10 +255,11 @@ impl SyncService {
         page_token: &str,
     ) -> Result<(Vec<QuarantineEntry>, String), Error> {
         self.get_sync(tenant_id, connection_id).await?;
+        let after = page_after(page_token)?;
         let limit = clamp_page_size(page_size);
         let entries = self
             .store
-            .list_quarantine(tenant_id, connection_id, page_token, limit)
+            .list_quarantine(tenant_id, connection_id, &after, limit)
             .await?;
         let next_token = next_page_token(entries.len(), limit, entries.last().map(|e| &e.id));
         Ok((entries, next_token))
@@ -289,11 +302,34 @@ fn clamp_page_size(page_size: u32) -> u32 {
     }
 }
 
+/// Page tokens are opaque to callers (the key the next page starts after, encoded), so a
+/// mistyped or foreign token is refused instead of silently listing from the wrong place.
+const PAGE_TOKEN_PREFIX: &str = "after:";
+
 fn next_page_token(returned: usize, limit: u32, last_key: Option<&String>) -> String {
     if returned < limit as usize {
         return String::new();
     }
-    last_key.cloned().unwrap_or_default()
+    last_key
+        .map(|key| URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{key}")))
+        .unwrap_or_default()
+}
+
+/// The key a page token says to start after; empty for the first page.
+fn page_after(page_token: &str) -> Result<String, Error> {
+    if page_token.is_empty() {
+        return Ok(String::new());
+    }
+    URL_SAFE_NO_PAD
+        .decode(page_token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(PAGE_TOKEN_PREFIX).map(str::to_owned))
+        .ok_or_else(|| Error::InvalidArgument {
+            field: "page_token",
+            reason: "not a token from a previous page of this list; omit it for the first page"
+                .to_owned(),
+        })
 }
 
 fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
@@ -311,5 +347,27 @@ fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
                 "must be 1 to {MAX_ID_LEN} characters of letters, digits, '-', '_', '.' or ':'"
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_foreign_ones_are_refused() {
+        let key = "JobOrder:42".to_owned();
+        let token = next_page_token(10, 10, Some(&key));
+        assert_ne!(token, key, "the token does not show the key");
+        assert_eq!(page_after(&token).unwrap(), key);
+        assert_eq!(next_page_token(3, 10, Some(&key)), "", "a short page is the last");
+        assert_eq!(page_after("").unwrap(), "");
+        for foreign in ["JobOrder:42", "garbage!!", &URL_SAFE_NO_PAD.encode("other:x")] {
+            let error = page_after(foreign).unwrap_err();
+            assert!(
+                matches!(error, Error::InvalidArgument { field: "page_token", .. }),
+                "{foreign}: {error:?}"
+            );
+        }
     }
 }
