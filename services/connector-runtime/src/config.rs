@@ -71,7 +71,7 @@ impl Config {
         Ok(Config {
             connector_dir,
             listen_addr: env.parse_or("PLUGBOARD_LISTEN_ADDR", ([0, 0, 0, 0], 50062).into())?,
-            advertise_addr: env.get("PLUGBOARD_ADVERTISE_ADDR").map(str::to_owned),
+            advertise_addr: advertise_addr(env)?,
             registry_addr: env
                 .get("PLUGBOARD_REGISTRY_ADDR")
                 .unwrap_or("127.0.0.1:50055")
@@ -89,6 +89,27 @@ impl Config {
             signing_key: signing_key(env)?,
         })
     }
+}
+
+/// `PLUGBOARD_ADVERTISE_ADDR` is what the registry hands to sync to dial: `host:port`, no
+/// scheme. Checked here, because a bad one would only show as warnings at every heartbeat.
+fn advertise_addr(env: &Env) -> Result<Option<String>, ConfigError> {
+    let Some(value) = env.get("PLUGBOARD_ADVERTISE_ADDR") else {
+        return Ok(None);
+    };
+    let valid = !value.contains("://")
+        && value.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+    if !valid {
+        return Err(ConfigError::Invalid {
+            key: "PLUGBOARD_ADVERTISE_ADDR".to_owned(),
+            value: value.to_owned(),
+            reason: "expected host:port without a scheme, for example connector-bullhorn:50061"
+                .to_owned(),
+        });
+    }
+    Ok(Some(value.to_owned()))
 }
 
 const SIGNING_KEY_VAR: &str = "PLUGBOARD_CONNECTOR_SIGNING_KEY";
@@ -131,6 +152,25 @@ mod tests {
         let config = Config::from_env_for(&env, Some(Path::new("x"))).unwrap();
         assert_eq!(config.connector_dir, PathBuf::from("x"));
         assert!(config.signing_key.is_none());
+    }
+
+    #[test]
+    fn the_advertised_address_is_host_and_port() {
+        let with = |addr: &str| {
+            let env = Env::from_pairs([
+                ("PLUGBOARD_MESH_KEY", "k".repeat(32)),
+                ("PLUGBOARD_ADVERTISE_ADDR", addr.to_owned()),
+            ]);
+            Config::from_env_for(&env, Some(Path::new("x")))
+        };
+        assert_eq!(
+            with("10.0.0.7:50061").unwrap().advertise_addr.as_deref(),
+            Some("10.0.0.7:50061")
+        );
+        for bad in ["http://127.0.0.1:56161", "127.0.0.1", "host:0", ":50061"] {
+            let error = with(bad).unwrap_err().to_string();
+            assert!(error.contains("PLUGBOARD_ADVERTISE_ADDR"), "{bad}: {error}");
+        }
     }
 
     #[test]

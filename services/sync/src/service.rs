@@ -360,12 +360,26 @@ mod tests {
         let token = next_page_token(10, 10, Some(&key));
         assert_ne!(token, key, "the token does not show the key");
         assert_eq!(page_after(&token).unwrap(), key);
-        assert_eq!(next_page_token(3, 10, Some(&key)), "", "a short page is the last");
+        assert_eq!(
+            next_page_token(3, 10, Some(&key)),
+            "",
+            "a short page is the last"
+        );
         assert_eq!(page_after("").unwrap(), "");
-        for foreign in ["JobOrder:42", "garbage!!", &URL_SAFE_NO_PAD.encode("other:x")] {
+        for foreign in [
+            "JobOrder:42",
+            "garbage!!",
+            &URL_SAFE_NO_PAD.encode("other:x"),
+        ] {
             let error = page_after(foreign).unwrap_err();
             assert!(
-                matches!(error, Error::InvalidArgument { field: "page_token", .. }),
+                matches!(
+                    error,
+                    Error::InvalidArgument {
+                        field: "page_token",
+                        ..
+                    }
+                ),
                 "{foreign}: {error:?}"
             );
         }
