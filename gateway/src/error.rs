@@ -44,6 +44,9 @@ pub enum Error {
     WebhookRejected,
     #[error("too many webhook deliveries for this connection; retry later")]
     WebhookRateLimited,
+    /// The connector's manifest declares no webhooks: deliveries could only be refused.
+    #[error("{0} does not send webhooks; its changes arrive by scheduled sync")]
+    WebhooksUnsupported(String),
     /// A dashboard form field is missing or malformed; the text names the field.
     #[error("{0}")]
     InvalidForm(String),
@@ -94,7 +97,9 @@ impl ServiceError for Error {
             Error::WebhookEndpointNotFound => ErrorKind::NotFound,
             Error::WebhookRejected => ErrorKind::Unauthenticated,
             Error::WebhookRateLimited => ErrorKind::ResourceExhausted,
-            Error::ConnectExpired | Error::ConnectDenied => ErrorKind::FailedPrecondition,
+            Error::ConnectExpired | Error::ConnectDenied | Error::WebhooksUnsupported(_) => {
+                ErrorKind::FailedPrecondition
+            }
             Error::TenantNotFound(_)
             | Error::IntegrationNotFound(_)
             | Error::ConnectorNotFound(_) => ErrorKind::NotFound,
@@ -127,6 +132,7 @@ impl ServiceError for Error {
             Error::WebhookEndpointTaken(_) => "WEBHOOK_ENDPOINT_TAKEN",
             Error::WebhookRejected => "WEBHOOK_REJECTED",
             Error::WebhookRateLimited => "WEBHOOK_RATE_LIMITED",
+            Error::WebhooksUnsupported(_) => "WEBHOOKS_UNSUPPORTED",
             Error::InvalidForm(_) => "INVALID_FORM",
             Error::Upstream { .. } => "UPSTREAM_FAILED",
             Error::MeshKey(_) => "MESH_KEY_INVALID",

@@ -242,6 +242,10 @@ pub async fn enable(
         .find(|sync| sync.connection_id == connection_id)
         .map(|sync| sync.connector)
         .ok_or_else(|| Error::IntegrationNotFound(connection_id.clone()))?;
+    let manifest = crate::connect::manifest(&state, &connector).await?;
+    if !manifest.receives_webhooks {
+        return Err(Error::WebhooksUnsupported(manifest.display_name));
+    }
     state
         .mesh
         .credentials_for(&tenant_id)

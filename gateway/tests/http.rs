@@ -393,3 +393,28 @@ async fn another_tenants_integration_is_not_found_on_every_dashboard_route() {
     );
     assert!(html.contains(r#"href="/integrations/acme-bullhorn""#));
 }
+
+#[tokio::test]
+async fn webhooks_are_refused_for_a_connector_that_sends_none() {
+    let gateway = start_gateway(&start_services().await).await;
+    let response = gateway
+        .http
+        .put(format!(
+            "{}/api/v1/integrations/acme-bullhorn/webhook",
+            gateway.base
+        ))
+        .header(AUTHORIZATION, format!("Bearer {}", gateway.acme_key))
+        .json(&serde_json::json!({ "secret": "a-signing-secret" }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "failed_precondition", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Bullhorn does not send webhooks"),
+        "{message}"
+    );
+}

@@ -51,6 +51,7 @@ pub fn registry_manifest(loaded: &Loaded) -> ConnectorManifest {
         settings_schema_json: settings_schema(loaded).to_string(),
         credential_kind: manifest.credential_kind().to_owned(),
         oauth_authorization: oauth_authorization(&manifest.auth),
+        receives_webhooks: manifest.webhooks.is_some(),
     }
 }
 

@@ -141,6 +141,7 @@ mod tests {
             settings_schema_json: "{}".to_owned(),
             credential_kind: "oauth2_client".to_owned(),
             oauth_authorization: None,
+            receives_webhooks: false,
         }
     }
 

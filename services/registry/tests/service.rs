@@ -82,6 +82,7 @@ fn manifest(version: &str) -> ConnectorManifest {
         settings_schema_json: r#"{"type":"object"}"#.to_owned(),
         credential_kind: "oauth2_client".to_owned(),
         oauth_authorization: None,
+        receives_webhooks: false,
     }
 }
 
