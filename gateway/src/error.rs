@@ -50,6 +50,9 @@ pub enum Error {
     /// A dashboard form field is missing or malformed; the text names the field.
     #[error("{0}")]
     InvalidForm(String),
+    /// A REST request body that is not the JSON the endpoint takes.
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
     #[error("{service} service answered {code:?}: {message}")]
     Upstream {
         service: &'static str,
@@ -90,9 +93,10 @@ impl ServiceError for Error {
             | Error::Address { .. }
             | Error::Template(_)
             | Error::Serve(_) => ErrorKind::Internal,
-            Error::ApiKeyTooShort | Error::InvalidTenantId(_) | Error::InvalidForm(_) => {
-                ErrorKind::InvalidArgument
-            }
+            Error::ApiKeyTooShort
+            | Error::InvalidTenantId(_)
+            | Error::InvalidForm(_)
+            | Error::InvalidBody(_) => ErrorKind::InvalidArgument,
             Error::ApiKeyInUse | Error::WebhookEndpointTaken(_) => ErrorKind::AlreadyExists,
             Error::WebhookEndpointNotFound => ErrorKind::NotFound,
             Error::WebhookRejected => ErrorKind::Unauthenticated,
@@ -134,6 +138,7 @@ impl ServiceError for Error {
             Error::WebhookRateLimited => "WEBHOOK_RATE_LIMITED",
             Error::WebhooksUnsupported(_) => "WEBHOOKS_UNSUPPORTED",
             Error::InvalidForm(_) => "INVALID_FORM",
+            Error::InvalidBody(_) => "INVALID_BODY",
             Error::Upstream { .. } => "UPSTREAM_FAILED",
             Error::MeshKey(_) => "MESH_KEY_INVALID",
             Error::Address { .. } => "SERVICE_ADDRESS_INVALID",

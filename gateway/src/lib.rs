@@ -21,7 +21,8 @@
 //! (channels, signed clients, health probes), [`oauth`] and [`oauth_store`] (the OAuth
 //! connect flow and its tables), [`integrations`] (merging sync, health and registry into one
 //! view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`] (partner webhook
-//! route and its enabling API), [`routes`] (router and request spans), [`error`].
+//! route and its enabling API), [`json_body`] (REST request bodies refused in the error
+//! envelope), [`routes`] (router and request spans), [`error`].
 //!
 //! # Limitations
 //!
@@ -42,6 +43,7 @@ pub mod error;
 pub mod events;
 pub mod forms;
 pub mod integrations;
+pub mod json_body;
 pub mod mesh;
 pub mod oauth;
 pub mod oauth_store;

@@ -14,6 +14,7 @@
 //! secret the tenant configured at the partner as the connection's webhook secret in
 //! credentials and registers the route; it answers `{"path": "/webhooks/..."}`.
 
+use crate::json_body::JsonBody;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
@@ -223,7 +224,7 @@ pub async fn enable(
     State(state): State<AppState>,
     ApiTenant(tenant_id): ApiTenant,
     Path(connection_id): Path<String>,
-    Json(request): Json<EnableWebhooks>,
+    JsonBody(request): JsonBody<EnableWebhooks>,
 ) -> Result<Json<serde_json::Value>, Error> {
     if request.secret.trim().is_empty() {
         return Err(Error::InvalidForm("secret must not be empty".to_owned()));

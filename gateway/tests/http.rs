@@ -418,3 +418,39 @@ async fn webhooks_are_refused_for_a_connector_that_sends_none() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn malformed_api_bodies_get_the_json_error_envelope() {
+    let gateway = start_gateway(&start_services().await).await;
+    let url = format!("{}/api/v1/integrations/acme-bullhorn/webhook", gateway.base);
+    let auth = format!("Bearer {}", gateway.acme_key);
+    let cases = [
+        (
+            "{not json",
+            Some("application/json"),
+            "invalid request body",
+        ),
+        (r#"{"secret": 7}"#, Some("application/json"), "secret"),
+        ("{}", Some("application/json"), "secret"),
+        (r#"{"secret":"s"}"#, None, "Content-Type: application/json"),
+    ];
+    for (body, content_type, expected) in cases {
+        let mut request = gateway
+            .http
+            .put(&url)
+            .header(AUTHORIZATION, &auth)
+            .body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["error"]["code"], "invalid_argument",
+            "{body}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+}
