@@ -21,6 +21,11 @@ pub struct Config {
     pub sync_addr: String,
     pub health_addr: String,
     pub registry_addr: String,
+    /// `PLUGBOARD_PUBLIC_URL`: the origin customers reach the gateway at, for example
+    /// `https://integrations.example.com` behind a TLS-terminating proxy. OAuth callbacks are
+    /// built from it (not from the Host header), and with `https` the session cookie is
+    /// `Secure`. Unset: `http://` and the request's Host, right for `plugboard dev` only.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -54,8 +59,43 @@ impl Config {
             sync_addr: address(env, "PLUGBOARD_SYNC_ADDR")?,
             health_addr: address(env, "PLUGBOARD_HEALTH_ADDR")?,
             registry_addr: address(env, "PLUGBOARD_REGISTRY_ADDR")?,
+            public_url: public_url(env)?,
         })
     }
+}
+
+/// An origin: http or https, a host, nothing after it but an optional `/`.
+fn public_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "PLUGBOARD_PUBLIC_URL";
+    let Some(value) = env.get(KEY) else {
+        return Ok(None);
+    };
+    let invalid = |reason: &str| ConfigError::Invalid {
+        key: KEY.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| invalid("expected an origin such as https://integrations.example.com"))?;
+    if !matches!(uri.scheme_str(), Some("https" | "http")) {
+        return Err(invalid(
+            "the scheme must be https (or http for a local setup)",
+        ));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(invalid("a host is required"));
+    };
+    let bare = uri.path_and_query().is_none_or(|rest| rest.as_str() == "/");
+    if !bare || authority.as_str().contains('@') {
+        return Err(invalid(
+            "give the origin only: no path, query or user, for example https://integrations.example.com",
+        ));
+    }
+    Ok(Some(format!(
+        "{}://{authority}",
+        uri.scheme_str().unwrap_or("https")
+    )))
 }
 
 /// A required `host:port`.
@@ -77,6 +117,32 @@ fn address(env: &Env, key: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_is_an_origin() {
+        let with = |url: &str| public_url(&Env::from_pairs([("PLUGBOARD_PUBLIC_URL", url)]));
+        assert_eq!(
+            with("https://integrations.example.com/")
+                .unwrap()
+                .as_deref(),
+            Some("https://integrations.example.com")
+        );
+        assert_eq!(
+            with("http://127.0.0.1:8080").unwrap().as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "integrations.example.com",
+            "ftp://example.com",
+            "https://example.com/dashboard",
+            "https://example.com/?x=1",
+            "https://user@example.com",
+        ] {
+            let error = with(bad).unwrap_err().to_string();
+            assert!(error.contains("PLUGBOARD_PUBLIC_URL"), "{bad}: {error}");
+        }
+        assert_eq!(public_url(&Env::default()).unwrap(), None);
+    }
 
     fn complete() -> Vec<(&'static str, &'static str)> {
         vec![

@@ -278,10 +278,10 @@ pub async fn login(
         Err(error) => return error_page(&state, &error),
     };
     tracing::info!(tenant_id = %tenant_id, "dashboard login");
-    // TODO(#9): add `Secure` once the gateway is always reached over TLS.
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_LIFETIME.as_secs()
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_LIFETIME.as_secs(),
+        if state.is_https() { "; Secure" } else { "" }
     );
     let value = HeaderValue::from_str(&cookie)
         .expect("a base64url token in fixed text is always a valid header value");
@@ -301,10 +301,14 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         return error_page(&state, &error);
     }
     let mut response = redirect("/login");
-    response.headers_mut().insert(
-        SET_COOKIE,
-        HeaderValue::from_static("pb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    let cleared = if state.is_https() {
+        "pb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+    } else {
+        "pb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    };
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, HeaderValue::from_static(cleared));
     response
 }
 

@@ -28,7 +28,8 @@
 //!
 //! - Every integrations request asks sync, health and the registry afresh; no caching.
 //!   TODO(#7): cache connector manifests and stream status changes to the dashboard.
-//! - Session cookies are not `Secure` and there is no TLS here. TODO(#9): TLS at the edge.
+//! - There is no TLS here: it ends at the proxy or Ingress in front. With
+//!   `PLUGBOARD_PUBLIC_URL=https://…` cookies are `Secure` and OAuth callbacks use that origin.
 //! - Revoking a key does not end the dashboard sessions opened with it. TODO(#7).
 //! - No rate limit on failed logins; keys have 256 bits of entropy, but logs could flood.
 //! - Webhook rate limits are per gateway replica (in memory), not shared through Redis; and
@@ -79,7 +80,14 @@ pub async fn run_with_store(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let mesh = mesh::Mesh::new(&config)?;
-    let app = routes::router(routes::AppState::new(store, mesh)?);
+    let state = routes::AppState::new(store, mesh)?.with_public_url(config.public_url.as_deref());
+    if state.public_url.is_none() {
+        tracing::warn!(
+            "PLUGBOARD_PUBLIC_URL is not set: OAuth callbacks use http:// and the Host header, \
+             and session cookies are not Secure; set it to the https origin in production"
+        );
+    }
+    let app = routes::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

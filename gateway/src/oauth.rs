@@ -39,8 +39,12 @@ use crate::routes::AppState;
 /// Where partners send the customer back.
 pub const CALLBACK_PATH: &str = "/oauth/callback";
 
-/// This gateway's callback URL as the browser reaches it.
-fn redirect_uri(headers: &HeaderMap) -> Result<String, Error> {
+/// This gateway's callback URL as the browser reaches it: under the configured public origin,
+/// or, without one (dev mode), at the request's Host over http.
+fn redirect_uri(public_url: Option<&str>, headers: &HeaderMap) -> Result<String, Error> {
+    if let Some(origin) = public_url {
+        return Ok(format!("{origin}{CALLBACK_PATH}"));
+    }
     let host = headers
         .get(HOST)
         .and_then(|value| value.to_str().ok())
@@ -51,7 +55,6 @@ fn redirect_uri(headers: &HeaderMap) -> Result<String, Error> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
         })
         .ok_or_else(|| Error::InvalidForm("the request has no usable Host header".to_owned()))?;
-    // TODO(#9): https once TLS ends at the edge; a deployment behind a proxy needs its URL.
     Ok(format!("http://{host}{CALLBACK_PATH}"))
 }
 
@@ -139,7 +142,7 @@ async fn start(
             connector: pending.connector.clone(),
             client,
             authorize_url: pending.authorize_url.clone(),
-            redirect_uri: redirect_uri(headers)?,
+            redirect_uri: redirect_uri(state.public_url.as_deref(), headers)?,
             reuse_stored_client,
         }))
         .await
@@ -273,4 +276,25 @@ async fn begin_reconnect(
         reconnect: true,
     };
     start(state, pending, None, headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callback_is_under_the_public_origin_when_there_is_one() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, "10.0.0.7:8080".parse().unwrap());
+        assert_eq!(
+            redirect_uri(Some("https://plugboard.example.com"), &headers).unwrap(),
+            "https://plugboard.example.com/oauth/callback"
+        );
+        assert_eq!(
+            redirect_uri(None, &headers).unwrap(),
+            "http://10.0.0.7:8080/oauth/callback"
+        );
+        headers.insert(HOST, "evil.example/..".parse().unwrap());
+        assert!(redirect_uri(None, &headers).is_err());
+    }
 }

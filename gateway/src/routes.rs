@@ -24,6 +24,8 @@ pub struct AppState {
     pub mesh: Mesh,
     pub templates: Arc<Templates>,
     pub webhooks: Arc<webhooks::Relay>,
+    /// `PLUGBOARD_PUBLIC_URL`, the origin customers reach us at, when configured.
+    pub public_url: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -33,7 +35,20 @@ impl AppState {
             mesh,
             templates: Arc::new(Templates::new()?),
             webhooks: Arc::default(),
+            public_url: None,
         })
+    }
+
+    pub fn with_public_url(mut self, public_url: Option<&str>) -> AppState {
+        self.public_url = public_url.map(Arc::from);
+        self
+    }
+
+    /// Whether customers reach us over TLS, so cookies must be `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
     }
 }
 

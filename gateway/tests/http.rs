@@ -21,6 +21,11 @@ struct Gateway {
 
 /// A gateway on a fresh SQLite file and loopback port, with tenants acme, globex and broken.
 async fn start_gateway(services: &Services) -> Gateway {
+    start_gateway_at(services, None).await
+}
+
+/// As [`start_gateway`], configured with a `PLUGBOARD_PUBLIC_URL`.
+async fn start_gateway_at(services: &Services, public_url: Option<&str>) -> Gateway {
     let dir = std::env::temp_dir().join(format!("pb-gateway-http-{}", uuid::Uuid::new_v4()));
     let database_url = plugboard_runtime::storage::sqlite_url(&dir, "gateway");
     let store = TenantStore::open(&database_url).await.unwrap();
@@ -43,6 +48,7 @@ async fn start_gateway(services: &Services) -> Gateway {
         sync_addr: services.sync.clone(),
         health_addr: services.health.clone(),
         registry_addr: services.registry.clone(),
+        public_url: public_url.map(str::to_owned),
     };
     tokio::spawn(async move { run(config, listener, std::future::pending()).await.unwrap() });
 
@@ -453,4 +459,35 @@ async fn malformed_api_bodies_get_the_json_error_envelope() {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(expected), "{body}: {message}");
     }
+}
+
+#[tokio::test]
+async fn behind_an_https_origin_session_cookies_are_secure() {
+    let services = start_services().await;
+    let login = |gateway: &Gateway| {
+        gateway
+            .http
+            .post(format!("{}/login", gateway.base))
+            .form(&[("api_key", gateway.acme_key.clone())])
+            .send()
+    };
+    let cookie_of = |response: &reqwest::Response| {
+        response.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let public = start_gateway_at(&services, Some("https://integrations.example.com")).await;
+    let cookie = cookie_of(&login(&public).await.unwrap());
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // Plain dev mode on loopback keeps working over http.
+    let local = start_gateway(&services).await;
+    let cookie = cookie_of(&login(&local).await.unwrap());
+    assert!(!cookie.contains("Secure"), "{cookie}");
 }

@@ -220,6 +220,8 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             sync_addr: sync_addr.clone(),
             health_addr: health_addr.clone(),
             registry_addr: registry_addr.clone(),
+            // Reached at the printed loopback address over http.
+            public_url: None,
         };
         plugboard_gateway::run_with_store(config, tenants.clone(), listeners.gateway, shutdown())
     });
