@@ -370,6 +370,9 @@ def core_service(name):
         config["PLUGBOARD_MASTER_KEY_FILE"] = "/var/run/plugboard/master/master.key"
         # Leases go only to connectors proving themselves with their own key (deploy/README.md).
         config["PLUGBOARD_CONNECTOR_PUBLIC_KEYS_FILE"] = "/var/run/plugboard/connector-keys/keys"
+        # OAuth2 token URLs are tenant-supplied: never to internal addresses (the dev overlay
+        # allows them for its in-cluster sandbox).
+        config["PLUGBOARD_ALLOW_PRIVATE_TARGETS"] = "false"
         extra_volumes.append(secret_volume("connector-public-keys", "plugboard-connector-public-keys",
                                            "keys", "keys", "/var/run/plugboard/connector-keys"))
     component = "gateway" if name == "gateway" else "core"

@@ -68,7 +68,16 @@ impl World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let credentials = listener.local_addr().unwrap().to_string();
         tokio::spawn(plugboard_credentials::serve(
-            Credentials::new(store, master),
+            Credentials::new(store, master)
+                .with_oauth(
+                    plugboard_runtime::coordination::Coordinator::local(),
+                    plugboard_credentials::oauth::OAuthPolicy {
+                        // The OAuth2 sandbox listens on loopback.
+                        allow_private_targets: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
             plugboard_runtime::identity::RequireCaller::new(mesh_key()),
             listener,
             std::future::pending(),

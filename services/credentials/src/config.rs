@@ -44,6 +44,9 @@ pub struct Config {
     /// with its own key is served a lease (see `plugboard_runtime::connector_keys`). Without
     /// them any holder of the mesh key can claim to be a connector; the service warns at start.
     pub connector_keys: Option<ConnectorKeys>,
+    /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS`: let OAuth2 token URLs resolve to loopback and private
+    /// networks (dev mode and tests only; default `false`).
+    pub allow_private_targets: bool,
 }
 
 impl Config {
@@ -66,6 +69,7 @@ impl Config {
             redis_url: None,
             health_addr: None,
             connector_keys: None,
+            allow_private_targets: false,
         }
     }
 
@@ -105,6 +109,7 @@ impl Config {
         config.redis_url = env.get(REDIS_URL_VAR).map(str::to_owned);
         config.health_addr = env.get(HEALTH_ADDR_VAR).map(str::to_owned);
         config.connector_keys = connector_keys(env)?;
+        config.allow_private_targets = env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?;
         config.mesh_key()?;
         config.keyring()?;
         Ok(config)

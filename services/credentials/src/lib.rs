@@ -55,8 +55,9 @@
 //!   authenticates the client with HTTP Basic (RFC 6749's default). TODO(#4).
 //! - A client certificate is not presented to token endpoints, so a partner that wants mTLS
 //!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
-//! - Token endpoint URLs are tenant-supplied and checked for http(s) only, not against private
-//!   targets as connectors check theirs. TODO(#4).
+//! - Token endpoint URLs are checked against private targets when each call is made; as with
+//!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
+//!   that changes in between (rebinding) is not caught. TODO(#3).
 //! - LeaseAccess p99 was 0.98x an empty RPC's in the latest run (goal 1.5x) on a heavily loaded
 //!   machine where both tails are scheduling noise; its p50 is still 3.8x. See
 //!   `benches/RESULTS.md`; a quiet-machine and a PostgreSQL run are to do. TODO(#4).
@@ -143,8 +144,13 @@ pub async fn run(
         }
         None => None,
     };
-    let credentials =
-        Credentials::new(store, keyring).with_oauth(coordinator, oauth::OAuthPolicy::default())?;
+    let credentials = Credentials::new(store, keyring).with_oauth(
+        coordinator,
+        oauth::OAuthPolicy {
+            allow_private_targets: config.allow_private_targets,
+            ..oauth::OAuthPolicy::default()
+        },
+    )?;
     credentials.prepare().await?;
     let reporting = reporter.map(|reporter| tokio::spawn(reporter.run_forever()));
     let served = serve(credentials, require, listener, shutdown).await;

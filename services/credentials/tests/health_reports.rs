@@ -84,6 +84,7 @@ impl World {
             MasterKey::generate_base64().unwrap(),
         );
         config.health_addr = Some(health.clone());
+        config.allow_private_targets = true;
         tokio::spawn(plugboard_credentials::run(
             config,
             credentials_listener,

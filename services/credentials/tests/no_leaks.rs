@@ -133,6 +133,7 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
         master.clone(),
     );
     config.previous_master_keys = Some(old_master.clone());
+    config.allow_private_targets = true;
     tracing::info!(config = ?config, "config debug output is part of the log");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -149,6 +150,7 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
                 attempts: 2,
                 backoff: Duration::from_millis(5),
                 failure_threshold: 1,
+                allow_private_targets: true,
                 ..OAuthPolicy::default()
             },
         )

@@ -206,6 +206,8 @@ fn fast_policy() -> OAuthPolicy {
         backoff: Duration::from_millis(10),
         failure_threshold: 2,
         cooldown: Duration::from_secs(30),
+        // The OAuth2 sandbox listens on loopback.
+        allow_private_targets: true,
         ..OAuthPolicy::default()
     }
 }
@@ -646,4 +648,32 @@ async fn refresh_happens_ahead_of_expiry_and_a_failed_early_refresh_keeps_the_li
         "{lease_expiry}"
     );
     assert_eq!(partner.token_calls().await, 4, "one refresh, retried once");
+}
+
+#[tokio::test]
+async fn a_token_url_on_an_internal_address_is_never_sent_the_client_secret() {
+    let partner = Partner::start().await;
+    let credentials = Credentials::new(sqlite_store().await, master_key())
+        .with_oauth(
+            Coordinator::local(),
+            OAuthPolicy {
+                allow_private_targets: false,
+                ..fast_policy()
+            },
+        )
+        .unwrap();
+    let server = start(credentials).await;
+    server.put("internal", partner.client()).await;
+    let status = server.lease("internal").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("not allowed"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        partner.token_calls().await,
+        0,
+        "the sandbox saw no token request"
+    );
 }

@@ -77,6 +77,7 @@ fn spawn(
         .env("PLUGBOARD_MESH_KEY", MESH_KEY)
         .env("PLUGBOARD_MASTER_KEY", master_key.expose_secret())
         .env("PLUGBOARD_REDIS_URL", redis_url)
+        .env("PLUGBOARD_ALLOW_PRIVATE_TARGETS", "true")
         .env("PLUGBOARD_LOG", "debug")
         .stdout(Stdio::from(file.try_clone().unwrap()))
         .stderr(Stdio::from(file))

@@ -154,6 +154,8 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
         );
         config.health_addr = Some(health_addr.clone());
         config.connector_keys = Some(ConnectorKeys::of([("bullhorn", &bullhorn_key)]));
+        // The sandboxes' token endpoints are on loopback.
+        config.allow_private_targets = true;
         plugboard_credentials::run(config, listeners.credentials, shutdown())
     });
     spawn(&mut services, "health", {

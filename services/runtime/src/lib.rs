@@ -15,6 +15,7 @@
 //! - [`storage`]: a sqlx `Any` pool on SQLite (dev) or PostgreSQL (split mode) with migrations;
 //! - [`coordination`]: leases with fencing tokens, on Redis or in-process;
 //! - [`channel`]: lazily connected gRPC channels to other services;
+//! - [`target_guard`]: tenant-supplied URLs must be http(s) and resolve to public addresses;
 //! - [`process`]: the whole `main` of a service process.
 //!
 //! # Limitations
@@ -31,4 +32,5 @@ pub mod identity;
 pub mod process;
 pub mod server;
 pub mod storage;
+pub mod target_guard;
 pub mod telemetry;

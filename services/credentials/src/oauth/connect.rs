@@ -283,7 +283,14 @@ impl Credentials {
             verifier: &connect.verifier,
             redirect_uri: &connect.redirect_uri,
         };
-        let fetched = match exchange::fetch(self.broker.http(), &client, grant).await {
+        let fetched = match exchange::fetch(
+            self.broker.http(),
+            &client,
+            grant,
+            self.broker.policy().allow_private_targets,
+        )
+        .await
+        {
             Ok(fetched) => fetched,
             Err(FetchError::Rejected(reason) | FetchError::Config(reason)) => {
                 record("rejected").await?;

@@ -1,6 +1,7 @@
 //! Calls to a partner's token endpoint through the `oauth2` crate, with failures sorted into
 //! the classes the refresh logic acts on.
 
+use plugboard_runtime::target_guard::{GuardError, check_target};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -57,12 +58,22 @@ pub enum Grant<'a> {
     },
 }
 
-/// One call to `client.token_url` for `grant`, with client authentication as HTTP Basic.
+/// One call to `client.token_url` for `grant`, with client authentication as HTTP Basic. The
+/// URL is checked first: the client secret never goes to an internal address unless
+/// `allow_private` (see [`super::OAuthPolicy::allow_private_targets`]).
 pub async fn fetch(
     http: &reqwest::Client,
     client: &OAuth2Client,
     grant: Grant<'_>,
+    allow_private: bool,
 ) -> Result<Fetched, FetchError> {
+    check_target(&client.token_url, allow_private)
+        .await
+        .map_err(|error| match error {
+            GuardError::Refused { .. } => FetchError::Config(error.to_string()),
+            // DNS may recover.
+            GuardError::Unresolvable(reason) => FetchError::Transient(reason),
+        })?;
     let token_url = TokenUrl::new(client.token_url.clone())
         .map_err(|error| FetchError::Config(format!("token_url: {error}")))?;
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))

@@ -46,6 +46,10 @@ pub struct OAuthPolicy {
     pub http_timeout: Duration,
     /// How long a BeginOAuth `state` stays valid.
     pub connect_ttl: Duration,
+    /// Token endpoint URLs are tenant-supplied: unless this is set (dev mode, tests with local
+    /// sandboxes: `PLUGBOARD_ALLOW_PRIVATE_TARGETS`), one that resolves to a loopback, private
+    /// or link-local address is refused before any secret is sent to it.
+    pub allow_private_targets: bool,
 }
 
 impl Default for OAuthPolicy {
@@ -61,6 +65,7 @@ impl Default for OAuthPolicy {
             wait: Duration::from_secs(15),
             http_timeout: Duration::from_secs(10),
             connect_ttl: Duration::from_secs(600),
+            allow_private_targets: false,
         }
     }
 }
