@@ -100,6 +100,13 @@ impl SyncService for FakeSync {
         unimplemented()
     }
 
+    async fn set_schedule(
+        &self,
+        _: Request<SetScheduleRequest>,
+    ) -> Result<Response<SetScheduleResponse>, Status> {
+        unimplemented()
+    }
+
     async fn resume_sync(
         &self,
         _: Request<ResumeSyncRequest>,

@@ -194,6 +194,8 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
         mesh_key: SecretString::from(MESH_KEY.to_owned()),
         allow_private_targets: true,
         instance_id: None,
+        redis_url: None,
+        max_rate_limit_wait: None,
     };
     tokio::spawn(run(config, listener, std::future::pending()));
 

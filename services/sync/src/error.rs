@@ -28,6 +28,20 @@ pub enum Error {
     ConflictNotHeld { conflict_id: String },
     #[error("a run of connection {connection_id} is already in progress")]
     RunInProgress { connection_id: String },
+    #[error(
+        "superseded: the run lost its lease on connection {connection_id} (fencing token \
+         {fencing_token}) and stopped without committing more; the run holding the lease goes \
+         on from the last committed page"
+    )]
+    Fenced {
+        connection_id: String,
+        fencing_token: u64,
+    },
+    #[error(
+        "paused: the partner's request quota is used up; the run stopped after its last \
+         committed page and resumes from there at {resumes_at}"
+    )]
+    QuotaExhausted { resumes_at: String },
     #[error("sync of connection {connection_id} is paused")]
     Paused { connection_id: String },
     #[error(
@@ -97,12 +111,14 @@ impl ServiceError for Error {
             Error::IdempotencyKeyReused { .. } | Error::ConflictNotHeld { .. } => {
                 ErrorKind::FailedPrecondition
             }
-            Error::RunInProgress { .. } | Error::Paused { .. } | Error::RepeatedPage { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::RunInProgress { .. }
+            | Error::Fenced { .. }
+            | Error::Paused { .. }
+            | Error::RepeatedPage { .. } => ErrorKind::FailedPrecondition,
             Error::Dependency { kind, .. } if kind.is_retryable() => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } => *kind,
             Error::Coordination(_) | Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::QuotaExhausted { .. } => ErrorKind::ResourceExhausted,
             Error::Storage(_)
             | Error::Corrupt(_)
             | Error::StorageSetup(_)
@@ -122,6 +138,8 @@ impl ServiceError for Error {
             Error::ConflictNotFound { .. } => "CONFLICT_NOT_FOUND",
             Error::ConflictNotHeld { .. } => "CONFLICT_NOT_HELD",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
+            Error::Fenced { .. } => "RUN_FENCED",
+            Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",
             Error::Paused { .. } => "SYNC_PAUSED",
             Error::Dependency { .. } => "DEPENDENCY_FAILED",
             Error::Coordination(_) => "COORDINATION_UNAVAILABLE",

@@ -18,6 +18,7 @@ use plugboard_proto::sync::v1::{
     ResolveConflictRequest, ResolveConflictResponse,
 };
 use plugboard_proto::sync::v1::{IngestWebhookEventsRequest, IngestWebhookEventsResponse};
+use plugboard_proto::sync::v1::{SetScheduleRequest, SetScheduleResponse};
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -253,6 +254,28 @@ impl SyncServiceRpc for GrpcSyncAdapter {
     }
 
     #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn set_schedule(
+        &self,
+        request: Request<SetScheduleRequest>,
+    ) -> Result<Response<SetScheduleResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let summary = self
+            .service
+            .set_schedule(
+                &tenant_id,
+                &request.connection_id,
+                request.interval_seconds,
+                &request.cron,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(SetScheduleResponse {
+            sync: Some(sync_info(summary)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
     async fn pause_sync(
         &self,
         request: Request<PauseSyncRequest>,
@@ -453,6 +476,9 @@ fn sync_info(summary: SyncSummary) -> SyncInfo {
             .map(|(entity, count)| EntityCount { entity, count })
             .collect(),
         last_run: summary.last_run.map(run_info),
+        cron: sync.cron,
+        next_run_at: sync.next_run_at.unwrap_or_default(),
+        resumes_at: sync.resumes_at.unwrap_or_default(),
     }
 }
 
@@ -461,6 +487,7 @@ fn run_info(run: RunRecord) -> RunInfo {
         RunState::Running => WireRunState::Running,
         RunState::Succeeded => WireRunState::Succeeded,
         RunState::Failed => WireRunState::Failed,
+        RunState::Paused => WireRunState::Paused,
     };
     RunInfo {
         run_id: run.run_id,

@@ -7,6 +7,18 @@
 //! each page into canonical records, and commits records, quarantined rejects and the next
 //! checkpoint in one transaction. Outcomes go to the health service.
 //!
+//! A sync runs every `interval_seconds`, or on a cron expression evaluated in UTC
+//! (`SetSchedule`), or only when triggered; pausing stops both. One run per connection goes at
+//! a time across every replica: the run lease carries a fencing token, the database keeps the
+//! connection's newest token, and every page's transaction checks it, so a replica that stalled
+//! past its lease cannot commit after another took over; the database is also the floor new
+//! tokens start above, so a Redis restarted empty cannot hand out an old token. A page is
+//! committed once the next one arrives, so the read's last page carries its deletions
+//! (endpoint-reported, and the difference of a complete read) in the same transaction as the
+//! final checkpoint. Outcomes are honest ([`outcome`]): a full read that finds nothing where the
+//! previous found hundreds is suspect, not a success; a used-up partner quota pauses the run
+//! after its last committed page until the reset ([`quota`]).
+//!
 //! Writes go the other way through the outbox. `PushRecord` stores the write under the caller's
 //! idempotency key (a retry finds the same push), every replica's outbox worker claims due
 //! pushes and writes them through the connector's `Write`, retrying transient failures with
@@ -25,10 +37,16 @@
 //!   over newer data, delete tombstones, targeted reads) and deleted-records endpoint reports;
 //! - [`store`]: definitions, runs, checkpoints, records and quarantine on SQLite or PostgreSQL;
 //! - [`runner`]: one run, page by page, under a lease with a fencing token;
+//! - [`fence`]: the run lease and its fencing token, checked inside every page's transaction
+//!   and re-seeded from the database when Redis restarts empty;
+//! - [`stream_end`]: a read's deletions, committed with its last page;
+//! - [`schedule`]: intervals and cron expressions (always UTC);
 //! - [`scheduler`]: starts due syncs on every replica, the lease deciding who runs;
 //! - [`service`]: the tenant-scoped domain operations;
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
+//! - [`outcome`]: honest outcomes: an empty full read after a big one is suspect, a 403 says so;
+//! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health;
 //! - [`outbox`]: pushes as durable rows, claimed by compare-and-set, recovered when a replica dies;
 //! - [`delivery`]: the outbox worker, with its retry and "may have been sent" rules;
@@ -42,11 +60,14 @@
 //!
 //! # Limitations
 //!
-//! - Honest-outcome rules (a zero-record run counts as a success) and shared partner rate-limit
-//!   budgets are TODO(#6).
-//! - Deletions a deleted-records endpoint reports are tombstoned in their own transaction after
-//!   the read's last page is committed; a crash between the two loses them unless the endpoint
-//!   lists them again (JobAdder's lists 14 days). TODO(#6): commit them with the last page.
+//! - A run paused for a partner quota resumes as an incremental read from its checkpoints, even
+//!   when it was a full refresh: the records the paused part did not reach are read, but the
+//!   full-refresh difference (tombstones) is not taken for that run. TODO(#6): resume a full
+//!   refresh as one.
+//! - The suspect rule compares complete reads only (`EMPTY_AFTER_AT_LEAST` = 100 records on the
+//!   last earlier complete read of the stream); an incremental read that finds nothing is
+//!   normal and left to health's volume warnings. The suspect run itself is stored as
+//!   succeeded (its checkpoints moved); only its report to health says suspect.
 //! - A held conflict does not stop a push already queued for the same field: that push still
 //!   writes the platform's value (TODO(#6)).
 //! - An unconfirmed create stays unconfirmed until a read finds the record; when the partner
@@ -67,20 +88,25 @@ pub mod delivery;
 pub mod echo;
 pub mod error;
 pub mod events;
+pub mod fence;
 pub mod fields;
 pub mod grpc;
 mod grpc_two_way;
 pub mod mesh;
 pub mod outbox;
+pub mod outcome;
 pub mod page_guard;
 pub mod persons;
 pub mod policy;
 pub mod push;
+pub mod quota;
 pub mod record_codec;
 pub mod runner;
+pub mod schedule;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub mod stream_end;
 pub mod two_way;
 
 use std::future::Future;

@@ -47,9 +47,11 @@ async fn with_sync(store: Store) -> (Store, TwoWayService) {
                 settings_json: "{}".into(),
                 streams: vec!["candidates".into()],
                 interval_seconds: 0,
+                cron: String::new(),
                 paused: false,
                 last_sync_at: None,
                 next_run_at: None,
+                resumes_at: None,
             })
             .await
             .unwrap();
