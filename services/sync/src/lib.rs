@@ -49,6 +49,7 @@
 //! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health;
 //! - [`outbox`]: pushes as durable rows, claimed by compare-and-set, recovered when a replica dies;
+//! - [`retention`]: settled pushes purged after `PLUGBOARD_SYNC_PUSH_RETENTION_DAYS` (30);
 //! - [`delivery`]: the outbox worker, with its retry and "may have been sent" rules;
 //! - [`push`]: the two-way domain operations (pushes, policies, conflicts);
 //! - [`policy`]: field ownership and conflict policy per connection and entity;
@@ -72,8 +73,8 @@
 //!   writes the platform's value (TODO(#6)).
 //! - An unconfirmed create stays unconfirmed until a read finds the record; when the partner
 //!   never made it, the caller pushes again under a new key, as there is no RPC to give one up
-//!   (TODO(#6)). The outbox keeps every push, as the record of its idempotency key; there is no
-//!   retention yet (TODO(#6)).
+//!   (TODO(#6)). Settled pushes are purged after the retention (30 days by default): a retry
+//!   with the same idempotency key after that writes again.
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
@@ -101,6 +102,7 @@ pub mod policy;
 pub mod push;
 pub mod quota;
 pub mod record_codec;
+pub mod retention;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
@@ -162,6 +164,10 @@ pub async fn run(
         delivery::Delivery::new(store.clone(), mesh.clone(), config.push.clone())
             .run(delivery_stopping),
     );
+    let retention = config
+        .push
+        .retention
+        .map(|keep| tokio::spawn(retention::run(store.outbox(), keep)));
     let runner = runner::Runner::new(
         store.clone(),
         mesh,
@@ -198,6 +204,9 @@ pub async fn run(
         plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
     scheduler.abort();
     pending_webhook_reads.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     // The outbox stops claiming; a write in hand finishes and records its outcome, or, cut
     // off by the timeout, is recovered from its expired claim by the next replica to look.
     stop_delivery.send_replace(true);

@@ -8,9 +8,11 @@
 //! and claims expire: a replica that died holding one leaves it to be recovered (a push that
 //! died `sending` is marked `maybe_sent`, and the connector then refuses to repeat a create).
 //!
-//! Every query but the worker's claim and recovery names the tenant. Rows are kept: a push is
-//! the record of its idempotency key (TODO(#6): a retention for settled pushes, and an RPC to
-//! give up an unconfirmed one).
+//! Every query but the worker's claim, recovery and purge names the tenant. A push is the record
+//! of its idempotency key, so it is kept while a caller may still retry: settled pushes
+//! (delivered or failed) are purged after the retention ([`Outbox::purge_settled`]), unless a
+//! held conflict still names them; pending, in-flight and unconfirmed ones are never purged.
+//! TODO(#6): an RPC to give up an unconfirmed push.
 
 use std::sync::Arc;
 
@@ -375,6 +377,26 @@ impl Outbox {
 
     /// Returns expired claims to `pending`; one that expired while `sending` may have reached
     /// the partner, which the next attempt tells the connector. Returns how many.
+    /// Deletes up to `limit` settled pushes (delivered or failed) last changed before `before`,
+    /// except those a held conflict names; returns how many went. Every tenant's, like the
+    /// worker's claims.
+    pub async fn purge_settled(&self, before: &str, limit: i64) -> Result<u64, Error> {
+        let purged = sqlx::query(
+            "DELETE FROM outbox WHERE push_id IN (SELECT push_id FROM outbox \
+             WHERE state IN ('delivered', 'failed') AND updated_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM conflicts WHERE conflicts.state = 'held' \
+             AND (conflicts.push_id = outbox.push_id \
+             OR conflicts.corrective_push_id = outbox.push_id)) \
+             ORDER BY updated_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(purged)
+    }
+
     pub async fn recover_expired(&self, now: &str) -> Result<u64, Error> {
         let recovered = sqlx::query(
             "UPDATE outbox SET maybe_sent = CASE WHEN state = 'sending' THEN 1 ELSE maybe_sent END, \

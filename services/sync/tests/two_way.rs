@@ -732,3 +732,52 @@ async fn unconfirmed_creates_are_found_by_reads_on_sqlite() {
 async fn unconfirmed_creates_are_found_by_reads_on_postgres() {
     unconfirmed_creates_are_found_by_reads(postgres().await).await;
 }
+
+/// Settled pushes are purged after the retention; open ones and fresh ones stay, and a purged
+/// key is free again.
+async fn settled_pushes_are_purged_after_the_retention(store: Store) {
+    let (store, service) = with_sync(store).await;
+    let settled = service
+        .push_record(TENANT, push_request("old-1", candidate("", ada("Analyst"))))
+        .await
+        .unwrap();
+    deliver(&store, &settled, delivered("501")).await;
+    let open = service
+        .push_record(TENANT, push_request("open-1", candidate("", ada("Lead"))))
+        .await
+        .unwrap();
+    let outbox = store.outbox();
+    let keep = Duration::from_secs(3600);
+
+    // Within the retention nothing goes.
+    let now = chrono::Utc::now();
+    assert_eq!(
+        plugboard_sync::retention::purge(&outbox, keep, now)
+            .await
+            .unwrap(),
+        0
+    );
+    // Past it, the delivered push goes and the pending one stays.
+    let later = now + chrono::Duration::hours(2);
+    assert_eq!(
+        plugboard_sync::retention::purge(&outbox, keep, later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(service.get_push(TENANT, &settled.push_id).await.is_err());
+    assert_eq!(
+        service.get_push(TENANT, &open.push_id).await.unwrap().state,
+        PushState::Pending
+    );
+}
+
+#[tokio::test]
+async fn settled_pushes_are_purged_on_sqlite() {
+    settled_pushes_are_purged_after_the_retention(sqlite().await).await;
+}
+
+#[tokio::test]
+async fn settled_pushes_are_purged_on_postgres() {
+    settled_pushes_are_purged_after_the_retention(postgres().await).await;
+}
