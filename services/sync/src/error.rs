@@ -22,6 +22,14 @@ pub enum Error {
          send the same request, a new write needs a new key"
     )]
     IdempotencyKeyReused { idempotency_key: String },
+    #[error(
+        "push {push_id} is {state}, not unconfirmed: only a push that may or may not have \
+         reached the partner can be given up"
+    )]
+    PushNotUnconfirmed {
+        push_id: String,
+        state: &'static str,
+    },
     #[error("conflict {conflict_id} not found")]
     ConflictNotFound { conflict_id: String },
     #[error("conflict {conflict_id} was already settled")]
@@ -108,9 +116,9 @@ impl ServiceError for Error {
             | Error::RunNotFound { .. }
             | Error::PushNotFound { .. }
             | Error::ConflictNotFound { .. } => ErrorKind::NotFound,
-            Error::IdempotencyKeyReused { .. } | Error::ConflictNotHeld { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::IdempotencyKeyReused { .. }
+            | Error::ConflictNotHeld { .. }
+            | Error::PushNotUnconfirmed { .. } => ErrorKind::FailedPrecondition,
             Error::RunInProgress { .. }
             | Error::Fenced { .. }
             | Error::Paused { .. }
@@ -137,6 +145,7 @@ impl ServiceError for Error {
             Error::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             Error::ConflictNotFound { .. } => "CONFLICT_NOT_FOUND",
             Error::ConflictNotHeld { .. } => "CONFLICT_NOT_HELD",
+            Error::PushNotUnconfirmed { .. } => "PUSH_NOT_UNCONFIRMED",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
             Error::Fenced { .. } => "RUN_FENCED",
             Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",

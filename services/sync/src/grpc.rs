@@ -17,8 +17,10 @@ use plugboard_proto::sync::v1::{
     PushRecordRequest, PushRecordResponse, PutTwoWayPolicyRequest, PutTwoWayPolicyResponse,
     ResolveConflictRequest, ResolveConflictResponse,
 };
+use plugboard_proto::sync::v1::{
+    GiveUpPushRequest, GiveUpPushResponse, SetScheduleRequest, SetScheduleResponse,
+};
 use plugboard_proto::sync::v1::{IngestWebhookEventsRequest, IngestWebhookEventsResponse};
-use plugboard_proto::sync::v1::{SetScheduleRequest, SetScheduleResponse};
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -92,6 +94,23 @@ impl SyncServiceRpc for GrpcSyncAdapter {
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(GetPushResponse {
+            push: Some(push_info(push)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(push_id = %request.get_ref().push_id))]
+    async fn give_up_push(
+        &self,
+        request: Request<GiveUpPushRequest>,
+    ) -> Result<Response<GiveUpPushResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let push = self
+            .two_way
+            .give_up_push(&tenant_id, &request.push_id, &request.reason)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(GiveUpPushResponse {
             push: Some(push_info(push)),
         }))
     }

@@ -71,9 +71,9 @@
 //!   succeeded (its checkpoints moved); only its report to health says suspect.
 //! - A held conflict does not stop a push already queued for the same field: that push still
 //!   writes the platform's value (TODO(#6)).
-//! - An unconfirmed create stays unconfirmed until a read finds the record; when the partner
-//!   never made it, the caller pushes again under a new key, as there is no RPC to give one up
-//!   (TODO(#6)). Settled pushes are purged after the retention (30 days by default): a retry
+//! - An unconfirmed create stays unconfirmed until a read finds the record, or the caller gives
+//!   it up (`GiveUpPush`) and pushes again under a new key; a record the partner did make after
+//!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are purged after the retention (30 days by default): a retry
 //!   with the same idempotency key after that writes again.
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the

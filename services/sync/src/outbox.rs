@@ -12,7 +12,8 @@
 //! of its idempotency key, so it is kept while a caller may still retry: settled pushes
 //! (delivered or failed) are purged after the retention ([`Outbox::purge_settled`]), unless a
 //! held conflict still names them; pending, in-flight and unconfirmed ones are never purged.
-//! TODO(#6): an RPC to give up an unconfirmed push.
+//! An unconfirmed push the caller knows the partner never made is given up
+//! ([`Outbox::give_up`]): it becomes failed, and stays the record of its key.
 
 use std::sync::Arc;
 
@@ -377,6 +378,31 @@ impl Outbox {
 
     /// Returns expired claims to `pending`; one that expired while `sending` may have reached
     /// the partner, which the next attempt tells the connector. Returns how many.
+    /// Marks an unconfirmed push of the tenant failed with the caller's `reason`; false when
+    /// there is no such push or it is not unconfirmed (any more).
+    pub async fn give_up(
+        &self,
+        tenant_id: &str,
+        push_id: &str,
+        reason: &str,
+    ) -> Result<bool, Error> {
+        let given_up = sqlx::query(
+            "UPDATE outbox SET state = 'failed', error = $3, error_reason = 'GIVEN_UP', \
+             updated_at = $4 WHERE tenant_id = $1 AND push_id = $2 AND state = 'unconfirmed'",
+        )
+        .bind(tenant_id)
+        .bind(push_id)
+        .bind(reason)
+        .bind(plugboard_runtime::storage::now_text())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if given_up > 0 {
+            self.notify_settled();
+        }
+        Ok(given_up > 0)
+    }
+
     /// Deletes up to `limit` settled pushes (delivered or failed) last changed before `before`,
     /// except those a held conflict names; returns how many went. Every tenant's, like the
     /// worker's claims.

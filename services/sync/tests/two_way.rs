@@ -781,3 +781,85 @@ async fn settled_pushes_are_purged_on_sqlite() {
 async fn settled_pushes_are_purged_on_postgres() {
     settled_pushes_are_purged_after_the_retention(postgres().await).await;
 }
+
+/// An unconfirmed push the caller knows the partner never made is given up: failed with the
+/// caller's reason, still the record of its key; other pushes cannot be given up.
+async fn an_unconfirmed_push_can_be_given_up(store: Store) {
+    let (store, service) = with_sync(store).await;
+    let push = service
+        .push_record(
+            TENANT,
+            push_request("lost-1", candidate("", ada("Analyst"))),
+        )
+        .await
+        .unwrap();
+    let pending = service
+        .give_up_push(TENANT, &push.push_id, "checked at the partner")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(pending, Error::PushNotUnconfirmed { .. }),
+        "{pending}"
+    );
+    let unknown = Outcome::Unconfirmed {
+        error: "the write may or may not have happened at the partner".into(),
+        reason: "WRITE_OUTCOME_UNKNOWN".into(),
+    };
+    deliver(&store, &push, unknown).await;
+    let empty = service
+        .give_up_push(TENANT, &push.push_id, " ")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            empty,
+            Error::InvalidArgument {
+                field: "reason",
+                ..
+            }
+        ),
+        "{empty}"
+    );
+    let other_tenant = service
+        .give_up_push("tenant-b", &push.push_id, "not yours")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(other_tenant, Error::PushNotFound { .. }),
+        "{other_tenant}"
+    );
+
+    let given_up = service
+        .give_up_push(TENANT, &push.push_id, "not in the partner's candidate list")
+        .await
+        .unwrap();
+    assert_eq!(given_up.state, PushState::Failed);
+    assert!(
+        given_up
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not in the partner's candidate list"),
+        "{given_up:?}"
+    );
+    // The key still names that push: a retry finds it rather than writing.
+    let retry = service
+        .push_record(
+            TENANT,
+            push_request("lost-1", candidate("", ada("Analyst"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retry.push_id, push.push_id);
+    assert_eq!(retry.state, PushState::Failed);
+}
+
+#[tokio::test]
+async fn an_unconfirmed_push_can_be_given_up_on_sqlite() {
+    an_unconfirmed_push_can_be_given_up(sqlite().await).await;
+}
+
+#[tokio::test]
+async fn an_unconfirmed_push_can_be_given_up_on_postgres() {
+    an_unconfirmed_push_can_be_given_up(postgres().await).await;
+}
