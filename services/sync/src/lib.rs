@@ -69,8 +69,8 @@
 //!   last earlier complete read of the stream); an incremental read that finds nothing is
 //!   normal and left to health's volume warnings. The suspect run itself is stored as
 //!   succeeded (its checkpoints moved); only its report to health says suspect.
-//! - A held conflict does not stop a push already queued for the same field: that push still
-//!   writes the platform's value (TODO(#6)).
+//! - A held conflict takes its fields out of a push queued (not yet sent) for the record; a push
+//!   already being written when the conflict is found still writes them.
 //! - An unconfirmed create stays unconfirmed until a read finds the record, or the caller gives
 //!   it up (`GiveUpPush`) and pushes again under a new key; a record the partner did make after
 //!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are purged after the retention (30 days by default): a retry

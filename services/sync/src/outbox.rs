@@ -572,17 +572,29 @@ pub async fn mark_echo_seen(
     Ok(())
 }
 
-/// Leaves `fields` out of a push not sent yet (the partner won them); a push left with nothing
-/// to write fails as superseded.
+/// Leaves `fields` out of a push not sent yet: the partner won them, or they are in a conflict
+/// `held` for review (settling it for the platform queues its own write-back). A push left
+/// with nothing to write fails, saying which.
 pub async fn drop_fields(
     connection: &mut AnyConnection,
     push: &Push,
     dropped: &[String],
+    held: bool,
     now: &str,
 ) -> Result<(), Error> {
     let mut values = push.pushed_fields();
     values.retain(|field, _| !dropped.contains(field));
-    let (state, error, reason) = if values.is_empty() {
+    let (state, error, reason) = if values.is_empty() && held {
+        (
+            PushState::Failed,
+            Some(
+                "held: every field of this push is in a conflict held for review; settling it \
+                 for the platform writes them back"
+                    .to_owned(),
+            ),
+            Some("HELD_FOR_REVIEW".to_owned()),
+        )
+    } else if values.is_empty() {
         (
             PushState::Failed,
             Some("superseded: the partner's values won every field of this push".to_owned()),

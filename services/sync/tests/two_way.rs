@@ -863,3 +863,58 @@ async fn an_unconfirmed_push_can_be_given_up_on_sqlite() {
 async fn an_unconfirmed_push_can_be_given_up_on_postgres() {
     an_unconfirmed_push_can_be_given_up(postgres().await).await;
 }
+
+/// A conflict held for review takes its fields out of a push still queued for the record, so
+/// the push cannot decide what the review is for; settling for the platform writes them back.
+async fn a_held_conflict_stops_the_queued_push(store: Store) {
+    let (store, service) = with_sync(store).await;
+    service
+        .put_policy(TENANT, CONNECTION, policy(ConflictPolicy::HoldForReview))
+        .await
+        .unwrap();
+    read_page(&store, vec![stored("7", ada("Clerk"))], "p1").await;
+    let queued = service
+        .push_record(
+            TENANT,
+            push_request("title-q", candidate("7", ada("Director"))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        queued.record_json.contains("Director"),
+        "{}",
+        queued.record_json
+    );
+    // The partner retitles her before the push goes out: held for review.
+    read_page(&store, vec![stored("7", ada("Janitor"))], "p2").await;
+    let (held, _) = service
+        .list_conflicts(TENANT, CONNECTION, true, 0, "")
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let stopped = service.get_push(TENANT, &queued.push_id).await.unwrap();
+    assert!(!stopped.record_json.contains("Director"), "{stopped:?}");
+    if stopped.state == PushState::Failed {
+        assert_eq!(stopped.error_reason.as_deref(), Some("HELD_FOR_REVIEW"));
+    }
+
+    let kept = service
+        .resolve_conflict(TENANT, &held[0].conflict_id, Resolution::Platform)
+        .await
+        .unwrap();
+    let write_back = service
+        .get_push(TENANT, &kept.corrective_push_id)
+        .await
+        .unwrap();
+    assert_eq!(write_back.record_json, r#"{"current_title":"Director"}"#);
+}
+
+#[tokio::test]
+async fn a_held_conflict_stops_the_queued_push_on_sqlite() {
+    a_held_conflict_stops_the_queued_push(sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_held_conflict_stops_the_queued_push_on_postgres() {
+    a_held_conflict_stops_the_queued_push(postgres().await).await;
+}
