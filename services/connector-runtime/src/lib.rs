@@ -47,6 +47,10 @@
 //!   drops repeated event ids durably.
 //! - A delivery carries one event; partners that batch several events per request need a
 //!   manifest notion of an event array. TODO(#6).
+//! - A shared request budget counts each account's fixed window in Redis; while Redis is
+//!   unreachable each replica falls back to its own window (the partner's 429s are then the
+//!   backstop), and a fixed window lets a burst of up to twice the budget straddle a window
+//!   boundary.
 //! - The target guard resolves names once before calling; DNS rebinding between the check and
 //!   the request is not prevented (TODO(#3)).
 

@@ -1,9 +1,13 @@
 //! One run of one sync: lease, resolve, read page by page, map, commit, report.
 //!
 //! A run holds a lease on its connection so only one run per connection goes at a time across
-//! every replica. Each page is mapped and then committed together with the checkpoint that
-//! follows it; a failure anywhere stops the run before the next commit, so the next run resumes
-//! exactly after the last committed page.
+//! every replica, and every page it commits checks the lease's fencing token in the page's
+//! transaction ([`crate::fence`]). Each page is mapped and then committed together with the
+//! checkpoint that follows it, once the next page has arrived (so the last one can carry the
+//! read's deletions, [`crate::stream_end`]); a failure anywhere stops the run before the next
+//! commit, so the next run resumes exactly after the last committed page. A used-up partner
+//! quota pauses the run instead ([`crate::quota`]), and the outcome health hears is judged by
+//! [`crate::outcome`].
 //!
 //! On shutdown ([`Runner::stop`], then [`Runner::drain`]) a run stops between pages: after the
 //! commit of the page in hand, or while it waits for the next one, never inside a commit. It is
