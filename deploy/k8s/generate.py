@@ -404,8 +404,9 @@ def connector(name, is_manifest):
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "PLUGBOARD_ADVERTISE_ADDR", "value": f"$(POD_IP):{port}"},
     ]
+    # Redis: every replica spends one request budget per partner account (rate_limit).
     resources = list(service_resources(
-        name, "connector", port, config, extra_env=extra_env,
+        name, "connector", port, config, extra_env=extra_env, redis=True,
         extra_labels={"plugboard.dev/role": CONNECTOR_ROLE}, extra_volumes=[identity]))
     if is_manifest:
         container = resources[0]["spec"]["template"]["spec"]["containers"][0]

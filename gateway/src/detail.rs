@@ -58,6 +58,7 @@ impl From<RunInfo> for RunRow {
                 RunState::Running => "running",
                 RunState::Succeeded => "succeeded",
                 RunState::Failed => "failed",
+                RunState::Paused => "paused",
                 RunState::Unspecified => "unknown",
             },
             read: sum(|s| s.records_read),

@@ -268,6 +268,11 @@ fn derived_status(info: &SyncInfo) -> (&'static str, String, String) {
             format!("the last sync failed: {}", run.error),
             String::new(),
         ),
+        RunState::Paused => (
+            "degraded",
+            format!("the last sync paused: {}", run.error),
+            String::new(),
+        ),
         RunState::Running if !info.last_sync_at.is_empty() => (
             "operational",
             "a sync is running; the previous one succeeded".to_owned(),

@@ -87,6 +87,12 @@ pub trait ServiceError: std::error::Error {
 
     /// Stable SCREAMING_SNAKE_CASE code, for example `CREDENTIAL_NOT_FOUND`.
     fn reason(&self) -> &'static str;
+
+    /// How long the caller should wait before trying again, sent as a google.rpc
+    /// `RetryInfo` detail (a partner's quota that resets in hours, say); `None` for most.
+    fn retry_delay(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Builds the status for an error. Internal errors are logged here with their detail and leave
@@ -100,8 +106,16 @@ pub fn to_status<E: ServiceError + ?Sized>(error: &E) -> Status {
     } else {
         error.to_string()
     };
-    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    if let Some(delay) = error.retry_delay() {
+        details.set_retry_info(Some(delay));
+    }
     Status::with_error_details(kind.grpc_code(), message, details)
+}
+
+/// The `RetryInfo` delay a status carries, when its sender asked for one.
+pub fn retry_delay_of(status: &Status) -> Option<std::time::Duration> {
+    status.get_error_details().retry_info()?.retry_delay
 }
 
 /// The reason code carried by a status, when it came from a Plugboard service.
@@ -153,6 +167,46 @@ mod tests {
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "credential for connection c1 not found");
         assert_eq!(reason_of(&status).as_deref(), Some("CREDENTIAL_NOT_FOUND"));
+    }
+
+    #[derive(Debug)]
+    struct QuotaUsedUp;
+
+    impl std::fmt::Display for QuotaUsedUp {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "the partner's daily quota is used up")
+        }
+    }
+
+    impl std::error::Error for QuotaUsedUp {}
+
+    impl ServiceError for QuotaUsedUp {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::ResourceExhausted
+        }
+
+        fn reason(&self) -> &'static str {
+            "PARTNER_QUOTA_EXHAUSTED"
+        }
+
+        fn retry_delay(&self) -> Option<std::time::Duration> {
+            Some(std::time::Duration::from_secs(3 * 3600))
+        }
+    }
+
+    #[test]
+    fn a_retry_delay_travels_with_the_status() {
+        let status = to_status(&QuotaUsedUp);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            retry_delay_of(&status),
+            Some(std::time::Duration::from_secs(3 * 3600))
+        );
+        assert_eq!(
+            reason_of(&status).as_deref(),
+            Some("PARTNER_QUOTA_EXHAUSTED")
+        );
+        assert_eq!(retry_delay_of(&to_status(&Sample::Missing)), None);
     }
 
     #[test]

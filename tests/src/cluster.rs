@@ -69,6 +69,24 @@ impl Node {
         Ok(())
     }
 
+    /// Sends SIGSTOP: the process freezes mid-work, as a stalled VM or a long pause would
+    /// make it, holding whatever it held; [`Node::resume`] lets it go on.
+    pub fn suspend(&self) -> anyhow::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Sends SIGCONT to a suspended process.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+        Ok(())
+    }
+
     /// Waits for the process to exit, at most `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = tokio::time::Instant::now() + timeout;

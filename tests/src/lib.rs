@@ -10,6 +10,7 @@ pub mod flows;
 pub mod greenhouse;
 pub mod mesh;
 pub mod process;
+pub mod redis_server;
 pub mod sandbox;
 
 use std::time::Duration;

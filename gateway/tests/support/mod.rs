@@ -100,6 +100,20 @@ impl SyncService for FakeSync {
         unimplemented()
     }
 
+    async fn give_up_push(
+        &self,
+        _: Request<GiveUpPushRequest>,
+    ) -> Result<Response<GiveUpPushResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn set_schedule(
+        &self,
+        _: Request<SetScheduleRequest>,
+    ) -> Result<Response<SetScheduleResponse>, Status> {
+        unimplemented()
+    }
+
     async fn resume_sync(
         &self,
         _: Request<ResumeSyncRequest>,

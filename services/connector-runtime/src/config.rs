@@ -35,6 +35,13 @@ pub struct Config {
     /// request comes from this connector. Without it, credentials configured with connector
     /// keys serves this connector no lease.
     pub signing_key: Option<ConnectorSigningKey>,
+    /// `PLUGBOARD_REDIS_URL`: where every replica counts each partner account's request window
+    /// (the manifest's `rate_limit`); unset counts in-process, right for one replica (dev mode).
+    pub redis_url: Option<String>,
+    /// `PLUGBOARD_RATE_LIMIT_MAX_WAIT_SECONDS`: the longest one 429 wait a read sits through,
+    /// when lower than the manifest's `max_wait_seconds`; a partner asking for longer has a
+    /// used-up quota and the run pauses until its reset. Unset keeps the manifest's.
+    pub max_rate_limit_wait: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -51,6 +58,8 @@ impl Config {
             allow_private_targets: false,
             instance_id: None,
             signing_key: None,
+            redis_url: None,
+            max_rate_limit_wait: None,
         }
     }
 
@@ -87,6 +96,8 @@ impl Config {
             allow_private_targets: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
             instance_id: env.get("PLUGBOARD_INSTANCE_ID").map(str::to_owned),
             signing_key: signing_key(env)?,
+            redis_url: env.get("PLUGBOARD_REDIS_URL").map(str::to_owned),
+            max_rate_limit_wait: max_rate_limit_wait(env)?,
         })
     }
 }
@@ -131,6 +142,22 @@ fn signing_key(env: &Env) -> Result<Option<ConnectorSigningKey>, ConfigError> {
         })
 }
 
+fn max_rate_limit_wait(env: &Env) -> Result<Option<std::time::Duration>, ConfigError> {
+    const KEY: &str = "PLUGBOARD_RATE_LIMIT_MAX_WAIT_SECONDS";
+    if env.get(KEY).is_none() {
+        return Ok(None);
+    }
+    let seconds: u64 = env.parse_or(KEY, 0)?;
+    if seconds == 0 {
+        return Err(ConfigError::Invalid {
+            key: KEY.into(),
+            value: "0".into(),
+            reason: "must be at least 1 second, or unset to keep the manifest's".into(),
+        });
+    }
+    Ok(Some(std::time::Duration::from_secs(seconds)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +179,7 @@ mod tests {
         let config = Config::from_env_for(&env, Some(Path::new("x"))).unwrap();
         assert_eq!(config.connector_dir, PathBuf::from("x"));
         assert!(config.signing_key.is_none());
+        assert_eq!(config.max_rate_limit_wait, None);
     }
 
     #[test]
@@ -197,5 +225,29 @@ mod tests {
         ]);
         let config = Config::from_env_for(&env, Some(Path::new("x"))).unwrap();
         assert!(config.signing_key.is_some());
+    }
+
+    #[test]
+    fn a_zero_rate_limit_wait_is_refused_naming_the_variable() {
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", "k".repeat(32)),
+            ("PLUGBOARD_RATE_LIMIT_MAX_WAIT_SECONDS", "0".to_owned()),
+        ]);
+        let error = Config::from_env_for(&env, Some(Path::new("x")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("PLUGBOARD_RATE_LIMIT_MAX_WAIT_SECONDS"),
+            "{error}"
+        );
+        let env = Env::from_pairs([
+            ("PLUGBOARD_MESH_KEY", "k".repeat(32)),
+            ("PLUGBOARD_RATE_LIMIT_MAX_WAIT_SECONDS", "5".to_owned()),
+        ]);
+        let config = Config::from_env_for(&env, Some(Path::new("x"))).unwrap();
+        assert_eq!(
+            config.max_rate_limit_wait,
+            Some(std::time::Duration::from_secs(5))
+        );
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::access::{Access, LeaseFor, Secret};
+use crate::budget::SharedBudgets;
 use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
 use crate::error::Error;
 use crate::http::{Answer, Body, Http, Limiter, Request, Response, SendOptions, next_link};
@@ -106,6 +107,10 @@ pub struct Connector {
     allow_private: bool,
     sessions: Mutex<HashMap<Key, Cached>>,
     limiters: Mutex<HashMap<Key, Arc<Limiter>>>,
+    /// Request windows shared with the other replicas (Redis); `None` counts in-process.
+    budgets: Option<SharedBudgets>,
+    /// The operator's cap on one 429 wait, below the manifest's `max_wait_seconds`.
+    max_wait_cap: Option<std::time::Duration>,
 }
 
 impl Connector {
@@ -121,7 +126,21 @@ impl Connector {
             allow_private,
             sessions: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
+            budgets: None,
+            max_wait_cap: None,
         })
+    }
+
+    /// Counts each account's request window with every replica through `budgets`.
+    pub fn with_shared_budgets(mut self, budgets: SharedBudgets) -> Connector {
+        self.budgets = Some(budgets);
+        self
+    }
+
+    /// Caps one 429 wait at `cap`; a partner asking for longer pauses the run (a quota).
+    pub fn with_max_wait_cap(mut self, cap: Option<std::time::Duration>) -> Connector {
+        self.max_wait_cap = cap;
+        self
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -721,11 +740,16 @@ impl Connector {
 
     fn limiter(&self, key: &Key) -> Arc<Limiter> {
         let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            limiters
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(Limiter::new(self.manifest.rate_limit.as_ref()))),
-        )
+        Arc::clone(limiters.entry(key.clone()).or_insert_with(|| {
+            let limiter = Limiter::new(self.manifest.rate_limit.as_ref())
+                .with_max_wait_cap(self.max_wait_cap);
+            Arc::new(match &self.budgets {
+                Some(budgets) if self.manifest.rate_limit.is_some() => {
+                    limiter.shared(budgets.account(&key.tenant, &key.connection_id))
+                }
+                _ => limiter,
+            })
+        }))
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {

@@ -43,6 +43,10 @@ pub enum Error {
     PartnerUnavailable(String),
     #[error("the partner kept rate limiting after {0} waits")]
     RateLimited(u32),
+    /// A 429 whose wait is longer than the manifest lets a run sit through: a daily or hourly
+    /// quota is used up. The caller (sync) pauses and comes back after `resets_in`.
+    #[error("the partner's request quota is used up; it resets in {} seconds", resets_in.as_secs())]
+    QuotaExhausted { resets_in: std::time::Duration },
     #[error("the partner refused the request with http {status}: {message}")]
     PartnerRejected { status: u16, message: String },
     #[error("the partner sent an unexpected response: {0}")]
@@ -69,6 +73,8 @@ impl ServiceError for Error {
             // A delivery that fails its signature or timestamp check is not from the partner.
             Error::WebhookRejected(_) => ErrorKind::Unauthenticated,
             Error::WebhookSecretMissing | Error::NoWebhooks(_) => ErrorKind::FailedPrecondition,
+            // A 403: the connected user may not do this; sync's outcome says so plainly.
+            Error::PartnerRejected { status: 403, .. } => ErrorKind::PermissionDenied,
             Error::Unsupported(_)
             | Error::CredentialsRejected(_)
             | Error::CredentialMissing
@@ -77,6 +83,7 @@ impl ServiceError for Error {
             // Not retryable: retrying is exactly what could write twice.
             Error::WriteOutcomeUnknown(_) => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
+            Error::QuotaExhausted { .. } => ErrorKind::ResourceExhausted,
             Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
                 ErrorKind::Unavailable
             }
@@ -103,11 +110,20 @@ impl ServiceError for Error {
             Error::Lease { .. } => "CREDENTIAL_LEASE_FAILED",
             Error::PartnerUnavailable(_) => "PARTNER_UNAVAILABLE",
             Error::RateLimited(_) => "PARTNER_RATE_LIMITED",
+            Error::PartnerRejected { status: 403, .. } => "PARTNER_FORBIDDEN",
+            Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",
             Error::PartnerRejected { .. } => "PARTNER_REQUEST_REJECTED",
             Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
             Error::WriteOutcomeUnknown(_) => "WRITE_OUTCOME_UNKNOWN",
             Error::Startup(_) => "STARTUP_FAILED",
             Error::Serve(_) => "SERVE_FAILED",
+        }
+    }
+
+    fn retry_delay(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::QuotaExhausted { resets_in } => Some(*resets_in),
+            _ => None,
         }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::budget::AccountBudget;
 use crate::error::{Error, transport};
 use crate::manifest::{Format, Method, RateLimit};
 
@@ -114,11 +115,13 @@ impl Default for SendOptions {
     }
 }
 
-/// Requests per window and requests in flight, for one connection.
+/// Requests per window and requests in flight, for one connection; the window is shared by
+/// every replica when a [`crate::budget::AccountBudget`] is attached.
 #[derive(Debug)]
 pub struct Limiter {
     budget: Option<(u32, Duration)>,
     window: Mutex<(Instant, u32)>,
+    shared: Option<AccountBudget>,
     in_flight: Option<Arc<Semaphore>>,
     retry_headers: Vec<String>,
     max_wait: Duration,
@@ -134,6 +137,7 @@ impl Limiter {
                 )
             }),
             window: Mutex::new((Instant::now(), 0)),
+            shared: None,
             in_flight: limit
                 .and_then(|limit| limit.concurrency)
                 .map(|n| Arc::new(Semaphore::new(n.max(1) as usize))),
@@ -145,9 +149,26 @@ impl Limiter {
         }
     }
 
+    /// The same limits, with the request window counted for the account by every replica.
+    pub fn shared(mut self, budget: AccountBudget) -> Limiter {
+        self.shared = Some(budget);
+        self
+    }
+
+    /// Lowers the longest single 429 wait to `cap` (an operator's choice, below the
+    /// manifest's); a partner asking for longer means a used-up quota ([`Error::QuotaExhausted`]).
+    pub fn with_max_wait_cap(mut self, cap: Option<Duration>) -> Limiter {
+        if let Some(cap) = cap {
+            self.max_wait = self.max_wait.min(cap);
+        }
+        self
+    }
+
     /// Waits for a slot in the window and, when capped, for a slot in flight.
-    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        if let Some((requests, window)) = self.budget {
+    pub async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Some((requests, window)) = self.budget
+            && !self.take_shared(requests, window).await
+        {
             loop {
                 let wait = {
                     let mut state = self.window.lock().unwrap_or_else(PoisonError::into_inner);
@@ -175,6 +196,28 @@ impl Limiter {
         }
     }
 
+    /// Takes the request from the shared window, waiting for the next window when it is
+    /// spent. False without a shared budget, or when Redis cannot be reached: the replica's own
+    /// window serves then, and the partner's 429s stay the backstop.
+    async fn take_shared(&self, requests: u32, window: Duration) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        loop {
+            match shared.take(requests, window).await {
+                Ok(None) => return true,
+                Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                Err(error) => {
+                    tracing::warn!(
+                        error = %error,
+                        "shared rate budget unreachable; counting this replica's requests only"
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
     /// The wait a 429 asks for, from the first retry header that parses.
     fn retry_after(&self, headers: &header::HeaderMap) -> Duration {
         self.retry_headers
@@ -182,7 +225,6 @@ impl Limiter {
             .filter_map(|name| headers.get(name.as_str())?.to_str().ok())
             .find_map(parse_retry_after)
             .unwrap_or(DEFAULT_RETRY_AFTER)
-            .min(self.max_wait)
     }
 }
 
@@ -314,6 +356,12 @@ impl Http {
                 .await?;
             match attempt {
                 Attempt::Done(answer) => return Ok(answer),
+                // Longer than a run may sit through: a quota that resets in hours. The caller
+                // pauses and comes back instead of holding its lease and connections that long.
+                Attempt::RateLimited(delay) if delay > limiter.max_wait => {
+                    tracing::info!(?delay, "partner quota used up");
+                    return Err(Error::QuotaExhausted { resets_in: delay });
+                }
                 Attempt::RateLimited(delay) => {
                     consecutive += 1;
                     if consecutive > MAX_RATE_LIMIT_WAITS {

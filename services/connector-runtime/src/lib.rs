@@ -16,8 +16,10 @@
 //! - [`guard`]: the target guard that keeps requests off internal networks;
 //! - [`access`], [`session`], [`login`]: leased secrets, connection settings, auth schemes
 //!   and multi-step logins;
-//! - [`http`], [`formats`]: requests under rate budgets, 429 waits and retries; XML and CSV
-//!   answers read as JSON, XML bodies written from it;
+//! - [`http`], [`formats`]: requests under rate budgets, 429 waits and retries (a wait longer
+//!   than the manifest allows is a used-up quota, returned with its reset time for sync to
+//!   pause on); XML and CSV answers read as JSON, XML bodies written from it;
+//! - [`budget`]: each partner account's request window shared by every replica through Redis;
 //! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
 //!   paging that survives records changing mid-run;
 //! - [`connector`]: check, discover, read, write and parse documents for any manifest;
@@ -45,10 +47,15 @@
 //!   drops repeated event ids durably.
 //! - A delivery carries one event; partners that batch several events per request need a
 //!   manifest notion of an event array. TODO(#6).
+//! - A shared request budget counts each account's fixed window in Redis; while Redis is
+//!   unreachable each replica falls back to its own window (the partner's 429s are then the
+//!   backstop), and a fixed window lets a burst of up to twice the budget straddle a window
+//!   boundary.
 //! - The target guard resolves names once before calling; DNS rebinding between the check and
 //!   the request is not prevented (TODO(#3)).
 
 pub mod access;
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod conformance;
@@ -146,11 +153,19 @@ pub async fn serve_loaded(
         Arc::new(loaded.manifest.clone()),
         WebhookSecretSource::Credentials(access.clone()),
     );
-    let connector = Connector::new(
+    let mut connector = Connector::new(
         loaded.manifest,
         SecretSource::Credentials(access),
         config.allow_private_targets,
-    )?;
+    )?
+    .with_max_wait_cap(config.max_rate_limit_wait);
+    if let Some(url) = &config.redis_url {
+        let budgets = budget::SharedBudgets::connect(url, &name)
+            .await
+            .map_err(|e| Error::Startup(format!("PLUGBOARD_REDIS_URL: cannot reach redis: {e}")))?;
+        connector = connector.with_shared_budgets(budgets);
+        tracing::info!("partner request budgets shared with the other replicas through redis");
+    }
     let service = ConnectorServiceServer::with_interceptor(
         GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
         RequireCaller::new(key),

@@ -195,6 +195,8 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
         allow_private_targets: true,
         instance_id: None,
         signing_key: None,
+        redis_url: None,
+        max_rate_limit_wait: None,
     };
     tokio::spawn(run(config, listener, std::future::pending()));
 

@@ -73,6 +73,11 @@ pub enum OutcomeKind {
     Failed,
     /// The partner refused the credentials.
     AuthFailed,
+    /// Ended without an error, but what it read is not believable (sync's honest-outcome
+    /// rules): neither a success nor fresh data.
+    Suspect,
+    /// Stopped for a used-up partner quota; resumes by itself after the reset.
+    QuotaPaused,
 }
 
 impl OutcomeKind {
@@ -82,6 +87,8 @@ impl OutcomeKind {
             OutcomeKind::Partial => "partial",
             OutcomeKind::Failed => "failed",
             OutcomeKind::AuthFailed => "auth_failed",
+            OutcomeKind::Suspect => "suspect",
+            OutcomeKind::QuotaPaused => "quota_paused",
         }
     }
 
@@ -91,6 +98,8 @@ impl OutcomeKind {
             OutcomeKind::Partial,
             OutcomeKind::Failed,
             OutcomeKind::AuthFailed,
+            OutcomeKind::Suspect,
+            OutcomeKind::QuotaPaused,
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)
@@ -234,7 +243,12 @@ impl Facts {
             {
                 self.credential.rejected = None;
             }
-        } else {
+        } else if !matches!(
+            outcome.kind,
+            OutcomeKind::Suspect | OutcomeKind::QuotaPaused
+        ) {
+            // A suspect or quota-paused run is no success, but no failure either: the partner
+            // answered.
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         }
         self.last_outcome = Some(outcome);
@@ -326,6 +340,28 @@ pub fn assess_with(facts: &Facts, targets: &Targets, now: DateTime<Utc>) -> Asse
         }
         if outcome.kind == OutcomeKind::Partial {
             return partial(outcome, &partner);
+        }
+        if outcome.kind == OutcomeKind::QuotaPaused {
+            let reason = format!(
+                "the sync is waiting for the partner's request quota to reset{}",
+                detail(&outcome.reason)
+            );
+            return Assessment::new(
+                Status::Degraded,
+                reason,
+                "None needed: the sync resumes by itself where it stopped once the quota resets",
+            );
+        }
+        if outcome.kind == OutcomeKind::Suspect {
+            let reason = format!(
+                "the last sync ended without an error, but its result cannot be trusted{}",
+                detail(&outcome.reason)
+            );
+            let action = format!(
+                "Check that the connected {partner} user can still see the data and that no \
+                 filter hides it; the stored records were kept"
+            );
+            return Assessment::new(Status::Degraded, reason, &action);
         }
     }
     let freshness = freshness::freshness(&facts.entities, targets, now);

@@ -566,6 +566,8 @@ fn outcome_kind(kind: RunOutcomeKind) -> Result<OutcomeKind, Error> {
         RunOutcomeKind::Partial => Ok(OutcomeKind::Partial),
         RunOutcomeKind::Failed => Ok(OutcomeKind::Failed),
         RunOutcomeKind::AuthFailed => Ok(OutcomeKind::AuthFailed),
+        RunOutcomeKind::Suspect => Ok(OutcomeKind::Suspect),
+        RunOutcomeKind::QuotaPaused => Ok(OutcomeKind::QuotaPaused),
         RunOutcomeKind::Unspecified => Err(Error::InvalidReport {
             field: "run_outcome.kind",
             problem: "must be succeeded, partial, failed or auth_failed".to_owned(),

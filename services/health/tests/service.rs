@@ -433,3 +433,44 @@ async fn concurrent_reports_on_postgres() {
         .await
         .unwrap();
 }
+
+/// Sync's honest outcomes: a suspect run (an empty full read after a big one) shows as degraded
+/// with sync's reason, keeps the last success where it was, and is stored so that a restart or
+/// another replica answers the same.
+async fn a_suspect_run_shows_degraded_with_its_reason(database_url: &str, schema: &str) {
+    let server = Server::start(database_url, schema).await;
+    let mut client = server.for_tenant("acme");
+    report_run(
+        &mut client,
+        outcome("c-s", "r-1", RunOutcomeKind::Succeeded),
+    )
+    .await;
+    let healthy = status_of(&mut client, "c-s").await;
+    let mut suspect = outcome("c-s", "r-2", RunOutcomeKind::Suspect);
+    suspect.reason = "Bullhorn answered, but a full read of JobOrder returned no records where \
+                      the previous full read returned 2500; nothing was deleted"
+        .to_owned();
+    report_run(&mut client, suspect).await;
+    let health = status_of(&mut client, "c-s").await;
+    assert_eq!(health.status(), IntegrationStatus::Degraded);
+    assert!(
+        health.reason.contains("cannot be trusted"),
+        "{}",
+        health.reason
+    );
+    assert!(health.reason.contains("JobOrder"), "{}", health.reason);
+    assert!(!health.action.is_empty());
+    assert_eq!(health.last_success_at, healthy.last_success_at);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_suspect_run_shows_degraded_on_sqlite() {
+    a_suspect_run_shows_degraded_with_its_reason(&temp_sqlite(), "health").await;
+}
+
+#[tokio::test]
+async fn a_suspect_run_shows_degraded_on_postgres() {
+    let schema = format!("health_t{}", uuid::Uuid::new_v4().simple());
+    a_suspect_run_shows_degraded_with_its_reason(POSTGRES, &schema).await;
+}

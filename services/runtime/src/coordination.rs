@@ -22,12 +22,37 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-// Extends the lease only while it is still ours.
+// Grants the lease when nobody holds it, with a fencing token above both the counter and the
+// caller's floor (the highest token its database has seen), in one step so that two replicas
+// cannot interleave. Returns the token, or 0 when the lease is held.
+const ACQUIRE_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local token = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[3])
+if token <= floor then
+  token = floor + 1
+  redis.call('SET', KEYS[2], token)
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return token";
+
+// Extends the lease while it is still ours. When Redis has lost the fencing counter too (it
+// restarted without persistence), nobody can have been granted the key since, so the holder
+// seeds lease and counter again with its own token; a counter that is still there means the
+// lease expired or was released, and is not taken back.
 const RENEW_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return 0";
+if current or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinationError {
@@ -75,9 +100,22 @@ impl Coordinator {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, CoordinationError> {
+        self.try_acquire_above(key, holder, ttl, 0).await
+    }
+
+    /// [`Coordinator::try_acquire`] with a fencing token above `floor`: the highest token the
+    /// caller's durable store has seen, so tokens keep increasing when Redis restarts empty or
+    /// a dev process restarts with a fresh in-process coordinator.
+    pub async fn try_acquire_above(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        floor: u64,
+    ) -> Result<Option<Lease>, CoordinationError> {
         match self {
-            Coordinator::Local(local) => Ok(local.try_acquire(key, holder, ttl).await),
-            Coordinator::Redis(redis) => redis.try_acquire(key, holder, ttl).await,
+            Coordinator::Local(local) => Ok(local.try_acquire(key, holder, ttl, floor).await),
+            Coordinator::Redis(redis) => redis.try_acquire(key, holder, ttl, floor).await,
         }
     }
 
@@ -111,42 +149,32 @@ impl RedisCoordinator {
         key: &str,
         holder: &str,
         ttl: Duration,
+        floor: u64,
     ) -> Result<Option<Lease>, CoordinationError> {
         let mut connection = self.connection.clone();
-        let lease_key = format!("{KEY_PREFIX}{key}");
-        let existing: Option<String> = redis::cmd("GET")
-            .arg(&lease_key)
-            .query_async(&mut connection)
+        let fencing_token: u64 = redis::Script::new(ACQUIRE_SCRIPT)
+            .key(format!("{KEY_PREFIX}{key}"))
+            .key(format!("{FENCE_PREFIX}{key}"))
+            .arg(holder)
+            .arg(ttl_millis(ttl))
+            .arg(floor)
+            .invoke_async(&mut connection)
             .await?;
-        if existing.is_some() {
-            return Ok(None);
-        }
-        let fencing_token: u64 = redis::cmd("INCR")
-            .arg(format!("{FENCE_PREFIX}{key}"))
-            .query_async(&mut connection)
-            .await?;
-        let lease = Lease {
+        Ok((fencing_token > 0).then(|| Lease {
             key: key.to_owned(),
             holder: holder.to_owned(),
             fencing_token,
-        };
-        let granted: Option<String> = redis::cmd("SET")
-            .arg(&lease_key)
-            .arg(lease.value())
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_millis(ttl))
-            .query_async(&mut connection)
-            .await?;
-        Ok(granted.map(|_| lease))
+        }))
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, CoordinationError> {
         let mut connection = self.connection.clone();
         let renewed: i64 = redis::Script::new(RENEW_SCRIPT)
             .key(format!("{KEY_PREFIX}{}", lease.key))
+            .key(format!("{FENCE_PREFIX}{}", lease.key))
             .arg(lease.value())
             .arg(ttl_millis(ttl))
+            .arg(lease.fencing_token)
             .invoke_async(&mut connection)
             .await?;
         Ok(renewed == 1)
@@ -180,7 +208,13 @@ pub struct LocalCoordinator {
 }
 
 impl LocalCoordinator {
-    async fn try_acquire(&self, key: &str, holder: &str, ttl: Duration) -> Option<Lease> {
+    async fn try_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        floor: u64,
+    ) -> Option<Lease> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
         if let Some((_, expires_at)) = state.held.get(key)
@@ -189,7 +223,7 @@ impl LocalCoordinator {
             return None;
         }
         let fence = state.fences.entry(key.to_owned()).or_insert(0);
-        *fence += 1;
+        *fence = (*fence).max(floor) + 1;
         let lease = Lease {
             key: key.to_owned(),
             holder: holder.to_owned(),
@@ -255,16 +289,90 @@ mod tests {
         coordinator.release(&second).await.unwrap();
     }
 
+    async fn tokens_stay_above_the_floor(coordinator: Coordinator, key: &str) {
+        let ttl = Duration::from_secs(30);
+        let lease = coordinator
+            .try_acquire_above(key, "a", ttl, 41)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(lease.fencing_token, 42);
+        coordinator.release(&lease).await.unwrap();
+        // A floor below the counter changes nothing.
+        let next = coordinator
+            .try_acquire_above(key, "b", ttl, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.fencing_token, 43);
+        coordinator.release(&next).await.unwrap();
+    }
+
     #[tokio::test]
     async fn local_leases_are_exclusive_and_fenced() {
         exclusive_and_fenced(Coordinator::local(), "local-test").await;
+        tokens_stay_above_the_floor(Coordinator::local(), "local-floor").await;
+    }
+
+    fn redis_url() -> String {
+        std::env::var("PLUGBOARD_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    }
+
+    #[tokio::test]
+    async fn redis_tokens_stay_above_the_floor() {
+        let coordinator = Coordinator::redis(&redis_url()).await.unwrap();
+        let key = format!("test-{}", uuid::Uuid::new_v4());
+        tokens_stay_above_the_floor(coordinator, &key).await;
+    }
+
+    #[tokio::test]
+    async fn a_holder_seeds_its_lease_again_only_when_redis_lost_the_counter() {
+        let coordinator = Coordinator::redis(&redis_url()).await.unwrap();
+        let Coordinator::Redis(redis) = &coordinator else {
+            unreachable!("built as redis")
+        };
+        let mut connection = redis.connection.clone();
+        let key = format!("test-{}", uuid::Uuid::new_v4());
+        let ttl = Duration::from_secs(30);
+        let lease = coordinator
+            .try_acquire(&key, "a", ttl)
+            .await
+            .unwrap()
+            .unwrap();
+        // What a restart without persistence leaves: neither the lease nor the counter.
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("{KEY_PREFIX}{key}"))
+            .arg(format!("{FENCE_PREFIX}{key}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(coordinator.renew(&lease, ttl).await.unwrap());
+        assert!(
+            coordinator
+                .try_acquire(&key, "b", ttl)
+                .await
+                .unwrap()
+                .is_none(),
+            "the seeded lease is held"
+        );
+        // A lease that merely expired (the counter is still there) is not taken back.
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("{KEY_PREFIX}{key}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(!coordinator.renew(&lease, ttl).await.unwrap());
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("{FENCE_PREFIX}{key}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn redis_leases_are_exclusive_and_fenced() {
-        let url = std::env::var("PLUGBOARD_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-        let coordinator = Coordinator::redis(&url)
+        let coordinator = Coordinator::redis(&redis_url())
             .await
             .expect("redis must run for tests");
         let key = format!("test-{}", uuid::Uuid::new_v4());

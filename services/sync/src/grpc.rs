@@ -17,6 +17,9 @@ use plugboard_proto::sync::v1::{
     PushRecordRequest, PushRecordResponse, PutTwoWayPolicyRequest, PutTwoWayPolicyResponse,
     ResolveConflictRequest, ResolveConflictResponse,
 };
+use plugboard_proto::sync::v1::{
+    GiveUpPushRequest, GiveUpPushResponse, SetScheduleRequest, SetScheduleResponse,
+};
 use plugboard_proto::sync::v1::{IngestWebhookEventsRequest, IngestWebhookEventsResponse};
 use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
@@ -91,6 +94,23 @@ impl SyncServiceRpc for GrpcSyncAdapter {
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(GetPushResponse {
+            push: Some(push_info(push)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(push_id = %request.get_ref().push_id))]
+    async fn give_up_push(
+        &self,
+        request: Request<GiveUpPushRequest>,
+    ) -> Result<Response<GiveUpPushResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let push = self
+            .two_way
+            .give_up_push(&tenant_id, &request.push_id, &request.reason)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(GiveUpPushResponse {
             push: Some(push_info(push)),
         }))
     }
@@ -249,6 +269,28 @@ impl SyncServiceRpc for GrpcSyncAdapter {
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(ListRunsResponse {
             runs: runs.into_iter().map(run_info).collect(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn set_schedule(
+        &self,
+        request: Request<SetScheduleRequest>,
+    ) -> Result<Response<SetScheduleResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.into_inner();
+        let summary = self
+            .service
+            .set_schedule(
+                &tenant_id,
+                &request.connection_id,
+                request.interval_seconds,
+                &request.cron,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(SetScheduleResponse {
+            sync: Some(sync_info(summary)),
         }))
     }
 
@@ -453,6 +495,9 @@ fn sync_info(summary: SyncSummary) -> SyncInfo {
             .map(|(entity, count)| EntityCount { entity, count })
             .collect(),
         last_run: summary.last_run.map(run_info),
+        cron: sync.cron,
+        next_run_at: sync.next_run_at.unwrap_or_default(),
+        resumes_at: sync.resumes_at.unwrap_or_default(),
     }
 }
 
@@ -461,6 +506,7 @@ fn run_info(run: RunRecord) -> RunInfo {
         RunState::Running => WireRunState::Running,
         RunState::Succeeded => WireRunState::Succeeded,
         RunState::Failed => WireRunState::Failed,
+        RunState::Paused => WireRunState::Paused,
     };
     RunInfo {
         run_id: run.run_id,

@@ -7,6 +7,18 @@
 //! each page into canonical records, and commits records, quarantined rejects and the next
 //! checkpoint in one transaction. Outcomes go to the health service.
 //!
+//! A sync runs every `interval_seconds`, or on a cron expression evaluated in UTC
+//! (`SetSchedule`), or only when triggered; pausing stops both. One run per connection goes at
+//! a time across every replica: the run lease carries a fencing token, the database keeps the
+//! connection's newest token, and every page's transaction checks it, so a replica that stalled
+//! past its lease cannot commit after another took over; the database is also the floor new
+//! tokens start above, so a Redis restarted empty cannot hand out an old token. A page is
+//! committed once the next one arrives, so the read's last page carries its deletions
+//! (endpoint-reported, and the difference of a complete read) in the same transaction as the
+//! final checkpoint. Outcomes are honest ([`outcome`]): a full read that finds nothing where the
+//! previous found hundreds is suspect, not a success; a used-up partner quota pauses the run
+//! after its last committed page until the reset ([`quota`]).
+//!
 //! Writes go the other way through the outbox. `PushRecord` stores the write under the caller's
 //! idempotency key (a retry finds the same push), every replica's outbox worker claims due
 //! pushes and writes them through the connector's `Write`, retrying transient failures with
@@ -25,12 +37,19 @@
 //!   over newer data, delete tombstones, targeted reads) and deleted-records endpoint reports;
 //! - [`store`]: definitions, runs, checkpoints, records and quarantine on SQLite or PostgreSQL;
 //! - [`runner`]: one run, page by page, under a lease with a fencing token;
+//! - [`fence`]: the run lease and its fencing token, checked inside every page's transaction
+//!   and re-seeded from the database when Redis restarts empty;
+//! - [`stream_end`]: a read's deletions, committed with its last page;
+//! - [`schedule`]: intervals and cron expressions (always UTC);
 //! - [`scheduler`]: starts due syncs on every replica, the lease deciding who runs;
 //! - [`service`]: the tenant-scoped domain operations;
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
+//! - [`outcome`]: honest outcomes: an empty full read after a big one is suspect, a 403 says so;
+//! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health;
 //! - [`outbox`]: pushes as durable rows, claimed by compare-and-set, recovered when a replica dies;
+//! - [`retention`]: settled pushes purged after `PLUGBOARD_SYNC_PUSH_RETENTION_DAYS` (30);
 //! - [`delivery`]: the outbox worker, with its retry and "may have been sent" rules;
 //! - [`push`]: the two-way domain operations (pushes, policies, conflicts);
 //! - [`policy`]: field ownership and conflict policy per connection and entity;
@@ -42,17 +61,20 @@
 //!
 //! # Limitations
 //!
-//! - Honest-outcome rules (a zero-record run counts as a success) and shared partner rate-limit
-//!   budgets are TODO(#6).
-//! - Deletions a deleted-records endpoint reports are tombstoned in their own transaction after
-//!   the read's last page is committed; a crash between the two loses them unless the endpoint
-//!   lists them again (JobAdder's lists 14 days). TODO(#6): commit them with the last page.
-//! - A held conflict does not stop a push already queued for the same field: that push still
-//!   writes the platform's value (TODO(#6)).
-//! - An unconfirmed create stays unconfirmed until a read finds the record; when the partner
-//!   never made it, the caller pushes again under a new key, as there is no RPC to give one up
-//!   (TODO(#6)). The outbox keeps every push, as the record of its idempotency key; there is no
-//!   retention yet (TODO(#6)).
+//! - A run paused for a partner quota resumes as an incremental read from its checkpoints, even
+//!   when it was a full refresh: the records the paused part did not reach are read, but the
+//!   full-refresh difference (tombstones) is not taken for that run. TODO(#6): resume a full
+//!   refresh as one.
+//! - The suspect rule compares complete reads only (`EMPTY_AFTER_AT_LEAST` = 100 records on the
+//!   last earlier complete read of the stream); an incremental read that finds nothing is
+//!   normal and left to health's volume warnings. The suspect run itself is stored as
+//!   succeeded (its checkpoints moved); only its report to health says suspect.
+//! - A held conflict takes its fields out of a push queued (not yet sent) for the record; a push
+//!   already being written when the conflict is found still writes them.
+//! - An unconfirmed create stays unconfirmed until a read finds the record, or the caller gives
+//!   it up (`GiveUpPush`) and pushes again under a new key; a record the partner did make after
+//!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are purged after the retention (30 days by default): a retry
+//!   with the same idempotency key after that writes again.
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
@@ -67,20 +89,26 @@ pub mod delivery;
 pub mod echo;
 pub mod error;
 pub mod events;
+pub mod fence;
 pub mod fields;
 pub mod grpc;
 mod grpc_two_way;
 pub mod mesh;
 pub mod outbox;
+pub mod outcome;
 pub mod page_guard;
 pub mod persons;
 pub mod policy;
 pub mod push;
+pub mod quota;
 pub mod record_codec;
+pub mod retention;
 pub mod runner;
+pub mod schedule;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub mod stream_end;
 pub mod two_way;
 
 use std::future::Future;
@@ -136,6 +164,10 @@ pub async fn run(
         delivery::Delivery::new(store.clone(), mesh.clone(), config.push.clone())
             .run(delivery_stopping),
     );
+    let retention = config
+        .push
+        .retention
+        .map(|keep| tokio::spawn(retention::run(store.outbox(), keep)));
     let runner = runner::Runner::new(
         store.clone(),
         mesh,
@@ -172,6 +204,9 @@ pub async fn run(
         plugboard_runtime::server::serve(listener, Routes::new(server), &names, shutdown).await;
     scheduler.abort();
     pending_webhook_reads.abort();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     // The outbox stops claiming; a write in hand finishes and records its outcome, or, cut
     // off by the timeout, is recovered from its expired claim by the next replica to look.
     stop_delivery.send_replace(true);

@@ -8,9 +8,12 @@
 //! and claims expire: a replica that died holding one leaves it to be recovered (a push that
 //! died `sending` is marked `maybe_sent`, and the connector then refuses to repeat a create).
 //!
-//! Every query but the worker's claim and recovery names the tenant. Rows are kept: a push is
-//! the record of its idempotency key (TODO(#6): a retention for settled pushes, and an RPC to
-//! give up an unconfirmed one).
+//! Every query but the worker's claim, recovery and purge names the tenant. A push is the record
+//! of its idempotency key, so it is kept while a caller may still retry: settled pushes
+//! (delivered or failed) are purged after the retention ([`Outbox::purge_settled`]), unless a
+//! held conflict still names them; pending, in-flight and unconfirmed ones are never purged.
+//! An unconfirmed push the caller knows the partner never made is given up
+//! ([`Outbox::give_up`]): it becomes failed, and stays the record of its key.
 
 use std::sync::Arc;
 
@@ -375,6 +378,51 @@ impl Outbox {
 
     /// Returns expired claims to `pending`; one that expired while `sending` may have reached
     /// the partner, which the next attempt tells the connector. Returns how many.
+    /// Marks an unconfirmed push of the tenant failed with the caller's `reason`; false when
+    /// there is no such push or it is not unconfirmed (any more).
+    pub async fn give_up(
+        &self,
+        tenant_id: &str,
+        push_id: &str,
+        reason: &str,
+    ) -> Result<bool, Error> {
+        let given_up = sqlx::query(
+            "UPDATE outbox SET state = 'failed', error = $3, error_reason = 'GIVEN_UP', \
+             updated_at = $4 WHERE tenant_id = $1 AND push_id = $2 AND state = 'unconfirmed'",
+        )
+        .bind(tenant_id)
+        .bind(push_id)
+        .bind(reason)
+        .bind(plugboard_runtime::storage::now_text())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if given_up > 0 {
+            self.notify_settled();
+        }
+        Ok(given_up > 0)
+    }
+
+    /// Deletes up to `limit` settled pushes (delivered or failed) last changed before `before`,
+    /// except those a held conflict names; returns how many went. Every tenant's, like the
+    /// worker's claims.
+    pub async fn purge_settled(&self, before: &str, limit: i64) -> Result<u64, Error> {
+        let purged = sqlx::query(
+            "DELETE FROM outbox WHERE push_id IN (SELECT push_id FROM outbox \
+             WHERE state IN ('delivered', 'failed') AND updated_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM conflicts WHERE conflicts.state = 'held' \
+             AND (conflicts.push_id = outbox.push_id \
+             OR conflicts.corrective_push_id = outbox.push_id)) \
+             ORDER BY updated_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(purged)
+    }
+
     pub async fn recover_expired(&self, now: &str) -> Result<u64, Error> {
         let recovered = sqlx::query(
             "UPDATE outbox SET maybe_sent = CASE WHEN state = 'sending' THEN 1 ELSE maybe_sent END, \
@@ -524,17 +572,29 @@ pub async fn mark_echo_seen(
     Ok(())
 }
 
-/// Leaves `fields` out of a push not sent yet (the partner won them); a push left with nothing
-/// to write fails as superseded.
+/// Leaves `fields` out of a push not sent yet: the partner won them, or they are in a conflict
+/// `held` for review (settling it for the platform queues its own write-back). A push left
+/// with nothing to write fails, saying which.
 pub async fn drop_fields(
     connection: &mut AnyConnection,
     push: &Push,
     dropped: &[String],
+    held: bool,
     now: &str,
 ) -> Result<(), Error> {
     let mut values = push.pushed_fields();
     values.retain(|field, _| !dropped.contains(field));
-    let (state, error, reason) = if values.is_empty() {
+    let (state, error, reason) = if values.is_empty() && held {
+        (
+            PushState::Failed,
+            Some(
+                "held: every field of this push is in a conflict held for review; settling it \
+                 for the platform writes them back"
+                    .to_owned(),
+            ),
+            Some("HELD_FOR_REVIEW".to_owned()),
+        )
+    } else if values.is_empty() {
         (
             PushState::Failed,
             Some("superseded: the partner's values won every field of this push".to_owned()),

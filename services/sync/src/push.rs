@@ -14,6 +14,8 @@ use crate::policy::{self, Owner, TwoWayPolicy};
 use crate::store::Store;
 
 const MAX_KEY_LEN: usize = 128;
+/// Longest reason a caller gives for giving up a push.
+const MAX_GIVE_UP_REASON: usize = 500;
 const MAX_EXTERNAL_ID_LEN: usize = 256;
 /// The longest a caller may wait in `PushRecord` for the outcome.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -134,6 +136,33 @@ impl TwoWayService {
             }
             push = self.get_push(tenant_id, &push.push_id).await?;
         }
+    }
+
+    /// Gives up an unconfirmed push (the partner never made the record): it becomes failed
+    /// with `reason`. `PushNotUnconfirmed` for a push in another state.
+    pub async fn give_up_push(
+        &self,
+        tenant_id: &str,
+        push_id: &str,
+        reason: &str,
+    ) -> Result<Push, Error> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_GIVE_UP_REASON {
+            return Err(Error::InvalidArgument {
+                field: "reason",
+                reason: format!("must be 1 to {MAX_GIVE_UP_REASON} characters"),
+            });
+        }
+        let error = format!("given up by the caller: {reason}");
+        if !self.outbox.give_up(tenant_id, push_id, &error).await? {
+            let push = self.get_push(tenant_id, push_id).await?;
+            return Err(Error::PushNotUnconfirmed {
+                push_id: push.push_id,
+                state: push.state.as_str(),
+            });
+        }
+        tracing::info!(tenant_id, push_id, "unconfirmed push given up");
+        self.get_push(tenant_id, push_id).await
     }
 
     pub async fn get_push(&self, tenant_id: &str, push_id: &str) -> Result<Push, Error> {

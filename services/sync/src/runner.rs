@@ -1,9 +1,13 @@
 //! One run of one sync: lease, resolve, read page by page, map, commit, report.
 //!
 //! A run holds a lease on its connection so only one run per connection goes at a time across
-//! every replica. Each page is mapped and then committed together with the checkpoint that
-//! follows it; a failure anywhere stops the run before the next commit, so the next run resumes
-//! exactly after the last committed page.
+//! every replica, and every page it commits checks the lease's fencing token in the page's
+//! transaction ([`crate::fence`]). Each page is mapped and then committed together with the
+//! checkpoint that follows it, once the next page has arrived (so the last one can carry the
+//! read's deletions, [`crate::stream_end`]); a failure anywhere stops the run before the next
+//! commit, so the next run resumes exactly after the last committed page. A used-up partner
+//! quota pauses the run instead ([`crate::quota`]), and the outcome health hears is judged by
+//! [`crate::outcome`].
 //!
 //! On shutdown ([`Runner::stop`], then [`Runner::drain`]) a run stops between pages: after the
 //! commit of the page in hand, or while it waits for the next one, never inside a commit. It is
@@ -30,14 +34,21 @@ use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::error::Error;
+use crate::fence::Fence;
 use crate::mesh::Mesh;
+use crate::outcome::Verdict;
 use crate::record_codec;
 use crate::store::{
-    PageCommit, QuarantineEntry, RunRecord, RunState, Store, StreamCounters, SyncDefinition,
+    PageCommit, QuarantineEntry, RunPart, RunRecord, RunState, Store, StreamCounters,
+    SyncDefinition,
 };
+use crate::stream_end::StreamEnd;
 
 /// How soon a failed scheduled run is tried again (at most its interval).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// Earlier runs looked at for the last complete read of each stream ([`crate::outcome`]).
+const BASELINE_RUNS: i64 = 50;
 
 /// Runs one replica may have in flight; only a bound, so [`Runner::drain`] can wait for all.
 const MAX_RUNS: u32 = 1 << 16;
@@ -67,10 +78,12 @@ pub enum ReadMode {
     FullRefresh,
 }
 
-/// A stream to read and the canonical entity its records map to.
+/// A stream to read, the canonical entity its records map to, and the connector version whose
+/// mapping specs apply.
 struct StreamPlan {
     stream: String,
     entity: String,
+    connector_version: String,
 }
 
 impl Runner {
@@ -127,20 +140,31 @@ impl Runner {
         let permit = Arc::clone(&self.runs)
             .try_acquire_owned()
             .map_err(|_| Error::ShuttingDown)?;
-        let lease_key = format!("run:{}:{}", sync.tenant_id, sync.connection_id);
-        let lease = self
-            .coordinator
-            .try_acquire(&lease_key, &self.holder, self.lease_ttl)
-            .await?
-            .ok_or_else(|| Error::RunInProgress {
-                connection_id: sync.connection_id.clone(),
-            })?;
+        let lease = crate::fence::acquire(
+            &self.coordinator,
+            &self.store,
+            &sync.tenant_id,
+            &sync.connection_id,
+            &self.holder,
+            self.lease_ttl,
+        )
+        .await?
+        .ok_or_else(|| Error::RunInProgress {
+            connection_id: sync.connection_id.clone(),
+        })?;
         // Holding the lease proves no other run of the connection is alive; one still marked
         // running died with its process (SIGKILL, a crash) and never recorded its end.
         if let Err(error) = self
             .store
             .fail_abandoned_runs(&sync.tenant_id, &sync.connection_id)
             .await
+        {
+            self.release(&lease).await;
+            return Err(error);
+        }
+        // This run is the one a quota pause waited for (or a manual run that replaces it).
+        if let Err(error) =
+            crate::quota::resumed(&self.store, &sync.tenant_id, &sync.connection_id).await
         {
             self.release(&lease).await;
             return Err(error);
@@ -196,7 +220,10 @@ impl Runner {
             Arc::clone(&lease_lost),
         ));
 
-        let result = self.read_all(&sync, &mut run, &lease_lost, mode).await;
+        let fence = Fence::of(&lease);
+        let result = self
+            .read_all(&sync, &mut run, &lease_lost, fence, mode)
+            .await;
         renewal.abort();
 
         let finished_at = now_text();
@@ -213,7 +240,10 @@ impl Runner {
                 }
             }
             Err(error) => {
-                run.state = RunState::Failed;
+                run.state = match error {
+                    Error::QuotaExhausted { .. } => RunState::Paused,
+                    _ => RunState::Failed,
+                };
                 run.error = Some(error.to_string());
             }
         }
@@ -232,10 +262,11 @@ impl Runner {
                 "run failed"
             ),
         }
-        if matches!(result, Err(Error::ShuttingDown)) {
+        if matches!(result, Err(Error::ShuttingDown | Error::Fenced { .. })) {
             // Not the partner's fault, so not an outcome for health: the run that resumes it
-            // reports. A scheduled sync is due again now, for whichever replica ticks first.
-            if sync.interval_seconds > 0
+            // (or took it over) reports. A scheduled sync is due again now, for whichever
+            // replica ticks first; one holding the lease already makes that tick a no-op.
+            if sync.is_scheduled()
                 && let Err(error) = self
                     .store
                     .set_next_run(&sync.tenant_id, &sync.connection_id, &finished_at)
@@ -244,10 +275,22 @@ impl Runner {
                 tracing::warn!(error = %error, "cannot reschedule an interrupted run");
             }
         } else {
+            if let Err(Error::QuotaExhausted { resumes_at }) = &result
+                && let Err(error) = crate::quota::pause_until(
+                    &self.store,
+                    &sync.tenant_id,
+                    &sync.connection_id,
+                    resumes_at,
+                )
+                .await
+            {
+                tracing::error!(error = %error, "cannot record when the paused run resumes");
+            }
             self.report_outcome(&sync, &run, result.as_ref().err(), written, quarantined)
                 .await;
-            if let Err(error) = &result {
-                self.schedule_retry(&sync, error).await;
+            match &result {
+                Err(Error::QuotaExhausted { .. }) | Ok(()) => {}
+                Err(error) => self.schedule_retry(&sync, error).await,
             }
         }
         self.release(&lease).await;
@@ -258,6 +301,7 @@ impl Runner {
         sync: &SyncDefinition,
         run: &mut RunRecord,
         lease_lost: &AtomicBool,
+        fence: Fence,
         mode: ReadMode,
     ) -> Result<(), Error> {
         let resolved = self
@@ -288,6 +332,7 @@ impl Runner {
             .map(|stream| StreamPlan {
                 stream: stream.name,
                 entity: stream.entity,
+                connector_version: resolved.version.clone(),
             })
             .collect();
         if plans.is_empty() {
@@ -313,9 +358,9 @@ impl Runner {
             // is gone at the partner.
             let complete_read = checkpoint.is_empty();
             let mut seen: HashSet<String> = HashSet::new();
-            // What the partner's deleted-records endpoint listed; applied only once the read
-            // has ended without an error.
-            let mut reported_deleted = Vec::new();
+            // What the partner's deleted-records endpoint listed; applied with the last page,
+            // once the read has ended without an error.
+            let mut reported_deleted: Vec<String> = Vec::new();
             run.streams.push(StreamCounters {
                 stream: plan.stream.clone(),
                 entity: plan.entity.clone(),
@@ -333,29 +378,35 @@ impl Runner {
                     run_id: run.run_id.clone(),
                 })
                 .await
-                .map_err(|status| Error::dependency("connector", &status))?
+                .map_err(|status| crate::quota::read_error(&status))?
                 .into_inner();
             let mut stopping = self.stopping.subscribe();
             let mut page_guard = crate::page_guard::PageGuard::default();
-            loop {
-                // Checked between pages: the page before is committed, the next not yet read.
+            // A page is committed when the next one arrives or the read ends, so that the last
+            // page carries the read's deletions in its transaction ([`crate::stream_end`]).
+            let mut held: Option<ReadResponse> = None;
+            let ended = loop {
+                // Checked between pages: the page before is held or committed, the next not
+                // yet read.
                 if *stopping.borrow() {
-                    return Err(Error::ShuttingDown);
+                    break Err(Error::ShuttingDown);
                 }
                 let next = tokio::select! {
                     next = pages.message() => next,
                     // Waiting for a page (a partner's Retry-After, say) ends at shutdown; the
                     // page is read again from the checkpoint by the next run.
-                    _ = stopping.wait_for(|stopping| *stopping) => return Err(Error::ShuttingDown),
+                    _ = stopping.wait_for(|stopping| *stopping) => break Err(Error::ShuttingDown),
                 };
-                let Some(mut page) =
-                    next.map_err(|status| Error::dependency("connector", &status))?
-                else {
-                    break;
+                let page = match next {
+                    Ok(Some(page)) => page,
+                    Ok(None) => break Ok(()),
+                    Err(status) => break Err(crate::quota::read_error(&status)),
                 };
                 if lease_lost.load(Ordering::Acquire) {
-                    return Err(Error::RunInProgress {
+                    // Not even the held page: the run that took over reads it again.
+                    return Err(Error::Fenced {
                         connection_id: sync.connection_id.clone(),
+                        fencing_token: fence.fencing_token,
                     });
                 }
                 let ids = page
@@ -363,7 +414,7 @@ impl Runner {
                     .iter()
                     .map(|record| record.external_id.as_str());
                 if let Err(repeat) = page_guard.check(&page.checkpoint, ids) {
-                    return Err(Error::RepeatedPage {
+                    break Err(Error::RepeatedPage {
                         stream: plan.stream.clone(),
                         repeat,
                     });
@@ -371,74 +422,50 @@ impl Runner {
                 if complete_read {
                     seen.extend(page.records.iter().map(|record| record.external_id.clone()));
                 }
-                reported_deleted.append(&mut page.deleted);
+                reported_deleted.extend(page.deleted.iter().map(|d| d.external_id.clone()));
+                if let Some(previous) = held.replace(page) {
+                    let part = RunPart {
+                        fence: Some(fence),
+                        end: None,
+                    };
+                    let counters = &mut run.streams[stream_index];
+                    self.commit_page(sync, &plan, &run.run_id, previous, counters, part)
+                        .await?;
+                    self.store.update_run(run).await?;
+                }
+            };
+            // The last page ends the read with its deletions; after an error it is committed
+            // as any other page, and nothing is deleted.
+            let end = ended.as_ref().ok().map(|()| StreamEnd {
+                entity: &plan.entity,
+                reported_deleted: &reported_deleted,
+                seen: complete_read.then_some(&seen),
+            });
+            if let Some(last) = held.take() {
+                let part = RunPart {
+                    fence: Some(fence),
+                    end,
+                };
                 let counters = &mut run.streams[stream_index];
-                self.commit_page(sync, &resolved.version, &plan, &run.run_id, page, counters)
+                self.commit_page(sync, &plan, &run.run_id, last, counters, part)
                     .await?;
                 self.store.update_run(run).await?;
             }
-            let reported = crate::events::tombstone_reported(
-                &self.store,
-                sync,
-                &plan.entity,
-                &reported_deleted,
-            )
-            .await?;
-            run.streams[stream_index].records_deleted += reported;
-            if complete_read {
-                let deleted = self.tombstone_missing(sync, &plan, &seen).await?;
-                run.streams[stream_index].records_deleted += deleted;
-                self.store.update_run(run).await?;
-            }
+            ended?;
             tracing::debug!(run_id = %run.run_id, stream = %plan.stream, "stream read to the end");
         }
         Ok(())
-    }
-
-    /// Tombstones the stored records of a stream that a complete read did not see.
-    async fn tombstone_missing(
-        &self,
-        sync: &SyncDefinition,
-        plan: &StreamPlan,
-        seen: &HashSet<String>,
-    ) -> Result<u64, Error> {
-        if seen.is_empty() {
-            // A partner answering a complete read with nothing is far likelier broken than
-            // empty; deleting everything on its word would be the worse mistake.
-            let live = self
-                .store
-                .count_records(&sync.tenant_id, &sync.connection_id, &plan.entity)
-                .await?;
-            if live > 0 {
-                tracing::warn!(
-                    connection_id = %sync.connection_id, stream = %plan.stream, live,
-                    "a complete read returned no records; not deleting the stored ones"
-                );
-            }
-            return Ok(0);
-        }
-        let deleted = self
-            .store
-            .tombstone_missing(&sync.tenant_id, &sync.connection_id, &plan.entity, seen)
-            .await?;
-        if !deleted.is_empty() {
-            tracing::info!(
-                connection_id = %sync.connection_id, stream = %plan.stream,
-                deleted = deleted.len(), "records gone at the partner tombstoned"
-            );
-        }
-        Ok(deleted.len() as u64)
     }
 
     /// Maps one page and commits it with its checkpoint.
     async fn commit_page(
         &self,
         sync: &SyncDefinition,
-        connector_version: &str,
         plan: &StreamPlan,
         run_id: &str,
         page: ReadResponse,
         counters: &mut StreamCounters,
+        part: RunPart<'_>,
     ) -> Result<(), Error> {
         let now = now_text();
         let quarantine_entry =
@@ -484,7 +511,7 @@ impl Runner {
                 .mapping(&sync.tenant_id)
                 .transform(TransformRequest {
                     connector: sync.connector.clone(),
-                    connector_version: connector_version.to_owned(),
+                    connector_version: plan.connector_version.clone(),
                     entity: plan.entity.clone(),
                     direction: Direction::Inbound as i32,
                     inputs: page
@@ -557,7 +584,7 @@ impl Runner {
         .await?;
         let outcome = self
             .store
-            .commit_page_with(
+            .commit_run_page(
                 PageCommit {
                     tenant_id: &sync.tenant_id,
                     connection_id: &sync.connection_id,
@@ -567,9 +594,11 @@ impl Runner {
                     checkpoint: &page.checkpoint,
                 },
                 &review,
+                part,
             )
             .await?;
         counters.records_written += outcome.written;
+        counters.records_deleted += outcome.deleted;
         counters.records_unchanged += outcome.unchanged;
         counters.records_quarantined += quarantined_count;
         counters.checkpoint_after = page.checkpoint;
@@ -579,10 +608,16 @@ impl Runner {
     /// Tells health the connection is scheduled (or paused); also sent when a sync is paused
     /// or resumed so the status follows at once.
     pub(crate) async fn report_heartbeat(&self, sync: &SyncDefinition) {
+        // A cron schedule promises the gap between its next two occurrences.
+        let interval_seconds =
+            crate::schedule::Schedule::of(sync).map_or(sync.interval_seconds, |schedule| {
+                let gap = schedule.expected_gap(chrono::Utc::now()).as_secs();
+                u32::try_from(gap).unwrap_or(u32::MAX)
+            });
         let report = Report::Heartbeat(Heartbeat {
             connection_id: sync.connection_id.clone(),
             connector: sync.connector.clone(),
-            interval_seconds: sync.interval_seconds,
+            interval_seconds,
             paused: sync.paused,
         });
         self.report(&sync.tenant_id, report).await;
@@ -596,18 +631,22 @@ impl Runner {
         written: u64,
         quarantined: u64,
     ) {
-        let (kind, reason) = match error {
-            Some(error) if error.is_credentials_rejected() => (
-                RunOutcomeKind::AuthFailed,
-                format!("{} refused the saved credentials", sync.connector),
-            ),
-            Some(error) => (RunOutcomeKind::Failed, error.to_string()),
-            None if quarantined > 0 => (
-                RunOutcomeKind::Partial,
-                format!("{quarantined} records could not be mapped and were quarantined"),
-            ),
-            None => (RunOutcomeKind::Succeeded, String::new()),
-        };
+        // Earlier runs of the connection, for the honest-outcome baselines; without them the
+        // run is judged on its own.
+        let earlier = self
+            .store
+            .list_runs(&sync.tenant_id, &sync.connection_id, BASELINE_RUNS)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(error = %error, "cannot read earlier runs to judge the outcome");
+                Vec::new()
+            });
+        let baselines = crate::outcome::baselines(&run.run_id, &earlier);
+        let partner = crate::outcome::display_name(&sync.connector);
+        let Verdict { kind, reason } = crate::outcome::judge(&partner, run, error, &baselines);
+        if kind == RunOutcomeKind::Suspect {
+            tracing::warn!(run_id = %run.run_id, reason, "run completed but is not a success");
+        }
         let report = Report::RunOutcome(RunOutcome {
             connection_id: sync.connection_id.clone(),
             connector: sync.connector.clone(),
@@ -637,15 +676,20 @@ impl Runner {
     }
 
     /// A failed scheduled sync is tried again after [`RETRY_AFTER_FAILURE`] rather than a whole
-    /// interval later, unless only the customer can fix it (rejected credentials).
+    /// interval later (or at its next cron occurrence, when that is sooner), unless only the
+    /// customer can fix it (rejected credentials).
     async fn schedule_retry(&self, sync: &SyncDefinition, error: &Error) {
-        if sync.interval_seconds == 0 || error.is_credentials_rejected() {
+        if error.is_credentials_rejected() {
             return;
         }
-        let delay = RETRY_AFTER_FAILURE.min(Duration::from_secs(u64::from(sync.interval_seconds)));
-        let retry_at = chrono::Utc::now()
-            + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let retry_at = plugboard_runtime::storage::format_time(retry_at);
+        let now = chrono::Utc::now();
+        let Ok(Some(next)) = crate::schedule::Schedule::of(sync).map(|s| s.next_after(now)) else {
+            return;
+        };
+        let retry = now
+            + chrono::Duration::from_std(RETRY_AFTER_FAILURE)
+                .unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let retry_at = plugboard_runtime::storage::format_time(retry.min(next));
         match self
             .store
             .set_next_run(&sync.tenant_id, &sync.connection_id, &retry_at)
@@ -735,9 +779,11 @@ mod tests {
             settings_json: "{}".into(),
             streams: Vec::new(),
             interval_seconds: 0,
+            cron: String::new(),
             paused: false,
             last_sync_at: None,
             next_run_at: None,
+            resumes_at: None,
         }
     }
 

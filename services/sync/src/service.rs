@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::events::{Ingested, WebhookEvents};
 use crate::record_codec;
 use crate::runner::Runner;
+use crate::schedule::Schedule;
 use crate::store::{QuarantineEntry, RunRecord, Store, SyncDefinition};
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -91,9 +92,12 @@ impl SyncService {
             settings_json: new.settings_json,
             streams: new.streams,
             interval_seconds: new.interval_seconds,
+            // A definition replaces the schedule; a cron one is set with SetSchedule.
+            cron: String::new(),
             paused: false,
             last_sync_at: None,
             next_run_at: (new.interval_seconds > 0).then(now_text),
+            resumes_at: None,
         };
         self.store.upsert_sync(&sync).await?;
         tracing::info!(tenant_id, connection_id = %sync.connection_id, connector = %sync.connector, "sync defined");
@@ -121,17 +125,49 @@ impl SyncService {
                 connection_id: connection_id.to_owned(),
             });
         }
-        let interval = sync.interval_seconds;
+        let schedule = Schedule::of(&sync)?;
         let run_id = self.runner.start(sync, mode).await?;
-        // A manual run counts as the scheduled one: the next is an interval from now, so it
-        // does not start right behind this one.
-        if interval > 0 {
-            let next = chrono::Utc::now() + chrono::Duration::seconds(i64::from(interval));
+        // A manual run counts as the scheduled one: the next is a schedule's step from now
+        // (an interval, the next cron occurrence), so it does not start right behind this one.
+        if let Some(next) = schedule.next_after(chrono::Utc::now()) {
             self.store
                 .set_next_run(tenant_id, connection_id, &format_time(next))
                 .await?;
         }
         Ok(run_id)
+    }
+
+    /// Sets when the sync runs by itself: every `interval_seconds`, at the occurrences of
+    /// `cron` (UTC), or, with neither, only when triggered. Due at the next occurrence.
+    pub async fn set_schedule(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        interval_seconds: u32,
+        cron: &str,
+    ) -> Result<SyncSummary, Error> {
+        validate_id("connection_id", connection_id)?;
+        let schedule = Schedule::parse(interval_seconds, cron)?;
+        let next = schedule.next_after(chrono::Utc::now()).map(format_time);
+        if !self
+            .store
+            .set_schedule(
+                tenant_id,
+                connection_id,
+                interval_seconds,
+                cron.trim(),
+                next.as_deref(),
+            )
+            .await?
+        {
+            return Err(Error::SyncNotFound {
+                connection_id: connection_id.to_owned(),
+            });
+        }
+        tracing::info!(tenant_id, connection_id, interval_seconds, cron, next = ?next, "sync schedule set");
+        let sync = self.get_sync(tenant_id, connection_id).await?;
+        self.runner.report_heartbeat(&sync).await;
+        self.summary(sync).await
     }
 
     /// The connection's most recent runs, newest first; `SyncNotFound` unless it is the tenant's.

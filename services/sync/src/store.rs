@@ -19,9 +19,21 @@ pub struct SyncDefinition {
     pub settings_json: String,
     pub streams: Vec<String>,
     pub interval_seconds: u32,
+    /// A cron expression (UTC) the sync runs on instead of an interval; empty for none. See
+    /// [`crate::schedule`].
+    pub cron: String,
     pub paused: bool,
     pub last_sync_at: Option<String>,
     pub next_run_at: Option<String>,
+    /// Set while a run is paused for a used-up partner quota: when it resumes.
+    pub resumes_at: Option<String>,
+}
+
+impl SyncDefinition {
+    /// True when the scheduler starts its runs (an interval or a cron expression).
+    pub fn is_scheduled(&self) -> bool {
+        self.interval_seconds > 0 || !self.cron.is_empty()
+    }
 }
 
 /// Counters of one stream within a run.
@@ -53,6 +65,8 @@ pub enum RunState {
     Running,
     Succeeded,
     Failed,
+    /// Stopped for a used-up partner quota; the sync resumes it at its `resumes_at`.
+    Paused,
 }
 
 impl RunState {
@@ -61,6 +75,7 @@ impl RunState {
             RunState::Running => "running",
             RunState::Succeeded => "succeeded",
             RunState::Failed => "failed",
+            RunState::Paused => "paused",
         }
     }
 
@@ -69,6 +84,7 @@ impl RunState {
             "running" => Ok(RunState::Running),
             "succeeded" => Ok(RunState::Succeeded),
             "failed" => Ok(RunState::Failed),
+            "paused" => Ok(RunState::Paused),
             other => Err(Error::Corrupt(format!("unknown run state {other:?}"))),
         }
     }
@@ -125,6 +141,18 @@ pub struct PageCommit<'a> {
 pub struct PageOutcome {
     pub written: u64,
     pub unchanged: u64,
+    /// Records tombstoned with the page, when it ended its stream's read.
+    pub deleted: u64,
+}
+
+/// What a run adds to a page's transaction.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunPart<'a> {
+    /// The run's fencing token: the commit fails with [`Error::Fenced`] unless it is still the
+    /// connection's newest.
+    pub fence: Option<crate::fence::Fence>,
+    /// Set on the last page of a stream's read: the read's deletions.
+    pub end: Option<crate::stream_end::StreamEnd<'a>>,
 }
 
 #[derive(Clone)]
@@ -168,12 +196,13 @@ impl Store {
             .map_err(|e| Error::Corrupt(format!("streams: {e}")))?;
         sqlx::query(
             "INSERT INTO syncs (tenant_id, connection_id, connector, settings_json, streams_json, \
-             interval_seconds, paused, created_at, updated_at, next_run_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
+             interval_seconds, paused, created_at, updated_at, next_run_at, cron) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) \
              ON CONFLICT (tenant_id, connection_id) DO UPDATE SET connector = excluded.connector, \
              settings_json = excluded.settings_json, streams_json = excluded.streams_json, \
              interval_seconds = excluded.interval_seconds, paused = excluded.paused, \
-             updated_at = excluded.updated_at, next_run_at = excluded.next_run_at",
+             updated_at = excluded.updated_at, next_run_at = excluded.next_run_at, \
+             cron = excluded.cron",
         )
         .bind(&sync.tenant_id)
         .bind(&sync.connection_id)
@@ -184,6 +213,7 @@ impl Store {
         .bind(i32::from(sync.paused))
         .bind(now)
         .bind(&sync.next_run_at)
+        .bind(&sync.cron)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -196,7 +226,7 @@ impl Store {
     ) -> Result<Option<SyncDefinition>, Error> {
         let row = sqlx::query(
             "SELECT tenant_id, connection_id, connector, settings_json, streams_json, \
-             interval_seconds, paused, last_sync_at, next_run_at FROM syncs \
+             interval_seconds, cron, paused, last_sync_at, next_run_at, resumes_at FROM syncs \
              WHERE tenant_id = $1 AND connection_id = $2",
         )
         .bind(tenant_id)
@@ -209,7 +239,7 @@ impl Store {
     pub async fn list_syncs(&self, tenant_id: &str) -> Result<Vec<SyncDefinition>, Error> {
         let rows = sqlx::query(
             "SELECT tenant_id, connection_id, connector, settings_json, streams_json, \
-             interval_seconds, paused, last_sync_at, next_run_at FROM syncs \
+             interval_seconds, cron, paused, last_sync_at, next_run_at, resumes_at FROM syncs \
              WHERE tenant_id = $1 ORDER BY connection_id",
         )
         .bind(tenant_id)
@@ -222,14 +252,41 @@ impl Store {
     pub async fn due_syncs(&self, now: &str) -> Result<Vec<SyncDefinition>, Error> {
         let rows = sqlx::query(
             "SELECT tenant_id, connection_id, connector, settings_json, streams_json, \
-             interval_seconds, paused, last_sync_at, next_run_at FROM syncs \
-             WHERE paused = 0 AND interval_seconds > 0 AND next_run_at IS NOT NULL \
-             AND next_run_at <= $1 ORDER BY next_run_at",
+             interval_seconds, cron, paused, last_sync_at, next_run_at, resumes_at FROM syncs \
+             WHERE paused = 0 \
+             AND (interval_seconds > 0 OR cron <> '' OR resumes_at IS NOT NULL) \
+             AND next_run_at IS NOT NULL AND next_run_at <= $1 ORDER BY next_run_at",
         )
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(sync_from_row).collect()
+    }
+
+    /// Sets the schedule of the tenant's sync and when it is next due; false when there is no
+    /// such sync.
+    pub async fn set_schedule(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        interval_seconds: u32,
+        cron: &str,
+        next_run_at: Option<&str>,
+    ) -> Result<bool, Error> {
+        let updated = sqlx::query(
+            "UPDATE syncs SET interval_seconds = $3, cron = $4, next_run_at = $5, updated_at = $6 \
+             WHERE tenant_id = $1 AND connection_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(i64::from(interval_seconds))
+        .bind(cron)
+        .bind(next_run_at)
+        .bind(plugboard_runtime::storage::now_text())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
     }
 
     pub async fn set_next_run(
@@ -320,7 +377,23 @@ impl Store {
         page: PageCommit<'_>,
         review: &crate::two_way::PageReview,
     ) -> Result<PageOutcome, Error> {
+        self.commit_run_page(page, review, RunPart::default()).await
+    }
+
+    /// [`Store::commit_page_with`] for a run: fenced by its token and, on a stream's last
+    /// page, with the read's deletions, all in the page's one transaction.
+    pub async fn commit_run_page(
+        &self,
+        page: PageCommit<'_>,
+        review: &crate::two_way::PageReview,
+        run: RunPart<'_>,
+    ) -> Result<PageOutcome, Error> {
         let mut transaction = self.pool.begin().await?;
+        // First, so a run that lost its lease writes nothing and holds no record rows.
+        if let Some(fence) = run.fence {
+            crate::fence::check(&mut transaction, page.tenant_id, page.connection_id, fence)
+                .await?;
+        }
         let mut outcome = PageOutcome::default();
         let mut changes = Vec::new();
         for record in &page.records {
@@ -394,6 +467,18 @@ impl Store {
         .execute(&mut *transaction)
         .await?;
         let changed_at = plugboard_runtime::storage::now_text();
+        if let Some(end) = &run.end {
+            let deletions = crate::stream_end::apply(
+                &mut transaction,
+                page.tenant_id,
+                page.connection_id,
+                end,
+                &changed_at,
+            )
+            .await?;
+            outcome.deleted = deletions.len() as u64;
+            changes.extend(deletions);
+        }
         crate::changes::log_changes(
             &mut transaction,
             page.tenant_id,
@@ -411,59 +496,6 @@ impl Store {
             self.outbox_queued.notify_waiters();
         }
         Ok(outcome)
-    }
-
-    /// After a complete read of `entity`, tombstones the live records whose ids the read did
-    /// not see, and logs them as deletions; returns their ids. Only call it when the read went
-    /// to the end without an error: a partial read would delete what it merely did not reach.
-    pub async fn tombstone_missing(
-        &self,
-        tenant_id: &str,
-        connection_id: &str,
-        entity: &str,
-        seen: &std::collections::HashSet<String>,
-    ) -> Result<Vec<String>, Error> {
-        let mut transaction = self.pool.begin().await?;
-        let live: Vec<String> = sqlx::query_scalar(
-            "SELECT external_id FROM records WHERE tenant_id = $1 AND connection_id = $2 \
-             AND entity = $3 AND deleted_at IS NULL ORDER BY external_id",
-        )
-        .bind(tenant_id)
-        .bind(connection_id)
-        .bind(entity)
-        .fetch_all(&mut *transaction)
-        .await?;
-        let missing: Vec<String> = live.into_iter().filter(|id| !seen.contains(id)).collect();
-        if missing.is_empty() {
-            return Ok(missing);
-        }
-        let now = plugboard_runtime::storage::now_text();
-        for external_id in &missing {
-            sqlx::query(
-                "UPDATE records SET deleted_at = $5 WHERE tenant_id = $1 AND connection_id = $2 \
-                 AND entity = $3 AND external_id = $4",
-            )
-            .bind(tenant_id)
-            .bind(connection_id)
-            .bind(entity)
-            .bind(external_id)
-            .bind(&now)
-            .execute(&mut *transaction)
-            .await?;
-        }
-        let changes: Vec<crate::changes::Change> = missing
-            .iter()
-            .map(|external_id| crate::changes::Change {
-                entity: entity.to_owned(),
-                external_id: external_id.clone(),
-                deleted: true,
-            })
-            .collect();
-        crate::changes::log_changes(&mut transaction, tenant_id, connection_id, &changes, &now)
-            .await?;
-        transaction.commit().await?;
-        self.committed.notify_waiters();
-        Ok(missing)
     }
 
     /// The pool, for modules with tables of their own ([`crate::events`], the two-way ones).
@@ -720,9 +752,11 @@ fn sync_from_row(row: &sqlx::any::AnyRow) -> Result<SyncDefinition, Error> {
         streams: serde_json::from_str(&streams_json)
             .map_err(|e| Error::Corrupt(format!("streams of a sync: {e}")))?,
         interval_seconds: u32::try_from(interval).unwrap_or(0),
+        cron: row.try_get("cron")?,
         paused: paused != 0,
         last_sync_at: row.try_get("last_sync_at")?,
         next_run_at: row.try_get("next_run_at")?,
+        resumes_at: row.try_get("resumes_at")?,
     })
 }
 

@@ -44,7 +44,9 @@ enum Action {
         external_id: String,
     },
     Conflict(Box<Conflict>, Option<NewPush>),
-    DropFields(Box<Push>, Vec<String>),
+    /// Fields left out of a queued push, because the partner won them or because they are in
+    /// a conflict held for review (`held`).
+    DropFields(Box<Push>, Vec<String>, bool),
 }
 
 impl PageReview {
@@ -145,7 +147,10 @@ pub async fn review_page(
                 before_values.as_ref().and_then(changed_at),
             );
             partner_won |= settlement == Settlement::PartnerWon;
-            if settlement == Settlement::PartnerWon
+            // A queued push must not write what the partner won, nor what waits for review:
+            // settling a held conflict for the platform queues its own write-back.
+            let held = matches!(settlement, Settlement::Held { .. });
+            if (settlement == Settlement::PartnerWon || held)
                 && let Some(push) = found.against.as_ref().and_then(|against| {
                     open.iter().find(|push| {
                         push.push_id == against.push_id && push.state == PushState::Pending
@@ -154,7 +159,7 @@ pub async fn review_page(
             {
                 let dropped = found.fields.iter().map(|f| f.field.clone()).collect();
                 page.actions
-                    .push(Action::DropFields(Box::new(push.clone()), dropped));
+                    .push(Action::DropFields(Box::new(push.clone()), dropped, held));
             }
             let (conflict, write_back) = record_conflict(
                 tenant_id,
@@ -194,8 +199,8 @@ pub async fn apply(
                 push_id,
                 external_id,
             } => outbox::link_unconfirmed(connection, push_id, external_id, &now).await?,
-            Action::DropFields(push, fields) => {
-                outbox::drop_fields(connection, push, fields, &now).await?
+            Action::DropFields(push, fields, held) => {
+                outbox::drop_fields(connection, push, fields, *held, &now).await?
             }
             Action::Conflict(conflict, write_back) => {
                 let mut conflict = conflict.as_ref().clone();

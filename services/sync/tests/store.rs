@@ -29,9 +29,11 @@ fn sync(tenant: &str) -> SyncDefinition {
         settings_json: "{}".into(),
         streams: vec!["Candidate".into()],
         interval_seconds: 0,
+        cron: String::new(),
         paused: false,
         last_sync_at: None,
         next_run_at: None,
+        resumes_at: None,
     }
 }
 

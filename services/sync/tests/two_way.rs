@@ -47,9 +47,11 @@ async fn with_sync(store: Store) -> (Store, TwoWayService) {
                 settings_json: "{}".into(),
                 streams: vec!["candidates".into()],
                 interval_seconds: 0,
+                cron: String::new(),
                 paused: false,
                 last_sync_at: None,
                 next_run_at: None,
+                resumes_at: None,
             })
             .await
             .unwrap();
@@ -729,4 +731,190 @@ async fn unconfirmed_creates_are_found_by_reads_on_sqlite() {
 #[tokio::test]
 async fn unconfirmed_creates_are_found_by_reads_on_postgres() {
     unconfirmed_creates_are_found_by_reads(postgres().await).await;
+}
+
+/// Settled pushes are purged after the retention; open ones and fresh ones stay, and a purged
+/// key is free again.
+async fn settled_pushes_are_purged_after_the_retention(store: Store) {
+    let (store, service) = with_sync(store).await;
+    let settled = service
+        .push_record(TENANT, push_request("old-1", candidate("", ada("Analyst"))))
+        .await
+        .unwrap();
+    deliver(&store, &settled, delivered("501")).await;
+    let open = service
+        .push_record(TENANT, push_request("open-1", candidate("", ada("Lead"))))
+        .await
+        .unwrap();
+    let outbox = store.outbox();
+    let keep = Duration::from_secs(3600);
+
+    // Within the retention nothing goes.
+    let now = chrono::Utc::now();
+    assert_eq!(
+        plugboard_sync::retention::purge(&outbox, keep, now)
+            .await
+            .unwrap(),
+        0
+    );
+    // Past it, the delivered push goes and the pending one stays.
+    let later = now + chrono::Duration::hours(2);
+    assert_eq!(
+        plugboard_sync::retention::purge(&outbox, keep, later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(service.get_push(TENANT, &settled.push_id).await.is_err());
+    assert_eq!(
+        service.get_push(TENANT, &open.push_id).await.unwrap().state,
+        PushState::Pending
+    );
+}
+
+#[tokio::test]
+async fn settled_pushes_are_purged_on_sqlite() {
+    settled_pushes_are_purged_after_the_retention(sqlite().await).await;
+}
+
+#[tokio::test]
+async fn settled_pushes_are_purged_on_postgres() {
+    settled_pushes_are_purged_after_the_retention(postgres().await).await;
+}
+
+/// An unconfirmed push the caller knows the partner never made is given up: failed with the
+/// caller's reason, still the record of its key; other pushes cannot be given up.
+async fn an_unconfirmed_push_can_be_given_up(store: Store) {
+    let (store, service) = with_sync(store).await;
+    let push = service
+        .push_record(
+            TENANT,
+            push_request("lost-1", candidate("", ada("Analyst"))),
+        )
+        .await
+        .unwrap();
+    let pending = service
+        .give_up_push(TENANT, &push.push_id, "checked at the partner")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(pending, Error::PushNotUnconfirmed { .. }),
+        "{pending}"
+    );
+    let unknown = Outcome::Unconfirmed {
+        error: "the write may or may not have happened at the partner".into(),
+        reason: "WRITE_OUTCOME_UNKNOWN".into(),
+    };
+    deliver(&store, &push, unknown).await;
+    let empty = service
+        .give_up_push(TENANT, &push.push_id, " ")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            empty,
+            Error::InvalidArgument {
+                field: "reason",
+                ..
+            }
+        ),
+        "{empty}"
+    );
+    let other_tenant = service
+        .give_up_push("tenant-b", &push.push_id, "not yours")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(other_tenant, Error::PushNotFound { .. }),
+        "{other_tenant}"
+    );
+
+    let given_up = service
+        .give_up_push(TENANT, &push.push_id, "not in the partner's candidate list")
+        .await
+        .unwrap();
+    assert_eq!(given_up.state, PushState::Failed);
+    assert!(
+        given_up
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not in the partner's candidate list"),
+        "{given_up:?}"
+    );
+    // The key still names that push: a retry finds it rather than writing.
+    let retry = service
+        .push_record(
+            TENANT,
+            push_request("lost-1", candidate("", ada("Analyst"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(retry.push_id, push.push_id);
+    assert_eq!(retry.state, PushState::Failed);
+}
+
+#[tokio::test]
+async fn an_unconfirmed_push_can_be_given_up_on_sqlite() {
+    an_unconfirmed_push_can_be_given_up(sqlite().await).await;
+}
+
+#[tokio::test]
+async fn an_unconfirmed_push_can_be_given_up_on_postgres() {
+    an_unconfirmed_push_can_be_given_up(postgres().await).await;
+}
+
+/// A conflict held for review takes its fields out of a push still queued for the record, so
+/// the push cannot decide what the review is for; settling for the platform writes them back.
+async fn a_held_conflict_stops_the_queued_push(store: Store) {
+    let (store, service) = with_sync(store).await;
+    service
+        .put_policy(TENANT, CONNECTION, policy(ConflictPolicy::HoldForReview))
+        .await
+        .unwrap();
+    read_page(&store, vec![stored("7", ada("Clerk"))], "p1").await;
+    let queued = service
+        .push_record(
+            TENANT,
+            push_request("title-q", candidate("7", ada("Director"))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        queued.record_json.contains("Director"),
+        "{}",
+        queued.record_json
+    );
+    // The partner retitles her before the push goes out: held for review.
+    read_page(&store, vec![stored("7", ada("Janitor"))], "p2").await;
+    let (held, _) = service
+        .list_conflicts(TENANT, CONNECTION, true, 0, "")
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let stopped = service.get_push(TENANT, &queued.push_id).await.unwrap();
+    assert!(!stopped.record_json.contains("Director"), "{stopped:?}");
+    if stopped.state == PushState::Failed {
+        assert_eq!(stopped.error_reason.as_deref(), Some("HELD_FOR_REVIEW"));
+    }
+
+    let kept = service
+        .resolve_conflict(TENANT, &held[0].conflict_id, Resolution::Platform)
+        .await
+        .unwrap();
+    let write_back = service
+        .get_push(TENANT, &kept.corrective_push_id)
+        .await
+        .unwrap();
+    assert_eq!(write_back.record_json, r#"{"current_title":"Director"}"#);
+}
+
+#[tokio::test]
+async fn a_held_conflict_stops_the_queued_push_on_sqlite() {
+    a_held_conflict_stops_the_queued_push(sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_held_conflict_stops_the_queued_push_on_postgres() {
+    a_held_conflict_stops_the_queued_push(postgres().await).await;
 }

@@ -38,9 +38,11 @@ async fn exercise(store: Store) {
                 settings_json: "{}".into(),
                 streams: Vec::new(),
                 interval_seconds: 0,
+                cron: String::new(),
                 paused: false,
                 last_sync_at: None,
                 next_run_at: None,
+                resumes_at: None,
             })
             .await
             .unwrap();

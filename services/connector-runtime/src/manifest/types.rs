@@ -339,7 +339,9 @@ pub struct RateLimit {
     /// Headers of a 429 that carry the wait: seconds, an HTTP date, or epoch seconds.
     #[serde(default = "default_retry_headers")]
     pub retry_after_headers: Vec<String>,
-    /// Longest single wait a partner can impose.
+    /// Longest single 429 wait a read sits through. A partner asking for longer has a used-up
+    /// quota: the request fails with `PARTNER_QUOTA_EXHAUSTED` and its reset time, and sync
+    /// pauses the run until then.
     #[serde(default = "default_max_wait")]
     pub max_wait_seconds: u64,
 }

@@ -276,3 +276,28 @@ fn streams_of_a_run_raise_warnings_that_the_next_run_replaces() {
     facts.record_streams(&[read(0)], at(10));
     assert!(facts.warnings.is_empty());
 }
+
+#[test]
+fn a_suspect_run_is_degraded_with_its_reason_and_moves_nothing() {
+    let mut facts = Facts::new("bullhorn");
+    assert!(facts.record_outcome(outcome(OutcomeKind::Succeeded, 0)));
+    for minute in 1..=4 {
+        let mut suspect = outcome(OutcomeKind::Suspect, minute);
+        suspect.reason = "a full read of JobOrder returned no records where the previous full \
+                          read returned 2500"
+            .to_owned();
+        assert!(facts.record_outcome(suspect));
+    }
+    let assessment = assess(&facts, at(5));
+    assert_eq!(assessment.status, Status::Degraded, "{assessment:?}");
+    assert!(
+        assessment.reason.contains("cannot be trusted"),
+        "{}",
+        assessment.reason
+    );
+    assert!(assessment.reason.contains("2500"), "{}", assessment.reason);
+    assert!(!assessment.action.is_empty());
+    // Not a success, and not a failure streak either.
+    assert_eq!(facts.last_success_at, Some(at(0)));
+    assert_eq!(facts.consecutive_failures, 0);
+}

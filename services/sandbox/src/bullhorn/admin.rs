@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::ENTITIES;
-use super::state::{Shared, now_millis};
+use super::state::{Quota, Shared, now_millis, now_seconds};
 
 /// `GET /_sandbox/records/{entity}`: `{"total", "data": [...] (by id), "malformed": [...]}`.
 /// `malformed` lists the injected Candidate records that are not part of `data`.
@@ -107,6 +107,13 @@ pub struct FaultsRequest {
     /// Invalidate every `BhRestToken`, as a session timeout would.
     #[serde(default)]
     pub expire_sessions: bool,
+    /// Arm a daily quota of this many entity requests (0 removes it); the window starts now.
+    pub daily_quota: Option<u32>,
+    /// How long the quota's window lasts (default 86400, a day); a refused request's
+    /// `Retry-After` is the time left in it.
+    pub quota_reset_seconds: Option<u64>,
+    /// Every query and search takes this long (0 for no delay).
+    pub delay_ms: Option<u64>,
 }
 
 /// `POST /_sandbox/faults`: arms faults; fields left out keep their state. Answers the faults.
@@ -126,6 +133,17 @@ pub async fn faults(State(sandbox): State<Shared>, Json(request): Json<FaultsReq
     }
     if request.expire_sessions {
         world.sessions.clear();
+    }
+    if let Some(limit) = request.daily_quota {
+        world.faults.quota = (limit > 0).then(|| Quota {
+            limit,
+            reset_seconds: request.quota_reset_seconds.unwrap_or(86_400).max(1),
+            used: 0,
+            window_started: now_seconds(),
+        });
+    }
+    if let Some(delay) = request.delay_ms {
+        world.faults.delay_ms = delay;
     }
     Json(json!(world.faults)).into_response()
 }

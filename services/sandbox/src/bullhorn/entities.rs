@@ -1,8 +1,9 @@
 //! Entity endpoints under `restUrl`: `query/{entity}`, `search/{entity}` and `ping`.
 //!
 //! Every call needs a live `BhRestToken` (query parameter or header) and passes the fault and
-//! rate-limit gate first, in that order: 401, armed 429 burst, armed 500 burst, then the
-//! per-second budget (429 with `Retry-After: 1`).
+//! rate-limit gate first, in that order: 401, armed 429 burst, the armed daily quota (429 with
+//! `Retry-After` until its reset), armed 500 burst, then the per-second budget (429 with
+//! `Retry-After: 1`). An armed delay slows query and search down before all that.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -47,6 +48,7 @@ pub async fn query(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
+    slow_down(&sandbox).await;
     if let Err(response) = admit(&sandbox, &corp, &params, &headers, Some(&entity)) {
         return *response;
     }
@@ -66,6 +68,7 @@ pub async fn search(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
+    slow_down(&sandbox).await;
     if let Err(response) = admit(&sandbox, &corp, &params, &headers, Some(&entity)) {
         return *response;
     }
@@ -75,6 +78,14 @@ pub async fn search(
     match filter::parse_search(text) {
         Ok(conditions) => list(&sandbox, &entity, &conditions, &params, "sort", true),
         Err(message) => bad_request(&message),
+    }
+}
+
+/// Takes the armed `delay_ms` before answering, outside the lock.
+async fn slow_down(sandbox: &Shared) {
+    let delay = sandbox.world().faults.delay_ms;
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
 }
 
@@ -126,6 +137,12 @@ fn admit(
         return Err(Box::new(too_many_requests(
             world.faults.retry_after_seconds,
         )));
+    }
+    if let Some(quota) = &mut world.faults.quota
+        && let Err(resets_in) = quota.take(now_seconds())
+    {
+        world.stats.quota_refused += 1;
+        return Err(Box::new(too_many_requests(resets_in)));
     }
     if world.faults.server_error_burst > 0 {
         world.faults.server_error_burst -= 1;

@@ -30,6 +30,42 @@ pub struct Faults {
     pub server_error_burst: u32,
     /// Whether malformed Candidate records are mixed into results.
     pub malformed: bool,
+    /// A daily request quota, when armed: refused requests answer 429 with a `Retry-After`
+    /// of the time left until the quota resets (hours, for a real daily quota).
+    pub quota: Option<Quota>,
+    /// Milliseconds every entity request takes, for tests that need a run to last.
+    pub delay_ms: u64,
+}
+
+/// `limit` entity requests per window of `reset_seconds`, the first window starting when armed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Quota {
+    pub limit: u32,
+    pub reset_seconds: u64,
+    pub used: u32,
+    /// Epoch second the current window started.
+    pub window_started: u64,
+}
+
+impl Quota {
+    /// Counts one request at `now` (epoch seconds); `Err` with the seconds until the reset
+    /// when the window's quota is used up.
+    pub fn take(&mut self, now: u64) -> Result<(), u64> {
+        let resets_at = self.window_started.saturating_add(self.reset_seconds);
+        if now >= resets_at {
+            self.window_started = now;
+            self.used = 0;
+        }
+        if self.used >= self.limit {
+            return Err(self
+                .window_started
+                .saturating_add(self.reset_seconds)
+                .saturating_sub(now)
+                .max(1));
+        }
+        self.used += 1;
+        Ok(())
+    }
 }
 
 /// Counters served by `GET /_sandbox/stats`.
@@ -38,6 +74,8 @@ pub struct Stats {
     pub requests: u64,
     pub entity_requests: BTreeMap<String, u64>,
     pub rate_limited: u64,
+    /// Entity requests refused because the daily quota was used up.
+    pub quota_refused: u64,
     pub server_errors: u64,
     pub unauthorized: u64,
     pub authorizations: u64,
@@ -135,4 +173,28 @@ pub fn now_seconds() -> u64 {
 /// A fresh random token.
 pub fn new_token() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_refuses_until_its_window_resets() {
+        let mut quota = Quota {
+            limit: 2,
+            reset_seconds: 3600,
+            used: 0,
+            window_started: 1_000,
+        };
+        assert_eq!(quota.take(1_000), Ok(()));
+        assert_eq!(quota.take(1_001), Ok(()));
+        assert_eq!(
+            quota.take(1_600),
+            Err(3_000),
+            "the wait is the time left in the window"
+        );
+        assert_eq!(quota.take(4_600), Ok(()), "a new window");
+        assert_eq!(quota.used, 1);
+    }
 }

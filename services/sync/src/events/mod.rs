@@ -10,15 +10,14 @@
 //! once when the connection is free, and otherwise from [`WebhookEvents::read_pending`], which
 //! every replica runs, since events are durable and any replica may pick them up.
 //!
-//! Deletions a deleted-records endpoint reports arrive on a read's last page; the runner hands
-//! them to [`tombstone_reported`] once the read ended without an error.
+//! Deletions a deleted-records endpoint reports arrive on a read's pages; the runner commits them
+//! with the read's last page once the read ended without an error ([`crate::stream_end`]).
 
 pub mod store;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use plugboard_proto::connector::v1::DeletedRecord;
 use plugboard_proto::sync::v1::InboundEvent;
 use plugboard_runtime::storage::now_text;
 
@@ -254,31 +253,6 @@ impl WebhookEvents {
         }
         Ok(())
     }
-}
-
-/// Tombstones what a stream's deleted-records endpoint reported, after a read that ended
-/// without an error; returns how many live records became tombstones.
-pub async fn tombstone_reported(
-    store: &Store,
-    sync: &SyncDefinition,
-    entity: &str,
-    deleted: &[DeletedRecord],
-) -> Result<u64, Error> {
-    if deleted.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<String> = deleted
-        .iter()
-        .map(|record| record.external_id.clone())
-        .collect();
-    let gone = store::tombstone(store, &sync.tenant_id, &sync.connection_id, entity, &ids).await?;
-    if !gone.is_empty() {
-        tracing::info!(
-            connection_id = %sync.connection_id, entity, tombstoned = gone.len(),
-            "records the partner reported deleted tombstoned"
-        );
-    }
-    Ok(gone.len() as u64)
 }
 
 fn validate(event: &InboundEvent) -> Result<(), Error> {
