@@ -18,6 +18,8 @@
 //!   and multi-step logins;
 //! - [`http`], [`formats`]: requests under rate budgets, 429 waits and retries; XML and CSV
 //!   answers read as JSON, XML bodies written from it;
+//! - [`partner_calls`]: each read's partner requests by answer class and latency, sent with
+//!   its pages;
 //! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
 //!   paging that survives records changing mid-run;
 //! - [`connector`]: check, discover, read, write and parse documents for any manifest;
@@ -45,6 +47,8 @@
 //!   drops repeated event ids durably.
 //! - A delivery carries one event; partners that batch several events per request need a
 //!   manifest notion of an event array. TODO(#6).
+//! - A read that fails sends its error, not the partner requests made since its last page:
+//!   sync learns only the requests of the pages that arrived. TODO(#7).
 //! - The target guard resolves names once before calling; DNS rebinding between the check and
 //!   the request is not prevented (TODO(#3)).
 
@@ -61,6 +65,7 @@ pub mod http;
 pub mod keyset;
 pub mod login;
 pub mod manifest;
+pub mod partner_calls;
 pub mod registration;
 pub mod session;
 pub mod template;
