@@ -29,6 +29,8 @@
 //! - [`service`]: the tenant-scoped domain operations;
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
+//! - [`stream_signals`]: per stream, the partner's field names, pages served again and partner
+//!   requests, reported to health; [`partner_name`]: the manifest's display name for it;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health;
 //! - [`outbox`]: pushes as durable rows, claimed by compare-and-set, recovered when a replica dies;
 //! - [`delivery`]: the outbox worker, with its retry and "may have been sent" rules;
@@ -73,6 +75,7 @@ mod grpc_two_way;
 pub mod mesh;
 pub mod outbox;
 pub mod page_guard;
+pub mod partner_name;
 pub mod persons;
 pub mod policy;
 pub mod push;
@@ -81,6 +84,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod service;
 pub mod store;
+pub mod stream_signals;
 pub mod two_way;
 
 use std::future::Future;

@@ -368,6 +368,7 @@ impl Runner {
                         repeat,
                     });
                 }
+                run.streams[stream_index].signals.observe(&page);
                 if complete_read {
                     seen.extend(page.records.iter().map(|record| record.external_id.clone()));
                 }
@@ -628,10 +629,16 @@ impl Runner {
                     pages: stream.pages,
                     checkpoint_before: stream.checkpoint_before.clone(),
                     checkpoint_after: stream.checkpoint_after.clone(),
-                    // TODO(#6): count re-served pages and collect partner field names.
-                    ..StreamOutcome::default()
+                    repeated_pages: stream.signals.repeated_pages,
+                    fields: stream.signals.fields.iter().cloned().collect(),
+                    partner_requests: Some(stream.signals.partner_requests.clone()),
                 })
                 .collect(),
+            partner_requests: crate::stream_signals::run_requests(
+                run.streams.iter().map(|stream| &stream.signals),
+            ),
+            connector_display_name: crate::partner_name::display_name(&self.mesh, &sync.connector)
+                .await,
         });
         self.report(&sync.tenant_id, report).await;
     }
