@@ -44,6 +44,10 @@ pub enum Error {
     WebhookRejected,
     #[error("too many webhook deliveries for this connection; retry later")]
     WebhookRateLimited,
+    /// Health refused the tenant's notification URL; its text says why (https only, public
+    /// addresses only) and names nothing but the tenant's own input.
+    #[error("{0}")]
+    WebhookUrlRefused(String),
     /// A dashboard form field is missing or malformed; the text names the field.
     #[error("{0}")]
     InvalidForm(String),
@@ -87,9 +91,10 @@ impl ServiceError for Error {
             | Error::Address { .. }
             | Error::Template(_)
             | Error::Serve(_) => ErrorKind::Internal,
-            Error::ApiKeyTooShort | Error::InvalidTenantId(_) | Error::InvalidForm(_) => {
-                ErrorKind::InvalidArgument
-            }
+            Error::ApiKeyTooShort
+            | Error::InvalidTenantId(_)
+            | Error::InvalidForm(_)
+            | Error::WebhookUrlRefused(_) => ErrorKind::InvalidArgument,
             Error::ApiKeyInUse | Error::WebhookEndpointTaken(_) => ErrorKind::AlreadyExists,
             Error::WebhookEndpointNotFound => ErrorKind::NotFound,
             Error::WebhookRejected => ErrorKind::Unauthenticated,
@@ -128,6 +133,7 @@ impl ServiceError for Error {
             Error::WebhookRejected => "WEBHOOK_REJECTED",
             Error::WebhookRateLimited => "WEBHOOK_RATE_LIMITED",
             Error::InvalidForm(_) => "INVALID_FORM",
+            Error::WebhookUrlRefused(_) => "WEBHOOK_URL_REFUSED",
             Error::Upstream { .. } => "UPSTREAM_FAILED",
             Error::MeshKey(_) => "MESH_KEY_INVALID",
             Error::Address { .. } => "SERVICE_ADDRESS_INVALID",

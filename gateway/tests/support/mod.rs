@@ -6,9 +6,10 @@ use plugboard_proto::health::v1::integration_health_service_server::{
     IntegrationHealthService, IntegrationHealthServiceServer,
 };
 use plugboard_proto::health::v1::{
-    GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse, IntegrationHealth,
-    IntegrationStatus, ListIncidentsRequest, ListIncidentsResponse, ReportRequest, ReportResponse,
-    SetWebhookRequest, SetWebhookResponse, WatchStatusRequest, WatchStatusResponse,
+    GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse, GetWebhookRequest,
+    GetWebhookResponse, IntegrationHealth, IntegrationStatus, ListIncidentsRequest,
+    ListIncidentsResponse, ReportRequest, ReportResponse, SetWebhookRequest, SetWebhookResponse,
+    WatchStatusRequest, WatchStatusResponse,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -270,6 +271,13 @@ impl IntegrationHealthService for FakeHealth {
         &self,
         _: Request<SetWebhookRequest>,
     ) -> Result<Response<SetWebhookResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_webhook(
+        &self,
+        _: Request<GetWebhookRequest>,
+    ) -> Result<Response<GetWebhookResponse>, Status> {
         unimplemented()
     }
 
