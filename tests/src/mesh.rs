@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use plugboard_proto::health::v1::integration_health_service_client::IntegrationHealthServiceClient;
 use plugboard_proto::sync::v1::sync_service_client::SyncServiceClient;
 use plugboard_runtime::channel::lazy_channel;
 use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
@@ -38,6 +39,13 @@ impl TenantClients {
     pub fn credentials(&self, addr: &str) -> CredentialsServiceClient<Signed> {
         CredentialsServiceClient::with_interceptor(
             lazy_channel(addr).expect("credentials address"),
+            self.credentials.clone(),
+        )
+    }
+
+    pub fn health(&self, addr: &str) -> IntegrationHealthServiceClient<Signed> {
+        IntegrationHealthServiceClient::with_interceptor(
+            lazy_channel(addr).expect("health address"),
             self.credentials.clone(),
         )
     }
