@@ -37,8 +37,8 @@
 //! - No rate limit on failed logins; keys have 256 bits of entropy, but logs could flood.
 //! - Webhook rate limits are per gateway replica (in memory), not shared through Redis.
 //!   TODO(#6).
-//! - There is no command or page to revoke an API key yet, only
-//!   [`TenantStore::revoke_api_key`] (which ends the key's sessions). TODO(#7).
+//! - Keys are revoked by the operator (`plugboard tenant revoke-key`, which ends the key's
+//!   sessions); the dashboard has no page to list or revoke a tenant's keys. TODO(#7).
 
 pub mod api;
 pub mod config;

@@ -90,7 +90,7 @@ async fn dashboard_in_headless_chromium() -> anyhow::Result<()> {
     let gateway_db = plugboard_runtime::storage::sqlite_url(&data_dir, "gateway");
     run_to_end(
         &["tenant", "create", "--id", "globex", "--name", "Globex"],
-        &[("PLUGBOARD_DATABASE_URL".to_owned(), gateway_db)],
+        &[("PLUGBOARD_DATABASE_URL".to_owned(), gateway_db.clone())],
     )?;
     let globex = mesh_for("globex");
     globex
@@ -105,7 +105,7 @@ async fn dashboard_in_headless_chromium() -> anyhow::Result<()> {
 
     let base = format!("http://{gateway}");
     let browser = Browser::start().await?;
-    let result = drive(&browser, &base, &demo, &globex, &sandbox_url).await;
+    let result = drive(&browser, &base, &demo, &globex, &sandbox_url, &gateway_db).await;
     if result.is_err() {
         let _ = browser.screenshot("failure").await;
     }
@@ -119,6 +119,7 @@ async fn drive(
     demo: &Mesh,
     globex: &Mesh,
     sandbox_url: &str,
+    gateway_db: &str,
 ) -> anyhow::Result<()> {
     let row = "tr[data-connection='demo-bullhorn']";
 
@@ -293,6 +294,19 @@ async fn drive(
     }
     assert_eq!(runs_of(globex, "globex-bullhorn").await?, before);
     browser.screenshot("other-tenant-not-found").await?;
+
+    // Revoking the key the session was opened with ends the session at once.
+    browser.goto(&format!("{base}/")).await?;
+    assert!(browser.current_url().await?.ends_with('/'));
+    run_to_end(
+        &["tenant", "revoke-key", "--api-key", DEMO_API_KEY],
+        &[("PLUGBOARD_DATABASE_URL".to_owned(), gateway_db.to_owned())],
+    )?;
+    browser.goto(&format!("{base}/settings")).await?;
+    assert!(
+        browser.current_url().await?.ends_with("/login"),
+        "a revoked key's session must end"
+    );
     Ok(())
 }
 
