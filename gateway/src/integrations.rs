@@ -181,12 +181,16 @@ pub async fn get(mesh: &Mesh, tenant_id: &str, id: &str) -> Result<Integration, 
         // Sync answers for the one connection; checking again costs nothing.
         .find(|info| info.connection_id == id)
         .ok_or_else(|| Error::IntegrationNotFound(id.to_owned()))?;
-    let health = statuses
-        .map_err(|status| Error::upstream("health", &status))?
-        .into_inner()
-        .integrations
-        .into_iter()
-        .find(|entry| entry.connection_id == id);
+    let health = match statuses {
+        Ok(answer) => answer
+            .into_inner()
+            .integrations
+            .into_iter()
+            .find(|entry| entry.connection_id == id),
+        // Health learns of a connection at its first report; until then sync's facts decide.
+        Err(status) if status.code() == tonic::Code::NotFound => None,
+        Err(status) => return Err(Error::upstream("health", &status)),
+    };
     let category = categories
         .get(&info.connector)
         .cloned()

@@ -306,6 +306,18 @@ impl IntegrationHealthService for FakeHealth {
             )],
             _ => Vec::new(),
         };
+        // As health does: one named connection it has no entry for is NotFound.
+        let wanted = request.get_ref().connection_id.clone();
+        if wanted.is_empty() {
+            return Ok(Response::new(GetStatusResponse { integrations }));
+        }
+        let integrations: Vec<IntegrationHealth> = integrations
+            .into_iter()
+            .filter(|entry| entry.connection_id == wanted)
+            .collect();
+        if integrations.is_empty() {
+            return Err(Status::not_found(format!("no integration {wanted}")));
+        }
         Ok(Response::new(GetStatusResponse { integrations }))
     }
 }
