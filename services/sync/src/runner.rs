@@ -196,7 +196,11 @@ impl Runner {
             Arc::clone(&lease_lost),
         ));
 
-        let result = self.read_all(&sync, &mut run, &lease_lost, mode).await;
+        // Asked for during the read, so the report after it waits for nothing.
+        let (result, partner_name) = tokio::join!(
+            self.read_all(&sync, &mut run, &lease_lost, mode),
+            crate::partner_name::display_name(&self.mesh, &sync.connector),
+        );
         renewal.abort();
 
         let finished_at = now_text();
@@ -244,7 +248,8 @@ impl Runner {
                 tracing::warn!(error = %error, "cannot reschedule an interrupted run");
             }
         } else {
-            self.report_outcome(&sync, &run, result.as_ref().err(), written, quarantined)
+            let error = result.as_ref().err();
+            self.report_outcome(&sync, &run, error, written, quarantined, &partner_name)
                 .await;
             if let Err(error) = &result {
                 self.schedule_retry(&sync, error).await;
@@ -596,6 +601,7 @@ impl Runner {
         error: Option<&Error>,
         written: u64,
         quarantined: u64,
+        partner_name: &str,
     ) {
         let (kind, reason) = match error {
             Some(error) if error.is_credentials_rejected() => (
@@ -637,8 +643,7 @@ impl Runner {
             partner_requests: crate::stream_signals::run_requests(
                 run.streams.iter().map(|stream| &stream.signals),
             ),
-            connector_display_name: crate::partner_name::display_name(&self.mesh, &sync.connector)
-                .await,
+            connector_display_name: partner_name.to_owned(),
         });
         self.report(&sync.tenant_id, report).await;
     }
