@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 const PROTOS: &[&str] = &[
     "plugboard/common/v1/canonical.proto",
+    "plugboard/common/v1/partner_requests.proto",
     "plugboard/connector/v1/connector.proto",
     "plugboard/credentials/v1/credentials.proto",
     "plugboard/health/v1/health.proto",
@@ -50,6 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
              #[serde(default, deny_unknown_fields)]",
         );
     }
+    // Counts only, so equality is exact: sync keeps them inside its `Eq` run counters. (Prost
+    // derives `Eq` itself for messages without repeated fields, such as `LatencyBucket`.)
+    builder = builder.message_attribute(".plugboard.common.v1.PartnerRequests", "#[derive(Eq)]");
     builder.compile_with_config(prost_config, PROTOS, &["."])?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");

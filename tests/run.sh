@@ -58,6 +58,18 @@ ensure_buf() {
   export PLUGBOARD_BUF
 }
 
+ensure_axe() {
+  # axe-core audits the dashboard pages in the browser tests (injected through WebDriver).
+  if [ ! -f "$tools_dir/node_modules/axe-core/axe.min.js" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing axe-core from npm"
+    mkdir -p "$tools_dir"
+    npm install --silent --no-audit --no-fund --prefix "$tools_dir" axe-core@4 >/dev/null
+  fi
+  PLUGBOARD_AXE="$(cd "$tools_dir/node_modules/axe-core" && pwd)/axe.min.js"
+  export PLUGBOARD_AXE
+}
+
 ensure_chromium() {
   # The dashboard's browser tests drive Debian's headless Chromium through chromedriver.
   if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return; fi
@@ -106,6 +118,7 @@ check_deploy() {
 ensure_postgres
 ensure_redis
 ensure_buf
+ensure_axe
 ensure_chromium
 ensure_deploy_tools
 

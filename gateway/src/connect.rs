@@ -14,7 +14,7 @@ use rand::RngCore;
 use serde::Deserialize;
 
 use plugboard_proto::credentials::v1::PutCredentialRequest;
-use plugboard_proto::registry::v1::{ConnectorManifest, ListConnectorsRequest};
+use plugboard_proto::registry::v1::ConnectorManifest;
 use plugboard_proto::sync::v1::{CreateSyncRequest, TriggerRunRequest};
 
 use crate::dashboard::{SessionTenant, check_same_origin, message_page, page, redirect_to};
@@ -34,17 +34,7 @@ pub(crate) fn with_timeout<T>(message: T) -> tonic::Request<T> {
 }
 
 async fn catalogue(state: &AppState) -> Result<Vec<ConnectorManifest>, Error> {
-    let mut manifests: Vec<ConnectorManifest> = state
-        .mesh
-        .registry()
-        .list_connectors(with_timeout(ListConnectorsRequest {}))
-        .await
-        .map_err(|status| Error::upstream("registry", &status))?
-        .into_inner()
-        .connectors
-        .into_iter()
-        .filter_map(|entry| entry.manifest)
-        .collect();
+    let mut manifests: Vec<ConnectorManifest> = state.mesh.manifests().await?.to_vec();
     manifests.sort_by(|a, b| a.display_name.cmp(&b.display_name));
     Ok(manifests)
 }

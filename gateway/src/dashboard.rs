@@ -50,6 +50,7 @@ impl Templates {
         env.add_template("message.html", include_str!("templates/message.html"))?;
         env.add_template("connected.html", include_str!("templates/connected.html"))?;
         env.add_template("header.html", include_str!("templates/header.html"))?;
+        env.add_template("settings.html", include_str!("templates/settings.html"))?;
         Ok(Templates { env })
     }
 
@@ -254,7 +255,8 @@ pub async fn login(
     if let Err(error) = check_same_origin(&headers) {
         return error_page(&state, &error);
     }
-    let tenant_id = match state.store.authenticate(form.api_key.trim()).await {
+    let api_key = form.api_key.trim();
+    let tenant_id = match state.store.authenticate(api_key).await {
         Ok(Some(tenant_id)) => tenant_id,
         Ok(None) => {
             tracing::info!("denied a dashboard login with an invalid key");
@@ -271,7 +273,7 @@ pub async fn login(
     };
     let token = match state
         .store
-        .create_session(&tenant_id, SESSION_LIFETIME)
+        .create_session(&tenant_id, api_key, SESSION_LIFETIME)
         .await
     {
         Ok(token) => token,

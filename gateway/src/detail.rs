@@ -187,6 +187,12 @@ async fn render(state: &AppState, tenant_id: &str, id: &str) -> Result<String, E
             resolved_at: incident.resolved_at,
         })
         .collect();
+    let webhook_path = state
+        .store
+        .webhook_endpoint(id)
+        .await?
+        .filter(|endpoint| endpoint.tenant_id == tenant_id)
+        .map(|endpoint| crate::webhooks::delivery_path(&endpoint.connector, id));
     let uptime_text = uptime_permille.map(|permille| format!("{:.1}%", f64::from(permille) / 10.0));
     state.templates.render(
         "integration.html",
@@ -217,6 +223,7 @@ async fn render(state: &AppState, tenant_id: &str, id: &str) -> Result<String, E
             days => days,
             uptime => uptime_text,
             incidents => incidents,
+            webhook_path => webhook_path,
         },
     )
 }

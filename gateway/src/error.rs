@@ -47,6 +47,10 @@ pub enum Error {
     /// The connector's manifest declares no webhooks: deliveries could only be refused.
     #[error("{0} does not send webhooks; its changes arrive by scheduled sync")]
     WebhooksUnsupported(String),
+    /// Health refused the tenant's notification URL; its text says why (https only, public
+    /// addresses only) and names nothing but the tenant's own input.
+    #[error("{0}")]
+    WebhookUrlRefused(String),
     /// A dashboard form field is missing or malformed; the text names the field.
     #[error("{0}")]
     InvalidForm(String),
@@ -96,7 +100,8 @@ impl ServiceError for Error {
             Error::ApiKeyTooShort
             | Error::InvalidTenantId(_)
             | Error::InvalidForm(_)
-            | Error::InvalidBody(_) => ErrorKind::InvalidArgument,
+            | Error::InvalidBody(_)
+            | Error::WebhookUrlRefused(_) => ErrorKind::InvalidArgument,
             Error::ApiKeyInUse | Error::WebhookEndpointTaken(_) => ErrorKind::AlreadyExists,
             Error::WebhookEndpointNotFound => ErrorKind::NotFound,
             Error::WebhookRejected => ErrorKind::Unauthenticated,
@@ -139,6 +144,7 @@ impl ServiceError for Error {
             Error::WebhooksUnsupported(_) => "WEBHOOKS_UNSUPPORTED",
             Error::InvalidForm(_) => "INVALID_FORM",
             Error::InvalidBody(_) => "INVALID_BODY",
+            Error::WebhookUrlRefused(_) => "WEBHOOK_URL_REFUSED",
             Error::Upstream { .. } => "UPSTREAM_FAILED",
             Error::MeshKey(_) => "MESH_KEY_INVALID",
             Error::Address { .. } => "SERVICE_ADDRESS_INVALID",

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use plugboard_proto::health::v1::{GetStatusRequest, IntegrationHealth, IntegrationStatus};
-use plugboard_proto::registry::v1::ListConnectorsRequest;
 use plugboard_proto::sync::v1::{ListSyncsRequest, RunState, SyncInfo};
 
 use crate::error::Error;
@@ -123,7 +122,7 @@ pub async fn list(mesh: &Mesh, tenant_id: &str) -> Result<Vec<Integration>, Erro
     let mut sync = mesh.sync_for(tenant_id);
     let mut health = mesh.health_for(tenant_id);
     let (syncs, statuses, categories) = tokio::join!(
-        sync.list_syncs(with_timeout(ListSyncsRequest {})),
+        sync.list_syncs(with_timeout(ListSyncsRequest::default())),
         health.get_status(with_timeout(GetStatusRequest {
             connection_id: String::new(),
         })),
@@ -159,33 +158,57 @@ pub async fn list(mesh: &Mesh, tenant_id: &str) -> Result<Vec<Integration>, Erro
 
 /// One integration of `tenant_id`; `IntegrationNotFound` when it is not the tenant's.
 pub async fn get(mesh: &Mesh, tenant_id: &str, id: &str) -> Result<Integration, Error> {
-    // TODO(#7): ask sync and health for the one connection instead of filtering the list.
-    list(mesh, tenant_id)
-        .await?
+    if id.is_empty() {
+        // An empty id means "all" to sync and health; it names no integration.
+        return Err(Error::IntegrationNotFound(String::new()));
+    }
+    let mut sync = mesh.sync_for(tenant_id);
+    let mut health = mesh.health_for(tenant_id);
+    let (syncs, statuses, categories) = tokio::join!(
+        sync.list_syncs(with_timeout(ListSyncsRequest {
+            connection_id: id.to_owned(),
+        })),
+        health.get_status(with_timeout(GetStatusRequest {
+            connection_id: id.to_owned(),
+        })),
+        categories(mesh),
+    );
+    let info = syncs
+        .map_err(|status| Error::upstream("sync", &status))?
+        .into_inner()
+        .syncs
         .into_iter()
-        .find(|integration| integration.id == id)
-        .ok_or_else(|| Error::IntegrationNotFound(id.to_owned()))
+        // Sync answers for the one connection; checking again costs nothing.
+        .find(|info| info.connection_id == id)
+        .ok_or_else(|| Error::IntegrationNotFound(id.to_owned()))?;
+    let health = match statuses {
+        Ok(answer) => answer
+            .into_inner()
+            .integrations
+            .into_iter()
+            .find(|entry| entry.connection_id == id),
+        // Health learns of a connection at its first report; until then sync's facts decide.
+        Err(status) if status.code() == tonic::Code::NotFound => None,
+        Err(status) => return Err(Error::upstream("health", &status)),
+    };
+    let category = categories
+        .get(&info.connector)
+        .cloned()
+        .unwrap_or_else(|| "unknown".to_owned());
+    Ok(merge(info, health.as_ref(), category))
 }
 
 /// Connector name to category. A registry failure only costs the categories, so it is logged
 /// and the page still shows status and records.
 async fn categories(mesh: &Mesh) -> HashMap<String, String> {
-    // TODO(#7): cache manifests; they change only when a connector version is registered.
-    match mesh
-        .registry()
-        .list_connectors(with_timeout(ListConnectorsRequest {}))
-        .await
-    {
-        Ok(response) => response
-            .into_inner()
-            .connectors
-            .into_iter()
-            .filter_map(|entry| entry.manifest)
+    match mesh.manifests().await {
+        Ok(manifests) => manifests
+            .iter()
             .filter(|manifest| !manifest.category.is_empty())
-            .map(|manifest| (manifest.name, manifest.category))
+            .map(|manifest| (manifest.name.clone(), manifest.category.clone()))
             .collect(),
-        Err(status) => {
-            tracing::warn!(code = ?status.code(), message = status.message(), "registry unavailable, categories unknown");
+        Err(error) => {
+            tracing::warn!(error = %error, "registry unavailable, categories unknown");
             HashMap::new()
         }
     }

@@ -11,7 +11,10 @@
 //!   `POST /integrations/{id}/reconnect` for an integration that needs a reconnect;
 //! - `POST /webhooks/{connector}/{connection_id}`: partner webhooks, verified by the connector
 //!   with the connection's webhook secret, then handed to sync; `PUT
-//!   /api/v1/integrations/{id}/webhook` enables them for a connection.
+//!   /api/v1/integrations/{id}/webhook` (or the integration page's form) enables them for a
+//!   connection;
+//! - `GET /settings`, `POST /settings/webhook`: the tenant's status-change webhook, registered
+//!   through health (SSRF-guarded there), its signing secret shown once.
 //!
 //! It owns only tenants, API keys and sessions. Everything else it asks the services for, signing
 //! each call with the mesh key as `gateway` acting for the tenant of the key, so a tenant can
@@ -21,19 +24,22 @@
 //! (channels, signed clients, health probes), [`oauth`] and [`oauth_store`] (the OAuth
 //! connect flow and its tables), [`integrations`] (merging sync, health and registry into one
 //! view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`] (partner webhook
-//! route and its enabling API), [`json_body`] (REST request bodies refused in the error
-//! envelope), [`routes`] (router and request spans), [`error`].
+//! route and its enabling API and form), [`settings`] (the notification webhook page),
+//! [`manifests`] (the cached connector manifests), [`json_body`] (REST request bodies refused
+//! in the error envelope), [`routes`] (router and request spans), [`error`].
 //!
 //! # Limitations
 //!
-//! - Every integrations request asks sync, health and the registry afresh; no caching.
-//!   TODO(#7): cache connector manifests and stream status changes to the dashboard.
+//! - Connector manifests are cached for [`manifests::FRESH_FOR`]; a connector registered
+//!   since shows in the catalogue that much later. Sync and health are asked afresh on every
+//!   request (one connection's page asks for that connection only).
 //! - There is no TLS here: it ends at the proxy or Ingress in front. With
 //!   `PLUGBOARD_PUBLIC_URL=https://…` cookies are `Secure` and OAuth callbacks use that origin.
-//! - Revoking a key does not end the dashboard sessions opened with it. TODO(#7).
 //! - No rate limit on failed logins; keys have 256 bits of entropy, but logs could flood.
-//! - Webhook rate limits are per gateway replica (in memory), not shared through Redis; and
-//!   the dashboard has no form to enable webhooks yet, only the API. TODO(#6), TODO(#7).
+//! - Webhook rate limits are per gateway replica (in memory), not shared through Redis.
+//!   TODO(#6).
+//! - Keys are revoked by the operator (`plugboard tenant revoke-key`, which ends the key's
+//!   sessions); the dashboard has no page to list or revoke a tenant's keys. TODO(#7).
 
 pub mod api;
 pub mod config;
@@ -45,10 +51,12 @@ pub mod events;
 pub mod forms;
 pub mod integrations;
 pub mod json_body;
+pub mod manifests;
 pub mod mesh;
 pub mod oauth;
 pub mod oauth_store;
 pub mod routes;
+pub mod settings;
 pub mod tenants;
 pub mod webhooks;
 

@@ -1,6 +1,7 @@
 //! The gateway's view of the mesh: one lazily connected channel per service, signed clients
 //! acting for a tenant, and the `grpc.health.v1` probe behind `/healthz`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,6 +14,7 @@ use tonic_health::pb::health_client::HealthClient;
 use plugboard_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
 use plugboard_proto::credentials::v1::o_auth_service_client::OAuthServiceClient;
 use plugboard_proto::health::v1::integration_health_service_client::IntegrationHealthServiceClient;
+use plugboard_proto::registry::v1::ConnectorManifest;
 use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use plugboard_proto::sync::v1::sync_service_client::SyncServiceClient;
 use plugboard_runtime::channel::lazy_channel;
@@ -20,6 +22,7 @@ use plugboard_runtime::identity::{MeshCredentials, MeshKey};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::manifests::ManifestCache;
 
 /// How long `/healthz` waits for one service.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -55,6 +58,7 @@ pub struct Mesh {
     secrets: Channel,
     registry: Channel,
     credentials: MeshCredentials,
+    manifests: Arc<ManifestCache>,
 }
 
 impl Mesh {
@@ -92,6 +96,7 @@ impl Mesh {
             registry: channel_of("registry"),
             members,
             credentials: MeshCredentials::service(key, "gateway"),
+            manifests: Arc::default(),
         })
     }
 
@@ -136,6 +141,11 @@ impl Mesh {
     /// The registry, as the gateway itself: connector manifests belong to no tenant.
     pub fn registry(&self) -> RegistryServiceClient<Signed> {
         RegistryServiceClient::with_interceptor(self.registry.clone(), self.credentials.clone())
+    }
+
+    /// Every registered connector's manifest, cached ([`crate::manifests`]).
+    pub async fn manifests(&self) -> Result<Arc<Vec<ConnectorManifest>>, Error> {
+        self.manifests.all(self).await
     }
 
     /// Probes every service at once, each with a one-second limit.

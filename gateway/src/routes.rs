@@ -15,7 +15,7 @@ use crate::dashboard::{self, Templates};
 use crate::mesh::Mesh;
 use crate::tenants::TenantStore;
 use crate::{api, error::Error};
-use crate::{connect, detail, events, oauth, webhooks};
+use crate::{connect, detail, events, oauth, settings, webhooks};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -67,6 +67,12 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/{id}/pause", post(detail::pause))
         .route("/integrations/{id}/resume", post(detail::resume))
         .route("/integrations/{id}/reconnect", post(oauth::reconnect))
+        .route(
+            "/integrations/{id}/webhook",
+            post(webhooks::enable_from_dashboard),
+        )
+        .route("/settings", get(settings::show))
+        .route("/settings/webhook", post(settings::set_webhook))
         .route(oauth::CALLBACK_PATH, get(oauth::callback))
         .route("/connect", get(connect::list))
         .route(

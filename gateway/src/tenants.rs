@@ -130,12 +130,23 @@ impl TenantStore {
         Ok(())
     }
 
-    /// Revokes a key; it stops authenticating at once. False when no such key exists.
+    /// Revokes a key; it stops authenticating at once, and the dashboard sessions opened with
+    /// it end. False when no such key exists.
     pub async fn revoke_api_key(&self, api_key: &str) -> Result<bool, Error> {
+        let key_hash = sha256_hex(api_key);
+        let mut transaction = self.pool.begin().await?;
         let result = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE key_hash = $1")
-            .bind(sha256_hex(api_key))
-            .execute(&self.pool)
+            .bind(&key_hash)
+            .execute(&mut *transaction)
             .await?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE key_hash = $1")
+            .bind(&key_hash)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        if result.rows_affected() > 0 {
+            tracing::info!(sessions_ended = ended.rows_affected(), "api key revoked");
+        }
         Ok(result.rows_affected() > 0)
     }
 
@@ -151,23 +162,26 @@ impl TenantStore {
         Ok(row.map(|row| row.try_get("tenant_id")).transpose()?)
     }
 
-    /// Starts a dashboard session for `tenant_id`; returns the token for the cookie.
+    /// Starts a dashboard session for `tenant_id`, opened with `api_key` (which ends it when
+    /// revoked); returns the token for the cookie.
     pub async fn create_session(
         &self,
         tenant_id: &str,
+        api_key: &str,
         lifetime: Duration,
     ) -> Result<String, Error> {
         let token = random_token();
         let now = chrono::Utc::now();
         let lifetime = chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12));
         sqlx::query(
-            "INSERT INTO sessions (token_hash, tenant_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO sessions (token_hash, tenant_id, created_at, expires_at, key_hash) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(sha256_hex(&token))
         .bind(tenant_id)
         .bind(format_time(now))
         .bind(format_time(now + lifetime))
+        .bind(sha256_hex(api_key))
         .execute(&self.pool)
         .await?;
         // Sweep expired sessions now and then so the table stays small.
@@ -178,18 +192,23 @@ impl TenantStore {
         Ok(token)
     }
 
-    /// The tenant of an unexpired session. Revoking the key that opened it does not end it.
-    // TODO(#7): end sessions when their key is revoked.
+    /// The tenant of an unexpired session whose API key is still valid. The key is checked
+    /// on every request, not only at revocation, so a key revoked by any means ends its
+    /// sessions.
     pub async fn session_tenant(&self, token: &str) -> Result<Option<String>, Error> {
         if token.is_empty() {
             return Ok(None);
         }
-        let row =
-            sqlx::query("SELECT tenant_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
-                .bind(sha256_hex(token))
-                .bind(now_text())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT sessions.tenant_id FROM sessions \
+             JOIN api_keys ON api_keys.key_hash = sessions.key_hash \
+             AND api_keys.tenant_id = sessions.tenant_id AND api_keys.revoked = 0 \
+             WHERE sessions.token_hash = $1 AND sessions.expires_at > $2",
+        )
+        .bind(sha256_hex(token))
+        .bind(now_text())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|row| row.try_get("tenant_id")).transpose()?)
     }
 

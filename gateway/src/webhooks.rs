@@ -12,18 +12,18 @@
 //!
 //! `PUT /api/v1/integrations/{id}/webhook` (bearer API key, `{"secret": "..."}`) stores the
 //! secret the tenant configured at the partner as the connection's webhook secret in
-//! credentials and registers the route; it answers `{"path": "/webhooks/..."}`.
+//! credentials and registers the route; it answers `{"path": "/webhooks/..."}`. The
+//! integration page's form (`POST /integrations/{id}/webhook`, field `secret`) does the same.
 
-use crate::json_body::JsonBody;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,11 +33,13 @@ use plugboard_proto::connector::v1::connector_service_client::ConnectorServiceCl
 use plugboard_proto::connector::v1::{ConnectionRef, HandleWebhookRequest, WebhookHeader};
 use plugboard_proto::credentials::v1::{PutCredentialRequest, Secret, WebhookSecret, secret};
 use plugboard_proto::registry::v1::ResolveRequest;
-use plugboard_proto::sync::v1::{InboundEvent, IngestWebhookEventsRequest, ListSyncsRequest};
+use plugboard_proto::sync::v1::{InboundEvent, IngestWebhookEventsRequest};
 use plugboard_runtime::channel::lazy_channel;
 
 use crate::api::ApiTenant;
+use crate::dashboard::{SessionTenant, check_same_origin, message_page, redirect_to};
 use crate::error::Error;
+use crate::json_body::JsonBody;
 use crate::mesh::CALL_TIMEOUT;
 use crate::routes::AppState;
 
@@ -226,47 +228,75 @@ pub async fn enable(
     Path(connection_id): Path<String>,
     JsonBody(request): JsonBody<EnableWebhooks>,
 ) -> Result<Json<serde_json::Value>, Error> {
-    if request.secret.trim().is_empty() {
+    let path = enable_for(&state, &tenant_id, &connection_id, request.secret).await?;
+    Ok(Json(json!({ "path": path })))
+}
+
+/// `POST /integrations/{id}/webhook`: the same from the integration page's form, back to the
+/// page, which then shows the delivery path.
+pub async fn enable_from_dashboard(
+    State(state): State<AppState>,
+    SessionTenant(tenant_id): SessionTenant,
+    Path(connection_id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<EnableWebhooks>,
+) -> Response {
+    if let Err(error) = check_same_origin(&headers) {
+        return message_page(&state.templates, &error);
+    }
+    match enable_for(&state, &tenant_id, &connection_id, form.secret).await {
+        Ok(_) => redirect_to(&format!(
+            "/integrations/{}#webhooks-heading",
+            crate::detail::encode(&connection_id)
+        )),
+        Err(error) => message_page(&state.templates, &error),
+    }
+}
+
+/// Stores `secret` as the connection's webhook secret in credentials and registers its route;
+/// returns the path partners deliver to. The connection must be the tenant's.
+async fn enable_for(
+    state: &AppState,
+    tenant_id: &str,
+    connection_id: &str,
+    secret: String,
+) -> Result<String, Error> {
+    if secret.trim().is_empty() {
         return Err(Error::InvalidForm("secret must not be empty".to_owned()));
     }
     // The connection must be one of the caller's, and its connector comes from its sync.
-    let syncs = state
-        .mesh
-        .sync_for(&tenant_id)
-        .list_syncs(with_timeout(ListSyncsRequest {}))
-        .await
-        .map_err(|status| Error::upstream("sync", &status))?
-        .into_inner()
-        .syncs;
-    let connector = syncs
-        .into_iter()
-        .find(|sync| sync.connection_id == connection_id)
-        .map(|sync| sync.connector)
-        .ok_or_else(|| Error::IntegrationNotFound(connection_id.clone()))?;
-    let manifest = crate::connect::manifest(&state, &connector).await?;
+    let connector = crate::integrations::get(&state.mesh, tenant_id, connection_id)
+        .await?
+        .connector;
+    let manifest = crate::connect::manifest(state, &connector).await?;
     if !manifest.receives_webhooks {
         return Err(Error::WebhooksUnsupported(manifest.display_name));
     }
     state
         .mesh
-        .credentials_for(&tenant_id)
+        .credentials_for(tenant_id)
         .put_credential(with_timeout(PutCredentialRequest {
-            connection_id: connection_id.clone(),
+            connection_id: connection_id.to_owned(),
             connector: connector.clone(),
             secret: Some(Secret {
-                kind: Some(secret::Kind::WebhookSecret(WebhookSecret {
-                    secret: request.secret,
-                })),
+                kind: Some(secret::Kind::WebhookSecret(WebhookSecret { secret })),
             }),
         }))
         .await
         .map_err(|status| Error::upstream("credentials", &status))?;
     state
         .store
-        .put_webhook_endpoint(&connection_id, &tenant_id, &connector)
+        .put_webhook_endpoint(connection_id, tenant_id, &connector)
         .await?;
     tracing::info!(tenant_id, connection_id, connector, "webhooks enabled");
-    Ok(Json(json!({
-        "path": format!("/webhooks/{connector}/{connection_id}"),
-    })))
+    Ok(delivery_path(&connector, connection_id))
+}
+
+/// Where partners deliver a connection's webhooks.
+pub fn delivery_path(connector: &str, connection_id: &str) -> String {
+    format!(
+        "/webhooks/{}/{}",
+        crate::detail::encode(connector),
+        crate::detail::encode(connection_id)
+    )
 }

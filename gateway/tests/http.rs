@@ -157,6 +157,15 @@ async fn each_tenant_sees_only_its_own_integrations_in_the_pinned_shape() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, expected["integrations"][1]);
+    // One that health has not judged yet (it answers NotFound): sync's facts decide.
+    let (status, body) = gateway
+        .get_json(
+            "/api/v1/integrations/acme-broadbean",
+            Some(&gateway.acme_key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, expected["integrations"][0]);
     let (status, body) = gateway
         .get_json(
             "/api/v1/integrations/globex-bullhorn",

@@ -5,12 +5,15 @@
 //!
 //! - [`error`]: the one table from error kinds to gRPC codes, with a stable reason code attached
 //!   to every status (google.rpc `ErrorInfo`);
-//! - [`trace_context`]: W3C trace context carried across every gRPC hop.
+//! - [`trace_context`]: W3C trace context carried across every gRPC hop;
+//! - [`partner_requests`]: partner request counts and latency, recorded by connectors, summed
+//!   by sync and read by health the same way.
 //!
 //! Modules mirror the proto packages: [`common::v1`] holds the canonical staffing model, and each
 //! service has its own package (`credentials::v1`, `mapping::v1`, ...).
 
 pub mod error;
+pub mod partner_requests;
 pub mod trace_context;
 
 /// Every compiled file descriptor, for gRPC reflection.

@@ -86,7 +86,7 @@ impl Mesh {
             let syncs = self
                 .clients
                 .sync(&self.sync_addr)
-                .list_syncs(ListSyncsRequest {})
+                .list_syncs(ListSyncsRequest::default())
                 .await?
                 .into_inner()
                 .syncs;

@@ -1,9 +1,11 @@
 //! Support for the end-to-end tests: starting Plugboard processes, a fresh PostgreSQL database
-//! per test, the Bullhorn sandbox's admin API, and signed gRPC clients.
+//! per test, the Bullhorn sandbox's admin API, signed gRPC clients, and axe-core accessibility
+//! audits of dashboard pages.
 //!
 //! The tests start the real `plugboard` binary, built by the test command before the tests run
 //! (`cargo build -p plugboard`), as separate processes.
 
+pub mod accessibility;
 pub mod browser;
 pub mod cluster;
 pub mod flows;

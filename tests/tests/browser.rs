@@ -3,7 +3,10 @@
 //! watches a status change arrive live when the Bullhorn sandbox starts failing, opens the
 //! integration page (uptime bar, incident), connects a second integration through the form
 //! generated from the manifest, and checks that another tenant's integration cannot be seen or
-//! acted on by guessing its id. Screenshots go to `target/screenshots`.
+//! acted on by guessing its id. It enables partner webhooks from the integration page and
+//! registers, is refused and removes a notification webhook on the settings page. axe-core
+//! audits the overview, the integration page and the settings page and fails on serious or
+//! critical violations. Screenshots go to `target/screenshots`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,6 +17,7 @@ use plugboard_proto::sync::v1::ListRunsRequest;
 use plugboard_sandbox::bullhorn::{
     DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_USERNAME,
 };
+use plugboard_tests::accessibility::assert_no_serious_violations;
 use plugboard_tests::browser::Browser;
 use plugboard_tests::flows::Mesh;
 use plugboard_tests::mesh::{TenantClients, wait_serving};
@@ -86,7 +90,7 @@ async fn dashboard_in_headless_chromium() -> anyhow::Result<()> {
     let gateway_db = plugboard_runtime::storage::sqlite_url(&data_dir, "gateway");
     run_to_end(
         &["tenant", "create", "--id", "globex", "--name", "Globex"],
-        &[("PLUGBOARD_DATABASE_URL".to_owned(), gateway_db)],
+        &[("PLUGBOARD_DATABASE_URL".to_owned(), gateway_db.clone())],
     )?;
     let globex = mesh_for("globex");
     globex
@@ -101,7 +105,7 @@ async fn dashboard_in_headless_chromium() -> anyhow::Result<()> {
 
     let base = format!("http://{gateway}");
     let browser = Browser::start().await?;
-    let result = drive(&browser, &base, &demo, &globex, &sandbox_url).await;
+    let result = drive(&browser, &base, &demo, &globex, &sandbox_url, &gateway_db).await;
     if result.is_err() {
         let _ = browser.screenshot("failure").await;
     }
@@ -115,6 +119,7 @@ async fn drive(
     demo: &Mesh,
     globex: &Mesh,
     sandbox_url: &str,
+    gateway_db: &str,
 ) -> anyhow::Result<()> {
     let row = "tr[data-connection='demo-bullhorn']";
 
@@ -129,6 +134,7 @@ async fn drive(
     let freshness = browser.text(&format!("{row} td:nth-of-type(4)")).await?;
     assert!(freshness.contains("job"), "{freshness}");
     browser.screenshot("dashboard").await?;
+    assert_no_serious_violations(browser, "the overview").await?;
 
     // Live: the page stays as it is while the sandbox fails and a run reports it.
     eventually("the live stream to connect", WAIT, || async {
@@ -189,6 +195,7 @@ async fn drive(
         "{runs}"
     );
     browser.screenshot("integration").await?;
+    assert_no_serious_violations(browser, "the integration page").await?;
     // Run now from the page: the sandbox works again, so the incident resolves.
     demo.wait_idle("demo-bullhorn").await?;
     browser.click("form[action$='/run'] button").await?;
@@ -205,6 +212,20 @@ async fn drive(
             .is_ok_and(|text| text.contains("resolved"))
     })
     .await?;
+
+    // Partner webhooks from the integration page: the secret goes to credentials, the page
+    // then shows where the partner delivers.
+    browser
+        .type_into("#webhook_secret", "bullhorn-signing-secret")
+        .await?;
+    browser
+        .click("form[action='/integrations/demo-bullhorn/webhook'] button")
+        .await?;
+    browser
+        .wait_for_text("#webhook-path", "/webhooks/bullhorn/demo-bullhorn", WAIT)
+        .await?;
+
+    settings(browser, base).await?;
 
     // Connect a second Bullhorn integration through the form generated from the manifest.
     browser.goto(&format!("{base}/connect")).await?;
@@ -252,6 +273,15 @@ async fn drive(
     let page = browser.execute("return document.body.innerText").await?;
     assert!(!page.as_str().unwrap().contains("Globex"), "{page}");
     let before = runs_of(globex, "globex-bullhorn").await?;
+    let status = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/integrations/globex-bullhorn/webhook', {method: 'POST', redirect: 'manual', \
+             headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'secret=guess'})\
+             .then(r => done(r.status)).catch(e => done(String(e)));",
+        )
+        .await?;
+    assert_eq!(status, 404, "enabling another tenant's webhooks");
     for action in ["run", "pause", "resume"] {
         let status = browser
             .execute_async(&format!(
@@ -264,6 +294,61 @@ async fn drive(
     }
     assert_eq!(runs_of(globex, "globex-bullhorn").await?, before);
     browser.screenshot("other-tenant-not-found").await?;
+
+    // Revoking the key the session was opened with ends the session at once.
+    browser.goto(&format!("{base}/")).await?;
+    assert!(browser.current_url().await?.ends_with('/'));
+    run_to_end(
+        &["tenant", "revoke-key", "--api-key", DEMO_API_KEY],
+        &[("PLUGBOARD_DATABASE_URL".to_owned(), gateway_db.to_owned())],
+    )?;
+    browser.goto(&format!("{base}/settings")).await?;
+    assert!(
+        browser.current_url().await?.ends_with("/login"),
+        "a revoked key's session must end"
+    );
+    Ok(())
+}
+
+/// The settings page: a webhook URL to an internal address is refused with the reason, a public
+/// one is registered and its signing secret shown once, and an empty one removes it.
+async fn settings(browser: &Browser, base: &str) -> anyhow::Result<()> {
+    browser.goto(&format!("{base}/settings")).await?;
+    assert_no_serious_violations(browser, "the settings page").await?;
+    let submit = "form[action='/settings/webhook'] button";
+    browser
+        .type_into("#webhook_url", "https://127.0.0.1/plugboard")
+        .await?;
+    browser.click(submit).await?;
+    browser
+        .wait_for_text("#webhook-error", "public internet addresses only", WAIT)
+        .await?;
+    // 198.18.0.0/15 passes the guard without any DNS: the test needs no network, and
+    // deliveries to it simply fail (they are best effort) until it is removed below.
+    let url = "https://198.18.0.1/plugboard-hook";
+    browser.type_into("#webhook_url", url).await?;
+    browser.click(submit).await?;
+    browser.wait_for_text("#current-webhook", url, WAIT).await?;
+    let secret = browser
+        .execute("return document.getElementById('signing_secret').value")
+        .await?;
+    assert!(
+        secret.as_str().is_some_and(|s| s.starts_with("whsec_")),
+        "{secret}"
+    );
+    assert_no_serious_violations(browser, "the settings page with its secret").await?;
+    browser.screenshot("settings").await?;
+    browser.goto(&format!("{base}/settings")).await?;
+    assert_eq!(
+        browser.count("#signing_secret").await?,
+        0,
+        "shown once only"
+    );
+    browser.type_into("#webhook_url", "").await?;
+    browser.click(submit).await?;
+    browser
+        .wait_for_text("#current-webhook", "No webhook is registered", WAIT)
+        .await?;
     Ok(())
 }
 

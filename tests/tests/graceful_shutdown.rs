@@ -396,7 +396,7 @@ async fn wait_for_last_run(
         let syncs = mesh
             .clients
             .sync(&mesh.sync_addr)
-            .list_syncs(ListSyncsRequest {})
+            .list_syncs(ListSyncsRequest::default())
             .await?
             .into_inner()
             .syncs;

@@ -88,7 +88,7 @@ fn location(response: &reqwest::Response) -> anyhow::Result<String> {
 async fn sync_info(clients: &TenantClients, sync: &str, id: &str) -> anyhow::Result<SyncInfo> {
     let syncs = clients
         .sync(sync)
-        .list_syncs(ListSyncsRequest {})
+        .list_syncs(ListSyncsRequest::default())
         .await?
         .into_inner()
         .syncs;

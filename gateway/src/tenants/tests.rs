@@ -119,8 +119,10 @@ async fn sessions_expire_and_end() {
     let backends = backends().await;
     for store in &backends.stores {
         store.ensure_tenant("acme", "Acme").await.unwrap();
+        let key = generate_api_key();
+        store.add_api_key("acme", &key, "ci").await.unwrap();
         let token = store
-            .create_session("acme", Duration::from_secs(60))
+            .create_session("acme", &key, Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(
@@ -131,8 +133,45 @@ async fn sessions_expire_and_end() {
         store.delete_session(&token).await.unwrap();
         assert_eq!(store.session_tenant(&token).await.unwrap(), None);
 
-        let expired = store.create_session("acme", Duration::ZERO).await.unwrap();
+        let expired = store
+            .create_session("acme", &key, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(store.session_tenant(&expired).await.unwrap(), None);
+    }
+    backends.finish().await;
+}
+
+#[tokio::test]
+async fn revoking_a_key_ends_the_sessions_opened_with_it_only() {
+    let backends = backends().await;
+    for store in &backends.stores {
+        store.ensure_tenant("acme", "Acme").await.unwrap();
+        let revoked = generate_api_key();
+        let kept = generate_api_key();
+        store.add_api_key("acme", &revoked, "old").await.unwrap();
+        store.add_api_key("acme", &kept, "new").await.unwrap();
+        let hour = Duration::from_secs(3600);
+        let doomed = store.create_session("acme", &revoked, hour).await.unwrap();
+        let also_doomed = store.create_session("acme", &revoked, hour).await.unwrap();
+        let survivor = store.create_session("acme", &kept, hour).await.unwrap();
+
+        assert!(store.revoke_api_key(&revoked).await.unwrap());
+        assert_eq!(store.session_tenant(&doomed).await.unwrap(), None);
+        assert_eq!(store.session_tenant(&also_doomed).await.unwrap(), None);
+        assert_eq!(
+            store.session_tenant(&survivor).await.unwrap().as_deref(),
+            Some("acme")
+        );
+
+        // A key revoked behind the store's back (an operator's UPDATE) ends its sessions too.
+        let sneaky = store.create_session("acme", &kept, hour).await.unwrap();
+        sqlx::query("UPDATE api_keys SET revoked = 1 WHERE key_hash = $1")
+            .bind(sha256_hex(&kept))
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(store.session_tenant(&sneaky).await.unwrap(), None);
     }
     backends.finish().await;
 }

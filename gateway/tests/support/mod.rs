@@ -6,9 +6,10 @@ use plugboard_proto::health::v1::integration_health_service_server::{
     IntegrationHealthService, IntegrationHealthServiceServer,
 };
 use plugboard_proto::health::v1::{
-    GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse, IntegrationHealth,
-    IntegrationStatus, ListIncidentsRequest, ListIncidentsResponse, ReportRequest, ReportResponse,
-    SetWebhookRequest, SetWebhookResponse, WatchStatusRequest, WatchStatusResponse,
+    GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse, GetWebhookRequest,
+    GetWebhookResponse, IntegrationHealth, IntegrationStatus, ListIncidentsRequest,
+    ListIncidentsResponse, ReportRequest, ReportResponse, SetWebhookRequest, SetWebhookResponse,
+    WatchStatusRequest, WatchStatusResponse,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -287,6 +288,13 @@ impl IntegrationHealthService for FakeHealth {
         unimplemented()
     }
 
+    async fn get_webhook(
+        &self,
+        _: Request<GetWebhookRequest>,
+    ) -> Result<Response<GetWebhookResponse>, Status> {
+        unimplemented()
+    }
+
     async fn get_status(
         &self,
         request: Request<GetStatusRequest>,
@@ -312,6 +320,18 @@ impl IntegrationHealthService for FakeHealth {
             )],
             _ => Vec::new(),
         };
+        // As health does: one named connection it has no entry for is NotFound.
+        let wanted = request.get_ref().connection_id.clone();
+        if wanted.is_empty() {
+            return Ok(Response::new(GetStatusResponse { integrations }));
+        }
+        let integrations: Vec<IntegrationHealth> = integrations
+            .into_iter()
+            .filter(|entry| entry.connection_id == wanted)
+            .collect();
+        if integrations.is_empty() {
+            return Err(Status::not_found(format!("no integration {wanted}")));
+        }
         Ok(Response::new(GetStatusResponse { integrations }))
     }
 }

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::http::{Answer, Body, Http, Limiter, Request, Response, SendOptions, next_link};
 use crate::keyset;
 use crate::manifest::{Format, Manifest, Pagination, Stream};
+use crate::partner_calls::PartnerCalls;
 use crate::session::{self, Session, Settings};
 use crate::template;
 
@@ -238,7 +239,9 @@ impl Connector {
         settings: Settings,
         pages: mpsc::Sender<Result<ReadResponse, Error>>,
     ) {
-        if let Err(error) = self.read_pages(&params, &settings, &pages).await {
+        let calls = PartnerCalls::default();
+        let read = self.read_pages(&params, &settings, &pages, &calls);
+        if let Err(error) = calls.scope(read).await {
             tracing::info!(error = %error, stream = %params.stream, "read failed");
             // The receiver may be gone already; then nobody is waiting for the error.
             let _ = pages.send(Err(error)).await;
@@ -266,6 +269,7 @@ impl Connector {
         params: &ReadParams,
         settings: &Settings,
         pages: &mpsc::Sender<Result<ReadResponse, Error>>,
+        calls: &PartnerCalls,
     ) -> Result<(), Error> {
         let stream = self.stream(&params.stream)?;
         let format = stream
@@ -410,6 +414,7 @@ impl Connector {
                 _ => checkpoint.finished(lookback),
             };
             page.checkpoint = checkpoint.to_json();
+            page.partner_requests = Some(calls.take());
             tracing::debug!(
                 stream = %params.stream,
                 records = page.records.len(),

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use plugboard_proto::partner_requests::Answered;
 use reqwest::{StatusCode, Url, header};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -417,7 +418,14 @@ impl Http {
                 .body(text.clone()),
             Body::Multipart(multipart) => builder.multipart(multipart.form()?),
         };
-        let response = builder.send().await.map_err(|e| {
+        let started = Instant::now();
+        let sent = builder.send().await;
+        let answered = match &sent {
+            Ok(response) => Answered::Status(response.status().as_u16()),
+            Err(_) => Answered::Transport,
+        };
+        crate::partner_calls::record(answered, started.elapsed());
+        let response = sent.map_err(|e| {
             let never_connected = e.is_connect();
             let error = transport("partner request", e);
             if never_connected {

@@ -20,6 +20,8 @@
 //!   than the manifest allows is a used-up quota, returned with its reset time for sync to
 //!   pause on); XML and CSV answers read as JSON, XML bodies written from it;
 //! - [`budget`]: each partner account's request window shared by every replica through Redis;
+//! - [`partner_calls`]: each read's partner requests by answer class and latency, sent with
+//!   its pages;
 //! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
 //!   paging that survives records changing mid-run;
 //! - [`connector`]: check, discover, read, write and parse documents for any manifest;
@@ -51,6 +53,8 @@
 //!   unreachable each replica falls back to its own window (the partner's 429s are then the
 //!   backstop), and a fixed window lets a burst of up to twice the budget straddle a window
 //!   boundary.
+//! - A read that fails sends its error, not the partner requests made since its last page:
+//!   sync learns only the requests of the pages that arrived. TODO(#7).
 //! - The target guard resolves names once before calling; DNS rebinding between the check and
 //!   the request is not prevented (TODO(#3)).
 
@@ -68,6 +72,7 @@ pub mod http;
 pub mod keyset;
 pub mod login;
 pub mod manifest;
+pub mod partner_calls;
 pub mod registration;
 pub mod session;
 pub mod template;

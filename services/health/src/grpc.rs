@@ -10,9 +10,10 @@ use plugboard_proto::health::v1::integration_health_service_server::IntegrationH
 use plugboard_proto::health::v1::report_request::Report;
 use plugboard_proto::health::v1::{
     EntityFreshness, GetStatusRequest, GetStatusResponse, GetUptimeRequest, GetUptimeResponse,
-    Incident, IncidentUpdate, IntegrationHealth, IntegrationStatus, ListIncidentsRequest,
-    ListIncidentsResponse, ReportRequest, ReportResponse, SetWebhookRequest, SetWebhookResponse,
-    UptimeDay, Warning, WatchStatusRequest, WatchStatusResponse,
+    GetWebhookRequest, GetWebhookResponse, Incident, IncidentUpdate, IntegrationHealth,
+    IntegrationStatus, ListIncidentsRequest, ListIncidentsResponse, ReportRequest, ReportResponse,
+    SetWebhookRequest, SetWebhookResponse, UptimeDay, Warning, WatchStatusRequest,
+    WatchStatusResponse,
 };
 use plugboard_runtime::identity::Caller;
 use plugboard_runtime::storage::format_time;
@@ -164,6 +165,22 @@ impl IntegrationHealthService for GrpcHealthAdapter {
         Ok(Response::new(SetWebhookResponse {
             url: url.trim().to_owned(),
             signing_secret,
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn get_webhook(
+        &self,
+        request: Request<GetWebhookRequest>,
+    ) -> Result<Response<GetWebhookResponse>, Status> {
+        let tenant = Caller::tenant_of(&request)?;
+        let url = self
+            .webhooks
+            .url_of(&tenant)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(GetWebhookResponse {
+            url: url.unwrap_or_default(),
         }))
     }
 

@@ -5,8 +5,8 @@
 use sqlx::{AnyConnection, Row};
 
 use crate::error::Error;
+use crate::rules::Status;
 use crate::rules::incidents::{self as rules, Step};
-use crate::rules::{Status, display_name};
 
 /// One incident with its timeline, oldest update first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct Change<'a> {
     pub tenant: &'a str,
     pub connection_id: &'a str,
     pub connector: &'a str,
+    /// The partner as titles name it (the manifest's display name when known).
+    pub partner: &'a str,
     pub from: Option<Status>,
     pub to: Status,
     pub reason: &'a str,
@@ -47,7 +49,7 @@ pub async fn apply(connection: &mut AnyConnection, change: &Change<'_>) -> Resul
     match (step, open) {
         (Step::Open, _) => {
             let id = uuid::Uuid::now_v7().to_string();
-            let title = rules::title(change.to, &display_name(change.connector));
+            let title = rules::title(change.to, change.partner);
             sqlx::query(
                 "INSERT INTO incidents (id, tenant, connection_id, connector, worst_status, \
                  title, opened_at, resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7, '')",

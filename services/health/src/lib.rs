@@ -27,9 +27,13 @@
 //!   (with the next change or a reconnect's snapshot), not never.
 //! - Silence and late data are noticed by a sweep every `sweep_interval` (or when read), so a
 //!   change can arrive up to one interval late.
-//! - Correctness signals use what sync reports per stream: read counts and cursors today;
-//!   repeated pages and partner field names stay empty until sync collects them. TODO(#6).
-//! - Reasons name the partner by its connector id, capitalised, not its manifest display name.
+//! - Correctness signals and partner error rates and latency use what sync reports: per stream
+//!   read counts, cursors, repeated pages and field names, and the run's partner requests (of
+//!   the pages that arrived: a failed read's last requests are not counted). The thresholds
+//!   ([`rules::partner`], [`rules::signals`]) are constants, not per-tenant settings.
+//! - Reasons name the partner by the display name sync read from the registry with the run;
+//!   until a run reports one (heartbeats and credentials reports carry none) they use the
+//!   connector id, capitalised.
 
 pub mod config;
 pub mod error;

@@ -2,15 +2,18 @@
 //!
 //! The order of the rules is the order of what matters to the customer: a paused integration is
 //! paused whatever else is true; refused credentials need the customer before anything else can
-//! help; repeated failures mean down; a single failure, quarantined records or a silent
-//! scheduler mean degraded, and so does an entity older than its freshness target. Every status
+//! help; repeated failures mean down; a single failure, quarantined records, a partner that
+//! answered many requests with errors or slowly, or a silent scheduler mean degraded, and so
+//! does an entity older than its freshness target. Every status
 //! but operational carries a plain-language reason and the action the customer can take.
 //!
 //! Submodules hold the other pure rules: [`freshness`] (targets per entity), [`signals`]
-//! (correctness warnings), [`incidents`] (when incidents open and resolve) and [`uptime`].
+//! (correctness warnings), [`partner`] (error rate and latency of the partner's answers),
+//! [`incidents`] (when incidents open and resolve) and [`uptime`].
 
 pub mod freshness;
 pub mod incidents;
+pub mod partner;
 pub mod signals;
 pub mod uptime;
 
@@ -21,6 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use freshness::Targets;
+pub use partner::{PartnerFacts, RequestSummary};
 pub use signals::{StreamReport, Warning};
 
 /// Consecutive failed runs after which an integration is down.
@@ -153,6 +157,8 @@ pub struct Facts {
     pub warnings: Vec<Warning>,
     /// What the credentials service last reported about the connection's access.
     pub credential: CredentialFacts,
+    /// The partner's display name and how it answered in the last run.
+    pub partner: PartnerFacts,
 }
 
 /// The credentials service's last word on a connection's access.
@@ -189,7 +195,26 @@ impl Facts {
             entities: BTreeMap::new(),
             warnings: Vec::new(),
             credential: CredentialFacts::default(),
+            partner: PartnerFacts::default(),
         }
+    }
+
+    /// The partner as sentences name it: the manifest's display name once a reporter gave it.
+    pub fn partner_name(&self) -> String {
+        if self.partner.display_name.is_empty() {
+            display_name(&self.connector)
+        } else {
+            self.partner.display_name.clone()
+        }
+    }
+
+    /// Takes in what a run said about the partner: its display name (kept when empty) and its
+    /// requests (None when the run did not count them, which forgets the last run's).
+    pub fn record_partner(&mut self, display_name: &str, requests: Option<RequestSummary>) {
+        if !display_name.trim().is_empty() {
+            self.partner.display_name = display_name.trim().to_owned();
+        }
+        self.partner.last_run = requests;
     }
 
     /// Takes in a credentials report. A repeated one, or one older than the last taken, changes
@@ -212,7 +237,7 @@ impl Facts {
     /// Takes in the streams of a completed run finished at `at`: entity freshness moves, and
     /// the run's correctness warnings replace the previous run's.
     pub fn record_streams(&mut self, streams: &[StreamReport], at: DateTime<Utc>) {
-        let partner = display_name(&self.connector);
+        let partner = self.partner_name();
         let mut warnings = Vec::new();
         for stream in streams.iter().filter(|stream| !stream.entity.is_empty()) {
             let (facts, raised) =
@@ -287,7 +312,7 @@ pub fn assess(facts: &Facts, now: DateTime<Utc>) -> Assessment {
 
 /// The status of an integration with these facts and freshness targets at `now`.
 pub fn assess_with(facts: &Facts, targets: &Targets, now: DateTime<Utc>) -> Assessment {
-    let partner = display_name(&facts.connector);
+    let partner = facts.partner_name();
     if facts.paused {
         return Assessment::new(
             Status::Paused,
@@ -363,6 +388,10 @@ pub fn assess_with(facts: &Facts, targets: &Targets, now: DateTime<Utc>) -> Asse
             );
             return Assessment::new(Status::Degraded, reason, &action);
         }
+    }
+    let troubled = facts.partner.last_run.as_ref();
+    if let Some((reason, action)) = troubled.and_then(|run| partner::trouble(run, &partner)) {
+        return Assessment::new(Status::Degraded, reason, &action);
     }
     let freshness = freshness::freshness(&facts.entities, targets, now);
     if let Some(late) = freshness::stalest(&freshness) {
@@ -443,7 +472,7 @@ fn detail(reason: &str) -> String {
 }
 
 /// "bullhorn" → "Bullhorn", "sap-fieldglass" → "Sap Fieldglass": good enough for a sentence
-/// until the registry's display names are looked up. TODO(#7): use the manifest display name.
+/// while no reporter has given the manifest's display name ([`Facts::partner_name`]).
 pub fn display_name(connector: &str) -> String {
     let words: Vec<String> = connector
         .split(['-', '_'])

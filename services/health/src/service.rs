@@ -24,8 +24,8 @@ use crate::incidents::{self, Incident};
 use crate::rules::freshness::{self, Freshness};
 use crate::rules::uptime::{self, Day};
 use crate::rules::{
-    self, Assessment, Facts, HeartbeatSeen, Outcome, OutcomeKind, Status, StreamReport, Targets,
-    Warning,
+    self, Assessment, Facts, HeartbeatSeen, Outcome, OutcomeKind, RequestSummary, Status,
+    StreamReport, Targets, Warning,
 };
 use crate::store::{self, Integration, RunRecord, Store};
 
@@ -201,6 +201,12 @@ impl HealthService {
                 records_quarantined: run.records_quarantined,
                 at: finished_at,
             });
+            if taken {
+                state.facts.record_partner(
+                    &run.connector_display_name,
+                    run.partner_requests.as_ref().map(RequestSummary::of),
+                );
+            }
             if taken && kind.completed() {
                 state.facts.record_streams(&streams, finished_at);
             }
@@ -456,6 +462,7 @@ impl HealthService {
                     tenant: &state.tenant,
                     connection_id: &state.connection_id,
                     connector: &state.facts.connector,
+                    partner: &state.facts.partner_name(),
                     from,
                     to,
                     reason: &state.status_reason,

@@ -132,7 +132,7 @@ pub async fn load(
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision, entities_json, warnings_json, credential_json FROM integration_state \
+         status_since, revision, entities_json, warnings_json, credential_json, partner_json FROM integration_state \
          WHERE tenant = $1 AND connection_id = $2",
     )
     .bind(tenant)
@@ -149,7 +149,7 @@ pub async fn list(connection: &mut AnyConnection, tenant: &str) -> Result<Vec<In
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision, entities_json, warnings_json, credential_json FROM integration_state \
+         status_since, revision, entities_json, warnings_json, credential_json, partner_json FROM integration_state \
          WHERE tenant = $1 ORDER BY connection_id",
     )
     .bind(tenant)
@@ -175,9 +175,9 @@ pub async fn save(
              last_outcome_kind, last_outcome_reason, last_outcome_at, last_records_quarantined, \
              last_success_at, consecutive_failures, last_heartbeat_at, \
              heartbeat_interval_seconds, paused, status, status_reason, status_since, \
-             revision, updated_at, entities_json, warnings_json, credential_json) \
+             revision, updated_at, entities_json, warnings_json, credential_json, partner_json) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 + 1, $17, \
-             $18, $19, $20) \
+             $18, $19, $20, $21) \
              ON CONFLICT (tenant, connection_id) DO NOTHING",
         )
     } else {
@@ -187,7 +187,8 @@ pub async fn save(
              last_success_at = $8, consecutive_failures = $9, last_heartbeat_at = $10, \
              heartbeat_interval_seconds = $11, paused = $12, status = $13, \
              status_reason = $14, status_since = $15, revision = $16 + 1, updated_at = $17, \
-             entities_json = $18, warnings_json = $19, credential_json = $20 \
+             entities_json = $18, warnings_json = $19, credential_json = $20, \
+             partner_json = $21 \
              WHERE tenant = $1 AND connection_id = $2 AND revision = $16",
         )
     };
@@ -216,6 +217,7 @@ pub async fn save(
         .bind(to_json(&facts.entities)?)
         .bind(to_json(&facts.warnings)?)
         .bind(to_json(&facts.credential)?)
+        .bind(to_json(&facts.partner)?)
         .execute(connection)
         .await
         .map_err(Error::Storage)?;
@@ -235,7 +237,7 @@ pub async fn list_all(connection: &mut AnyConnection) -> Result<Vec<Integration>
         "SELECT tenant, connection_id, connector, last_outcome_kind, last_outcome_reason, \
          last_outcome_at, last_records_quarantined, last_success_at, consecutive_failures, \
          last_heartbeat_at, heartbeat_interval_seconds, paused, status, status_reason, \
-         status_since, revision, entities_json, warnings_json, credential_json FROM integration_state \
+         status_since, revision, entities_json, warnings_json, credential_json, partner_json FROM integration_state \
          ORDER BY tenant, connection_id",
     )
     .fetch_all(connection)
@@ -345,6 +347,8 @@ fn integration(row: &sqlx::any::AnyRow) -> Result<Integration, Error> {
         .map_err(|e| corrupt(format!("warnings_json: {e}")))?;
     let credential = serde_json::from_str(&text("credential_json")?)
         .map_err(|e| corrupt(format!("credential_json: {e}")))?;
+    let partner = serde_json::from_str(&text("partner_json")?)
+        .map_err(|e| corrupt(format!("partner_json: {e}")))?;
 
     Ok(Integration {
         tenant: text("tenant")?,
@@ -359,6 +363,7 @@ fn integration(row: &sqlx::any::AnyRow) -> Result<Integration, Error> {
             entities,
             warnings,
             credential,
+            partner,
         },
         status,
         status_reason: text("status_reason")?,

@@ -155,6 +155,11 @@ impl Webhooks {
         Ok(secret)
     }
 
+    /// The tenant's webhook URL, if it registered one.
+    pub async fn url_of(&self, tenant: &str) -> Result<Option<String>, Error> {
+        Ok(self.of(tenant).await?.map(|(url, _)| url))
+    }
+
     async fn of(&self, tenant: &str) -> Result<Option<(String, String)>, Error> {
         let row = sqlx::query("SELECT url, signing_secret FROM webhooks WHERE tenant = $1")
             .bind(tenant)

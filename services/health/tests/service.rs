@@ -88,6 +88,7 @@ fn outcome(connection_id: &str, run_id: &str, kind: RunOutcomeKind) -> RunOutcom
         records_quarantined: 0,
         finished_at: String::new(),
         streams: Vec::new(),
+        ..RunOutcome::default()
     }
 }
 

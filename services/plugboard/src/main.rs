@@ -4,7 +4,8 @@
 //!   in one process on SQLite; what a newcomer runs first.
 //! - `plugboard serve <service>`: one service in its own process, configured by `PLUGBOARD_*`
 //!   environment variables (or `PLUGBOARD_CONFIG_FILE`); what split mode and `deploy/` run.
-//! - `plugboard tenant create`: adds a tenant and an API key to the gateway's database.
+//! - `plugboard tenant create`: adds a tenant and an API key to the gateway's database;
+//!   `plugboard tenant revoke-key` revokes one and ends its dashboard sessions.
 //! - `plugboard connector check | new | stats | serve`: the connector kit's tooling.
 
 mod bundled;

@@ -1,4 +1,5 @@
-//! `plugboard tenant create`: a tenant and an API key in the gateway's database.
+//! `plugboard tenant create | revoke-key`: a tenant and an API key in the gateway's database,
+//! and revoking a key (which ends the dashboard sessions opened with it).
 
 use std::process::ExitCode;
 
@@ -9,6 +10,18 @@ use plugboard_gateway::TenantStore;
 pub enum TenantCommand {
     /// Creates a tenant (if missing) and adds an API key for it; prints the key.
     Create(CreateArgs),
+    /// Revokes an API key: it stops authenticating and its dashboard sessions end at once.
+    RevokeKey(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The key to revoke.
+    #[arg(long, env = "PLUGBOARD_TENANT_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// The gateway's database.
+    #[arg(long, env = "PLUGBOARD_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -28,7 +41,10 @@ pub struct CreateArgs {
 }
 
 pub async fn run(command: TenantCommand) -> ExitCode {
-    let TenantCommand::Create(args) = command;
+    let args = match command {
+        TenantCommand::Create(args) => args,
+        TenantCommand::RevokeKey(args) => return revoke(args).await,
+    };
     match create(args).await {
         Ok(api_key) => {
             println!("{api_key}");
@@ -49,4 +65,25 @@ async fn create(args: CreateArgs) -> anyhow::Result<String> {
         .unwrap_or_else(plugboard_gateway::tenants::generate_api_key);
     store.add_api_key(&args.id, &api_key, "cli").await?;
     Ok(api_key)
+}
+
+async fn revoke(args: RevokeArgs) -> ExitCode {
+    let revoked = match TenantStore::open(&args.database_url).await {
+        Ok(store) => store.revoke_api_key(args.api_key.trim()).await,
+        Err(error) => Err(error),
+    };
+    match revoked {
+        Ok(true) => {
+            println!("revoked");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("plugboard tenant revoke-key: no such API key");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("plugboard tenant revoke-key: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

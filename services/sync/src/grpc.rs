@@ -358,11 +358,14 @@ impl SyncServiceRpc for GrpcSyncAdapter {
         request: Request<ListSyncsRequest>,
     ) -> Result<Response<ListSyncsResponse>, Status> {
         let tenant_id = Caller::tenant_of(&request)?;
-        let syncs = self
-            .service
-            .list_syncs(&tenant_id)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let connection_id = &request.get_ref().connection_id;
+        let syncs = if connection_id.is_empty() {
+            self.service.list_syncs(&tenant_id).await
+        } else {
+            let one = self.service.sync_summary(&tenant_id, connection_id).await;
+            one.map(|summary| summary.into_iter().collect())
+        }
+        .map_err(|e| to_status(&e))?;
         Ok(Response::new(ListSyncsResponse {
             syncs: syncs.into_iter().map(sync_info).collect(),
         }))

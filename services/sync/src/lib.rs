@@ -47,6 +47,8 @@
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
 //! - [`outcome`]: honest outcomes: an empty full read after a big one is suspect, a 403 says so;
 //! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
+//! - [`stream_signals`]: per stream, the partner's field names, pages served again and partner
+//!   requests, reported to health; [`partner_name`]: the manifest's display name for it;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health;
 //! - [`outbox`]: pushes as durable rows, claimed by compare-and-set, recovered when a replica dies;
 //! - [`retention`]: settled pushes purged after `PLUGBOARD_SYNC_PUSH_RETENTION_DAYS` (30);
@@ -97,6 +99,7 @@ pub mod mesh;
 pub mod outbox;
 pub mod outcome;
 pub mod page_guard;
+pub mod partner_name;
 pub mod persons;
 pub mod policy;
 pub mod push;
@@ -109,6 +112,7 @@ pub mod scheduler;
 pub mod service;
 pub mod store;
 pub mod stream_end;
+pub mod stream_signals;
 pub mod two_way;
 
 use std::future::Future;

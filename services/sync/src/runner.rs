@@ -221,9 +221,11 @@ impl Runner {
         ));
 
         let fence = Fence::of(&lease);
-        let result = self
-            .read_all(&sync, &mut run, &lease_lost, fence, mode)
-            .await;
+        // Asked for during the read, so the report after it waits for nothing.
+        let (result, partner_name) = tokio::join!(
+            self.read_all(&sync, &mut run, &lease_lost, fence, mode),
+            crate::partner_name::display_name(&self.mesh, &sync.connector),
+        );
         renewal.abort();
 
         let finished_at = now_text();
@@ -286,7 +288,8 @@ impl Runner {
             {
                 tracing::error!(error = %error, "cannot record when the paused run resumes");
             }
-            self.report_outcome(&sync, &run, result.as_ref().err(), written, quarantined)
+            let error = result.as_ref().err();
+            self.report_outcome(&sync, &run, error, written, quarantined, &partner_name)
                 .await;
             match &result {
                 Err(Error::QuotaExhausted { .. }) | Ok(()) => {}
@@ -419,6 +422,7 @@ impl Runner {
                         repeat,
                     });
                 }
+                run.streams[stream_index].signals.observe(&page);
                 if complete_read {
                     seen.extend(page.records.iter().map(|record| record.external_id.clone()));
                 }
@@ -630,6 +634,7 @@ impl Runner {
         error: Option<&Error>,
         written: u64,
         quarantined: u64,
+        partner_name: &str,
     ) {
         // Earlier runs of the connection, for the honest-outcome baselines; without them the
         // run is judged on its own.
@@ -667,10 +672,15 @@ impl Runner {
                     pages: stream.pages,
                     checkpoint_before: stream.checkpoint_before.clone(),
                     checkpoint_after: stream.checkpoint_after.clone(),
-                    // TODO(#6): count re-served pages and collect partner field names.
-                    ..StreamOutcome::default()
+                    repeated_pages: stream.signals.repeated_pages,
+                    fields: stream.signals.fields.iter().cloned().collect(),
+                    partner_requests: Some(stream.signals.partner_requests.clone()),
                 })
                 .collect(),
+            partner_requests: crate::stream_signals::run_requests(
+                run.streams.iter().map(|stream| &stream.signals),
+            ),
+            connector_display_name: partner_name.to_owned(),
         });
         self.report(&sync.tenant_id, report).await;
     }

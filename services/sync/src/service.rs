@@ -105,6 +105,18 @@ impl SyncService {
             .await
     }
 
+    /// The summary of one connection's sync; None when the tenant has no such connection.
+    pub async fn sync_summary(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<SyncSummary>, Error> {
+        match self.store.get_sync(tenant_id, connection_id).await? {
+            Some(sync) => Ok(Some(self.summary(sync).await?)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn list_syncs(&self, tenant_id: &str) -> Result<Vec<SyncSummary>, Error> {
         let mut summaries = Vec::new();
         for sync in self.store.list_syncs(tenant_id).await? {

@@ -58,6 +58,9 @@ pub struct StreamCounters {
     /// Records tombstoned because a complete read no longer found them.
     #[serde(default)]
     pub records_deleted: u64,
+    /// Field names, repeated pages and partner requests, for health; not kept with the run.
+    #[serde(skip)]
+    pub signals: crate::stream_signals::StreamSignals,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

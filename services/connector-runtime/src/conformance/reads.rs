@@ -261,6 +261,28 @@ impl Kit {
         ensure(read.records().count() == data.len(), || {
             format!("{name}: the read after two 5xx answers lost records")
         })?;
+        // Health judges the partner by these counts: the retried answers must be in them.
+        let mut requests = plugboard_proto::common::v1::PartnerRequests::default();
+        for page in &read.pages {
+            requests.merge(
+                page.partner_requests
+                    .as_ref()
+                    .unwrap_or(&Default::default()),
+            );
+        }
+        ensure(requests.status_5xx == 2, || {
+            format!(
+                "{name}: the pages counted {} 5xx answers, not 2",
+                requests.status_5xx
+            )
+        })?;
+        ensure(requests.status_2xx as usize >= read.pages.len(), || {
+            format!(
+                "{name}: the pages counted {} successful answers for {} pages",
+                requests.status_2xx,
+                read.pages.len()
+            )
+        })?;
         Ok(Verdict::Passed)
     }
 

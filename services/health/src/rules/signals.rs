@@ -19,6 +19,9 @@ pub const DROP_FROM_AT_LEAST: u64 = 100;
 pub const DROP_FACTOR: u64 = 10;
 /// Completed runs in a row that read records without moving the cursor.
 pub const STUCK_AFTER_RUNS: u32 = 3;
+/// Records a run must read before a field it did not see counts as vanished: an incremental
+/// run that read two records says little about fields partners leave out when empty.
+pub const VANISHED_AFTER_RECORDS: u64 = 20;
 
 /// What one stream reported for a run that completed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,13 +124,17 @@ pub fn observe(
     }
 
     let previous_fields = previous.map(|facts| &facts.fields);
+    let full_sample = report.records_read >= VANISHED_AFTER_RECORDS;
     if let Some(old) = previous_fields
         && !old.is_empty()
         && !report.fields.is_empty()
-        && *old != report.fields
     {
         let appeared: Vec<&str> = report.fields.difference(old).map(String::as_str).collect();
-        let vanished: Vec<&str> = old.difference(&report.fields).map(String::as_str).collect();
+        let vanished: Vec<&str> = if full_sample {
+            old.difference(&report.fields).map(String::as_str).collect()
+        } else {
+            Vec::new()
+        };
         let mut parts = Vec::new();
         if !appeared.is_empty() {
             parts.push(format!("new fields {}", appeared.join(", ")));
@@ -135,22 +142,27 @@ pub fn observe(
         if !vanished.is_empty() {
             parts.push(format!("no longer the fields {}", vanished.join(", ")));
         }
-        warnings.push(Warning::new(
-            "SCHEMA_DRIFT",
-            entity,
-            format!("{partner} {things} now have {}", parts.join(" and ")),
-            format!("Check the field mapping for {things}; data from a vanished field stays empty"),
-        ));
+        if !parts.is_empty() {
+            warnings.push(Warning::new(
+                "SCHEMA_DRIFT",
+                entity,
+                format!("{partner} {things} now have {}", parts.join(" and ")),
+                format!(
+                    "Check the field mapping for {things}; data from a vanished field stays empty"
+                ),
+            ));
+        }
     }
 
     let facts = EntityFacts {
         last_success_at: Some(at),
         last_records_read: Some(report.records_read),
         stuck_runs,
-        fields: if report.fields.is_empty() {
-            previous_fields.cloned().unwrap_or_default()
-        } else {
-            report.fields.clone()
+        // A small sample adds what it saw; only a full one may forget a field.
+        fields: match previous_fields {
+            Some(old) if !full_sample => old.union(&report.fields).cloned().collect(),
+            _ if report.fields.is_empty() => previous_fields.cloned().unwrap_or_default(),
+            _ => report.fields.clone(),
         },
     };
     (facts, warnings)
@@ -231,10 +243,10 @@ mod tests {
     #[test]
     fn repeated_pages_and_schema_drift_warn_with_the_details() {
         let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
-        let mut first = report(10, "a", "b");
+        let mut first = report(30, "a", "b");
         first.fields = fields(&["id", "title", "salary"]);
         let (facts, _) = observe(None, &first, "Bullhorn", at());
-        let mut second = report(10, "b", "c");
+        let mut second = report(30, "b", "c");
         second.fields = fields(&["id", "title", "payRate"]);
         second.repeated_pages = 2;
         let (after, warnings) = observe(Some(&facts), &second, "Bullhorn", at());
@@ -244,8 +256,30 @@ mod tests {
         assert!(warnings[1].reason.contains("no longer the fields salary"));
         assert_eq!(after.fields, second.fields);
         // A run that reports no fields keeps the known ones and raises no drift.
-        let (kept, warnings) = observe(Some(&after), &report(10, "c", "d"), "Bullhorn", at());
+        let (kept, warnings) = observe(Some(&after), &report(30, "c", "d"), "Bullhorn", at());
         assert_eq!(kept.fields, second.fields);
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_small_run_reports_new_fields_but_not_missing_ones() {
+        let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        let mut full = report(30, "a", "b");
+        full.fields = fields(&["id", "title", "salary"]);
+        let (facts, _) = observe(None, &full, "Bullhorn", at());
+        // Two records changed since: one without a salary, one with a field never seen.
+        let mut small = report(2, "b", "c");
+        small.fields = fields(&["id", "title", "customText20"]);
+        let (after, warnings) = observe(Some(&facts), &small, "Bullhorn", at());
+        assert_eq!(codes(&warnings), ["SCHEMA_DRIFT"]);
+        assert_eq!(
+            warnings[0].reason,
+            "Bullhorn jobs now have new fields customText20"
+        );
+        let known: Vec<&str> = after.fields.iter().map(String::as_str).collect();
+        assert_eq!(known, ["customText20", "id", "salary", "title"]);
+        // The same small sample again raises nothing.
+        let (_, again) = observe(Some(&after), &small, "Bullhorn", at());
+        assert!(again.is_empty(), "{again:?}");
     }
 }

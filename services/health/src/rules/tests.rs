@@ -301,3 +301,67 @@ fn a_suspect_run_is_degraded_with_its_reason_and_moves_nothing() {
     assert_eq!(facts.last_success_at, Some(at(0)));
     assert_eq!(facts.consecutive_failures, 0);
 }
+
+fn troubled_requests() -> RequestSummary {
+    RequestSummary {
+        total: 20,
+        errors: 8,
+        server_errors: 8,
+        ..RequestSummary::default()
+    }
+}
+
+#[test]
+fn a_partner_erring_in_a_completed_run_degrades_and_a_clean_run_clears_it() {
+    let mut facts = Facts::new("bullhorn");
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 0));
+    facts.record_partner("", Some(troubled_requests()));
+    let assessment = assess(&facts, at(1));
+    assert_eq!(assessment.status, Status::Degraded);
+    assert!(
+        assessment
+            .reason
+            .starts_with("Bullhorn answered 40% of requests with errors in the last run"),
+        "{}",
+        assessment.reason
+    );
+    assert!(!assessment.action.is_empty());
+
+    let clean = RequestSummary {
+        total: 20,
+        ..RequestSummary::default()
+    };
+    facts.record_outcome(outcome(OutcomeKind::Succeeded, 5));
+    facts.record_partner("", Some(clean));
+    assert_eq!(assess(&facts, at(6)).status, Status::Operational);
+}
+
+#[test]
+fn a_failed_run_says_it_failed_before_what_the_partner_answered() {
+    let mut facts = Facts::new("bullhorn");
+    facts.record_outcome(outcome(OutcomeKind::Failed, 0));
+    facts.record_partner("", Some(troubled_requests()));
+    let assessment = assess(&facts, at(1));
+    assert!(
+        assessment.reason.starts_with("the last sync failed"),
+        "{assessment:?}"
+    );
+}
+
+#[test]
+fn reasons_use_the_manifest_display_name_once_reported() {
+    let mut facts = Facts::new("sap-fieldglass");
+    facts.record_outcome(outcome(OutcomeKind::AuthFailed, 0));
+    assert_eq!(
+        assess(&facts, at(1)).reason,
+        "Sap Fieldglass refused the saved credentials"
+    );
+    facts.record_partner("SAP Fieldglass", None);
+    assert_eq!(
+        assess(&facts, at(1)).reason,
+        "SAP Fieldglass refused the saved credentials"
+    );
+    // A later report without a name keeps the known one.
+    facts.record_partner("", None);
+    assert_eq!(facts.partner_name(), "SAP Fieldglass");
+}
