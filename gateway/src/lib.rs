@@ -11,7 +11,9 @@
 //!   `POST /integrations/{id}/reconnect` for an integration that needs a reconnect;
 //! - `POST /webhooks/{connector}/{connection_id}`: partner webhooks, verified by the connector
 //!   with the connection's webhook secret, then handed to sync; `PUT
-//!   /api/v1/integrations/{id}/webhook` enables them for a connection.
+//!   /api/v1/integrations/{id}/webhook` enables them for a connection;
+//! - `POST /api/v1/integrations/{id}/documents`: a document (base64 JSON) parsed by the
+//!   integration's CV parser through sync, answered once per content.
 //!
 //! It owns only tenants, API keys and sessions. Everything else it asks the services for, signing
 //! each call with the mesh key as `gateway` acting for the tenant of the key, so a tenant can
@@ -21,7 +23,7 @@
 //! (channels, signed clients, health probes), [`oauth`] and [`oauth_store`] (the OAuth
 //! connect flow and its tables), [`integrations`] (merging sync, health and registry into one
 //! view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`] (partner webhook
-//! route and its enabling API), [`routes`] (router and request spans), [`error`].
+//! route and its enabling API), [`documents`] (documents to parse), [`routes`] (router and request spans), [`error`].
 //!
 //! # Limitations
 //!
@@ -38,6 +40,7 @@ pub mod config;
 pub mod connect;
 pub mod dashboard;
 pub mod detail;
+pub mod documents;
 pub mod error;
 pub mod events;
 pub mod forms;

@@ -5,12 +5,14 @@
 //!
 //! - [`error`]: the one table from error kinds to gRPC codes, with a stable reason code attached
 //!   to every status (google.rpc `ErrorInfo`);
-//! - [`trace_context`]: W3C trace context carried across every gRPC hop.
+//! - [`trace_context`]: W3C trace context carried across every gRPC hop;
+//! - [`personal_data`]: which canonical fields hold personal data (the `personal_data` option).
 //!
 //! Modules mirror the proto packages: [`common::v1`] holds the canonical staffing model, and each
 //! service has its own package (`credentials::v1`, `mapping::v1`, ...).
 
 pub mod error;
+pub mod personal_data;
 pub mod trace_context;
 
 /// Every compiled file descriptor, for gRPC reflection.

@@ -1,11 +1,13 @@
 //! Support for the end-to-end tests: starting Plugboard processes, a fresh PostgreSQL database
-//! per test, the Bullhorn sandbox's admin API, and signed gRPC clients.
+//! per test, the Bullhorn sandbox's admin API, signed gRPC clients, and a mesh for document
+//! parsing pipelines ([`documents`]).
 //!
 //! The tests start the real `plugboard` binary, built by the test command before the tests run
 //! (`cargo build -p plugboard`), as separate processes.
 
 pub mod browser;
 pub mod cluster;
+pub mod documents;
 pub mod flows;
 pub mod greenhouse;
 pub mod mesh;

@@ -139,7 +139,8 @@ impl Connector {
         let key = key(tenant, connection);
         self.forget(&key);
         let outcome = async {
-            let (path, query) = match &self.manifest.check {
+            let check = self.manifest.check.clone();
+            let (path, query) = match &check {
                 Some(check) => (check.path.clone(), check.query.clone()),
                 None => {
                     let stream = self.manifest.streams.values().next().ok_or_else(|| {
@@ -159,18 +160,41 @@ impl Connector {
                     ))
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
+            let format = match &check {
+                Some(check) if check.xml.is_some() => Format::Xml,
+                _ => self.manifest.format,
+            };
+            let options = SendOptions {
+                format,
+                ..SendOptions::default()
+            };
             let mut waits = 0;
-            self.fetch(&key, &settings, "", &mut waits, |session| {
-                Ok(Request {
-                    method: crate::manifest::Method::Get,
-                    url: join(&session.base_url, &path)?,
-                    headers: Vec::new(),
-                    query: query.clone(),
-                    body: Body::None,
+            let answer = self
+                .fetch_as(&key, &settings, "", &mut waits, options, |session| {
+                    let mut request = Request {
+                        method: check
+                            .as_ref()
+                            .map_or(crate::manifest::Method::Get, |c| c.method),
+                        url: join(&session.base_url, &path)?,
+                        headers: Vec::new(),
+                        query: query.clone(),
+                        body: Body::None,
+                    };
+                    if let Some(check) = &check {
+                        let scope = json!({
+                            "settings": &settings.values,
+                            "auth": &session.body_values,
+                        });
+                        check_body(check, &scope, &mut request)?;
+                    }
+                    Ok(request)
                 })
-            })
-            .await
-            .map(|_| ())
+                .await?;
+            let errors = check.as_ref().and_then(|check| check.errors.as_ref());
+            match documents::answered_error(errors, &answer.body) {
+                Some(error) => Err(error),
+                None => Ok(()),
+            }
         }
         .await;
         match outcome {
@@ -869,6 +893,37 @@ fn accept(item: &Value, primary_key: &str) -> Result<RawRecord, RejectedRecord> 
         external_id,
         payload_json,
     })
+}
+
+/// The headers and body of a `check` request.
+fn check_body(
+    check: &crate::manifest::CheckRequest,
+    scope: &Value,
+    request: &mut Request,
+) -> Result<(), Error> {
+    let render = |text: &str| template::render(text, scope).map_err(Error::InvalidSettings);
+    for (name, value) in &check.headers {
+        request.headers.push((name.clone(), render(value)?));
+    }
+    let rendered = |body: &Value| {
+        template::render_json(body, scope)
+            .ok_or_else(|| Error::InvalidSettings("the check body renders to nothing".into()))
+    };
+    if let Some(json) = &check.json {
+        request.body = Body::Json(rendered(json)?);
+    } else if let Some(xml) = &check.xml {
+        let text = crate::formats::json_to_xml(&rendered(xml)?).map_err(Error::InvalidSettings)?;
+        let given = request
+            .headers
+            .iter()
+            .position(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        let content_type = match given {
+            Some(index) => request.headers.remove(index).1,
+            None => "text/xml; charset=utf-8".to_owned(),
+        };
+        request.body = Body::Text { content_type, text };
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,10 @@ pub enum Error {
     ConflictNotFound { conflict_id: String },
     #[error("conflict {conflict_id} was already settled")]
     ConflictNotHeld { conflict_id: String },
+    #[error("document {content_sha256} is being parsed by another call; ask again when it is done")]
+    DocumentBeingParsed { content_sha256: String },
+    #[error("the document's parse did not map and is quarantined: {reason}")]
+    DocumentQuarantined { reason: String },
     #[error("a run of connection {connection_id} is already in progress")]
     RunInProgress { connection_id: String },
     #[error("sync of connection {connection_id} is paused")]
@@ -100,6 +104,8 @@ impl ServiceError for Error {
             Error::RunInProgress { .. } | Error::Paused { .. } | Error::RepeatedPage { .. } => {
                 ErrorKind::FailedPrecondition
             }
+            Error::DocumentQuarantined { .. } => ErrorKind::FailedPrecondition,
+            Error::DocumentBeingParsed { .. } => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } if kind.is_retryable() => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } => *kind,
             Error::Coordination(_) | Error::ShuttingDown => ErrorKind::Unavailable,
@@ -123,6 +129,8 @@ impl ServiceError for Error {
             Error::ConflictNotHeld { .. } => "CONFLICT_NOT_HELD",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
             Error::Paused { .. } => "SYNC_PAUSED",
+            Error::DocumentBeingParsed { .. } => "DOCUMENT_BEING_PARSED",
+            Error::DocumentQuarantined { .. } => "DOCUMENT_QUARANTINED",
             Error::Dependency { .. } => "DEPENDENCY_FAILED",
             Error::Coordination(_) => "COORDINATION_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",

@@ -38,7 +38,9 @@
 //! - [`echo`]: what a partner record means next to our pushes (echo, change, conflict);
 //! - [`conflicts`]: settling conflicts per policy, and their table;
 //! - [`two_way`]: the review of a page before its commit, applied in its transaction.
-//! - [`persons`]: each page's people linked by mapping; records answered with their person id.
+//! - [`persons`]: each page's people linked by mapping; records answered with their person id;
+//! - [`documents`]: `ParseDocument` (a document parsed once per content hash, landed as
+//!   canonical records) and the tenant's parse costs.
 //!
 //! # Limitations
 //!
@@ -64,11 +66,13 @@ pub mod changes;
 pub mod config;
 pub mod conflicts;
 pub mod delivery;
+pub mod documents;
 pub mod echo;
 pub mod error;
 pub mod events;
 pub mod fields;
 pub mod grpc;
+mod grpc_documents;
 mod grpc_two_way;
 pub mod mesh;
 pub mod outbox;
@@ -150,6 +154,7 @@ pub async fn run(
     ));
 
     let two_way = push::TwoWayService::new(store.clone());
+    let documents = documents::Documents::new(store.clone(), runner.mesh().clone());
     let service = service::SyncService::new(store, runner.clone());
     let pending_webhook_reads = tokio::spawn(
         service
@@ -158,7 +163,7 @@ pub async fn run(
             .read_pending(PENDING_WEBHOOK_READS_TICK),
     );
     let server = SyncServiceServer::with_interceptor(
-        grpc::GrpcSyncAdapter::new(service, two_way),
+        grpc::GrpcSyncAdapter::new(service, two_way, documents),
         RequireCaller::new(mesh_key),
     );
     let names = [<SyncServiceServer<grpc::GrpcSyncAdapter> as NamedService>::NAME];

@@ -296,7 +296,7 @@ fn next_page_token(returned: usize, limit: u32, last_key: Option<&String>) -> St
     last_key.cloned().unwrap_or_default()
 }
 
-fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
+pub(crate) fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
     let valid = !value.is_empty()
         && value.len() <= MAX_ID_LEN
         && value

@@ -197,7 +197,7 @@ pub async fn run(dir: &Path, sandbox_url: &str) -> Result<Vec<Outcome>, String> 
             kit.write().await,
         ),
         (
-            "document parsed by polling, mapped, unreadable one refused",
+            "document parsed and mapped; 429 waited out; wrong key and unreadable document refused",
             kit.document().await,
         ),
         (

@@ -1,0 +1,208 @@
+//! Documents through sync, across `plugboard` processes: a CV sent twice is parsed by the
+//! partner once (the Affinda sandbox counts one upload), lands as a canonical ParsedResume and
+//! Candidate that ListRecords and WatchChanges see, linked to one person, with its personal
+//! data fields named; the parse's cost is recorded per tenant, and another tenant's same
+//! document is its own parse.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use plugboard_proto::common::v1::canonical_record::Body;
+use plugboard_proto::credentials::v1::{ApiKey, Secret, secret};
+use plugboard_proto::sync::v1::{
+    GetParseUsageRequest, ListRecordsRequest, ParseDocumentRequest, WatchChangesRequest,
+};
+use plugboard_sandbox::affinda::{AffindaOptions, DEMO_API_KEY, DEMO_COLLECTION};
+use plugboard_tests::documents::{DocumentMesh, partners, sandbox_stats, serve_sandbox};
+use serde_json::json;
+
+const CONNECTION: &str = "cv-affinda";
+const RESUME: &[u8] = b"Grace Hopper\ngrace.hopper@example.com\nSkills: COBOL, Compilers\n";
+
+fn request(content: &[u8]) -> ParseDocumentRequest {
+    ParseDocumentRequest {
+        connection_id: CONNECTION.into(),
+        document_type: String::new(),
+        file_name: "grace_hopper.txt".into(),
+        content: content.to_vec(),
+        content_type: "text/plain".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_is_parsed_once_landed_as_canonical_records_and_costed() {
+    let mut options = AffindaOptions::new(&partners().join("affinda/openapi_v3_official.yml"));
+    options.polls_until_ready = 1;
+    let sandbox = serve_sandbox(plugboard_sandbox::affinda::router(options).unwrap())
+        .await
+        .unwrap();
+    let mut mesh = DocumentMesh::start().await.unwrap();
+    mesh.serve_connector("affinda").await.unwrap();
+    let secret = Secret {
+        kind: Some(secret::Kind::ApiKey(ApiKey {
+            key: DEMO_API_KEY.into(),
+        })),
+    };
+    let settings = json!({"base_url": sandbox, "collection": DEMO_COLLECTION});
+    let acme = mesh.clients("acme");
+    mesh.connect(&acme, CONNECTION, "affinda", secret.clone(), &settings)
+        .await
+        .unwrap();
+    let mut sync = acme.sync(&mesh.sync_addr);
+    let mut changes = sync
+        .watch_changes(WatchChangesRequest {
+            after_position: 0,
+            connection_id: CONNECTION.into(),
+            entity: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let first = sync
+        .parse_document(request(RESUME))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.reused, "{first:?}");
+    let parse = first.parse.clone().unwrap();
+    assert_eq!(parse.connector, "affinda");
+    assert_eq!(parse.entities, ["parsed_resume", "candidate"]);
+    let cost = parse.cost.clone().unwrap();
+    assert_eq!(
+        (cost.amount.as_str(), cost.currency.as_str()),
+        ("0.10", "USD")
+    );
+    assert_eq!(first.records.len(), 2, "{first:?}");
+    let candidate = first
+        .records
+        .iter()
+        .find(|record| record.entity == "candidate")
+        .unwrap();
+    let Some(Body::Candidate(body)) = &candidate.body else {
+        panic!("{candidate:?}")
+    };
+    assert_eq!(
+        (body.first_name.as_str(), body.last_name.as_str()),
+        ("Grace", "Hopper")
+    );
+    assert_eq!(body.email, "grace.hopper@example.com");
+    assert_eq!(candidate.external_id, parse.document_id);
+    for field in ["first_name", "last_name", "email", "work_history"] {
+        assert!(
+            candidate.personal_data_fields.contains(&field.to_owned()),
+            "{field}: {:?}",
+            candidate.personal_data_fields
+        );
+    }
+    assert!(
+        !candidate
+            .personal_data_fields
+            .contains(&"skills".to_owned())
+    );
+    // Identity linking: the resume and the candidate it describes are one person.
+    let persons: Vec<&str> = first.records.iter().map(|r| r.person_id.as_str()).collect();
+    assert!(
+        !persons[0].is_empty() && persons[0] == persons[1],
+        "{persons:?}"
+    );
+
+    // The same bytes again: the stored records, and the partner never asked.
+    let second = sync
+        .parse_document(request(RESUME))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(second.reused);
+    assert_eq!(
+        second.parse.as_ref().unwrap().document_id,
+        parse.document_id
+    );
+    let hashes = |records: &[plugboard_proto::common::v1::CanonicalRecord]| {
+        let mut hashes: Vec<String> = records.iter().map(|r| r.content_hash.clone()).collect();
+        hashes.sort();
+        hashes
+    };
+    assert_eq!(hashes(&second.records), hashes(&first.records));
+    let stats = sandbox_stats(&sandbox).await.unwrap();
+    assert_eq!(stats["uploads"], 1, "{stats}");
+
+    // ListRecords and WatchChanges see what the parse landed.
+    let listed = sync
+        .list_records(ListRecordsRequest {
+            connection_id: CONNECTION.into(),
+            entity: "candidate".into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total, 1);
+    assert_eq!(listed.records[0].external_id, parse.document_id);
+    assert!(!listed.records[0].personal_data_fields.is_empty());
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let change = tokio::time::timeout(Duration::from_secs(10), changes.message())
+            .await
+            .expect("the parse's records on WatchChanges")
+            .unwrap()
+            .unwrap();
+        seen.push(change.entity);
+    }
+    seen.sort();
+    assert_eq!(seen, ["candidate", "parsed_resume"]);
+
+    // Usage: one parse paid for, one call answered from it.
+    let usage = sync
+        .get_parse_usage(GetParseUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((usage.documents, usage.reuses), (1, 1), "{usage:?}");
+    assert_eq!(usage.totals.len(), 1);
+    assert_eq!(usage.totals[0].amount, "0.10");
+    assert_eq!(usage.parses[0].content_sha256, parse.content_sha256);
+
+    // Another tenant's same document is its own parse, and acme's usage does not show it.
+    let globex = mesh.clients("globex");
+    mesh.connect(&globex, CONNECTION, "affinda", secret, &settings)
+        .await
+        .unwrap();
+    let mut globex_sync = globex.sync(&mesh.sync_addr);
+    let theirs = globex_sync
+        .parse_document(request(RESUME))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!theirs.reused);
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["uploads"], 2);
+    let usage = sync
+        .get_parse_usage(GetParseUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.documents, 1);
+
+    // Bad requests get precise statuses; an unreadable document is the partner's refusal.
+    let status = sync.parse_document(request(b"")).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let unknown = ParseDocumentRequest {
+        connection_id: "nobody".into(),
+        ..request(RESUME)
+    };
+    let status = sync.parse_document(unknown).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    let status = sync
+        .parse_document(request(&[0xff, 0xfe, 0x00, 0x01]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // A failed parse is not kept: nothing was landed or charged for it.
+    let usage = sync
+        .get_parse_usage(GetParseUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.documents, 1);
+}
