@@ -16,6 +16,13 @@
 //!   certificate from its CA;
 //! - [`greenhouse`]: Greenhouse Harvest (Basic auth, `Link` header paging, `updated_after`,
 //!   candidate writes, signed webhooks), seeded from Greenhouse's published samples;
+//! - [`textkernel`]: Textkernel Tx v10's resume parser (`Tx-AccountId`/`Tx-ServiceKey`, the
+//!   `{Info, Value}` envelope), dressed in its published v9 sample's values;
+//! - [`daxtra`]: Daxtra's SOAP `CVXtractorService` (`ProcessCV` with a base64 document and the
+//!   account; HR-XML out; SOAP faults);
+//! - [`rchilli`]: RChilli's `parseResumeBinary` (the user key in the JSON body, errors as
+//!   `{error: {errorcode, errormsg}}`);
+//! - [`parsers`]: what the CV parser sandboxes share (reading a text resume, faults, counters);
 //! - [`starter`]: the starter partner `plugboard connector new` copies as a new connector's
 //!   sandbox (Bearer key, offset paging, `updated_since`, the admin contract);
 //! - [`traces`]: the trace ids of recent requests, so tests can follow a trace to the partner;
@@ -23,18 +30,22 @@
 //!
 //! # Limitations
 //!
-//! - Bullhorn, Greenhouse and Affinda; other partners follow the same `src/<partner>/` layout.
+//! - Bullhorn, Greenhouse, Affinda and the CV parsers; other partners follow the same `src/<partner>/` layout.
 //! - State lives in memory and is lost when the process stops.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
 
 pub mod affinda;
 pub mod bullhorn;
+pub mod daxtra;
 pub mod error;
 pub mod greenhouse;
 pub mod mtls;
 pub mod oauth;
+pub mod parsers;
+pub mod rchilli;
 pub mod starter;
+pub mod textkernel;
 pub mod traces;
 
 pub use bullhorn::{SandboxOptions, router, serve};
