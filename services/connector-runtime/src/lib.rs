@@ -38,7 +38,10 @@
 //! - Keyset paging can miss a record only if more than half a page of the records sharing the
 //!   boundary cursor value change between two page requests.
 //! - XML is read element by element into JSON (values as strings) and written from JSON; a
-//!   schema-driven SOAP envelope or typed XML values need a mapping step, not the runtime.
+//!   SOAP envelope is written from the manifest's template and its faults become typed errors,
+//!   but WS-Security headers and schema-typed values are not supported. TODO(#8).
+//! - A parser's upload is never sent again once it may have reached the partner (a 5xx or a
+//!   lost answer fails the parse), so it is not charged twice; the caller retries.
 //! - Writes remember nothing: sync's outbox is what makes a retried write happen once, and the
 //!   runtime's part is never to repeat a create the partner may already have made
 //!   ([`connector::Connector::write`]). Webhook deliveries are not remembered here either: sync

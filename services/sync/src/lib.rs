@@ -58,6 +58,11 @@
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
+//! - Document parses are kept forever, as the record of what was paid for; there is no
+//!   retention or erasure of a parse's raw payload yet (TODO(#8)), though
+//!   `personal_data_fields` names what an erasure must clear. A parse reused after the tenant's
+//!   mapping changed answers the records as first stored; only a quarantined parse is mapped
+//!   again.
 //! - A page's review reads the stored records and pushes just before the page's transaction; an
 //!   inbound run is the only writer of records, so only pushes queued in between are missed, and
 //!   the partner cannot have their values yet.
