@@ -363,8 +363,9 @@ impl<'a> Checker<'a> {
             );
         }
         if manifest.streams.is_empty() && manifest.check.is_none() {
+            // Pointed at the documents: the check that is missing has no line of its own.
             self.problem(
-                &["check"],
+                &["documents"],
                 "a connector without streams needs a check request".to_owned(),
             );
         }
