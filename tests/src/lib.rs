@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod flows;
 pub mod greenhouse;
 pub mod mesh;
+pub mod partner_mesh;
 pub mod process;
 pub mod sandbox;
 

@@ -39,6 +39,9 @@ fn sandbox(connector: &str) -> axum::Router {
             requests_per_second: None,
             ..plugboard_sandbox::SandboxOptions::default()
         }),
+        "fieldglass" => plugboard_sandbox::fieldglass::router(),
+        "beeline" => plugboard_sandbox::beeline::router(),
+        "magnit" => plugboard_sandbox::magnit::router(),
         other => panic!("{other} has a conformance.yaml but no sandbox in sandbox()"),
     }
 }
@@ -96,7 +99,14 @@ fn conforming() -> Vec<String> {
 #[tokio::test]
 async fn every_manifest_connector_passes_the_conformance_kit() {
     let connectors = conforming();
-    for expected in ["affinda", "bullhorn", "greenhouse"] {
+    for expected in [
+        "affinda",
+        "beeline",
+        "bullhorn",
+        "fieldglass",
+        "greenhouse",
+        "magnit",
+    ] {
         assert!(connectors.contains(&expected.to_owned()), "{connectors:?}");
     }
     for connector in connectors {
@@ -173,7 +183,14 @@ async fn a_scaffolded_connector_passes_the_kit_against_its_sandbox_stub() {
 
 #[test]
 fn manifest_connectors_have_no_rust() {
-    for connector in ["affinda", "bullhorn", "greenhouse"] {
+    for connector in [
+        "affinda",
+        "beeline",
+        "bullhorn",
+        "fieldglass",
+        "greenhouse",
+        "magnit",
+    ] {
         assert_no_rust(&repo().join(format!("services/connector-{connector}")));
     }
 }
