@@ -11,6 +11,7 @@ pub mod documents;
 pub mod flows;
 pub mod greenhouse;
 pub mod mesh;
+pub mod partner_mesh;
 pub mod process;
 pub mod sandbox;
 

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use plugboard_mapping::spec::{CompiledSpec, Direction};
 use plugboard_proto::connector::v1::{
     CheckResponse, ConnectionRef, DiscoverResponse, DiscoveredStream, RawRecord, ReadResponse,
     RejectedRecord,
@@ -106,6 +107,8 @@ pub struct Connector {
     allow_private: bool,
     sessions: Mutex<HashMap<Key, Cached>>,
     limiters: Mutex<HashMap<Key, Arc<Limiter>>>,
+    /// Outbound mapping specs by entity, for writes whose body is `mapping: true`.
+    outbound: HashMap<String, Arc<CompiledSpec>>,
 }
 
 impl Connector {
@@ -121,7 +124,44 @@ impl Connector {
             allow_private,
             sessions: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
+            outbound: HashMap::new(),
         })
+    }
+
+    /// Compiles the folder's outbound specs that `mapping: true` writes use; other specs are
+    /// mapping's business and stay uncompiled (jq compiles cost an idle connector memory).
+    pub fn with_outbound_mappings(mut self, mappings: &[(String, String)]) -> Result<Self, Error> {
+        let mapped: HashSet<&str> = self
+            .manifest
+            .writes
+            .iter()
+            .filter(|(_, write)| {
+                [&write.create, &write.update]
+                    .into_iter()
+                    .flatten()
+                    .any(|operation| operation.mapping)
+            })
+            .map(|(entity, _)| entity.as_str())
+            .collect();
+        for (name, yaml) in mappings {
+            if !name.ends_with(".outbound.yaml") {
+                continue;
+            }
+            let spec = CompiledSpec::compile(name, yaml).map_err(|problems| {
+                let text: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+                Error::Startup(format!("{name}: {}", text.join("; ")))
+            })?;
+            let entity = spec.entity().as_str();
+            if spec.direction() == Direction::Outbound && mapped.contains(entity) {
+                self.outbound.insert(entity.to_owned(), Arc::new(spec));
+            }
+        }
+        if let Some(missing) = mapped.iter().find(|e| !self.outbound.contains_key(**e)) {
+            return Err(Error::Startup(format!(
+                "write {missing} takes its body from mapping, but there is no outbound spec for it"
+            )));
+        }
+        Ok(self)
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -564,7 +604,19 @@ impl Connector {
         if let (Some(header), true) = (&write.idempotency_header, sends_key) {
             headers.push((header.clone(), params.idempotency_key.clone()));
         }
-        let body = template::render_json(&operation.body, &scope).unwrap_or(json!({}));
+        let body = if operation.mapping {
+            let spec = self.outbound.get(&params.entity).ok_or_else(|| {
+                Error::InvalidWrite(format!(
+                    "{} has no outbound mapping spec for {}",
+                    self.manifest.name, params.entity
+                ))
+            })?;
+            spec.transform_outbound(&params.record_json, &params.external_id)
+                .map_err(|error| Error::InvalidWrite(error.to_string()))?
+                .payload
+        } else {
+            template::render_json(&operation.body, &scope).unwrap_or(json!({}))
+        };
         let format = operation.format.unwrap_or(self.manifest.format);
         if !is_create && body.as_object().is_some_and(serde_json::Map::is_empty) {
             return Err(Error::InvalidWrite(format!(

@@ -152,7 +152,8 @@ pub async fn serve_loaded(
         loaded.manifest,
         SecretSource::Credentials(access),
         config.allow_private_targets,
-    )?;
+    )?
+    .with_outbound_mappings(&loaded.mappings)?;
     let service = ConnectorServiceServer::with_interceptor(
         GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
         RequireCaller::new(key),

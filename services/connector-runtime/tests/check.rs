@@ -527,6 +527,40 @@ fn the_json_schema_matches_the_manifest_types() {
     assert_eq!(keys(&written["auth"]), keys(&basic["properties"]));
 }
 
+#[test]
+fn a_write_body_is_a_template_or_the_outbound_spec_not_both() {
+    let dir = broken("manifest.yaml", |t| {
+        t.replacen(
+            "      path: /v1/candidates\n",
+            "      path: /v1/candidates\n      mapping: true\n",
+            1,
+        )
+    });
+    refused(
+        &dir,
+        "manifest.yaml",
+        line_of("manifest.yaml", "    create:"),
+        "a body template or `mapping: true`, not both",
+    );
+}
+
+#[test]
+fn a_mapped_write_needs_an_outbound_spec() {
+    let dir = broken("manifest.yaml", |t| {
+        let update_body = "      body:\n        first_name: \"{{ record.first_name }}\"\n        \
+                           last_name: \"{{ record.last_name }}\"\n        company: \
+                           \"{{ record.current_employer }}\"\n        title: \
+                           \"{{ record.current_title }}\"\nwebhooks:";
+        t.replace(update_body, "      mapping: true\nwebhooks:")
+    });
+    refused(
+        &dir,
+        "manifest.yaml",
+        line_of("manifest.yaml", "  candidate:"),
+        "mappings/ has no outbound spec for candidate",
+    );
+}
+
 /// A copy of the RChilli folder (a parser: no streams, the key in the body) with its
 /// manifest rewritten by `edit`; the problems `check` reports about it.
 fn broken_parser(edit: impl Fn(&str) -> String) -> Vec<Problem> {

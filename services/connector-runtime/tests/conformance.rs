@@ -57,6 +57,9 @@ fn sandbox(connector: &str) -> axum::Router {
             requests_per_second: None,
             ..plugboard_sandbox::SandboxOptions::default()
         }),
+        "fieldglass" => plugboard_sandbox::fieldglass::router(),
+        "beeline" => plugboard_sandbox::beeline::router(),
+        "magnit" => plugboard_sandbox::magnit::router(),
         other => panic!("{other} has a conformance.yaml but no sandbox in sandbox()"),
     }
 }
@@ -116,9 +119,12 @@ async fn every_manifest_connector_passes_the_conformance_kit() {
     let connectors = conforming();
     for expected in [
         "affinda",
+        "beeline",
         "bullhorn",
         "daxtra",
+        "fieldglass",
         "greenhouse",
+        "magnit",
         "rchilli",
         "textkernel",
     ] {
@@ -200,9 +206,12 @@ async fn a_scaffolded_connector_passes_the_kit_against_its_sandbox_stub() {
 fn manifest_connectors_have_no_rust() {
     for connector in [
         "affinda",
+        "beeline",
         "bullhorn",
         "daxtra",
+        "fieldglass",
         "greenhouse",
+        "magnit",
         "rchilli",
         "textkernel",
     ] {

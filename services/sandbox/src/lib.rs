@@ -25,21 +25,35 @@
 //! - [`parsers`]: what the CV parser sandboxes share (reading a text resume, faults, counters);
 //! - [`starter`]: the starter partner `plugboard connector new` copies as a new connector's
 //!   sandbox (Bearer key, offset paging, `updated_since`, the admin contract);
+//! - [`vms`]: what the VMS sandboxes share (OAuth2 client-credentials tokens under each
+//!   partner's rules, offset-paged JSON, CSV and XML downloads, the admin contract);
+//! - [`fieldglass`]: SAP Fieldglass (Basic client auth to its token URL, `X-ApplicationKey`,
+//!   `/api/vc/connector/{name}` JSON and CSV downloads, job seeker uploads);
+//! - [`beeline`]: Beeline (client credentials with an `audience` per API product and region,
+//!   resources under the client site id, page-numbered JSON, candidate submissions);
+//! - [`magnit`]: Coupa Contingent Workforce / Magnit (client credentials at `/oauth2/token`
+//!   with scopes, XML job requests, JSON candidates and workers, CSV exports of work
+//!   confirmations and timesheets);
 //! - [`traces`]: the trace ids of recent requests, so tests can follow a trace to the partner;
 //! - [`error`]: the crate's error type.
 //!
 //! # Limitations
 //!
-//! - Bullhorn, Greenhouse, Affinda and the CV parsers; other partners follow the same `src/<partner>/` layout.
+//! - Bullhorn, Greenhouse, Affinda, the three VMSs and the three other CV parsers; other
+//!   partners follow the same `src/<partner>/` layout. The VMS, RChilli and Daxtra sandboxes
+//!   are built from documented facts, not specs.
 //! - State lives in memory and is lost when the process stops.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
 
 pub mod affinda;
+pub mod beeline;
 pub mod bullhorn;
 pub mod daxtra;
 pub mod error;
+pub mod fieldglass;
 pub mod greenhouse;
+pub mod magnit;
 pub mod mtls;
 pub mod oauth;
 pub mod parsers;
@@ -47,6 +61,7 @@ pub mod rchilli;
 pub mod starter;
 pub mod textkernel;
 pub mod traces;
+pub mod vms;
 
 pub use bullhorn::{SandboxOptions, router, serve};
 pub use error::Error;

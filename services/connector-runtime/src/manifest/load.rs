@@ -396,6 +396,18 @@ impl<'a> Checker<'a> {
                     self.template(&path, text, allowed, manifest);
                 }
                 self.pointer(&path, &spec.id, false);
+                match (spec.mapping, spec.body.is_null()) {
+                    (true, false) => self.problem(
+                        &path,
+                        "a write has a body template or `mapping: true`, not both".to_owned(),
+                    ),
+                    (false, true) => self.problem(
+                        &path,
+                        "a write needs a body template, or `mapping: true` for the outbound spec"
+                            .to_owned(),
+                    ),
+                    _ => {}
+                }
                 if spec.format.unwrap_or(manifest.format) == Format::Csv {
                     self.problem(&path, "writes are json or xml, not csv".to_owned());
                 }
@@ -792,6 +804,7 @@ fn check_mappings(
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut inbound = BTreeSet::new();
+    let mut outbound = BTreeSet::new();
     let mut failed = false;
     let stream_entities: BTreeSet<&str> = manifest
         .streams
@@ -840,8 +853,25 @@ fn check_mappings(
                         });
                     }
                     inbound.insert(entity.to_owned());
+                } else {
+                    outbound.insert(entity.to_owned());
                 }
             }
+        }
+    }
+    for (entity, write) in &manifest.writes {
+        let mapped = [&write.create, &write.update]
+            .into_iter()
+            .flatten()
+            .any(|operation| operation.mapping);
+        if mapped && !outbound.contains(entity.as_str()) && !failed {
+            problems.push(Problem {
+                file: manifest_file.to_owned(),
+                line: locate(manifest_yaml, &["writes", entity]),
+                message: format!(
+                    "write {entity} takes its body from mapping, but mappings/ has no outbound spec for {entity}"
+                ),
+            });
         }
     }
     for (kind, document) in &manifest.documents {

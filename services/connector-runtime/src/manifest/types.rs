@@ -651,7 +651,13 @@ pub struct WriteOperation {
     pub format: Option<Format>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// JSON template of the body; absent when `mapping` builds it.
+    #[serde(default)]
     pub body: Value,
+    /// The body is the connector's outbound mapping spec for the entity applied to the record
+    /// (lookups and jq where the partner's codes or shapes differ from canonical ones).
+    #[serde(default)]
+    pub mapping: bool,
     /// JSON pointer to the partner's id in the response.
     #[serde(default = "id_pointer")]
     pub id: String,
