@@ -25,6 +25,7 @@ pub struct DocumentMesh {
     pub sync_addr: String,
     pub credentials_addr: String,
     registry_addr: String,
+    database_url: String,
     env: Vec<(String, String)>,
     processes: Vec<Process>,
     /// Appended to tenants: Redis is shared by every test run on the machine.
@@ -43,7 +44,7 @@ impl DocumentMesh {
         let (registry, credentials, health, mapping, sync) =
             (addr(), addr(), addr(), addr(), addr());
         let env: Vec<(String, String)> = [
-            ("PLUGBOARD_DATABASE_URL", database_url),
+            ("PLUGBOARD_DATABASE_URL", database_url.clone()),
             ("PLUGBOARD_MESH_KEY", mesh_key.clone()),
             ("PLUGBOARD_REDIS_URL", REDIS_URL.to_owned()),
             ("PLUGBOARD_REGISTRY_ADDR", registry.clone()),
@@ -65,6 +66,7 @@ impl DocumentMesh {
             sync_addr: sync.clone(),
             credentials_addr: credentials.clone(),
             registry_addr: registry.clone(),
+            database_url,
             env,
             processes: Vec::new(),
             tenant_suffix: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
@@ -133,7 +135,52 @@ impl DocumentMesh {
 
     /// The clients of `tenant`, made unique to this mesh.
     pub fn clients(&self, tenant: &str) -> TenantClients {
-        TenantClients::new(&self.mesh_key, &format!("{tenant}-{}", self.tenant_suffix))
+        TenantClients::new(&self.mesh_key, &self.tenant_id(tenant))
+    }
+
+    /// `tenant` as this mesh names it.
+    pub fn tenant_id(&self, tenant: &str) -> String {
+        format!("{tenant}-{}", self.tenant_suffix)
+    }
+
+    /// Starts the gateway; its URL and an API key of `tenant` (`plugboard tenant create`).
+    pub async fn start_gateway(&mut self, tenant: &str) -> anyhow::Result<(String, String)> {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let sync = self.sync_addr.clone();
+        let registry = self.registry_addr.clone();
+        self.start_process(
+            "gateway",
+            &["serve", "gateway"],
+            &listen,
+            &[
+                ("PLUGBOARD_SYNC_ADDR", &sync),
+                ("PLUGBOARD_REGISTRY_ADDR", &registry),
+            ],
+        );
+        let api_key = crate::process::run_to_end(
+            &[
+                "tenant",
+                "create",
+                "--id",
+                &self.tenant_id(tenant),
+                "--name",
+                tenant,
+            ],
+            &[(
+                "PLUGBOARD_DATABASE_URL".to_owned(),
+                self.database_url.clone(),
+            )],
+        )?
+        .trim()
+        .to_owned();
+        let url = format!("http://{listen}");
+        let healthz = format!("{url}/healthz");
+        eventually("the gateway to answer", Duration::from_secs(30), || {
+            let healthz = healthz.clone();
+            async move { reqwest::get(healthz).await.is_ok() }
+        })
+        .await?;
+        Ok((url, api_key))
     }
 
     /// Stores `secret` for the connection and defines its (manual, stream-less) sync.

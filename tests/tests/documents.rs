@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use plugboard_proto::common::v1::canonical_record::Body;
 use plugboard_proto::credentials::v1::{ApiKey, Secret, secret};
 use plugboard_proto::sync::v1::{
@@ -183,6 +185,61 @@ async fn a_document_is_parsed_once_landed_as_canonical_records_and_costed() {
         .unwrap()
         .into_inner();
     assert_eq!(usage.documents, 1);
+
+    // The gateway's REST route: the same document, answered from its first parse.
+    let (gateway, api_key) = mesh.start_gateway("acme").await.unwrap();
+    let http = reqwest::Client::new();
+    let route = format!("{gateway}/api/v1/integrations/{CONNECTION}/documents");
+    let body = json!({
+        "file_name": "grace_hopper.txt",
+        "content_type": "text/plain",
+        "content_base64": base64::engine::general_purpose::STANDARD.encode(RESUME),
+    });
+    let answer = http
+        .post(&route)
+        .bearer_auth(&api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["reused"], true, "{answer}");
+    assert_eq!(answer["document_id"], parse.document_id.as_str());
+    assert_eq!(answer["records"].as_array().unwrap().len(), 2, "{answer}");
+    assert!(
+        answer["records"][0]["personal_data_fields"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 2
+    );
+    let refused = http
+        .post(&route)
+        .bearer_auth("pb_wrong_key_0123456789")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let elsewhere = format!("{gateway}/api/v1/integrations/nobody/documents");
+    let missing = http
+        .post(&elsewhere)
+        .bearer_auth(&api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let garbled = http
+        .post(&route)
+        .bearer_auth(&api_key)
+        .json(&json!({"file_name": "x.txt", "content_base64": "not base64!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbled.status(), 400);
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["uploads"], 2);
 
     // Bad requests get precise statuses; an unreadable document is the partner's refusal.
     let status = sync.parse_document(request(b"")).await.unwrap_err();
