@@ -263,3 +263,102 @@ async fn a_document_is_parsed_once_landed_as_canonical_records_and_costed() {
         .into_inner();
     assert_eq!(usage.documents, 1);
 }
+
+/// A parse that does not map (here: a tenant override reading a field RChilli does not send)
+/// is quarantined with its reason after the partner charged for it; once the mapping is fixed,
+/// the same document maps from the kept parse and the partner is not asked again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parse_that_does_not_map_is_quarantined_and_mapped_again_without_a_new_parse() {
+    use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
+    use plugboard_proto::mapping::v1::{Direction, PutTenantOverrideRequest};
+    use plugboard_proto::sync::v1::ListQuarantineRequest;
+    use plugboard_sandbox::rchilli::{DEMO_SUB_USER, DEMO_USER_KEY, RchilliOptions};
+
+    let samples = partners().join("textkernel-sovren/sovren-v9-json");
+    let sandbox =
+        serve_sandbox(plugboard_sandbox::rchilli::router(RchilliOptions::new(&samples)).unwrap())
+            .await
+            .unwrap();
+    let mut mesh = DocumentMesh::start().await.unwrap();
+    mesh.serve_connector("rchilli").await.unwrap();
+    let clients = mesh.clients("initech");
+    let secret = Secret {
+        kind: Some(secret::Kind::ApiKey(ApiKey {
+            key: DEMO_USER_KEY.into(),
+        })),
+    };
+    let settings = json!({"base_url": sandbox, "subuserid": DEMO_SUB_USER});
+    mesh.connect(&clients, CONNECTION, "rchilli", secret, &settings)
+        .await
+        .unwrap();
+    let mut mapping = MappingServiceClient::with_interceptor(
+        plugboard_runtime::channel::lazy_channel(&mesh.mapping_addr).unwrap(),
+        clients.credentials.clone(),
+    );
+    let first_name = |expr: &str| PutTenantOverrideRequest {
+        connector: "rchilli".into(),
+        entity: "candidate".into(),
+        direction: Direction::Inbound as i32,
+        yaml: format!("fields:\n  first_name: {{expr: {expr}, required: true}}\n"),
+        expected_version: 0,
+    };
+    mapping
+        .put_tenant_override(first_name(".Name.GivenName"))
+        .await
+        .unwrap();
+    let mut sync = clients.sync(&mesh.sync_addr);
+
+    let status = sync.parse_document(request(RESUME)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        plugboard_proto::error::reason_of(&status).as_deref(),
+        Some("DOCUMENT_QUARANTINED")
+    );
+    let quarantined = sync
+        .list_quarantine(ListQuarantineRequest {
+            connection_id: CONNECTION.into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert!(
+        quarantined[0].reason.contains("candidate"),
+        "{quarantined:?}"
+    );
+    assert_eq!(quarantined[0].stream, "documents.default");
+    // The partner was paid for the parse, once.
+    let usage = sync
+        .get_parse_usage(GetParseUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(usage.documents, 1);
+    assert!(usage.parses[0].quarantined);
+    assert_eq!(usage.totals[0].amount, "0.05");
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["parses"], 1);
+
+    // The mapping fixed, the kept parse maps; RChilli is not asked again.
+    mapping
+        .put_tenant_override(first_name(".Name.FirstName"))
+        .await
+        .unwrap();
+    let landed = sync
+        .parse_document(request(RESUME))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(landed.reused);
+    assert_eq!(landed.records.len(), 2, "{landed:?}");
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["parses"], 1);
+    let usage = sync
+        .get_parse_usage(GetParseUsageRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!usage.parses[0].quarantined);
+    assert_eq!((usage.documents, usage.reuses), (1, 1));
+}
