@@ -166,6 +166,21 @@ async fn a_document_is_parsed_once_landed_as_canonical_records_and_costed() {
     assert_eq!(usage.totals[0].amount, "0.10");
     assert_eq!(usage.parses[0].content_sha256, parse.content_sha256);
 
+    // Two calls at once with a new document: one parse, the other waits for it.
+    let other: &[u8] = b"Alan Turing\nalan.turing@example.com\nSkills: Cryptanalysis\n";
+    let mut twin = acme.sync(&mesh.sync_addr);
+    let (left, right) = tokio::join!(
+        sync.parse_document(request(other)),
+        twin.parse_document(request(other))
+    );
+    let (left, right) = (left.unwrap().into_inner(), right.unwrap().into_inner());
+    assert!(left.reused != right.reused, "{left:?} {right:?}");
+    assert_eq!(
+        left.parse.unwrap().document_id,
+        right.parse.unwrap().document_id
+    );
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["uploads"], 2);
+
     // Another tenant's same document is its own parse, and acme's usage does not show it.
     let globex = mesh.clients("globex");
     mesh.connect(&globex, CONNECTION, "affinda", secret, &settings)
@@ -178,13 +193,13 @@ async fn a_document_is_parsed_once_landed_as_canonical_records_and_costed() {
         .unwrap()
         .into_inner();
     assert!(!theirs.reused);
-    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["uploads"], 2);
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["uploads"], 3);
     let usage = sync
         .get_parse_usage(GetParseUsageRequest::default())
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(usage.documents, 1);
+    assert_eq!(usage.documents, 2);
 
     // The gateway's REST route: the same document, answered from its first parse.
     let (gateway, api_key) = mesh.start_gateway("acme").await.unwrap();
@@ -239,7 +254,7 @@ async fn a_document_is_parsed_once_landed_as_canonical_records_and_costed() {
         .await
         .unwrap();
     assert_eq!(garbled.status(), 400);
-    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["uploads"], 2);
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["uploads"], 3);
 
     // Bad requests get precise statuses; an unreadable document is the partner's refusal.
     let status = sync.parse_document(request(b"")).await.unwrap_err();
@@ -261,7 +276,7 @@ async fn a_document_is_parsed_once_landed_as_canonical_records_and_costed() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(usage.documents, 1);
+    assert_eq!(usage.documents, 2);
 }
 
 /// A parse that does not map (here: a tenant override reading a field RChilli does not send)
