@@ -377,3 +377,44 @@ async fn a_parse_that_does_not_map_is_quarantined_and_mapped_again_without_a_new
     assert!(!usage.parses[0].quarantined);
     assert_eq!((usage.documents, usage.reuses), (1, 1));
 }
+
+/// A document over gRPC's 4 MiB default goes through sync and the connector (Textkernel).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_document_is_parsed_through_sync() {
+    use plugboard_sandbox::textkernel::{DEMO_ACCOUNT_ID, DEMO_SERVICE_KEY, TextkernelOptions};
+
+    let samples = partners().join("textkernel-sovren/sovren-v9-json");
+    let sandbox = serve_sandbox(
+        plugboard_sandbox::textkernel::router(TextkernelOptions::new(&samples)).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut mesh = DocumentMesh::start().await.unwrap();
+    mesh.serve_connector("textkernel").await.unwrap();
+    let clients = mesh.clients("umbrella");
+    let secret = Secret {
+        kind: Some(secret::Kind::ApiKey(ApiKey {
+            key: DEMO_SERVICE_KEY.into(),
+        })),
+    };
+    let settings = json!({"base_url": format!("{sandbox}/tx/v10"), "account_id": DEMO_ACCOUNT_ID});
+    mesh.connect(&clients, CONNECTION, "textkernel", secret, &settings)
+        .await
+        .unwrap();
+    let mut large = RESUME.to_vec();
+    while large.len() < 6 * 1024 * 1024 {
+        large.extend_from_slice(b"Worked on compilers and standards for a long time.\n");
+    }
+    let parsed = clients
+        .sync(&mesh.sync_addr)
+        .max_encoding_message_size(16 * 1024 * 1024)
+        .parse_document(request(&large))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(parsed.records.len(), 2);
+    // Tx keeps no document: the id is the content's SHA-256.
+    let parse = parsed.parse.unwrap();
+    assert_eq!(parse.document_id, parse.content_sha256);
+    assert_eq!(sandbox_stats(&sandbox).await.unwrap()["parses"], 1);
+}

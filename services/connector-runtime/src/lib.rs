@@ -154,8 +154,12 @@ pub async fn serve_loaded(
         config.allow_private_targets,
     )?
     .with_outbound_mappings(&loaded.mappings)?;
-    let service = ConnectorServiceServer::with_interceptor(
-        GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
+    // ParseDocument carries documents of up to 10 MiB, over tonic's 4 MiB default.
+    let service = tonic::service::interceptor::InterceptedService::new(
+        ConnectorServiceServer::new(
+            GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
+        )
+        .max_decoding_message_size(11 * 1024 * 1024),
         RequireCaller::new(key),
     );
     let service_name = <ConnectorServiceServer<GrpcConnectorAdapter> as NamedService>::NAME;

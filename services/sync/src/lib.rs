@@ -105,6 +105,9 @@ use tonic::service::Routes;
 pub use config::Config;
 pub use error::Error;
 
+/// Largest request accepted: a 10 MiB document and the rest of its `ParseDocument` request.
+const MAX_REQUEST_BYTES: usize = documents::MAX_DOCUMENT_BYTES + 1024 * 1024;
+
 /// How often webhook events waiting for a busy connection are looked at again.
 const PENDING_WEBHOOK_READS_TICK: Duration = Duration::from_secs(2);
 
@@ -167,8 +170,10 @@ pub async fn run(
             .clone()
             .read_pending(PENDING_WEBHOOK_READS_TICK),
     );
-    let server = SyncServiceServer::with_interceptor(
-        grpc::GrpcSyncAdapter::new(service, two_way, documents),
+    // A ParseDocument request carries a document of up to 10 MiB, over tonic's 4 MiB default.
+    let server = tonic::service::interceptor::InterceptedService::new(
+        SyncServiceServer::new(grpc::GrpcSyncAdapter::new(service, two_way, documents))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
         RequireCaller::new(mesh_key),
     );
     let names = [<SyncServiceServer<grpc::GrpcSyncAdapter> as NamedService>::NAME];

@@ -129,7 +129,11 @@ pub fn router(options: TextkernelOptions) -> Result<Router, String> {
         counters: Counters::default(),
     });
     Ok(Router::new()
-        .route("/tx/v10/parser/resume", post(api::parse_resume))
+        // Tx takes documents of several MiB, base64 in JSON: over axum's 2 MB default.
+        .route(
+            "/tx/v10/parser/resume",
+            post(api::parse_resume).layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024)),
+        )
         .route("/tx/v10/account", get(api::account))
         .merge(crate::parsers::admin_routes(|shared: &Shared| {
             &shared.counters
