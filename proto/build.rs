@@ -54,7 +54,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Counts only, so equality is exact: sync keeps them inside its `Eq` run counters. (Prost
     // derives `Eq` itself for messages without repeated fields, such as `LatencyBucket`.)
     builder = builder.message_attribute(".plugboard.common.v1.PartnerRequests", "#[derive(Eq)]");
-    builder.compile_with_config(prost_config, PROTOS, &["."])?;
+    // canonical.proto extends google.protobuf.FieldOptions (the `personal_data` mark).
+    let well_known = protoc_bin_vendored::include_path()?;
+    let well_known = well_known.to_string_lossy();
+    builder.compile_with_config(prost_config, PROTOS, &[".", well_known.as_ref()])?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }

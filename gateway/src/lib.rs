@@ -15,6 +15,8 @@
 //!   connection;
 //! - `GET /settings`, `POST /settings/webhook`: the tenant's status-change webhook, registered
 //!   through health (SSRF-guarded there), its signing secret shown once.
+//! - `POST /api/v1/integrations/{id}/documents`: a document (base64 JSON) parsed by the
+//!   integration's CV parser through sync, answered once per content.
 //!
 //! It owns only tenants, API keys and sessions. Everything else it asks the services for, signing
 //! each call with the mesh key as `gateway` acting for the tenant of the key, so a tenant can
@@ -25,8 +27,9 @@
 //! connect flow and its tables), [`integrations`] (merging sync, health and registry into one
 //! view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`] (partner webhook
 //! route and its enabling API and form), [`settings`] (the notification webhook page),
-//! [`manifests`] (the cached connector manifests), [`json_body`] (REST request bodies refused
-//! in the error envelope), [`routes`] (router and request spans), [`error`].
+//! [`manifests`] (the cached connector manifests), [`documents`] (documents to parse),
+//! [`json_body`] (REST request bodies refused in the error envelope), [`routes`] (router and
+//! request spans), [`error`].
 //!
 //! # Limitations
 //!
@@ -46,6 +49,7 @@ pub mod config;
 pub mod connect;
 pub mod dashboard;
 pub mod detail;
+pub mod documents;
 pub mod error;
 pub mod events;
 pub mod forms;

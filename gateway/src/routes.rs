@@ -15,7 +15,7 @@ use crate::dashboard::{self, Templates};
 use crate::mesh::Mesh;
 use crate::tenants::TenantStore;
 use crate::{api, error::Error};
-use crate::{connect, detail, events, oauth, settings, webhooks};
+use crate::{connect, detail, documents, events, oauth, settings, webhooks};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -78,6 +78,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/connect/{connector}",
             get(connect::form).post(connect::submit),
+        )
+        .route(
+            "/api/v1/integrations/{id}/documents",
+            post(documents::parse).layer(axum::extract::DefaultBodyLimit::max(
+                documents::MAX_BODY_BYTES,
+            )),
         )
         .route(
             "/api/v1/integrations/{id}/webhook",

@@ -8,12 +8,14 @@
 //! - [`trace_context`]: W3C trace context carried across every gRPC hop;
 //! - [`partner_requests`]: partner request counts and latency, recorded by connectors, summed
 //!   by sync and read by health the same way.
+//! - [`personal_data`]: which canonical fields hold personal data (the `personal_data` option).
 //!
 //! Modules mirror the proto packages: [`common::v1`] holds the canonical staffing model, and each
 //! service has its own package (`credentials::v1`, `mapping::v1`, ...).
 
 pub mod error;
 pub mod partner_requests;
+pub mod personal_data;
 pub mod trace_context;
 
 /// Every compiled file descriptor, for gRPC reflection.

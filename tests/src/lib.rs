@@ -1,6 +1,6 @@
 //! Support for the end-to-end tests: starting Plugboard processes, a fresh PostgreSQL database
-//! per test, the Bullhorn sandbox's admin API, signed gRPC clients, and axe-core accessibility
-//! audits of dashboard pages.
+//! per test, the Bullhorn sandbox's admin API, signed gRPC clients, axe-core accessibility
+//! audits of dashboard pages, and a mesh for document parsing pipelines ([`documents`]).
 //!
 //! The tests start the real `plugboard` binary, built by the test command before the tests run
 //! (`cargo build -p plugboard`), as separate processes.
@@ -8,9 +8,11 @@
 pub mod accessibility;
 pub mod browser;
 pub mod cluster;
+pub mod documents;
 pub mod flows;
 pub mod greenhouse;
 pub mod mesh;
+pub mod partner_mesh;
 pub mod process;
 pub mod redis_server;
 pub mod sandbox;

@@ -18,7 +18,7 @@ const CONNECTION: &str = "bh-quota";
 async fn sync_info(mesh: &Mesh) -> anyhow::Result<SyncInfo> {
     mesh.clients
         .sync(&mesh.sync_addr)
-        .list_syncs(ListSyncsRequest {})
+        .list_syncs(ListSyncsRequest::default())
         .await?
         .into_inner()
         .syncs

@@ -87,6 +87,20 @@ impl SyncService for FakeSync {
         unimplemented()
     }
 
+    async fn parse_document(
+        &self,
+        _: Request<plugboard_proto::sync::v1::ParseDocumentRequest>,
+    ) -> Result<Response<plugboard_proto::sync::v1::ParseDocumentResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_parse_usage(
+        &self,
+        _: Request<plugboard_proto::sync::v1::GetParseUsageRequest>,
+    ) -> Result<Response<plugboard_proto::sync::v1::GetParseUsageResponse>, Status> {
+        unimplemented()
+    }
+
     async fn ingest_webhook_events(
         &self,
         _: Request<plugboard_proto::sync::v1::IngestWebhookEventsRequest>,

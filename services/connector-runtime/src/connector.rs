@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use plugboard_mapping::spec::{CompiledSpec, Direction};
 use plugboard_proto::connector::v1::{
     CheckResponse, ConnectionRef, DiscoverResponse, DiscoveredStream, RawRecord, ReadResponse,
     RejectedRecord,
@@ -112,6 +113,8 @@ pub struct Connector {
     budgets: Option<SharedBudgets>,
     /// The operator's cap on one 429 wait, below the manifest's `max_wait_seconds`.
     max_wait_cap: Option<std::time::Duration>,
+    /// Outbound mapping specs by entity, for writes whose body is `mapping: true`.
+    outbound: HashMap<String, Arc<CompiledSpec>>,
 }
 
 impl Connector {
@@ -129,6 +132,7 @@ impl Connector {
             limiters: Mutex::new(HashMap::new()),
             budgets: None,
             max_wait_cap: None,
+            outbound: HashMap::new(),
         })
     }
 
@@ -142,6 +146,42 @@ impl Connector {
     pub fn with_max_wait_cap(mut self, cap: Option<std::time::Duration>) -> Connector {
         self.max_wait_cap = cap;
         self
+    }
+
+    /// Compiles the folder's outbound specs that `mapping: true` writes use; other specs are
+    /// mapping's business and stay uncompiled (jq compiles cost an idle connector memory).
+    pub fn with_outbound_mappings(mut self, mappings: &[(String, String)]) -> Result<Self, Error> {
+        let mapped: HashSet<&str> = self
+            .manifest
+            .writes
+            .iter()
+            .filter(|(_, write)| {
+                [&write.create, &write.update]
+                    .into_iter()
+                    .flatten()
+                    .any(|operation| operation.mapping)
+            })
+            .map(|(entity, _)| entity.as_str())
+            .collect();
+        for (name, yaml) in mappings {
+            if !name.ends_with(".outbound.yaml") {
+                continue;
+            }
+            let spec = CompiledSpec::compile(name, yaml).map_err(|problems| {
+                let text: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+                Error::Startup(format!("{name}: {}", text.join("; ")))
+            })?;
+            let entity = spec.entity().as_str();
+            if spec.direction() == Direction::Outbound && mapped.contains(entity) {
+                self.outbound.insert(entity.to_owned(), Arc::new(spec));
+            }
+        }
+        if let Some(missing) = mapped.iter().find(|e| !self.outbound.contains_key(**e)) {
+            return Err(Error::Startup(format!(
+                "write {missing} takes its body from mapping, but there is no outbound spec for it"
+            )));
+        }
+        Ok(self)
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -159,7 +199,8 @@ impl Connector {
         let key = key(tenant, connection);
         self.forget(&key);
         let outcome = async {
-            let (path, query) = match &self.manifest.check {
+            let check = self.manifest.check.clone();
+            let (path, query) = match &check {
                 Some(check) => (check.path.clone(), check.query.clone()),
                 None => {
                     let stream = self.manifest.streams.values().next().ok_or_else(|| {
@@ -179,18 +220,41 @@ impl Connector {
                     ))
                 })
                 .collect::<Result<Vec<_>, Error>>()?;
+            let format = match &check {
+                Some(check) if check.xml.is_some() => Format::Xml,
+                _ => self.manifest.format,
+            };
+            let options = SendOptions {
+                format,
+                ..SendOptions::default()
+            };
             let mut waits = 0;
-            self.fetch(&key, &settings, "", &mut waits, |session| {
-                Ok(Request {
-                    method: crate::manifest::Method::Get,
-                    url: join(&session.base_url, &path)?,
-                    headers: Vec::new(),
-                    query: query.clone(),
-                    body: Body::None,
+            let answer = self
+                .fetch_as(&key, &settings, "", &mut waits, options, |session| {
+                    let mut request = Request {
+                        method: check
+                            .as_ref()
+                            .map_or(crate::manifest::Method::Get, |c| c.method),
+                        url: join(&session.base_url, &path)?,
+                        headers: Vec::new(),
+                        query: query.clone(),
+                        body: Body::None,
+                    };
+                    if let Some(check) = &check {
+                        let scope = json!({
+                            "settings": &settings.values,
+                            "auth": &session.body_values,
+                        });
+                        check_body(check, &scope, &mut request)?;
+                    }
+                    Ok(request)
                 })
-            })
-            .await
-            .map(|_| ())
+                .await?;
+            let errors = check.as_ref().and_then(|check| check.errors.as_ref());
+            match documents::answered_error(errors, &answer.body) {
+                Some(error) => Err(error),
+                None => Ok(()),
+            }
         }
         .await;
         match outcome {
@@ -564,7 +628,19 @@ impl Connector {
         if let (Some(header), true) = (&write.idempotency_header, sends_key) {
             headers.push((header.clone(), params.idempotency_key.clone()));
         }
-        let body = template::render_json(&operation.body, &scope).unwrap_or(json!({}));
+        let body = if operation.mapping {
+            let spec = self.outbound.get(&params.entity).ok_or_else(|| {
+                Error::InvalidWrite(format!(
+                    "{} has no outbound mapping spec for {}",
+                    self.manifest.name, params.entity
+                ))
+            })?;
+            spec.transform_outbound(&params.record_json, &params.external_id)
+                .map_err(|error| Error::InvalidWrite(error.to_string()))?
+                .payload
+        } else {
+            template::render_json(&operation.body, &scope).unwrap_or(json!({}))
+        };
         let format = operation.format.unwrap_or(self.manifest.format);
         if !is_create && body.as_object().is_some_and(serde_json::Map::is_empty) {
             return Err(Error::InvalidWrite(format!(
@@ -898,6 +974,37 @@ fn accept(item: &Value, primary_key: &str) -> Result<RawRecord, RejectedRecord> 
         external_id,
         payload_json,
     })
+}
+
+/// The headers and body of a `check` request.
+fn check_body(
+    check: &crate::manifest::CheckRequest,
+    scope: &Value,
+    request: &mut Request,
+) -> Result<(), Error> {
+    let render = |text: &str| template::render(text, scope).map_err(Error::InvalidSettings);
+    for (name, value) in &check.headers {
+        request.headers.push((name.clone(), render(value)?));
+    }
+    let rendered = |body: &Value| {
+        template::render_json(body, scope)
+            .ok_or_else(|| Error::InvalidSettings("the check body renders to nothing".into()))
+    };
+    if let Some(json) = &check.json {
+        request.body = Body::Json(rendered(json)?);
+    } else if let Some(xml) = &check.xml {
+        let text = crate::formats::json_to_xml(&rendered(xml)?).map_err(Error::InvalidSettings)?;
+        let given = request
+            .headers
+            .iter()
+            .position(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        let content_type = match given {
+            Some(index) => request.headers.remove(index).1,
+            None => "text/xml; charset=utf-8".to_owned(),
+        };
+        request.body = Body::Text { content_type, text };
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -49,6 +49,10 @@ pub enum Error {
     QuotaExhausted { resets_in: std::time::Duration },
     #[error("the partner refused the request with http {status}: {message}")]
     PartnerRejected { status: u16, message: String },
+    /// A SOAP fault the partner raised about the request (`Client`/`Sender`): sending it again
+    /// changes nothing.
+    #[error("the partner answered with SOAP fault {code}: {message}")]
+    SoapFault { code: String, message: String },
     #[error("the partner sent an unexpected response: {0}")]
     PartnerResponse(String),
     /// A write that cannot be repeated safely may or may not have happened at the partner.
@@ -79,7 +83,8 @@ impl ServiceError for Error {
             | Error::CredentialsRejected(_)
             | Error::CredentialMissing
             | Error::WrongCredentialKind { .. }
-            | Error::PartnerRejected { .. } => ErrorKind::FailedPrecondition,
+            | Error::PartnerRejected { .. }
+            | Error::SoapFault { .. } => ErrorKind::FailedPrecondition,
             // Not retryable: retrying is exactly what could write twice.
             Error::WriteOutcomeUnknown(_) => ErrorKind::FailedPrecondition,
             Error::Lease { kind, .. } => *kind,
@@ -114,6 +119,7 @@ impl ServiceError for Error {
             Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",
             Error::PartnerRejected { .. } => "PARTNER_REQUEST_REJECTED",
             Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
+            Error::SoapFault { .. } => "PARTNER_SOAP_FAULT",
             Error::WriteOutcomeUnknown(_) => "WRITE_OUTCOME_UNKNOWN",
             Error::Startup(_) => "STARTUP_FAILED",
             Error::Serve(_) => "SERVE_FAILED",

@@ -225,6 +225,45 @@ pub fn csv_to_json(text: &str) -> Result<Value, String> {
     Ok(Value::Array(rows))
 }
 
+/// A SOAP fault in an answer, by whose fault it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SoapFault {
+    /// `Client` (1.1) or `Sender` (1.2): the request was wrong; sending it again is useless.
+    Request { code: String, message: String },
+    /// `Server` or `Receiver`: the partner failed; another attempt may succeed.
+    Partner { code: String, message: String },
+}
+
+/// The SOAP 1.1 or 1.2 fault in `text`, if it is a SOAP envelope carrying one. The code is
+/// given without its namespace prefix (`Client.AuthenticationFailed`).
+pub fn soap_fault(text: &str) -> Option<SoapFault> {
+    let envelope = xml_to_json(text).ok()?;
+    let fault = envelope.pointer("/Envelope/Body/Fault")?;
+    let text_at = |pointers: &[&str]| {
+        pointers.iter().find_map(|pointer| {
+            let value = fault.pointer(pointer)?;
+            value
+                .as_str()
+                .or_else(|| value.get("#text").and_then(Value::as_str))
+                .map(str::to_owned)
+        })
+    };
+    let code = text_at(&["/faultcode", "/Code/Value"]).unwrap_or_default();
+    let code = code
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let message = text_at(&["/faultstring", "/Reason/Text"]).unwrap_or_default();
+    let partner = code.starts_with("Server") || code.starts_with("Receiver");
+    Some(if partner {
+        SoapFault::Partner { code, message }
+    } else {
+        SoapFault::Request { code, message }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -275,5 +314,28 @@ mod tests {
             ])
         );
         assert!(csv_to_json("a,b\n1\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod soap_tests {
+    use super::*;
+
+    #[test]
+    fn soap_faults_are_read_with_their_side() {
+        let client = r#"<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault><faultcode>soap:Client.AuthenticationFailed</faultcode><faultstring>unknown account</faultstring></soap:Fault></soap:Body></soap:Envelope>"#;
+        assert_eq!(
+            soap_fault(client),
+            Some(SoapFault::Request {
+                code: "Client.AuthenticationFailed".into(),
+                message: "unknown account".into()
+            })
+        );
+        let server = r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Body><env:Fault><env:Code><env:Value>env:Receiver</env:Value></env:Code><env:Reason><env:Text xml:lang="en">busy</env:Text></env:Reason></env:Fault></env:Body></env:Envelope>"#;
+        assert!(
+            matches!(soap_fault(server), Some(SoapFault::Partner { code, .. }) if code == "Receiver")
+        );
+        assert_eq!(soap_fault("<Envelope><Body><Ok/></Body></Envelope>"), None);
+        assert_eq!(soap_fault("not xml"), None);
     }
 }

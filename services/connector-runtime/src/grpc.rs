@@ -204,6 +204,9 @@ impl ConnectorService for GrpcConnectorAdapter {
             record: Some(outcome.record),
             entities: outcome.entities,
             polls: outcome.polls,
+            cost: outcome
+                .cost
+                .map(|(amount, currency)| plugboard_proto::common::v1::Money { amount, currency }),
         }))
     }
 }

@@ -443,6 +443,40 @@ impl Http {
         if status == StatusCode::UNAUTHORIZED {
             return Ok(Attempt::Done(Answer::Unauthorized));
         }
+        if options.format == Format::Xml
+            && !status.is_success()
+            && !(options.accept_redirect && status.is_redirection())
+        {
+            // SOAP answers a fault with 500 and says in it whose fault it is.
+            let text = response
+                .text()
+                .await
+                .map_err(|e| maybe_applied(transport("reading the partner's answer", e)))?;
+            if let Some(fault) = crate::formats::soap_fault(&text) {
+                return Err(match fault {
+                    crate::formats::SoapFault::Request { code, message } => {
+                        Error::SoapFault { code, message }
+                    }
+                    crate::formats::SoapFault::Partner { code, message } => maybe_applied(
+                        Error::PartnerUnavailable(format!("soap fault {code}: {message}")),
+                    ),
+                });
+            }
+            let message: String = text.chars().take(300).collect();
+            return Err(if status.is_server_error() {
+                let error = Error::PartnerUnavailable(format!("the partner answered {status}"));
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    error
+                } else {
+                    maybe_applied(error)
+                }
+            } else {
+                Error::PartnerRejected {
+                    status: status.as_u16(),
+                    message,
+                }
+            });
+        }
         if status.is_server_error() {
             let error = Error::PartnerUnavailable(format!("the partner answered {status}"));
             // 503 says the partner is not taking requests: nothing was done.

@@ -42,7 +42,10 @@
 //! - Keyset paging can miss a record only if more than half a page of the records sharing the
 //!   boundary cursor value change between two page requests.
 //! - XML is read element by element into JSON (values as strings) and written from JSON; a
-//!   schema-driven SOAP envelope or typed XML values need a mapping step, not the runtime.
+//!   SOAP envelope is written from the manifest's template and its faults become typed errors,
+//!   but WS-Security headers and schema-typed values are not supported. TODO(#8).
+//! - A parser's upload is never sent again once it may have reached the partner (a 5xx or a
+//!   lost answer fails the parse), so it is not charged twice; the caller retries.
 //! - Writes remember nothing: sync's outbox is what makes a retried write happen once, and the
 //!   runtime's part is never to repeat a create the partner may already have made
 //!   ([`connector::Connector::write`]). Webhook deliveries are not remembered here either: sync
@@ -163,7 +166,8 @@ pub async fn serve_loaded(
         SecretSource::Credentials(access),
         config.allow_private_targets,
     )?
-    .with_max_wait_cap(config.max_rate_limit_wait);
+    .with_max_wait_cap(config.max_rate_limit_wait)
+    .with_outbound_mappings(&loaded.mappings)?;
     if let Some(url) = &config.redis_url {
         let budgets = budget::SharedBudgets::connect(url, &name)
             .await
@@ -171,8 +175,12 @@ pub async fn serve_loaded(
         connector = connector.with_shared_budgets(budgets);
         tracing::info!("partner request budgets shared with the other replicas through redis");
     }
-    let service = ConnectorServiceServer::with_interceptor(
-        GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
+    // ParseDocument carries documents of up to 10 MiB, over tonic's 4 MiB default.
+    let service = tonic::service::interceptor::InterceptedService::new(
+        ConnectorServiceServer::new(
+            GrpcConnectorAdapter::new(Arc::new(connector)).with_webhooks(Arc::new(webhooks)),
+        )
+        .max_decoding_message_size(11 * 1024 * 1024),
         RequireCaller::new(key),
     );
     let service_name = <ConnectorServiceServer<GrpcConnectorAdapter> as NamedService>::NAME;

@@ -107,6 +107,8 @@ pub struct Session {
     /// The session's own HTTP client, presenting a client certificate (mTLS); the connector's
     /// shared client otherwise.
     pub http: Option<Http>,
+    /// Credential values body templates read as `{{ auth.<name> }}` (an api_key `in: body`).
+    pub body_values: Map<String, Value>,
 }
 
 impl Session {
@@ -163,6 +165,7 @@ pub async fn open(
         expires: None,
         access_token_sha256: None,
         http: None,
+        body_values: Map::new(),
     };
     session.expire_by(secret.lease_expires_at());
     match &manifest.auth {
@@ -175,6 +178,11 @@ pub async fn open(
             match location {
                 KeyLocation::Header => session.headers.push((name.clone(), value)),
                 KeyLocation::Query => session.query.push((name.clone(), value)),
+                KeyLocation::Body => {
+                    session
+                        .body_values
+                        .insert(name.clone(), Value::String(value));
+                }
             }
         }
         Auth::Basic { username, password } => {

@@ -526,3 +526,130 @@ fn the_json_schema_matches_the_manifest_types() {
         .unwrap();
     assert_eq!(keys(&written["auth"]), keys(&basic["properties"]));
 }
+
+#[test]
+fn a_write_body_is_a_template_or_the_outbound_spec_not_both() {
+    let dir = broken("manifest.yaml", |t| {
+        t.replacen(
+            "      path: /v1/candidates\n",
+            "      path: /v1/candidates\n      mapping: true\n",
+            1,
+        )
+    });
+    refused(
+        &dir,
+        "manifest.yaml",
+        line_of("manifest.yaml", "    create:"),
+        "a body template or `mapping: true`, not both",
+    );
+}
+
+#[test]
+fn a_mapped_write_needs_an_outbound_spec() {
+    let dir = broken("manifest.yaml", |t| {
+        let update_body = "      body:\n        first_name: \"{{ record.first_name }}\"\n        \
+                           last_name: \"{{ record.last_name }}\"\n        company: \
+                           \"{{ record.current_employer }}\"\n        title: \
+                           \"{{ record.current_title }}\"\nwebhooks:";
+        t.replace(update_body, "      mapping: true\nwebhooks:")
+    });
+    refused(
+        &dir,
+        "manifest.yaml",
+        line_of("manifest.yaml", "  candidate:"),
+        "mappings/ has no outbound spec for candidate",
+    );
+}
+
+/// A copy of the RChilli folder (a parser: no streams, the key in the body) with its
+/// manifest rewritten by `edit`; the problems `check` reports about it.
+fn broken_parser(edit: impl Fn(&str) -> String) -> Vec<Problem> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connector-rchilli");
+    let dir = std::env::temp_dir().join(format!("pb-check-parser-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    for name in [
+        "mappings/candidate.inbound.yaml",
+        "mappings/parsed_resume.inbound.yaml",
+    ] {
+        std::fs::copy(source.join(name), dir.join(name)).unwrap();
+    }
+    let manifest = std::fs::read_to_string(source.join("manifest.yaml")).unwrap();
+    let edited = edit(&manifest);
+    assert_ne!(edited, manifest, "the edit changed nothing");
+    std::fs::write(dir.join("manifest.yaml"), edited).unwrap();
+    let problems = tooling::check(&dir).expect_err("check should refuse the folder");
+    let _ = std::fs::remove_dir_all(dir);
+    problems
+}
+
+fn mentions(problems: &[Problem], message: &str) {
+    let problem = problems
+        .iter()
+        .find(|p| p.message.contains(message))
+        .unwrap_or_else(|| panic!("no problem mentions {message:?}: {problems:#?}"));
+    assert!(problem.file.ends_with("manifest.yaml"), "{problem}");
+    assert!(problem.line > 0, "{problem}");
+}
+
+#[test]
+fn a_body_credential_must_be_the_one_the_auth_puts_there() {
+    let problems = broken_parser(|t| {
+        t.replace(
+            "userkey: \"{{ auth.userkey }}\"",
+            "userkey: \"{{ auth.key }}\"",
+        )
+    });
+    mentions(
+        &problems,
+        "reads a credential the auth does not put in the body",
+    );
+    let problems = broken_parser(|t| {
+        t.replace(
+            "auth: {type: api_key, in: body, name: userkey}",
+            "auth: {type: api_key, name: userkey}",
+        )
+    });
+    mentions(
+        &problems,
+        "reads a credential the auth does not put in the body",
+    );
+}
+
+#[test]
+fn a_document_cost_must_be_a_decimal_in_an_iso_currency() {
+    let problems = broken_parser(|t| {
+        t.replace(
+            "amount: \"0.05\", currency: USD",
+            "amount: \"five cents\", currency: USD",
+        )
+    });
+    mentions(&problems, "must be a decimal");
+    let problems = broken_parser(|t| {
+        t.replace(
+            "amount: \"0.05\", currency: USD",
+            "amount: \"0.05\", currency: dollars",
+        )
+    });
+    mentions(&problems, "ISO 4217");
+}
+
+#[test]
+fn a_connector_without_streams_needs_a_check_and_a_document() {
+    let problems = broken_parser(|t| {
+        let start = t.find("check:\n").unwrap();
+        let end = t.find("documents:\n").unwrap();
+        format!("{}{}", &t[..start], &t[end..])
+    });
+    mentions(&problems, "without streams needs a check request");
+}
+
+#[test]
+fn error_codes_need_a_pointer_to_find_them() {
+    let problems = broken_parser(|t| {
+        t.replace(
+            "      errors:\n        pointer: /error/errorcode\n        message: /error/errormsg\n",
+            "      errors:\n",
+        )
+    });
+    mentions(&problems, "errors.codes need errors.pointer");
+}

@@ -35,10 +35,31 @@ fn sandbox(connector: &str) -> axum::Router {
             ))
             .unwrap()
         }
+        "textkernel" => plugboard_sandbox::textkernel::router(
+            plugboard_sandbox::textkernel::TextkernelOptions::new(
+                &partners().join("textkernel-sovren/sovren-v9-json"),
+            ),
+        )
+        .unwrap(),
+        "daxtra" => {
+            plugboard_sandbox::daxtra::router(plugboard_sandbox::daxtra::DaxtraOptions::new(
+                &partners().join("textkernel-sovren/sovren-v9-json"),
+            ))
+            .unwrap()
+        }
+        "rchilli" => {
+            plugboard_sandbox::rchilli::router(plugboard_sandbox::rchilli::RchilliOptions::new(
+                &partners().join("textkernel-sovren/sovren-v9-json"),
+            ))
+            .unwrap()
+        }
         "bullhorn" => plugboard_sandbox::bullhorn::router(plugboard_sandbox::SandboxOptions {
             requests_per_second: None,
             ..plugboard_sandbox::SandboxOptions::default()
         }),
+        "fieldglass" => plugboard_sandbox::fieldglass::router(),
+        "beeline" => plugboard_sandbox::beeline::router(),
+        "magnit" => plugboard_sandbox::magnit::router(),
         other => panic!("{other} has a conformance.yaml but no sandbox in sandbox()"),
     }
 }
@@ -96,7 +117,17 @@ fn conforming() -> Vec<String> {
 #[tokio::test]
 async fn every_manifest_connector_passes_the_conformance_kit() {
     let connectors = conforming();
-    for expected in ["affinda", "bullhorn", "greenhouse"] {
+    for expected in [
+        "affinda",
+        "beeline",
+        "bullhorn",
+        "daxtra",
+        "fieldglass",
+        "greenhouse",
+        "magnit",
+        "rchilli",
+        "textkernel",
+    ] {
         assert!(connectors.contains(&expected.to_owned()), "{connectors:?}");
     }
     for connector in connectors {
@@ -173,7 +204,17 @@ async fn a_scaffolded_connector_passes_the_kit_against_its_sandbox_stub() {
 
 #[test]
 fn manifest_connectors_have_no_rust() {
-    for connector in ["affinda", "bullhorn", "greenhouse"] {
+    for connector in [
+        "affinda",
+        "beeline",
+        "bullhorn",
+        "daxtra",
+        "fieldglass",
+        "greenhouse",
+        "magnit",
+        "rchilli",
+        "textkernel",
+    ] {
         assert_no_rust(&repo().join(format!("services/connector-{connector}")));
     }
 }

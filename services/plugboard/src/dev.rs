@@ -188,6 +188,8 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
         };
         plugboard_sync::run(config, listeners.sync, shutdown())
     });
+    // TODO(#8): the CV parser and VMS sandboxes and connectors are not served here yet; the
+    // tests serve them (tests/tests/documents.rs, tests/tests/cv_to_vms.rs).
     spawn(&mut services, "sandbox-bullhorn", {
         let options = plugboard_sandbox::SandboxOptions::default();
         plugboard_sandbox::serve(listeners.sandbox, options, shutdown())

@@ -16,26 +16,52 @@
 //!   certificate from its CA;
 //! - [`greenhouse`]: Greenhouse Harvest (Basic auth, `Link` header paging, `updated_after`,
 //!   candidate writes, signed webhooks), seeded from Greenhouse's published samples;
+//! - [`textkernel`]: Textkernel Tx v10's resume parser (`Tx-AccountId`/`Tx-ServiceKey`, the
+//!   `{Info, Value}` envelope), dressed in its published v9 sample's values;
+//! - [`daxtra`]: Daxtra's SOAP `CVXtractorService` (`ProcessCV` with a base64 document and the
+//!   account; HR-XML out; SOAP faults);
+//! - [`rchilli`]: RChilli's `parseResumeBinary` (the user key in the JSON body, errors as
+//!   `{error: {errorcode, errormsg}}`);
+//! - [`parsers`]: what the CV parser sandboxes share (reading a text resume, faults, counters);
 //! - [`starter`]: the starter partner `plugboard connector new` copies as a new connector's
 //!   sandbox (Bearer key, offset paging, `updated_since`, the admin contract);
+//! - [`vms`]: what the VMS sandboxes share (OAuth2 client-credentials tokens under each
+//!   partner's rules, offset-paged JSON, CSV and XML downloads, the admin contract);
+//! - [`fieldglass`]: SAP Fieldglass (Basic client auth to its token URL, `X-ApplicationKey`,
+//!   `/api/vc/connector/{name}` JSON and CSV downloads, job seeker uploads);
+//! - [`beeline`]: Beeline (client credentials with an `audience` per API product and region,
+//!   resources under the client site id, page-numbered JSON, candidate submissions);
+//! - [`magnit`]: Coupa Contingent Workforce / Magnit (client credentials at `/oauth2/token`
+//!   with scopes, XML job requests, JSON candidates and workers, CSV exports of work
+//!   confirmations and timesheets);
 //! - [`traces`]: the trace ids of recent requests, so tests can follow a trace to the partner;
 //! - [`error`]: the crate's error type.
 //!
 //! # Limitations
 //!
-//! - Bullhorn, Greenhouse and Affinda; other partners follow the same `src/<partner>/` layout.
+//! - Bullhorn, Greenhouse, Affinda, the three VMSs and the three other CV parsers; other
+//!   partners follow the same `src/<partner>/` layout. The VMS, RChilli and Daxtra sandboxes
+//!   are built from documented facts, not specs.
 //! - State lives in memory and is lost when the process stops.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
 
 pub mod affinda;
+pub mod beeline;
 pub mod bullhorn;
+pub mod daxtra;
 pub mod error;
+pub mod fieldglass;
 pub mod greenhouse;
+pub mod magnit;
 pub mod mtls;
 pub mod oauth;
+pub mod parsers;
+pub mod rchilli;
 pub mod starter;
+pub mod textkernel;
 pub mod traces;
+pub mod vms;
 
 pub use bullhorn::{SandboxOptions, router, serve};
 pub use error::Error;

@@ -34,6 +34,10 @@ pub enum Error {
     ConflictNotFound { conflict_id: String },
     #[error("conflict {conflict_id} was already settled")]
     ConflictNotHeld { conflict_id: String },
+    #[error("document {content_sha256} is being parsed by another call; ask again when it is done")]
+    DocumentBeingParsed { content_sha256: String },
+    #[error("the document's parse did not map and is quarantined: {reason}")]
+    DocumentQuarantined { reason: String },
     #[error("a run of connection {connection_id} is already in progress")]
     RunInProgress { connection_id: String },
     #[error(
@@ -123,6 +127,8 @@ impl ServiceError for Error {
             | Error::Fenced { .. }
             | Error::Paused { .. }
             | Error::RepeatedPage { .. } => ErrorKind::FailedPrecondition,
+            Error::DocumentQuarantined { .. } => ErrorKind::FailedPrecondition,
+            Error::DocumentBeingParsed { .. } => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } if kind.is_retryable() => ErrorKind::Unavailable,
             Error::Dependency { kind, .. } => *kind,
             Error::Coordination(_) | Error::ShuttingDown => ErrorKind::Unavailable,
@@ -150,6 +156,8 @@ impl ServiceError for Error {
             Error::Fenced { .. } => "RUN_FENCED",
             Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",
             Error::Paused { .. } => "SYNC_PAUSED",
+            Error::DocumentBeingParsed { .. } => "DOCUMENT_BEING_PARSED",
+            Error::DocumentQuarantined { .. } => "DOCUMENT_QUARANTINED",
             Error::Dependency { .. } => "DEPENDENCY_FAILED",
             Error::Coordination(_) => "COORDINATION_UNAVAILABLE",
             Error::ShuttingDown => "SHUTTING_DOWN",

@@ -12,6 +12,9 @@ use plugboard_proto::sync::v1::{
     WatchChangesResponse,
 };
 use plugboard_proto::sync::v1::{
+    GetParseUsageRequest, GetParseUsageResponse, ParseDocumentRequest, ParseDocumentResponse,
+};
+use plugboard_proto::sync::v1::{
     GetPushRequest, GetPushResponse, GetTwoWayPolicyRequest, GetTwoWayPolicyResponse,
     ListConflictsRequest, ListConflictsResponse, ListPushesRequest, ListPushesResponse,
     PushRecordRequest, PushRecordResponse, PutTwoWayPolicyRequest, PutTwoWayPolicyResponse,
@@ -25,6 +28,7 @@ use plugboard_runtime::identity::Caller;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
+use crate::documents::Documents;
 use crate::error::Error;
 use crate::grpc_two_way::{
     conflict_info, policy_from_wire, policy_to_wire, push_info, resolution_from_wire,
@@ -37,11 +41,20 @@ use crate::store::{RunRecord, RunState};
 pub struct GrpcSyncAdapter {
     service: SyncService,
     two_way: TwoWayService,
+    documents: Documents,
 }
 
 impl GrpcSyncAdapter {
-    pub fn new(service: SyncService, two_way: TwoWayService) -> GrpcSyncAdapter {
-        GrpcSyncAdapter { service, two_way }
+    pub fn new(
+        service: SyncService,
+        two_way: TwoWayService,
+        documents: Documents,
+    ) -> GrpcSyncAdapter {
+        GrpcSyncAdapter {
+            service,
+            two_way,
+            documents,
+        }
     }
 }
 
@@ -80,6 +93,46 @@ impl SyncServiceRpc for GrpcSyncAdapter {
         Ok(Response::new(PushRecordResponse {
             push: Some(push_info(push)),
         }))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id, bytes = request.get_ref().content.len()))]
+    async fn parse_document(
+        &self,
+        request: Request<ParseDocumentRequest>,
+    ) -> Result<Response<ParseDocumentResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let parsed = self
+            .documents
+            .parse(
+                &tenant_id,
+                crate::grpc_documents::parse_request(request.into_inner()),
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(crate::grpc_documents::parse_response(parsed)))
+    }
+
+    #[instrument(skip_all, fields(connection_id = %request.get_ref().connection_id))]
+    async fn get_parse_usage(
+        &self,
+        request: Request<GetParseUsageRequest>,
+    ) -> Result<Response<GetParseUsageResponse>, Status> {
+        let tenant_id = Caller::tenant_of(&request)?;
+        let request = request.get_ref();
+        let (usage, next_page_token) = self
+            .documents
+            .usage(
+                &tenant_id,
+                &request.connection_id,
+                request.page_size,
+                &request.page_token,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(crate::grpc_documents::usage_response(
+            usage,
+            next_page_token,
+        )))
     }
 
     #[instrument(skip_all, fields(push_id = %request.get_ref().push_id))]

@@ -59,7 +59,9 @@
 //! - [`echo`]: what a partner record means next to our pushes (echo, change, conflict);
 //! - [`conflicts`]: settling conflicts per policy, and their table;
 //! - [`two_way`]: the review of a page before its commit, applied in its transaction.
-//! - [`persons`]: each page's people linked by mapping; records answered with their person id.
+//! - [`persons`]: each page's people linked by mapping; records answered with their person id;
+//! - [`documents`]: `ParseDocument` (a document parsed once per content hash, landed as
+//!   canonical records) and the tenant's parse costs.
 //!
 //! # Limitations
 //!
@@ -80,6 +82,11 @@
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
+//! - Document parses are kept forever, as the record of what was paid for; there is no
+//!   retention or erasure of a parse's raw payload yet (TODO(#8)), though
+//!   `personal_data_fields` names what an erasure must clear. A parse reused after the tenant's
+//!   mapping changed answers the records as first stored; only a quarantined parse is mapped
+//!   again.
 //! - A page's review reads the stored records and pushes just before the page's transaction; an
 //!   inbound run is the only writer of records, so only pushes queued in between are missed, and
 //!   the partner cannot have their values yet.
@@ -88,12 +95,14 @@ pub mod changes;
 pub mod config;
 pub mod conflicts;
 pub mod delivery;
+pub mod documents;
 pub mod echo;
 pub mod error;
 pub mod events;
 pub mod fence;
 pub mod fields;
 pub mod grpc;
+mod grpc_documents;
 mod grpc_two_way;
 pub mod mesh;
 pub mod outbox;
@@ -127,6 +136,9 @@ use tonic::service::Routes;
 
 pub use config::Config;
 pub use error::Error;
+
+/// Largest request accepted: a 10 MiB document and the rest of its `ParseDocument` request.
+const MAX_REQUEST_BYTES: usize = documents::MAX_DOCUMENT_BYTES + 1024 * 1024;
 
 /// How often webhook events waiting for a busy connection are looked at again.
 const PENDING_WEBHOOK_READS_TICK: Duration = Duration::from_secs(2);
@@ -186,6 +198,7 @@ pub async fn run(
     ));
 
     let two_way = push::TwoWayService::new(store.clone());
+    let documents = documents::Documents::new(store.clone(), runner.mesh().clone());
     let service = service::SyncService::new(store, runner.clone());
     let pending_webhook_reads = tokio::spawn(
         service
@@ -193,8 +206,10 @@ pub async fn run(
             .clone()
             .read_pending(PENDING_WEBHOOK_READS_TICK),
     );
-    let server = SyncServiceServer::with_interceptor(
-        grpc::GrpcSyncAdapter::new(service, two_way),
+    // A ParseDocument request carries a document of up to 10 MiB, over tonic's 4 MiB default.
+    let server = tonic::service::interceptor::InterceptedService::new(
+        SyncServiceServer::new(grpc::GrpcSyncAdapter::new(service, two_way, documents))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
         RequireCaller::new(mesh_key),
     );
     let names = [<SyncServiceServer<grpc::GrpcSyncAdapter> as NamedService>::NAME];

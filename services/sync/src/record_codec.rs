@@ -87,6 +87,9 @@ pub fn from_stored(record: StoredRecord, connection_id: &str) -> Result<Canonica
     };
     let custom_fields: HashMap<String, String> =
         serde_json::from_str(&record.custom_fields_json).map_err(corrupt)?;
+    let personal_data_fields = serde_json::from_str(&record.body_json)
+        .map(|body| plugboard_proto::personal_data::set_in(&record.entity, &body))
+        .map_err(corrupt)?;
     Ok(CanonicalRecord {
         entity: record.entity,
         external_id: record.external_id,
@@ -98,6 +101,7 @@ pub fn from_stored(record: StoredRecord, connection_id: &str) -> Result<Canonica
         updated_at: record.updated_at,
         // Looked up from mapping when answered (see `persons`).
         person_id: String::new(),
+        personal_data_fields,
     })
 }
 
@@ -130,6 +134,7 @@ mod tests {
             connection_id: "c1".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             person_id: String::new(),
+            personal_data_fields: vec!["first_name".into(), "desired_pay".into()],
         };
         let stored = to_stored(&record, "2026-01-01T00:00:00.000Z").unwrap();
         assert_eq!(from_stored(stored, "c1").unwrap(), record);

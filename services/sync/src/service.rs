@@ -380,7 +380,7 @@ fn page_after(page_token: &str) -> Result<String, Error> {
         })
 }
 
-fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
+pub(crate) fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
     let valid = !value.is_empty()
         && value.len() <= MAX_ID_LEN
         && value

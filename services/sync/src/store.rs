@@ -400,31 +400,9 @@ impl Store {
         let mut outcome = PageOutcome::default();
         let mut changes = Vec::new();
         for record in &page.records {
-            let changed = sqlx::query(
-                "INSERT INTO records (tenant_id, connection_id, entity, external_id, content_hash, \
-                 body_json, custom_fields_json, raw_payload_json, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (tenant_id, connection_id, entity, external_id) DO UPDATE SET \
-                 content_hash = excluded.content_hash, body_json = excluded.body_json, \
-                 custom_fields_json = excluded.custom_fields_json, \
-                 raw_payload_json = excluded.raw_payload_json, updated_at = excluded.updated_at, \
-                 deleted_at = NULL \
-                 WHERE records.content_hash <> excluded.content_hash \
-                 OR records.deleted_at IS NOT NULL",
-            )
-            .bind(page.tenant_id)
-            .bind(page.connection_id)
-            .bind(&record.entity)
-            .bind(&record.external_id)
-            .bind(&record.content_hash)
-            .bind(&record.body_json)
-            .bind(&record.custom_fields_json)
-            .bind(&record.raw_payload_json)
-            .bind(&record.updated_at)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-            if changed > 0 {
+            let changed =
+                upsert_record(&mut transaction, page.tenant_id, page.connection_id, record).await?;
+            if changed {
                 outcome.written += 1;
                 if review.is_silent(&record.external_id) {
                     continue;
@@ -737,6 +715,41 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Writes one canonical record unless the store holds the same content; true when it wrote.
+/// A tombstoned record written again comes back to life.
+pub(crate) async fn upsert_record(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: &str,
+    connection_id: &str,
+    record: &StoredRecord,
+) -> Result<bool, Error> {
+    let changed = sqlx::query(
+        "INSERT INTO records (tenant_id, connection_id, entity, external_id, content_hash, \
+         body_json, custom_fields_json, raw_payload_json, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (tenant_id, connection_id, entity, external_id) DO UPDATE SET \
+         content_hash = excluded.content_hash, body_json = excluded.body_json, \
+         custom_fields_json = excluded.custom_fields_json, \
+         raw_payload_json = excluded.raw_payload_json, updated_at = excluded.updated_at, \
+         deleted_at = NULL \
+         WHERE records.content_hash <> excluded.content_hash \
+         OR records.deleted_at IS NOT NULL",
+    )
+    .bind(tenant_id)
+    .bind(connection_id)
+    .bind(&record.entity)
+    .bind(&record.external_id)
+    .bind(&record.content_hash)
+    .bind(&record.body_json)
+    .bind(&record.custom_fields_json)
+    .bind(&record.raw_payload_json)
+    .bind(&record.updated_at)
+    .execute(&mut **transaction)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
 }
 
 fn progress_json(streams: &[StreamCounters]) -> Result<String, Error> {

@@ -1,10 +1,12 @@
-//! The document check of the conformance kit: a document parsed by upload and polling, its
-//! parse mapped to every entity the manifest names, and an unreadable one refused.
+//! The document check of the conformance kit: a document parsed by upload (and polling where
+//! the partner parses later), its parse mapped to every entity the manifest names, a 429
+//! waited out, a wrong key refused as a credential failure, and an unreadable one refused.
 
 use plugboard_proto::error::ServiceError;
 
 use super::{Kit, Step, TENANT, Verdict, ensure};
-use crate::connector::DocumentParams;
+use crate::access::Secret;
+use crate::connector::{Connector, DocumentParams, SecretSource};
 use crate::error::Error;
 
 impl Kit {
@@ -61,6 +63,34 @@ impl Kit {
         ensure(!polled || parsed.polls >= 1, || {
             "the parse was never polled for".to_owned()
         })?;
+        // A 429 on the upload is waited out, not taken for a failed parse.
+        self.admin(
+            "POST",
+            "faults",
+            serde_json::json!({"rate_limit_burst": 1, "retry_after_seconds": 1}),
+        )
+        .await?;
+        self.connector
+            .parse_document(params.clone())
+            .await
+            .map_err(|e| format!("a parse after a 429: {e}"))?;
+        // A wrong key is the credential's failure, whatever the partner answers with.
+        let wrong = match &self.fixture.secret {
+            super::FixtureSecret::ApiKey { .. } => Some(Secret::api_key("wrong-key")),
+            super::FixtureSecret::Basic { username, .. } => {
+                Some(Secret::basic(username, "wrong-password"))
+            }
+            super::FixtureSecret::Oauth2Client { .. } => None,
+        };
+        if let Some(wrong) = wrong {
+            let refused = Connector::new(self.manifest().clone(), SecretSource::Fixed(wrong), true)
+                .map_err(|e| e.to_string())?;
+            match refused.parse_document(params.clone()).await {
+                Err(Error::CredentialsRejected(_)) => {}
+                Err(error) => return Err(format!("a wrong key failed as {error}")),
+                Ok(_) => return Err("a wrong key parsed a document".to_owned()),
+            }
+        }
         // A document the partner cannot read: its failure, not a timeout.
         let unreadable = DocumentParams {
             content: vec![0xff, 0xfe, 0x00, 0x01],

@@ -158,7 +158,13 @@ pub async fn run(dir: &Path, sandbox_url: &str) -> Result<Vec<Outcome>, String> 
         // `load` compiled them already; this cannot fail unless the file changed since.
         specs.push(CompiledSpec::compile(name, yaml).map_err(|_| format!("{name} changed"))?);
     }
-    let kit = Kit::new(loaded.manifest, fixture, specs, sandbox_url)?;
+    let kit = Kit::new(
+        loaded.manifest,
+        fixture,
+        specs,
+        &loaded.mappings,
+        sandbox_url,
+    )?;
     let mut outcomes = vec![Outcome {
         check: "manifest and mappings check offline",
         verdict: Verdict::Passed,
@@ -197,7 +203,7 @@ pub async fn run(dir: &Path, sandbox_url: &str) -> Result<Vec<Outcome>, String> 
             kit.write().await,
         ),
         (
-            "document parsed by polling, mapped, unreadable one refused",
+            "document parsed and mapped; 429 waited out; wrong key and unreadable document refused",
             kit.document().await,
         ),
         (
@@ -248,6 +254,7 @@ impl Kit {
         manifest: Manifest,
         fixture: Fixture,
         specs: Vec<CompiledSpec>,
+        mappings: &[(String, String)],
         sandbox: &str,
     ) -> Result<Kit, String> {
         let scope = json!({ "sandbox": sandbox });
@@ -280,6 +287,7 @@ impl Kit {
         };
         // The sandbox listens on loopback: the kit runs as dev mode does.
         let connector = Connector::new(manifest, SecretSource::Fixed(secret), true)
+            .and_then(|connector| connector.with_outbound_mappings(mappings))
             .map_err(|e| e.to_string())?;
         Ok(Kit {
             connector,

@@ -71,10 +71,11 @@ impl Kit {
                 before.len()
             )
         })?;
+        let key = self.primary_key(&fixture.stream);
         let find = |records: &[Value]| {
             records
                 .iter()
-                .find(|r| id_text(&r["id"]) == created.external_id)
+                .find(|r| id_text(&key.of(r)) == created.external_id)
                 .cloned()
         };
         let record = find(&after).ok_or("the created record is not in the sandbox")?;

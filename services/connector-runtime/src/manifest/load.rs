@@ -356,10 +356,17 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        if manifest.streams.is_empty() {
+        if manifest.streams.is_empty() && manifest.documents.is_empty() {
             self.problem(
                 &["streams"],
-                "a connector needs at least one stream".to_owned(),
+                "a connector needs at least one stream or document".to_owned(),
+            );
+        }
+        if manifest.streams.is_empty() && manifest.check.is_none() {
+            // Pointed at the documents: the check that is missing has no line of its own.
+            self.problem(
+                &["documents"],
+                "a connector without streams needs a check request".to_owned(),
             );
         }
         for (name, stream) in &manifest.streams {
@@ -389,6 +396,18 @@ impl<'a> Checker<'a> {
                     self.template(&path, text, allowed, manifest);
                 }
                 self.pointer(&path, &spec.id, false);
+                match (spec.mapping, spec.body.is_null()) {
+                    (true, false) => self.problem(
+                        &path,
+                        "a write has a body template or `mapping: true`, not both".to_owned(),
+                    ),
+                    (false, true) => self.problem(
+                        &path,
+                        "a write needs a body template, or `mapping: true` for the outbound spec"
+                            .to_owned(),
+                    ),
+                    _ => {}
+                }
                 if spec.format.unwrap_or(manifest.format) == Format::Csv {
                     self.problem(&path, "writes are json or xml, not csv".to_owned());
                 }
@@ -396,6 +415,23 @@ impl<'a> Checker<'a> {
         }
         for (kind, document) in &manifest.documents {
             self.document(manifest, kind, document);
+        }
+        if let Some(check) = &manifest.check {
+            let allowed = &["settings", "auth"];
+            for text in check.headers.values() {
+                self.template(&["check"], text, allowed, manifest);
+            }
+            if check.json.is_some() && check.xml.is_some() {
+                self.problem(
+                    &["check"],
+                    "a check has a json or an xml body, not both".into(),
+                );
+            }
+            for body in check.json.iter().chain(check.xml.iter()) {
+                for text in template::json_strings(body) {
+                    self.template(&["check"], text, allowed, manifest);
+                }
+            }
         }
         if let Some(webhooks) = &manifest.webhooks {
             self.pointer(&["webhooks", "event_type"], &webhooks.event_type, false);
@@ -501,26 +537,108 @@ impl<'a> Checker<'a> {
             self.entity(&path, entity);
         }
         let upload = &document.upload;
-        let allowed = &["settings", "document"];
+        let allowed = &["settings", "document", "auth"];
         self.template(&path, &upload.path, allowed, manifest);
-        match (&upload.multipart, &upload.json) {
-            (Some(multipart), None) => {
+        for value in upload.headers.values() {
+            self.template(&path, value, allowed, manifest);
+        }
+        match (&upload.multipart, &upload.json, &upload.xml) {
+            (Some(multipart), None, None) => {
                 for value in multipart.fields.values() {
                     self.template(&path, value, allowed, manifest);
                 }
             }
-            (None, Some(json)) => {
-                for text in template::json_strings(json) {
+            (None, Some(body), None) | (None, None, Some(body)) => {
+                for text in template::json_strings(body) {
                     self.template(&path, text, allowed, manifest);
                 }
             }
             _ => self.problem(
                 &path,
-                format!("document {kind}: the upload needs exactly one of multipart or json"),
+                format!("document {kind}: the upload needs exactly one of multipart, json or xml"),
             ),
         }
-        self.pointer(&path, &upload.id, false);
+        // `{{ auth.<name> }}` is only there when the api_key goes in the body under that name.
+        let body_key = match &manifest.auth {
+            crate::manifest::Auth::ApiKey {
+                location: crate::manifest::KeyLocation::Body,
+                name,
+                ..
+            } => Some(name.as_str()),
+            _ => None,
+        };
+        let mut texts: Vec<&str> = vec![&upload.path];
+        texts.extend(upload.headers.values().map(String::as_str));
+        if let Some(body) = upload.json.as_ref().or(upload.xml.as_ref()) {
+            texts.extend(template::json_strings(body));
+        }
+        if let Some(multipart) = &upload.multipart {
+            texts.extend(multipart.fields.values().map(String::as_str));
+        }
+        for text in texts {
+            for hole in template::holes(text) {
+                if let Some(name) = hole.strip_prefix("auth.")
+                    && body_key != Some(name)
+                {
+                    self.problem(
+                        &path,
+                        format!(
+                            "template {{{{ {hole} }}}} reads a credential the auth does not put \
+                             in the body (auth: {{type: api_key, in: body, name: {name}}})"
+                        ),
+                    );
+                }
+            }
+        }
+        if upload.xml.is_some() && document.format == Some(Format::Json) {
+            self.problem(
+                &path,
+                format!("document {kind}: an xml upload is answered in xml; drop format: json"),
+            );
+        }
+        if !upload.id.is_empty() {
+            self.pointer(&path, &upload.id, false);
+        }
+        if let Some(errors) = &upload.errors {
+            for pointer in errors.pointer.iter().chain(errors.message.iter()) {
+                self.pointer(&path, pointer, false);
+            }
+            if errors.pointer.is_none() && !errors.codes.is_empty() && upload.xml.is_none() {
+                self.problem(
+                    &path,
+                    format!("document {kind}: errors.codes need errors.pointer to find the code"),
+                );
+            }
+        }
         self.pointer(&path, &document.record, true);
+        if let Some(cost) = &document.cost {
+            let amount = cost.amount.text();
+            let decimal = {
+                let (whole, fraction) = amount.split_once('.').unwrap_or((&amount, ""));
+                !whole.is_empty()
+                    && whole.chars().all(|c| c.is_ascii_digit())
+                    && fraction.len() <= 6
+                    && fraction.chars().all(|c| c.is_ascii_digit())
+            };
+            if !decimal {
+                self.problem(
+                    &path,
+                    format!(
+                        "document {kind}: cost.amount {amount:?} must be a decimal such as 0.05, \
+                         at most 6 places"
+                    ),
+                );
+            }
+            if cost.currency.len() != 3 || !cost.currency.chars().all(|c| c.is_ascii_uppercase()) {
+                self.problem(
+                    &path,
+                    format!(
+                        "document {kind}: cost.currency {:?} must be an ISO 4217 code such as USD",
+                        cost.currency
+                    ),
+                );
+            }
+        }
         if let Some(poll) = &document.poll {
             self.template(&path, &poll.path, &["settings", "document_id"], manifest);
             self.pointer(&path, &poll.ready, false);
@@ -686,6 +804,7 @@ fn check_mappings(
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut inbound = BTreeSet::new();
+    let mut outbound = BTreeSet::new();
     let mut failed = false;
     let stream_entities: BTreeSet<&str> = manifest
         .streams
@@ -734,8 +853,25 @@ fn check_mappings(
                         });
                     }
                     inbound.insert(entity.to_owned());
+                } else {
+                    outbound.insert(entity.to_owned());
                 }
             }
+        }
+    }
+    for (entity, write) in &manifest.writes {
+        let mapped = [&write.create, &write.update]
+            .into_iter()
+            .flatten()
+            .any(|operation| operation.mapping);
+        if mapped && !outbound.contains(entity.as_str()) && !failed {
+            problems.push(Problem {
+                file: manifest_file.to_owned(),
+                line: locate(manifest_yaml, &["writes", entity]),
+                message: format!(
+                    "write {entity} takes its body from mapping, but mappings/ has no outbound spec for {entity}"
+                ),
+            });
         }
     }
     for (kind, document) in &manifest.documents {

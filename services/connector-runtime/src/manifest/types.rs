@@ -33,6 +33,8 @@ pub struct Manifest {
     #[serde(default)]
     pub check: Option<CheckRequest>,
     /// In the order written: the first stream is the one `Check` reads without a `check`.
+    /// A parser that keeps no documents (Textkernel) has none.
+    #[serde(default)]
     pub streams: IndexMap<String, Stream>,
     /// Keyed by canonical entity.
     #[serde(default)]
@@ -51,6 +53,10 @@ pub struct Document {
     /// Canonical entities the parse maps to; each needs an inbound mapping spec.
     pub entities: Vec<String>,
     pub upload: Upload,
+    /// The answers' format (an XML upload is answered in XML, a SOAP envelope); the
+    /// manifest's `format` when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
     /// Asking whether the parse is ready; without it the upload's answer is the parse.
     #[serde(default)]
     pub poll: Option<Poll>,
@@ -60,6 +66,35 @@ pub struct Document {
     /// Largest document accepted, in bytes.
     #[serde(default = "ten_mebibytes")]
     pub max_bytes: usize,
+    /// What the partner charges per parse; sync records it per tenant with every parse.
+    #[serde(default)]
+    pub cost: Option<Cost>,
+}
+
+/// A price per parsed document.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// A decimal amount, written as text or a number (`"0.05"`, `0.05`).
+    pub amount: Amount,
+    /// ISO 4217 code (`USD`).
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Amount {
+    Text(String),
+    Number(f64),
+}
+
+impl Amount {
+    pub fn text(&self) -> String {
+        match self {
+            Amount::Text(text) => text.trim().to_owned(),
+            Amount::Number(number) => number.to_string(),
+        }
+    }
 }
 
 fn ten_mebibytes() -> usize {
@@ -70,20 +105,61 @@ fn post() -> Method {
     Method::Post
 }
 
-/// The upload: a multipart form or a JSON body. Templates read `settings` and `document`
-/// (`name`, `content_type`, `base64`).
+/// The upload: a multipart form, a JSON body or an XML body (a SOAP envelope). Templates read
+/// `settings`, `document` (`name`, `content_type`, `base64`, `date`: today, UTC, YYYY-MM-DD)
+/// and `auth` (an `api_key` sent `in: body`, as `auth.<name>`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upload {
     #[serde(default = "post")]
     pub method: Method,
     pub path: String,
+    /// Extra request headers (SOAP's `SOAPAction`, the XML body's `Content-Type`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub multipart: Option<Multipart>,
     #[serde(default)]
     pub json: Option<Value>,
-    /// JSON pointer to the partner's document id in the answer.
+    /// JSON shaped as the XML reader reads (`{"soap:Envelope": {...}}`), written as XML.
+    #[serde(default)]
+    pub xml: Option<Value>,
+    /// JSON pointer to the partner's document id in the answer. Empty for parsers that keep
+    /// no document (Textkernel, RChilli, Daxtra): the id is then the SHA-256 hex of the
+    /// content, and the parse carries it as `plugboard_document_id` for the mapping.
+    #[serde(default)]
     pub id: String,
+    /// How the partner says it could not read the document or refused the credential.
+    #[serde(default)]
+    pub errors: Option<UploadErrors>,
+}
+
+/// Partner answers that are failures of the document or of the credential, whatever their
+/// HTTP status: by status, or by a code at a JSON pointer of the answer (a 2xx, a refusal's
+/// body, or a SOAP fault's `faultcode`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadErrors {
+    #[serde(default)]
+    pub status: BTreeMap<u16, ErrorMeaning>,
+    /// JSON pointer to the partner's error code in an answer body.
+    #[serde(default)]
+    pub pointer: Option<String>,
+    /// JSON pointer to the partner's error message beside the code.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Codes (at `pointer`, or a SOAP fault code without its prefix) and what they mean.
+    #[serde(default)]
+    pub codes: BTreeMap<String, ErrorMeaning>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorMeaning {
+    /// The partner could not read the document: `DOCUMENT_NOT_PARSED`.
+    Unreadable,
+    /// The partner refused the credential: `CREDENTIALS_REJECTED`.
+    Credentials,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -160,6 +236,9 @@ pub enum KeyLocation {
     #[default]
     Header,
     Query,
+    /// Inside the request body, where document templates put it as `{{ auth.<name> }}`
+    /// (RChilli's `userkey`, Daxtra's `account`).
+    Body,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -352,6 +431,19 @@ pub struct CheckRequest {
     pub path: String,
     #[serde(default)]
     pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub method: Method,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON or XML body (templates over `settings` and `auth`), for partners whose only
+    /// cheap authenticated call is a POST (RChilli, SOAP).
+    #[serde(default)]
+    pub json: Option<Value>,
+    #[serde(default)]
+    pub xml: Option<Value>,
+    /// Answers that mean the credential was refused although their status says otherwise.
+    #[serde(default)]
+    pub errors: Option<UploadErrors>,
 }
 
 fn default_primary_key() -> String {
@@ -561,7 +653,13 @@ pub struct WriteOperation {
     pub format: Option<Format>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// JSON template of the body; absent when `mapping` builds it.
+    #[serde(default)]
     pub body: Value,
+    /// The body is the connector's outbound mapping spec for the entity applied to the record
+    /// (lookups and jq where the partner's codes or shapes differ from canonical ones).
+    #[serde(default)]
+    pub mapping: bool,
     /// JSON pointer to the partner's id in the response.
     #[serde(default = "id_pointer")]
     pub id: String,

@@ -56,6 +56,8 @@ impl MappedRecord {
             updated_at,
             // Identity is resolved per page by ResolvePersons, not per record here.
             person_id: String::new(),
+            // Sync lists them when it answers a stored record.
+            personal_data_fields: Vec::new(),
         }
     }
 }
