@@ -260,6 +260,7 @@ pub fn secret(kind: &str, posted: &HashMap<String, String>) -> Result<Secret, Er
                 .collect(),
             username: take("username"),
             password: take("password"),
+            token_parameters: Default::default(),
         }),
     };
     Ok(Secret { kind: Some(kind) })

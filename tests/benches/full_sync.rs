@@ -324,6 +324,7 @@ async fn plugboard_run(
                     scopes: Vec::new(),
                     username: SANDBOX_USERNAME.into(),
                     password: SANDBOX_PASSWORD.into(),
+                    token_parameters: Default::default(),
                 })),
             }),
         })

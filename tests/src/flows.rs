@@ -60,6 +60,7 @@ impl Mesh {
                         scopes: Vec::new(),
                         username: username.into(),
                         password: password.into(),
+                        token_parameters: Default::default(),
                     })),
                 }),
             })

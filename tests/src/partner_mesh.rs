@@ -10,7 +10,9 @@ use base64::Engine;
 use plugboard_proto::credentials::v1::{PutCredentialRequest, Secret};
 use plugboard_proto::registry::v1::ResolveRequest;
 use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use plugboard_proto::sync::v1::CreateSyncRequest;
+use plugboard_proto::sync::v1::{
+    CreateSyncRequest, RunState, WatchChangesRequest, WatchChangesResponse,
+};
 use rand::RngCore;
 use serde_json::Value;
 
@@ -194,4 +196,60 @@ pub async fn serve_sandbox(router: axum::Router) -> anyhow::Result<String> {
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, router).await });
     Ok(url)
+}
+
+/// One call of a sandbox's `/_sandbox/` admin contract (`GET` when `body` is null).
+pub async fn sandbox_admin(sandbox: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+    let http = reqwest::Client::new();
+    let url = format!("{sandbox}/_sandbox/{path}");
+    let request = if body.is_null() {
+        http.get(url)
+    } else {
+        http.post(url).json(&body)
+    };
+    Ok(request.send().await?.error_for_status()?.json().await?)
+}
+
+/// Runs the connection once and fails unless the run succeeded.
+pub async fn run_ok(flows: &Mesh, connection_id: &str) -> anyhow::Result<()> {
+    let run = flows.run_once(connection_id).await?;
+    anyhow::ensure!(
+        run.state == RunState::Succeeded as i32,
+        "run failed: {}",
+        run.error
+    );
+    Ok(())
+}
+
+/// Changes of `entity` on the connection's feed after `after`, up to and including the first
+/// of `marker`.
+pub async fn changes_until(
+    flows: &Mesh,
+    connection_id: &str,
+    entity: &str,
+    after: u64,
+    marker: &str,
+) -> anyhow::Result<Vec<WatchChangesResponse>> {
+    let mut feed = flows
+        .clients
+        .sync(&flows.sync_addr)
+        .watch_changes(WatchChangesRequest {
+            after_position: after,
+            connection_id: connection_id.into(),
+            entity: entity.into(),
+        })
+        .await?
+        .into_inner();
+    let mut seen = Vec::new();
+    loop {
+        let change = tokio::time::timeout(Duration::from_secs(10), feed.message())
+            .await
+            .map_err(|_| anyhow::anyhow!("{marker} did not arrive on the change feed"))??
+            .ok_or_else(|| anyhow::anyhow!("the change feed ended"))?;
+        let done = change.external_id == marker;
+        seen.push(change);
+        if done {
+            return Ok(seen);
+        }
+    }
 }

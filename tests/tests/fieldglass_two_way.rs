@@ -6,18 +6,14 @@
 //! nothing pushed back.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use plugboard_proto::common::v1::canonical_record::Body;
 use plugboard_proto::common::v1::{Application, Candidate, CanonicalRecord, Money, Rate};
 use plugboard_proto::credentials::v1::{OAuth2Client, Secret, secret};
-use plugboard_proto::sync::v1::{
-    ListPushesRequest, PushRecordRequest, PushState, RunState, WatchChangesRequest,
-    WatchChangesResponse,
-};
+use plugboard_proto::sync::v1::{ListPushesRequest, PushRecordRequest, PushState};
 use plugboard_sandbox::fieldglass;
-use plugboard_tests::flows::Mesh;
-use plugboard_tests::partner_mesh::{PartnerMesh, serve_sandbox};
+use plugboard_tests::partner_mesh::{
+    PartnerMesh, changes_until, run_ok, sandbox_admin, serve_sandbox,
+};
 use serde_json::{Value, json};
 
 const CONNECTION: &str = "fg-two-way";
@@ -45,57 +41,6 @@ fn submission() -> CanonicalRecord {
             ..Application::default()
         })),
         ..CanonicalRecord::default()
-    }
-}
-
-async fn admin(sandbox: &str, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
-    let http = reqwest::Client::new();
-    let url = format!("{sandbox}/_sandbox/{path}");
-    let request = if method == "GET" {
-        http.get(url)
-    } else {
-        http.post(url).json(&body)
-    };
-    Ok(request.send().await?.error_for_status()?.json().await?)
-}
-
-async fn incremental_run(flows: &Mesh) -> anyhow::Result<()> {
-    let run = flows.run_once(CONNECTION).await?;
-    anyhow::ensure!(
-        run.state == RunState::Succeeded as i32,
-        "run failed: {}",
-        run.error
-    );
-    Ok(())
-}
-
-/// Application changes on the feed after `after`, up to and including the first of `marker`.
-async fn changes_until(
-    flows: &Mesh,
-    after: u64,
-    marker: &str,
-) -> anyhow::Result<Vec<WatchChangesResponse>> {
-    let mut feed = flows
-        .clients
-        .sync(&flows.sync_addr)
-        .watch_changes(WatchChangesRequest {
-            after_position: after,
-            connection_id: CONNECTION.into(),
-            entity: "application".into(),
-        })
-        .await?
-        .into_inner();
-    let mut seen = Vec::new();
-    loop {
-        let change = tokio::time::timeout(Duration::from_secs(10), feed.message())
-            .await
-            .map_err(|_| anyhow::anyhow!("{marker} did not arrive on the change feed"))??
-            .ok_or_else(|| anyhow::anyhow!("the change feed ended"))?;
-        let done = change.external_id == marker;
-        seen.push(change);
-        if done {
-            return Ok(seen);
-        }
     }
 }
 
@@ -137,7 +82,7 @@ async fn fieldglass_submissions_go_out_once_and_their_status_comes_back() -> any
     .await?;
 
     // Everything comes in; approved time sheets are ready for payroll.
-    incremental_run(&flows).await?;
+    run_ok(&flows, CONNECTION).await?;
     for (entity, count) in [
         ("job", fieldglass::seed::JOB_POSTINGS),
         ("placement", fieldglass::seed::WORK_ORDERS),
@@ -187,7 +132,7 @@ async fn fieldglass_submissions_go_out_once_and_their_status_comes_back() -> any
         .unwrap();
     assert_eq!(push.state, PushState::Delivered as i32, "{push:?}");
     let ada = push.external_id.clone();
-    let seekers = admin(&sandbox, "GET", "records/job_seekers", Value::Null).await?;
+    let seekers = sandbox_admin(&sandbox, "records/job_seekers", Value::Null).await?;
     let at_partner = seekers["data"]
         .as_array()
         .unwrap()
@@ -198,22 +143,21 @@ async fn fieldglass_submissions_go_out_once_and_their_status_comes_back() -> any
     assert_eq!(at_partner["status"], "Submitted");
     assert_eq!(at_partner["billRate"]["unit"], "Hr");
     assert_eq!(at_partner["supplierReference"], "ats-ada");
-    let stats = admin(&sandbox, "GET", "stats", Value::Null).await?;
+    let stats = sandbox_admin(&sandbox, "stats", Value::Null).await?;
     assert_eq!(stats["writes"], 1);
 
     // The next read brings the submission back beside another change: only that one is on
     // the feed, and nothing is pushed back.
-    let before = changes_until(&flows, 0, "JS0000010").await?;
+    let before = changes_until(&flows, CONNECTION, "application", 0, "JS0000010").await?;
     let start = before.last().unwrap().position;
-    admin(
+    sandbox_admin(
         &sandbox,
-        "POST",
         "touch",
         json!({"stream": "job_seekers", "ids": ["JS0000001"], "changes": {"status": "Rejected"}}),
     )
     .await?;
-    incremental_run(&flows).await?;
-    let seen = changes_until(&flows, start, "JS0000001").await?;
+    run_ok(&flows, CONNECTION).await?;
+    let seen = changes_until(&flows, CONNECTION, "application", start, "JS0000001").await?;
     assert!(
         seen.iter().all(|change| change.external_id != ada),
         "our own submission came back as a change: {seen:?}"
@@ -229,15 +173,15 @@ async fn fieldglass_submissions_go_out_once_and_their_status_comes_back() -> any
 
     // The buyer asks for an interview: the status comes back as a change, and still nothing is
     // written to Fieldglass.
-    admin(&sandbox, "POST", "touch", json!({"stream": "job_seekers", "ids": [ada], "changes": {"status": "Interview Requested"}})).await?;
-    incremental_run(&flows).await?;
-    let seen = changes_until(&flows, start, &ada).await?;
+    sandbox_admin(&sandbox, "touch", json!({"stream": "job_seekers", "ids": [ada], "changes": {"status": "Interview Requested"}})).await?;
+    run_ok(&flows, CONNECTION).await?;
+    let seen = changes_until(&flows, CONNECTION, "application", start, &ada).await?;
     let change = seen.last().unwrap();
     assert_eq!(
         application(change.record.as_ref().unwrap()).status,
         "interviewing"
     );
-    incremental_run(&flows).await?;
+    run_ok(&flows, CONNECTION).await?;
     let pushes = sync
         .list_pushes(ListPushesRequest {
             connection_id: CONNECTION.into(),
@@ -247,7 +191,7 @@ async fn fieldglass_submissions_go_out_once_and_their_status_comes_back() -> any
         .into_inner()
         .pushes;
     assert_eq!(pushes.len(), 1, "{pushes:?}");
-    let stats = admin(&sandbox, "GET", "stats", Value::Null).await?;
+    let stats = sandbox_admin(&sandbox, "stats", Value::Null).await?;
     assert_eq!(stats["writes"], 1);
     Ok(())
 }

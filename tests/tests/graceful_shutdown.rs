@@ -185,6 +185,7 @@ async fn a_scheduled_run_interrupted_by_sigterm_is_resumed_by_the_other_replica_
                     scopes: Vec::new(),
                     username: SANDBOX_USERNAME.into(),
                     password: SANDBOX_PASSWORD.into(),
+                    token_parameters: Default::default(),
                 })),
             }),
         })
@@ -284,6 +285,7 @@ async fn in_flight_calls_finish_and_open_streams_end_on_sigterm() -> anyhow::Res
                     scopes: Vec::new(),
                     username: SANDBOX_USERNAME.into(),
                     password: SANDBOX_PASSWORD.into(),
+                    token_parameters: Default::default(),
                 })),
             }),
         })

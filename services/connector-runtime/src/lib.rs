@@ -24,7 +24,8 @@
 //!   its pages;
 //! - [`checkpoint`], [`keyset`]: incremental cursors, resumable page positions, and keyset
 //!   paging that survives records changing mid-run;
-//! - [`connector`]: check, discover, read, write and parse documents for any manifest;
+//! - [`connector`]: check, discover, read, write (a body template, or the outbound mapping
+//!   spec) and parse documents for any manifest;
 //! - [`webhook`]: signature and timestamp checks of partner webhooks;
 //! - [`webhook_events`]: `HandleWebhook`: the leased webhook secret, verification, events;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
@@ -50,6 +51,12 @@
 //!   runtime's part is never to repeat a create the partner may already have made
 //!   ([`connector::Connector::write`]). Webhook deliveries are not remembered here either: sync
 //!   drops repeated event ids durably.
+//! - One session (one token) per connection: a partner whose API products each need their own
+//!   token (Beeline's client, bulk worker and bulk reporting audiences) is one connection per
+//!   product. TODO(#8): per-stream auth.
+//! - A write with `mapping: true` compiles the connector's outbound spec at start; the jq in it
+//!   runs in the connector, not in the mapping service, so tenant overrides of outbound specs
+//!   do not apply to writes yet. TODO(#5).
 //! - A delivery carries one event; partners that batch several events per request need a
 //!   manifest notion of an event array. TODO(#6).
 //! - A shared request budget counts each account's fixed window in Redis; while Redis is

@@ -200,3 +200,34 @@ async fn updates_are_repeated_and_an_empty_one_is_refused() {
     assert!(error.to_string().contains("nothing to write"), "{error}");
     assert_eq!(partner.requests(), 2);
 }
+
+/// A write whose body is the outbound mapping spec stops the connector at start when the spec
+/// is missing, rather than failing every push later.
+#[test]
+fn a_mapped_write_without_its_outbound_spec_stops_the_connector_at_start() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../connector-fieldglass");
+    let loaded = plugboard_connector_runtime::manifest::load_for_serving(&dir).unwrap();
+    let connector = |mappings: &[(String, String)]| {
+        Connector::new(
+            loaded.manifest.clone(),
+            SecretSource::Fixed(Secret::api_key("k")),
+            true,
+        )
+        .unwrap()
+        .with_outbound_mappings(mappings)
+    };
+    assert!(connector(&loaded.mappings).is_ok());
+    let inbound_only: Vec<(String, String)> = loaded
+        .mappings
+        .iter()
+        .filter(|(name, _)| !name.ends_with(".outbound.yaml"))
+        .cloned()
+        .collect();
+    match connector(&inbound_only) {
+        Err(Error::Startup(message)) => {
+            assert!(message.contains("no outbound spec"), "{message}")
+        }
+        Err(other) => panic!("not a startup error: {other}"),
+        Ok(_) => panic!("a mapped write without its spec was accepted"),
+    }
+}

@@ -123,6 +123,25 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
                     "must be an http or https url",
                 ));
             }
+            // Extra fields may not stand in for the ones the grant itself sends.
+            const RESERVED: [&str; 6] = [
+                "grant_type",
+                "client_id",
+                "client_secret",
+                "scope",
+                "refresh_token",
+                "code",
+            ];
+            if let Some(name) = client
+                .token_parameters
+                .keys()
+                .find(|name| name.is_empty() || RESERVED.contains(&name.as_str()))
+            {
+                return Err(invalid(
+                    "secret.oauth2_client.token_parameters",
+                    format!("{name:?} is not a parameter a client may add"),
+                ));
+            }
             // A user login comes as a pair: half of one cannot authorize.
             if client.username.is_empty() != client.password.is_empty() {
                 let field = if client.username.is_empty() {
@@ -212,6 +231,7 @@ mod tests {
             scopes: vec![],
             username: String::new(),
             password: String::new(),
+            token_parameters: Default::default(),
         };
         assert!(secret(of(secret::Kind::Oauth2Client(client.clone()))).is_ok());
         let bad_url = OAuth2Client {
@@ -222,9 +242,25 @@ mod tests {
         assert_eq!(field_of(error), "secret.oauth2_client.token_url");
         let half_login = OAuth2Client {
             username: "api-user".into(),
-            ..client
+            ..client.clone()
         };
         let error = secret(of(secret::Kind::Oauth2Client(half_login))).unwrap_err();
         assert_eq!(field_of(error), "secret.oauth2_client.password");
+        // Beeline's audience is an extra token parameter; the grant's own fields are not.
+        let audience = OAuth2Client {
+            token_parameters: [(
+                "audience".to_owned(),
+                "client-api.us.beeline.com".to_owned(),
+            )]
+            .into(),
+            ..client.clone()
+        };
+        assert!(secret(of(secret::Kind::Oauth2Client(audience))).is_ok());
+        let smuggled = OAuth2Client {
+            token_parameters: [("grant_type".to_owned(), "password".to_owned())].into(),
+            ..client
+        };
+        let error = secret(of(secret::Kind::Oauth2Client(smuggled))).unwrap_err();
+        assert_eq!(field_of(error), "secret.oauth2_client.token_parameters");
     }
 }

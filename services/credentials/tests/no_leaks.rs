@@ -196,6 +196,7 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
         scopes: vec!["read".into()],
         username: String::new(),
         password: String::new(),
+        token_parameters: Default::default(),
     };
     // Puts of every kind, leases, a denied lease, a bad put, a revoke.
     let basic = secret::Kind::Basic(Basic {

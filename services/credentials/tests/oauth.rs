@@ -80,6 +80,7 @@ impl Partner {
             scopes: vec!["read".into()],
             username: String::new(),
             password: String::new(),
+            token_parameters: Default::default(),
         }
     }
 

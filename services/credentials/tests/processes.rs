@@ -177,6 +177,7 @@ async fn scenario(database_url: String, redis_url: String) {
                     scopes: vec![],
                     username: String::new(),
                     password: String::new(),
+                    token_parameters: Default::default(),
                 })),
             }),
         })

@@ -94,6 +94,7 @@ fn oauth2_secret() -> Secret {
             scopes: vec!["read".into()],
             username: "acme.api".into(),
             password: PASSWORD.into(),
+            token_parameters: Default::default(),
         })),
     }
 }

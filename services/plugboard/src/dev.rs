@@ -311,6 +311,7 @@ async fn seed_demo(
                     scopes: Vec::new(),
                     username: plugboard_sandbox::bullhorn::DEMO_USERNAME.into(),
                     password: plugboard_sandbox::bullhorn::DEMO_PASSWORD.into(),
+                    token_parameters: Default::default(),
                 })),
             }),
         })

@@ -43,6 +43,10 @@
 //!   partners follow the same `src/<partner>/` layout. The VMS, RChilli and Daxtra sandboxes
 //!   are built from documented facts, not specs.
 //! - State lives in memory and is lost when the process stops.
+//! - The VMS sandboxes (built from documented facts; no public specs exist) do not push
+//!   webhooks (Fieldglass's real-time push to a customer endpoint is not simulated: TODO(#8)),
+//!   keep timesheets as totals per pay code in their flat files (no daily entries for
+//!   Fieldglass and Coupa), and are not served by `plugboard dev` or `plugboard serve`.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
 

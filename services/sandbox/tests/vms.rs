@@ -186,3 +186,57 @@ async fn magnit_wants_its_scopes_and_serves_xml_and_csv() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A supplier's submission goes to an open posting only, starts `Submitted`, and the supplier
+/// may withdraw it but not move it on: only the buyer does that.
+#[tokio::test]
+async fn fieldglass_uploads_follow_the_buyer_and_supplier_roles() {
+    let base = start(fieldglass::router()).await;
+    let http = reqwest::Client::new();
+    let url =
+        format!("{base}/api/oauth2/v2.0/token?grant_type=client_credentials&response_type=token");
+    let (_, body) = token(
+        http.post(&url)
+            .basic_auth(fieldglass::CLIENT_ID, Some(fieldglass::CLIENT_SECRET))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let upload = |body: Value| {
+        http.post(format!("{base}/api/vc/connector/Job_Seeker_Upload"))
+            .bearer_auth(&access)
+            .header("X-ApplicationKey", fieldglass::APPLICATION_KEY)
+            .json(&body)
+            .send()
+    };
+    let person = |posting: &str| {
+        serde_json::json!({
+            "jobPostingId": posting, "firstName": "Ada", "lastName": "Lovelace",
+            "email": "ada@example.com",
+            "billRate": {"amount": "85.00", "currency": "USD", "unit": "Hr"},
+        })
+    };
+    // JP0000004 is closed (every sixth posting from the fourth).
+    let closed = upload(person("JP0000004")).await.unwrap();
+    assert_eq!(closed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let created = upload(person("JP0000001")).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["status"], "Submitted");
+    let id = created["jobSeekerId"].as_str().unwrap();
+    let promoted = upload(serde_json::json!({"jobSeekerId": id, "status": "Selected"}))
+        .await
+        .unwrap();
+    assert_eq!(promoted.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let withdrawn = upload(serde_json::json!({"jobSeekerId": id, "status": "Withdrawn"}))
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), StatusCode::OK);
+    let no_currency = upload(serde_json::json!({
+        "jobPostingId": "JP0000001", "firstName": "A", "lastName": "B", "email": "a@b.example",
+        "billRate": {"amount": "85.00"},
+    }))
+    .await
+    .unwrap();
+    assert_eq!(no_currency.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

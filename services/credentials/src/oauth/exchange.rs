@@ -82,11 +82,11 @@ pub async fn fetch(
     let scopes = client.scopes.iter().map(|scope| Scope::new(scope.clone()));
     let answer = match grant {
         Grant::ClientCredentials => {
-            oauth
-                .exchange_client_credentials()
-                .add_scopes(scopes)
-                .request_async(http)
-                .await
+            let mut request = oauth.exchange_client_credentials().add_scopes(scopes);
+            for (name, value) in &client.token_parameters {
+                request = request.add_extra_param(name.as_str(), value.as_str());
+            }
+            request.request_async(http).await
         }
         Grant::RefreshToken(refresh) => {
             let refresh = RefreshToken::new(refresh.to_owned());

@@ -49,7 +49,7 @@ pub fn partner() -> Partner {
         token: TokenPolicy {
             client_id: CLIENT_ID.to_owned(),
             client_secret: CLIENT_SECRET.to_owned(),
-            basic_client_auth: false,
+            form_client_auth: true,
             query: Vec::new(),
             form_choice: Some(("audience".to_owned(), vec![AUDIENCE.to_owned()])),
             ttl_seconds: 3600,

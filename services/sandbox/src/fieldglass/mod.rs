@@ -77,7 +77,7 @@ pub fn partner() -> Partner {
         token: TokenPolicy {
             client_id: CLIENT_ID.to_owned(),
             client_secret: CLIENT_SECRET.to_owned(),
-            basic_client_auth: true,
+            form_client_auth: false,
             query: vec![
                 ("grant_type".to_owned(), "client_credentials".to_owned()),
                 ("response_type".to_owned(), "token".to_owned()),

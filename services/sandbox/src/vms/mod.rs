@@ -38,9 +38,9 @@ pub struct Partner {
 pub struct TokenPolicy {
     pub client_id: String,
     pub client_secret: String,
-    /// Whether the client authenticates with HTTP Basic (else `client_id`/`client_secret` form
-    /// fields).
-    pub basic_client_auth: bool,
+    /// Whether the client may also authenticate with `client_id`/`client_secret` form fields;
+    /// HTTP Basic always works, as RFC 6749 (section 2.3.1) requires of every server.
+    pub form_client_auth: bool,
     /// Query parameters the token URL must carry (Fieldglass's `grant_type`, `response_type`).
     pub query: Vec<(String, String)>,
     /// A form field that must hold one of the values (Beeline's `audience`).

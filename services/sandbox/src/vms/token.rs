@@ -1,5 +1,5 @@
 //! The OAuth2 client-credentials token endpoint (RFC 6749 section 4.4) under the partner's
-//! rules: client authentication as Basic or form fields, parameters the token URL itself must
+//! rules: client authentication as Basic (and, where the partner allows, form fields), parameters the token URL itself must
 //! carry, and a form field with a closed set of values (Beeline's `audience`).
 
 use std::collections::HashMap;
@@ -39,16 +39,13 @@ pub async fn token(
             "only client_credentials is supported",
         );
     }
-    let (client_id, client_secret) = if policy.basic_client_auth {
-        match basic(&headers) {
-            Some(pair) => pair,
-            None => return invalid_client(),
-        }
-    } else {
-        (
+    let (client_id, client_secret) = match basic(&headers) {
+        Some(pair) => pair,
+        None if policy.form_client_auth => (
             form.get("client_id").cloned().unwrap_or_default(),
             form.get("client_secret").cloned().unwrap_or_default(),
-        )
+        ),
+        None => return invalid_client(),
     };
     if client_id != policy.client_id || client_secret != policy.client_secret {
         return invalid_client();

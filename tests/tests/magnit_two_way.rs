@@ -1,0 +1,139 @@
+//! Two-way sync with Coupa Contingent Workforce (Magnit) end to end, every service its own
+//! process: credentials fetches a token with the client's scopes at `/oauth2/token`, XML job
+//! requests, JSON candidates and workers and the CSV exports of work confirmations and
+//! timesheets come in, a submission pushed with `PushRecord` reaches the job request once in
+//! Coupa's codes, and the buyer's status change comes back.
+#![allow(clippy::unwrap_used)]
+
+use plugboard_proto::common::v1::canonical_record::Body;
+use plugboard_proto::common::v1::{Application, Candidate, CanonicalRecord, Money, Rate};
+use plugboard_proto::credentials::v1::{OAuth2Client, Secret, secret};
+use plugboard_proto::sync::v1::{PushRecordRequest, PushState};
+use plugboard_sandbox::magnit;
+use plugboard_tests::partner_mesh::{
+    PartnerMesh, changes_until, run_ok, sandbox_admin, serve_sandbox,
+};
+use serde_json::{Value, json};
+
+const CONNECTION: &str = "mg-two-way";
+
+fn submission() -> CanonicalRecord {
+    CanonicalRecord {
+        entity: "application".into(),
+        body: Some(Body::Application(Application {
+            job_external_id: "1001".into(),
+            candidate_external_id: "ats-alan".into(),
+            candidate: Some(Candidate {
+                first_name: "Alan".into(),
+                last_name: "Turing".into(),
+                email: "alan@example.com".into(),
+                ..Candidate::default()
+            }),
+            proposed_bill: Some(Rate {
+                money: Some(Money {
+                    amount: "70.00".into(),
+                    currency: "EUR".into(),
+                }),
+                period: "hour".into(),
+            }),
+            ..Application::default()
+        })),
+        ..CanonicalRecord::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magnit_reads_xml_json_and_csv_and_submissions_round_trip() -> anyhow::Result<()> {
+    let sandbox = serve_sandbox(magnit::router()).await?;
+    let mesh = PartnerMesh::start(&["magnit"]).await?;
+    let tenant = format!("magnit-{}", uuid::Uuid::new_v4().simple());
+    let flows = mesh.flows(&tenant, &sandbox);
+    let mut sync = flows.clients.sync(&flows.sync_addr);
+    let secret = Secret {
+        kind: Some(secret::Kind::Oauth2Client(OAuth2Client {
+            client_id: magnit::CLIENT_ID.into(),
+            client_secret: magnit::CLIENT_SECRET.into(),
+            token_url: format!("{sandbox}/oauth2/token"),
+            scopes: vec!["ccw.read".into(), "ccw.write".into()],
+            ..OAuth2Client::default()
+        })),
+    };
+    mesh.connect(
+        &flows.clients,
+        CONNECTION,
+        "magnit",
+        secret,
+        &json!({"base_url": sandbox}),
+        &[],
+    )
+    .await?;
+
+    run_ok(&flows, CONNECTION).await?;
+    for (entity, count) in [
+        ("job", magnit::seed::JOB_REQUESTS),
+        ("application", magnit::seed::CANDIDATES),
+        ("worker", magnit::seed::WORK_CONFIRMATIONS),
+        ("placement", magnit::seed::WORK_CONFIRMATIONS),
+        ("timesheet", magnit::seed::WORK_CONFIRMATIONS * 2),
+    ] {
+        assert_eq!(
+            flows.canonical_records(CONNECTION, entity).await?.len(),
+            count,
+            "{entity}"
+        );
+    }
+
+    let push = sync
+        .push_record(PushRecordRequest {
+            connection_id: CONNECTION.into(),
+            idempotency_key: "submit-alan-1001".into(),
+            record: Some(submission()),
+            wait_seconds: 20,
+        })
+        .await?
+        .into_inner()
+        .push
+        .unwrap();
+    assert_eq!(push.state, PushState::Delivered as i32, "{push:?}");
+    let alan = push.external_id.clone();
+    let candidates = sandbox_admin(&sandbox, "records/candidates", Value::Null).await?;
+    let at_partner = candidates["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"].as_u64().is_some_and(|id| id.to_string() == alan))
+        .unwrap()
+        .clone();
+    assert_eq!(at_partner["job-request-id"], 1001);
+    assert_eq!(at_partner["bill-rate"]["unit"], "Hourly");
+    assert_eq!(at_partner["status"], "new");
+
+    // The echo is silent; the buyer's interview request comes back as a change.
+    let before = changes_until(&flows, CONNECTION, "application", 0, "5010").await?;
+    let start = before.last().unwrap().position;
+    run_ok(&flows, CONNECTION).await?;
+    sandbox_admin(
+        &sandbox,
+        "touch",
+        json!({"stream": "candidates", "ids": [alan.parse::<u64>()?], "changes": {"status": "interview"}}),
+    )
+    .await?;
+    run_ok(&flows, CONNECTION).await?;
+    let seen = changes_until(&flows, CONNECTION, "application", start, &alan).await?;
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the status change, not the echo: {seen:?}"
+    );
+    match seen[0]
+        .record
+        .as_ref()
+        .and_then(|record| record.body.as_ref())
+    {
+        Some(Body::Application(application)) => assert_eq!(application.status, "interviewing"),
+        other => panic!("not an application: {other:?}"),
+    }
+    let stats = sandbox_admin(&sandbox, "stats", Value::Null).await?;
+    assert_eq!(stats["writes"], 1);
+    Ok(())
+}
