@@ -193,6 +193,16 @@ async fn render(state: &AppState, tenant_id: &str, id: &str) -> Result<String, E
         .await?
         .filter(|endpoint| endpoint.tenant_id == tenant_id)
         .map(|endpoint| crate::webhooks::delivery_path(&endpoint.connector, id));
+    // Only a connector whose manifest declares webhooks gets the form; for the others enabling
+    // would be refused anyway.
+    let manifest = crate::connect::manifest(state, &integration.connector)
+        .await
+        .ok();
+    let receives_webhooks = manifest.as_ref().is_some_and(|m| m.receives_webhooks);
+    let partner_name = manifest
+        .map(|m| m.display_name)
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| integration.connector.clone());
     let uptime_text = uptime_permille.map(|permille| format!("{:.1}%", f64::from(permille) / 10.0));
     state.templates.render(
         "integration.html",
@@ -224,6 +234,8 @@ async fn render(state: &AppState, tenant_id: &str, id: &str) -> Result<String, E
             uptime => uptime_text,
             incidents => incidents,
             webhook_path => webhook_path,
+            receives_webhooks => receives_webhooks,
+            partner_name => partner_name,
         },
     )
 }

@@ -3,7 +3,7 @@
 //! watches a status change arrive live when the Bullhorn sandbox starts failing, opens the
 //! integration page (uptime bar, incident), connects a second integration through the form
 //! generated from the manifest, and checks that another tenant's integration cannot be seen or
-//! acted on by guessing its id. It enables partner webhooks from the integration page and
+//! acted on by guessing its id. The integration page says Bullhorn sends no webhooks; the test
 //! registers, is refused and removes a notification webhook on the settings page. axe-core
 //! audits the overview, the integration page and the settings page and fails on serious or
 //! critical violations. Screenshots go to `target/screenshots`.
@@ -213,17 +213,10 @@ async fn drive(
     })
     .await?;
 
-    // Partner webhooks from the integration page: the secret goes to credentials, the page
-    // then shows where the partner delivers.
-    browser
-        .type_into("#webhook_secret", "bullhorn-signing-secret")
-        .await?;
-    browser
-        .click("form[action='/integrations/demo-bullhorn/webhook'] button")
-        .await?;
-    browser
-        .wait_for_text("#webhook-path", "/webhooks/bullhorn/demo-bullhorn", WAIT)
-        .await?;
+    // Partner webhooks: Bullhorn's manifest declares none, so the page says so instead of
+    // offering a form whose every delivery would be refused.
+    let notice = browser.text("#webhooks-unsupported").await?;
+    assert!(notice.contains("does not send webhooks"), "{notice}");
 
     settings(browser, base).await?;
 
