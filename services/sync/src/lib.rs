@@ -42,6 +42,10 @@
 //!
 //! # Limitations
 //!
+//! - A full inbound sync moves about 1,000 records/s through the mesh on SQLite (shared 2-core
+//!   machine), far from the 50,000 goal: pages go one at a time through read, mapping (identity
+//!   linking costs most) and commit, and PostgreSQL is slower still; `tests/benches/RESULTS.md`
+//!   has the numbers and next steps (TODO(#6)).
 //! - Honest-outcome rules (a zero-record run counts as a success) and shared partner rate-limit
 //!   budgets are TODO(#6).
 //! - Deletions a deleted-records endpoint reports are tombstoned in their own transaction after
