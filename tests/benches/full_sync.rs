@@ -274,7 +274,7 @@ async fn plugboard_run(
         Served::start("registry", &registry, &with_db("registry"), &logs),
         Served::start("credentials", &credentials, &with_db("credentials"), &logs),
         Served::start("health", &health, &with_db("health"), &logs),
-        Served::start("mapping", &mapping, &common, &logs),
+        Served::start("mapping", &mapping, &with_db("mapping"), &logs),
         Served::start("connector-bullhorn", &connector, &common, &logs),
         Served::start("sync", &sync, &with_db("sync"), &logs),
     ];
@@ -407,6 +407,13 @@ async fn plugboard_run(
         .filter_map(|name| processes.get(*name))
         .filter_map(|p| p["peak_rss_mb"].as_f64())
         .sum();
+    // What one `plugboard dev` process holding every service would need at most, had each
+    // service peaked at once; the binary's shared pages are counted once per process, so this
+    // overstates it. The sandbox's peak is over every measurement so far.
+    let mesh_peak: f64 = processes
+        .values()
+        .filter_map(|p| p["peak_rss_mb"].as_f64())
+        .sum();
     Ok(json!({
         "measurement": format!("plugboard_{backend}"),
         "records": read,
@@ -416,6 +423,7 @@ async fn plugboard_run(
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "records_per_s": (read as f64 / seconds).round(),
         "sync_connector_mapping_peak_rss_mb_sum": round1(pipeline_peak),
+        "all_processes_peak_rss_mb_sum": round1(mesh_peak),
         "processes": processes,
         "load_average_start": load_start,
         "load_average_end": load_average(),

@@ -49,6 +49,10 @@
 //!   Fieldglass and Coupa), and are not served by `plugboard dev` or `plugboard serve`.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
+//! - A Bullhorn query filters and sorts every record of its entity for each page, so a page of a
+//!   100,000-record sandbox costs about a third of a CPU-second, and the sandbox is the largest
+//!   consumer in the full-sync benchmark (`tests/benches/RESULTS.md`). TODO(#6): an index by the
+//!   sort key.
 
 pub mod affinda;
 pub mod beeline;

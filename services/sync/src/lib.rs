@@ -65,6 +65,10 @@
 //!
 //! # Limitations
 //!
+//! - A full inbound sync moves about 1,000 records/s through the mesh on SQLite (shared 2-core
+//!   machine), far from the 50,000 goal: pages go one at a time through read, mapping (identity
+//!   linking costs most) and commit, and PostgreSQL is slower still; `tests/benches/RESULTS.md`
+//!   has the numbers and next steps (TODO(#6)).
 //! - A run paused for a partner quota resumes as an incremental read from its checkpoints, even
 //!   when it was a full refresh: the records the paused part did not reach are read, but the
 //!   full-refresh difference (tombstones) is not taken for that run. TODO(#6): resume a full
@@ -77,8 +81,9 @@
 //!   already being written when the conflict is found still writes them.
 //! - An unconfirmed create stays unconfirmed until a read finds the record, or the caller gives
 //!   it up (`GiveUpPush`) and pushes again under a new key; a record the partner did make after
-//!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are purged after the retention (30 days by default): a retry
-//!   with the same idempotency key after that writes again.
+//!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are
+//!   purged after the retention (30 days by default): a retry with the same idempotency key
+//!   after that writes again.
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
