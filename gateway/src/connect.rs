@@ -232,7 +232,7 @@ async fn replace_credentials(
     if integration.connector != manifest.name {
         return Err(Error::IntegrationNotFound(connection_id.to_owned()));
     }
-    let secret = forms::secret(&manifest.credential_kind, posted)?;
+    let secret = forms::for_manifest(forms::secret(&manifest.credential_kind, posted)?, manifest);
     state
         .mesh
         .credentials_for(tenant_id)
@@ -272,7 +272,7 @@ async fn connect(
 ) -> Result<String, Error> {
     let settings = forms::settings_fields(&manifest.settings_schema_json)?;
     let settings_json = forms::settings_json(&settings, posted)?;
-    let secret = forms::secret(&manifest.credential_kind, posted)?;
+    let secret = forms::for_manifest(forms::secret(&manifest.credential_kind, posted)?, manifest);
     let connection_id = new_connection_id(&manifest.name);
 
     state

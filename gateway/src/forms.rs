@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use plugboard_proto::credentials::v1::{
     ApiKey, Basic, ClientCertificate, OAuth2Client, Secret, secret,
 };
+use plugboard_proto::registry::v1::ConnectorManifest;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -261,9 +262,18 @@ pub fn secret(kind: &str, posted: &HashMap<String, String>) -> Result<Secret, Er
             username: take("username"),
             password: take("password"),
             token_parameters: Default::default(),
+            client_secret_in_body: false,
         }),
     };
     Ok(Secret { kind: Some(kind) })
+}
+
+/// What the manifest says about a secret the form cannot: how its OAuth2 client authenticates.
+pub fn for_manifest(mut secret: Secret, manifest: &ConnectorManifest) -> Secret {
+    if let Some(secret::Kind::Oauth2Client(client)) = &mut secret.kind {
+        client.client_secret_in_body = manifest.client_secret_in_body;
+    }
+    secret
 }
 
 fn text_of(value: &Value) -> String {

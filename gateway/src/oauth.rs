@@ -104,6 +104,7 @@ pub async fn begin(
         client_secret: value("client_secret"),
         token_url,
         scopes: flow.scopes.clone(),
+        client_secret_in_body: manifest.client_secret_in_body,
         ..OAuth2Client::default()
     };
     for (label, given) in [

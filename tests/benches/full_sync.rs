@@ -325,6 +325,7 @@ async fn plugboard_run(
                     username: SANDBOX_USERNAME.into(),
                     password: SANDBOX_PASSWORD.into(),
                     token_parameters: Default::default(),
+                    client_secret_in_body: false,
                 })),
             }),
         })

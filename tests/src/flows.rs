@@ -61,6 +61,7 @@ impl Mesh {
                         username: username.into(),
                         password: password.into(),
                         token_parameters: Default::default(),
+                        client_secret_in_body: false,
                     })),
                 }),
             })

@@ -186,6 +186,7 @@ async fn a_scheduled_run_interrupted_by_sigterm_is_resumed_by_the_other_replica_
                     username: SANDBOX_USERNAME.into(),
                     password: SANDBOX_PASSWORD.into(),
                     token_parameters: Default::default(),
+                    client_secret_in_body: false,
                 })),
             }),
         })
@@ -286,6 +287,7 @@ async fn in_flight_calls_finish_and_open_streams_end_on_sigterm() -> anyhow::Res
                     username: SANDBOX_USERNAME.into(),
                     password: SANDBOX_PASSWORD.into(),
                     token_parameters: Default::default(),
+                    client_secret_in_body: false,
                 })),
             }),
         })

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::manifest::{Auth, Loaded, SettingType};
+use crate::manifest::{Auth, ClientAuth, Loaded, SettingType};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(15);
@@ -52,6 +52,16 @@ pub fn registry_manifest(loaded: &Loaded) -> ConnectorManifest {
         credential_kind: manifest.credential_kind().to_owned(),
         oauth_authorization: oauth_authorization(&manifest.auth),
         receives_webhooks: manifest.webhooks.is_some(),
+        client_secret_in_body: matches!(
+            &manifest.auth,
+            Auth::Oauth2ClientCredentials {
+                client_auth: ClientAuth::Body,
+                ..
+            } | Auth::Oauth2AuthorizationCode {
+                client_auth: ClientAuth::Body,
+                ..
+            }
+        ),
     }
 }
 

@@ -51,8 +51,6 @@
 //!   replica. TODO(#4).
 //! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
 //!   their connector logs in itself. TODO(#4): move that login here too.
-//! - The manifest's `client_auth: body` is not honoured for token calls: credentials always
-//!   authenticates the client with HTTP Basic (RFC 6749's default). TODO(#4).
 //! - A client certificate is not presented to token endpoints, so a partner that wants mTLS
 //!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
 //! - Token endpoint URLs are checked against private targets when each call is made; as with

@@ -232,6 +232,7 @@ mod tests {
             username: String::new(),
             password: String::new(),
             token_parameters: Default::default(),
+            client_secret_in_body: false,
         };
         assert!(secret(of(secret::Kind::Oauth2Client(client.clone()))).is_ok());
         let bad_url = OAuth2Client {

@@ -197,6 +197,7 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
         username: String::new(),
         password: String::new(),
         token_parameters: Default::default(),
+        client_secret_in_body: false,
     };
     // Puts of every kind, leases, a denied lease, a bad put, a revoke.
     let basic = secret::Kind::Basic(Basic {

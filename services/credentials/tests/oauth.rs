@@ -58,11 +58,15 @@ struct Partner {
 
 impl Partner {
     async fn start() -> Partner {
+        Partner::start_with(OAuthOptions::default()).await
+    }
+
+    async fn start_with(options: OAuthOptions) -> Partner {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(plugboard_sandbox::oauth::serve(
             listener,
-            OAuthOptions::default(),
+            options,
             std::future::pending(),
         ));
         let http = reqwest::Client::builder()
@@ -81,6 +85,7 @@ impl Partner {
             username: String::new(),
             password: String::new(),
             token_parameters: Default::default(),
+            client_secret_in_body: false,
         }
     }
 
@@ -677,4 +682,28 @@ async fn a_token_url_on_an_internal_address_is_never_sent_the_client_secret() {
         0,
         "the sandbox saw no token request"
     );
+}
+
+#[tokio::test]
+async fn a_client_flagged_for_the_body_reaches_a_partner_that_refuses_basic() {
+    let partner = Partner::start_with(OAuthOptions {
+        client_in_body_only: true,
+        ..OAuthOptions::default()
+    })
+    .await;
+    let server = local_server().await;
+
+    // As HTTP Basic (the default) the partner does not see a client at all.
+    server.put("basic", partner.client()).await;
+    let refused = server.lease("basic").await.unwrap_err();
+    assert!(refused.message().contains("invalid_client"), "{refused:?}");
+
+    // With the manifest's `client_auth: body`, the client goes in the form and is served.
+    let in_body = OAuth2Client {
+        client_secret_in_body: true,
+        ..partner.client()
+    };
+    server.put("body", in_body).await;
+    let leased = server.lease("body").await.unwrap();
+    assert!(leased.secret.is_some());
 }

@@ -178,6 +178,7 @@ async fn scenario(database_url: String, redis_url: String) {
                     username: String::new(),
                     password: String::new(),
                     token_parameters: Default::default(),
+                    client_secret_in_body: false,
                 })),
             }),
         })

@@ -95,6 +95,7 @@ fn oauth2_secret() -> Secret {
             username: "acme.api".into(),
             password: PASSWORD.into(),
             token_parameters: Default::default(),
+            client_secret_in_body: false,
         })),
     }
 }

@@ -312,6 +312,7 @@ async fn seed_demo(
                     username: plugboard_sandbox::bullhorn::DEMO_USERNAME.into(),
                     password: plugboard_sandbox::bullhorn::DEMO_PASSWORD.into(),
                     token_parameters: Default::default(),
+                    client_secret_in_body: false,
                 })),
             }),
         })

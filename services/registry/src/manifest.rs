@@ -142,6 +142,7 @@ mod tests {
             credential_kind: "oauth2_client".to_owned(),
             oauth_authorization: None,
             receives_webhooks: false,
+            client_secret_in_body: false,
         }
     }
 

@@ -83,6 +83,7 @@ fn manifest(version: &str) -> ConnectorManifest {
         credential_kind: "oauth2_client".to_owned(),
         oauth_authorization: None,
         receives_webhooks: false,
+        client_secret_in_body: false,
     }
 }
 

@@ -1,16 +1,16 @@
 //! Calls to a partner's token endpoint through the `oauth2` crate, with failures sorted into
 //! the classes the refresh logic acts on.
 
-use plugboard_runtime::target_guard::{GuardError, check_target};
 use std::borrow::Cow;
 use std::time::Duration;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
-    AuthorizationCode, ClientId, ClientSecret, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, Scope, TokenResponse, TokenUrl,
+    AuthType, AuthorizationCode, ClientId, ClientSecret, PkceCodeVerifier, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
 use plugboard_proto::credentials::v1::OAuth2Client;
+use plugboard_runtime::target_guard::{GuardError, check_target};
 
 /// A token endpoint's answer.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,7 +78,12 @@ pub async fn fetch(
         .map_err(|error| FetchError::Config(format!("token_url: {error}")))?;
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
         .set_client_secret(ClientSecret::new(client.client_secret.clone()))
-        .set_token_uri(token_url);
+        .set_token_uri(token_url)
+        .set_auth_type(if client.client_secret_in_body {
+            AuthType::RequestBody
+        } else {
+            AuthType::BasicAuth
+        });
     let scopes = client.scopes.iter().map(|scope| Scope::new(scope.clone()));
     let answer = match grant {
         Grant::ClientCredentials => {

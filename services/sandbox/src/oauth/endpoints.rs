@@ -95,7 +95,9 @@ pub async fn token(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if let Some((id, secret)) = basic_credentials(&headers) {
+    if let Some((id, secret)) = basic_credentials(&headers)
+        && !server.options.client_in_body_only
+    {
         params.entry("client_id".to_owned()).or_insert(id);
         params.entry("client_secret".to_owned()).or_insert(secret);
     }

@@ -51,6 +51,9 @@ pub struct OAuthOptions {
     pub code_ttl: Duration,
     /// How many candidates the resource API serves.
     pub candidates: usize,
+    /// Take the client only as form fields of the token request and refuse HTTP Basic, as
+    /// some partners do (RFC 6749 says servers must take Basic; not all do).
+    pub client_in_body_only: bool,
 }
 
 impl Default for OAuthOptions {
@@ -61,6 +64,7 @@ impl Default for OAuthOptions {
             access_token_ttl: Duration::from_secs(3600),
             code_ttl: Duration::from_secs(120),
             candidates: 57,
+            client_in_body_only: false,
         }
     }
 }
