@@ -78,6 +78,7 @@ pub mod error;
 pub mod formats;
 pub mod grpc;
 pub mod guard;
+pub mod hooks;
 pub mod http;
 pub mod keyset;
 pub mod login;
@@ -89,6 +90,14 @@ pub mod template;
 pub mod tooling;
 pub mod webhook;
 pub mod webhook_events;
+
+/// HMACBoard's `sign_request` hook. The hooks of connectors kept in this repository have their
+/// source in their connector's folder (`services/connector-<name>/src/`), where `plugboard
+/// connector stats` counts it, and are compiled here rather than as crates of their own: one
+/// more binary linking tonic and reqwest would cost CI far more than the few dozen lines each
+/// holds. [`Hooks::builtin`] registers them.
+#[path = "../../connector-hmacboard/src/sign.rs"]
+pub mod hmacboard_hooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -103,6 +112,7 @@ use tonic::service::Routes;
 
 pub use config::Config;
 pub use error::Error;
+pub use hooks::Hooks;
 
 use crate::access::Access;
 use crate::connector::{Connector, SecretSource};
@@ -133,6 +143,17 @@ pub fn startup_problems(problems: Vec<manifest::Problem>) -> Error {
 pub async fn serve_loaded(
     config: Config,
     loaded: manifest::Loaded,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    serve_loaded_with_hooks(config, loaded, Hooks::default(), listener, shutdown).await
+}
+
+/// As [`serve_loaded`], with a connector binary's own `hooks` besides the built-in ones.
+pub async fn serve_loaded_with_hooks(
+    config: Config,
+    loaded: manifest::Loaded,
+    hooks: Hooks,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -168,10 +189,11 @@ pub async fn serve_loaded(
         Arc::new(loaded.manifest.clone()),
         WebhookSecretSource::Credentials(access.clone()),
     );
-    let mut connector = Connector::new(
+    let mut connector = Connector::with_hooks(
         loaded.manifest,
         SecretSource::Credentials(access),
         config.allow_private_targets,
+        hooks,
     )?
     .with_max_wait_cap(config.max_rate_limit_wait)
     .with_outbound_mappings(&loaded.mappings)?;
