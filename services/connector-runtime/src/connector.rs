@@ -796,6 +796,8 @@ impl Connector {
                         self.allow_private,
                     )
                     .await?;
+                    // Signs the session's partner requests; the login or token requests
+                    // `open` made are not signed. TODO(#3).
                     if let Some(hook) = self.sign_request_hook() {
                         let http = session.http.take().unwrap_or_else(|| self.http.clone());
                         session.http = Some(http.signed_by(SessionSigner { hook, secret }));

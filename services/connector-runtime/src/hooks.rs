@@ -51,6 +51,7 @@ pub trait MapRecord: Send + Sync {
 }
 
 /// Hooks by name, as a connector binary registers them.
+// TODO(#3): a `next_page` hook point for paging that needs arithmetic.
 #[derive(Clone, Default)]
 pub struct Hooks {
     sign_request: BTreeMap<String, Arc<dyn SignRequest>>,
