@@ -17,7 +17,7 @@ use crate::access::{Access, LeaseFor, Secret};
 use crate::budget::SharedBudgets;
 use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
 use crate::error::Error;
-use crate::hooks::{Hooks, SessionSigner};
+use crate::hooks::{Hooks, PageRead, SessionSigner};
 use crate::http::{Answer, Body, Http, Limiter, Request, Response, SendOptions, next_link};
 use crate::keyset;
 use crate::manifest::{Format, Manifest, Pagination, Stream};
@@ -483,7 +483,18 @@ impl Connector {
                     }
                 }
             } else {
-                next_position(stream, &checkpoint.page, &response, items.len(), page_size)
+                let read = PageRead {
+                    position: &checkpoint.page,
+                    body: &response.body,
+                    rows: items.len(),
+                    page_size,
+                };
+                match self.hooked_next_page(stream, &read) {
+                    Some(next) => next?,
+                    None => {
+                        next_position(stream, &checkpoint.page, &response, items.len(), page_size)
+                    }
+                }
             };
             let done = next.is_none() || items.is_empty();
             if done {

@@ -1,11 +1,13 @@
 //! Rust hooks: named pieces of code a manifest calls for one step it cannot describe.
 //!
-//! Two hook points exist. `hooks: {sign_request: <name>}` at the top of a manifest runs on every
+//! Three hook points exist. `hooks: {sign_request: <name>}` at the top of a manifest runs on every
 //! partner request of a session, just before it leaves (each retry again, so a timestamp is
 //! fresh), and adds headers computed over the method, the URL and the body bytes: signatures
 //! with a scheme the manifest cannot write. `hooks: {map_record: <name>}` on a stream reshapes
 //! each raw record before the runtime reads its id and cursor: arithmetic, nested unpacking. A
-//! record the hook refuses is quarantined with the hook's reason.
+//! record the hook refuses is quarantined with the hook's reason. `hooks: {next_page: <name>}`
+//! on a stream computes where the next page starts (paging that needs arithmetic over the
+//! answer); the request is still built as the stream's `pagination` says.
 //!
 //! A hook is a trait object registered by name in [`Hooks`]. The runtime's own registry,
 //! [`Hooks::builtin`], holds the hooks of the connectors kept in this repository; a connector
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::access::Secret;
+use crate::checkpoint::PagePosition;
 use crate::manifest::{Manifest, Problem, locate};
 
 /// A request as it will leave: what a signature is computed over.
@@ -50,12 +53,31 @@ pub trait MapRecord: Send + Sync {
     fn map_record(&self, record: Value) -> Result<Value, String>;
 }
 
+/// The page just read, as [`NextPage`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRead<'a> {
+    /// Where this page started.
+    pub position: &'a PagePosition,
+    /// The partner's whole answer.
+    pub body: &'a Value,
+    /// The partner's rows on the page (before `map_record`).
+    pub rows: usize,
+    /// The page size the stream asked for, if any.
+    pub page_size: Option<u32>,
+}
+
+/// Where the next page of a stream starts.
+pub trait NextPage: Send + Sync {
+    /// `None` ends the read; an error fails it as an unexpected partner answer.
+    fn next_page(&self, page: &PageRead<'_>) -> Result<Option<PagePosition>, String>;
+}
+
 /// Hooks by name, as a connector binary registers them.
-// TODO(#3): a `next_page` hook point for paging that needs arithmetic.
 #[derive(Clone, Default)]
 pub struct Hooks {
     sign_request: BTreeMap<String, Arc<dyn SignRequest>>,
     map_record: BTreeMap<String, Arc<dyn MapRecord>>,
+    next_page: BTreeMap<String, Arc<dyn NextPage>>,
 }
 
 impl fmt::Debug for Hooks {
@@ -66,6 +88,7 @@ impl fmt::Debug for Hooks {
                 &self.sign_request.keys().collect::<Vec<_>>(),
             )
             .field("map_record", &self.map_record.keys().collect::<Vec<_>>())
+            .field("next_page", &self.next_page.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -90,10 +113,16 @@ impl Hooks {
         self
     }
 
+    pub fn with_next_page(mut self, name: &str, hook: impl NextPage + 'static) -> Hooks {
+        self.next_page.insert(name.to_owned(), Arc::new(hook));
+        self
+    }
+
     /// Adds every hook of `other`, which wins on a shared name.
     pub fn extend(mut self, other: Hooks) -> Hooks {
         self.sign_request.extend(other.sign_request);
         self.map_record.extend(other.map_record);
+        self.next_page.extend(other.next_page);
         self
     }
 
@@ -103,6 +132,10 @@ impl Hooks {
 
     pub fn map_record(&self, name: &str) -> Option<Arc<dyn MapRecord>> {
         self.map_record.get(name).cloned()
+    }
+
+    pub fn next_page(&self, name: &str) -> Option<Arc<dyn NextPage>> {
+        self.next_page.get(name).cloned()
     }
 
     /// Every hook `manifest` names that is not registered here, located in `yaml` (the
@@ -138,6 +171,13 @@ impl Hooks {
                 let path = ["streams", stream_name.as_str(), "hooks", "map_record"];
                 let known = self.map_record.keys().collect();
                 missing(&path, "map_record", name, known);
+            }
+            if let Some(name) = &stream.hooks.next_page
+                && !self.next_page.contains_key(name)
+            {
+                let path = ["streams", stream_name.as_str(), "hooks", "next_page"];
+                let known = self.next_page.keys().collect();
+                missing(&path, "next_page", name, known);
             }
         }
         problems

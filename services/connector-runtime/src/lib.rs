@@ -30,8 +30,9 @@
 //! - [`webhook_events`]: `HandleWebhook`: the leased webhook secret, verification, events;
 //! - [`grpc`], [`registration`], [`config`]: the service around it;
 //! - [`hooks`]: Rust hooks a manifest names for one step it cannot say (`sign_request` on
-//!   every partner request, `map_record` per stream), registered by name in [`Hooks`]; the
-//!   built-in ones have their source in their connector's folder ([`hmacboard_hooks`]);
+//!   every partner request, `map_record` and `next_page` per stream), registered by name in
+//!   [`Hooks`]; the built-in ones have their source in their connector's folder
+//!   ([`hmacboard_hooks`]);
 //! - [`conformance`]: the conformance kit (reads, writes, webhooks, documents);
 //! - [`tooling`]: what `plugboard connector check | new | stats` do;
 //! - [`error`]: the one error type.
@@ -68,8 +69,8 @@
 //!   boundary.
 //! - A read that fails sends its error, not the partner requests made since its last page:
 //!   sync learns only the requests of the pages that arrived. TODO(#7).
-//! - Two hook points only: paging that needs arithmetic has no `next_page` hook yet, and the
-//!   login and token requests that open a session are not passed to `sign_request`. TODO(#3).
+//! - Three hook points only: nothing can rewrite a request body (WS-Security), and the login
+//!   and token requests that open a session are not passed to `sign_request`. TODO(#3).
 //! - A hook is compiled into the runtime (or into a connector's own binary through
 //!   [`serve_loaded_with_hooks`]); there is no loading of hooks at run time.
 //! - The target guard resolves names once before calling; DNS rebinding between the check and

@@ -7,14 +7,17 @@
 use std::path::Path;
 
 use axum::Json;
+use axum::extract::Query;
 use axum::routing::get;
 use plugboard_connector_runtime::access::Secret;
+use plugboard_connector_runtime::checkpoint::PagePosition;
 use plugboard_connector_runtime::connector::{Connector, ReadParams, SecretSource};
-use plugboard_connector_runtime::hooks::MapRecord;
+use plugboard_connector_runtime::hooks::{MapRecord, NextPage, PageRead};
 use plugboard_connector_runtime::manifest::load_str;
 use plugboard_connector_runtime::{Error, Hooks, manifest};
 use plugboard_proto::connector::v1::ConnectionRef;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use tokio::net::TcpListener;
 
 async fn serve(router: axum::Router) -> String {
@@ -170,4 +173,75 @@ async fn map_record_reshapes_records_and_quarantines_its_refusals() {
     );
     let raw: Value = serde_json::from_str(&page.rejected[0].payload_json).unwrap();
     assert_eq!(raw["node"]["id"], 2);
+}
+
+/// The partner caps pages at 3 whatever is asked and says where it is: `{start, count, total}`.
+struct ByTotal;
+
+impl NextPage for ByTotal {
+    fn next_page(&self, page: &PageRead<'_>) -> Result<Option<PagePosition>, String> {
+        let number = |name: &str| {
+            page.body["paging"][name]
+                .as_u64()
+                .ok_or(format!("no paging.{name}"))
+        };
+        let next = number("start")? + number("count")?;
+        Ok((next < number("total")?).then_some(PagePosition::Offset(next)))
+    }
+}
+
+const CAPPED: &str = r#"manifest_version: 1
+name: capped
+display_name: Capped
+category: ats
+version: 0.1.0
+base_url: "{{ settings.base_url }}"
+settings:
+  base_url: {type: url}
+auth:
+  type: bearer
+  token: "{{ secret.key }}"
+streams:
+  jobs:
+    entity: job
+    path: /jobs
+    records: /items
+    pagination: {type: offset, param: start, page_size: {param: count, value: 5}}
+    hooks:
+      next_page: capped.by_total
+"#;
+
+#[tokio::test]
+async fn next_page_computes_paging_a_short_page_would_end_too_early() {
+    let router = axum::Router::new().route(
+        "/jobs",
+        get(|Query(query): Query<HashMap<String, String>>| async move {
+            let start: u64 = query.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let items: Vec<Value> = (start..7).take(3).map(|id| json!({"id": id + 1})).collect();
+            let count = items.len();
+            Json(json!({"items": items, "paging": {"start": start, "count": count, "total": 7}}))
+        }),
+    );
+    let url = serve(router).await;
+    let secret = SecretSource::Fixed(Secret::api_key("k"));
+    let ids = |pages: &[plugboard_proto::connector::v1::ReadResponse]| -> Vec<String> {
+        pages
+            .iter()
+            .flat_map(|page| &page.records)
+            .map(|record| record.external_id.clone())
+            .collect()
+    };
+    let manifest = load_str("capped.yaml", CAPPED).unwrap();
+    let hooks = Hooks::default().with_next_page("capped.by_total", ByTotal);
+    let connector = Connector::with_hooks(manifest.clone(), secret.clone(), true, hooks).unwrap();
+    let pages = connector.read_all(read(&url, "jobs")).await.unwrap();
+    assert_eq!(ids(&pages), ["1", "2", "3", "4", "5", "6", "7"]);
+    assert_eq!(pages.len(), 3);
+
+    // Without the hook the capped first page looks short and ends the read.
+    let mut plain = manifest;
+    plain.streams[0].hooks.next_page = None;
+    let plain = Connector::new(plain, secret, true).unwrap();
+    let pages = plain.read_all(read(&url, "jobs")).await.unwrap();
+    assert_eq!(ids(&pages), ["1", "2", "3"]);
 }

@@ -6,7 +6,9 @@ use plugboard_proto::connector::v1::RejectedRecord;
 use serde_json::Value;
 
 use super::Connector;
-use crate::hooks::SignRequest;
+use crate::checkpoint::PagePosition;
+use crate::error::Error;
+use crate::hooks::{PageRead, SignRequest};
 use crate::manifest::Stream;
 
 impl Connector {
@@ -37,5 +39,21 @@ impl Connector {
             }
         }
         Some(reshaped)
+    }
+
+    /// The next page as the stream's `next_page` hook computes it, or `None` (outer) when the
+    /// stream has none.
+    pub(super) fn hooked_next_page(
+        &self,
+        stream: &Stream,
+        page: &PageRead<'_>,
+    ) -> Option<Result<Option<PagePosition>, Error>> {
+        let name = stream.hooks.next_page.as_deref()?;
+        let hook = self.hooks.next_page(name)?;
+        Some(
+            hook.next_page(page).map_err(|reason| {
+                Error::PartnerResponse(format!("next_page hook {name}: {reason}"))
+            }),
+        )
     }
 }

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::checkpoint::PagePosition;
 use crate::connector::{Connector, SecretSource};
 use crate::hmacboard_hooks as hmacboard;
 use crate::manifest::load_str;
@@ -18,6 +19,14 @@ impl SignRequest for Stamp {
         _secret: &Secret,
     ) -> Result<Vec<(String, String)>, String> {
         Ok(vec![("X-Stamp".to_owned(), request.method.to_owned())])
+    }
+}
+
+struct Pages;
+
+impl NextPage for Pages {
+    fn next_page(&self, page: &PageRead<'_>) -> Result<Option<PagePosition>, String> {
+        Ok((page.rows > 0).then_some(PagePosition::Offset(page.rows as u64)))
     }
 }
 
@@ -49,6 +58,7 @@ streams:
     path: /candidates
     hooks:
       map_record: test.unwrap
+      next_page: test.pages
 "#;
 
 #[test]
@@ -69,7 +79,7 @@ fn registered_hooks_are_found_by_name_and_extend_overrides() {
     assert!(merged.map_record("test.unwrap").is_some());
     assert_eq!(
         format!("{merged:?}"),
-        r#"Hooks { sign_request: ["hmacboard.sign", "test.stamp"], map_record: ["test.unwrap"] }"#
+        r#"Hooks { sign_request: ["hmacboard.sign", "test.stamp"], map_record: ["test.unwrap"], next_page: [] }"#
     );
 }
 
@@ -77,7 +87,7 @@ fn registered_hooks_are_found_by_name_and_extend_overrides() {
 fn unregistered_hooks_are_problems_at_their_lines() {
     let manifest = load_str("m.yaml", MANIFEST).unwrap();
     let problems = Hooks::builtin().problems(&manifest, "m.yaml", MANIFEST);
-    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems.len(), 3, "{problems:?}");
     assert_eq!(problems[0].line, 11);
     assert_eq!(
         problems[0].message,
@@ -92,9 +102,16 @@ fn unregistered_hooks_are_problems_at_their_lines() {
         "{}",
         problems[1].message
     );
+    assert_eq!(problems[2].line, 18);
+    assert!(
+        problems[2]
+            .message
+            .starts_with("next_page hook \"test.pages\"")
+    );
     let registered = Hooks::default()
         .with_sign_request("test.stamp", Stamp)
-        .with_map_record("test.unwrap", Unwrap);
+        .with_map_record("test.unwrap", Unwrap)
+        .with_next_page("test.pages", Pages);
     assert!(
         registered
             .problems(&manifest, "m.yaml", MANIFEST)
@@ -112,7 +129,8 @@ fn a_connector_naming_an_unregistered_hook_does_not_start() {
     assert!(error.to_string().contains("\"test.stamp\""), "{error}");
     let hooks = Hooks::default()
         .with_sign_request("test.stamp", Stamp)
-        .with_map_record("test.unwrap", Unwrap);
+        .with_map_record("test.unwrap", Unwrap)
+        .with_next_page("test.pages", Pages);
     assert!(Connector::with_hooks(manifest, secret(), false, hooks).is_ok());
 }
 

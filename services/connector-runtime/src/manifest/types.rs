@@ -65,6 +65,9 @@ pub struct StreamHooks {
     /// Reshapes each raw record before its id and cursor are read.
     #[serde(default)]
     pub map_record: Option<String>,
+    /// Computes where the next page starts from the page just read.
+    #[serde(default)]
+    pub next_page: Option<String>,
 }
 
 /// Upload a document, then poll until the partner's parse is ready.
