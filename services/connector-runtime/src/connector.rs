@@ -17,6 +17,7 @@ use crate::access::{Access, LeaseFor, Secret};
 use crate::budget::SharedBudgets;
 use crate::checkpoint::{Checkpoint, CursorFormat, PagePosition};
 use crate::error::Error;
+use crate::hooks::{Hooks, PageRead, SessionSigner};
 use crate::http::{Answer, Body, Http, Limiter, Request, Response, SendOptions, next_link};
 use crate::keyset;
 use crate::manifest::{Format, Manifest, Pagination, Stream};
@@ -26,6 +27,7 @@ use crate::template;
 
 mod deletes;
 mod documents;
+mod hooked;
 
 pub use documents::{DocumentOutcome, DocumentParams};
 
@@ -115,6 +117,8 @@ pub struct Connector {
     max_wait_cap: Option<std::time::Duration>,
     /// Outbound mapping specs by entity, for writes whose body is `mapping: true`.
     outbound: HashMap<String, Arc<CompiledSpec>>,
+    /// The Rust hooks the manifest may name; every name it uses is registered here.
+    hooks: Hooks,
 }
 
 impl Connector {
@@ -123,6 +127,23 @@ impl Connector {
         secrets: SecretSource,
         allow_private: bool,
     ) -> Result<Connector, Error> {
+        Connector::with_hooks(manifest, secrets, allow_private, Hooks::default())
+    }
+
+    /// As [`Connector::new`], with a connector binary's own `hooks` besides the built-in
+    /// ones; a hook the manifest names that neither holds stops the connector here, at start.
+    pub fn with_hooks(
+        manifest: Manifest,
+        secrets: SecretSource,
+        allow_private: bool,
+        hooks: Hooks,
+    ) -> Result<Connector, Error> {
+        let hooks = Hooks::builtin().extend(hooks);
+        let problems = hooks.problems(&manifest, "manifest.yaml", "");
+        if !problems.is_empty() {
+            let text: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+            return Err(Error::Startup(text.join("; ")));
+        }
         Ok(Connector {
             manifest: Arc::new(manifest),
             secrets,
@@ -133,6 +154,7 @@ impl Connector {
             budgets: None,
             max_wait_cap: None,
             outbound: HashMap::new(),
+            hooks,
         })
     }
 
@@ -421,8 +443,14 @@ impl Connector {
                 rate_limited_waits: waits,
                 ..ReadResponse::default()
             };
+            // Paging counts the partner's rows; the hook's refusals are quarantined.
+            let reshaped = self.reshape(stream, &items, &mut page.rejected);
+            let records: Vec<&Value> = match &reshaped {
+                Some(reshaped) => reshaped.iter().collect(),
+                None => items.clone(),
+            };
             let mut tracker = keyset::Tracker::new(&checkpoint.page);
-            for item in items.iter().copied() {
+            for item in records.iter().copied() {
                 let cursor = match (&format, &stream.incremental) {
                     (Some(format), Some(incremental)) => {
                         item.get(&incremental.field).and_then(|v| format.read(v))
@@ -455,7 +483,18 @@ impl Connector {
                     }
                 }
             } else {
-                next_position(stream, &checkpoint.page, &response, items.len(), page_size)
+                let read = PageRead {
+                    position: &checkpoint.page,
+                    body: &response.body,
+                    rows: items.len(),
+                    page_size,
+                };
+                match self.hooked_next_page(stream, &read) {
+                    Some(next) => next?,
+                    None => {
+                        next_position(stream, &checkpoint.page, &response, items.len(), page_size)
+                    }
+                }
             };
             let done = next.is_none() || items.is_empty();
             if done {
@@ -759,7 +798,7 @@ impl Connector {
                             refused_token: refused.as_deref(),
                         })
                         .await?;
-                    let session = session::open(
+                    let mut session = session::open(
                         &self.manifest,
                         &self.http,
                         &limiter,
@@ -768,6 +807,12 @@ impl Connector {
                         self.allow_private,
                     )
                     .await?;
+                    // Signs the session's partner requests; the login or token requests
+                    // `open` made are not signed. TODO(#3).
+                    if let Some(hook) = self.sign_request_hook() {
+                        let http = session.http.take().unwrap_or_else(|| self.http.clone());
+                        session.http = Some(http.signed_by(SessionSigner { hook, secret }));
+                    }
                     self.lock_sessions().insert(
                         key.clone(),
                         Cached {

@@ -58,6 +58,10 @@ pub enum Error {
     /// A write that cannot be repeated safely may or may not have happened at the partner.
     #[error("the write may or may not have happened at the partner: {0}")]
     WriteOutcomeUnknown(String),
+    /// A hook produced what cannot be sent (a header name or value HTTP refuses): a bug in
+    /// the hook, not in the partner or the request.
+    #[error("hook {hook} failed: {reason}")]
+    Hook { hook: &'static str, reason: String },
     #[error("cannot start the connector: {0}")]
     Startup(String),
     #[error(transparent)]
@@ -92,7 +96,7 @@ impl ServiceError for Error {
             Error::PartnerUnavailable(_) | Error::RateLimited(_) | Error::PartnerResponse(_) => {
                 ErrorKind::Unavailable
             }
-            Error::Startup(_) | Error::Serve(_) => ErrorKind::Internal,
+            Error::Hook { .. } | Error::Startup(_) | Error::Serve(_) => ErrorKind::Internal,
         }
     }
 
@@ -121,6 +125,7 @@ impl ServiceError for Error {
             Error::PartnerResponse(_) => "PARTNER_RESPONSE_INVALID",
             Error::SoapFault { .. } => "PARTNER_SOAP_FAULT",
             Error::WriteOutcomeUnknown(_) => "WRITE_OUTCOME_UNKNOWN",
+            Error::Hook { .. } => "CONNECTOR_HOOK_FAILED",
             Error::Startup(_) => "STARTUP_FAILED",
             Error::Serve(_) => "SERVE_FAILED",
         }

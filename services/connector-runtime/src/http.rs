@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::budget::AccountBudget;
 use crate::error::{Error, transport};
+use crate::hooks::{OutgoingRequest, SessionSigner};
 use crate::manifest::{Format, Method, RateLimit};
 
 /// Timeout of one HTTP request.
@@ -250,6 +251,8 @@ pub fn parse_retry_after(text: &str) -> Option<Duration> {
 pub struct Http {
     client: reqwest::Client,
     backoff: ExponentialBuilder,
+    /// The session's `sign_request` hook, run on every attempt just before it leaves.
+    signer: Option<SessionSigner>,
 }
 
 enum Attempt {
@@ -270,7 +273,11 @@ impl Http {
             .with_max_delay(Duration::from_secs(5))
             .with_max_times(4)
             .with_jitter();
-        Ok(Http { client, backoff })
+        Ok(Http {
+            client,
+            backoff,
+            signer: None,
+        })
     }
 
     /// A client that presents a client certificate (mutual TLS): `identity_pem` holds the
@@ -300,7 +307,17 @@ impl Http {
             .build()
             .map_err(|e| Error::CredentialsRejected(format!("cannot build a TLS client: {e}")))?;
         let backoff = Http::new()?.backoff;
-        Ok(Http { client, backoff })
+        Ok(Http {
+            client,
+            backoff,
+            signer: None,
+        })
+    }
+
+    /// This client, signing every request with `signer` (a session's `sign_request` hook).
+    pub fn signed_by(mut self, signer: SessionSigner) -> Http {
+        self.signer = Some(signer);
+        self
     }
 
     /// Sends `request` under `limiter`, waiting out 429s (counted in `waits`) and retrying
@@ -418,8 +435,12 @@ impl Http {
                 .body(text.clone()),
             Body::Multipart(multipart) => builder.multipart(multipart.form()?),
         };
+        let built = builder
+            .build()
+            .map_err(|e| transport("partner request", e))?;
+        let built = self.sign(built)?;
         let started = Instant::now();
-        let sent = builder.send().await;
+        let sent = self.client.execute(built).await;
         let answered = match &sent {
             Ok(response) => Answered::Status(response.status().as_u16()),
             Err(_) => Answered::Transport,
@@ -537,6 +558,38 @@ impl Http {
 }
 
 /// The media type a format is asked for and sent as.
+impl Http {
+    /// Adds the signing hook's headers to `request` as it will leave; without a hook, as is.
+    fn sign(&self, mut request: reqwest::Request) -> Result<reqwest::Request, Error> {
+        let Some(signer) = &self.signer else {
+            return Ok(request);
+        };
+        let outgoing = OutgoingRequest {
+            method: request.method().as_str(),
+            url: request.url(),
+            body: request.body().and_then(reqwest::Body::as_bytes),
+        };
+        // A hook's refusal is about the connection's secret (missing, malformed).
+        let headers = signer
+            .hook
+            .sign(&outgoing, &signer.secret)
+            .map_err(|reason| Error::CredentialsRejected(format!("sign_request hook: {reason}")))?;
+        for (name, value) in headers {
+            let name =
+                header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::Hook {
+                    hook: "sign_request",
+                    reason: format!("header name {name:?}: {e}"),
+                })?;
+            let value = header::HeaderValue::from_str(&value).map_err(|e| Error::Hook {
+                hook: "sign_request",
+                reason: format!("the value of {name}: {e}"),
+            })?;
+            request.headers_mut().insert(name, value);
+        }
+        Ok(request)
+    }
+}
+
 pub fn media_type(format: Format) -> &'static str {
     match format {
         Format::Json => "application/json",

@@ -2,16 +2,36 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::hooks::Hooks;
 use crate::manifest::{self, Loaded, Problem};
 
-/// Checks a connector folder (or its `manifest.yaml`) offline.
+/// Checks a connector folder (or its `manifest.yaml`) offline, with the built-in hooks.
 pub fn check(path: &Path) -> Result<Loaded, Vec<Problem>> {
+    check_with_hooks(path, &Hooks::builtin())
+}
+
+/// As [`check`], for a binary that registers `hooks`: a hook the manifest names that is not
+/// among them is a problem at its line.
+pub fn check_with_hooks(path: &Path, hooks: &Hooks) -> Result<Loaded, Vec<Problem>> {
     let dir = if path.is_file() {
         path.parent().unwrap_or(Path::new(".")).to_path_buf()
     } else {
         path.to_path_buf()
     };
-    manifest::load(&dir)
+    let loaded = manifest::load(&dir)?;
+    let manifest_path = dir.join("manifest.yaml");
+    // load just read it; a file gone since is reported without a line.
+    let yaml = std::fs::read_to_string(&manifest_path).unwrap_or_default();
+    let problems = hooks.problems(
+        &loaded.manifest,
+        &manifest_path.display().to_string(),
+        &yaml,
+    );
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(problems)
+    }
 }
 
 /// One connector's size, as `stats` prints it.

@@ -57,6 +57,7 @@ fn sandbox(connector: &str) -> axum::Router {
             requests_per_second: None,
             ..plugboard_sandbox::SandboxOptions::default()
         }),
+        "hmacboard" => plugboard_sandbox::hmacboard::router(Default::default()),
         "fieldglass" => plugboard_sandbox::fieldglass::router(),
         "beeline" => plugboard_sandbox::beeline::router(),
         "magnit" => plugboard_sandbox::magnit::router(),
@@ -124,6 +125,7 @@ async fn every_manifest_connector_passes_the_conformance_kit() {
         "daxtra",
         "fieldglass",
         "greenhouse",
+        "hmacboard",
         "magnit",
         "rchilli",
         "textkernel",

@@ -84,3 +84,61 @@ fn new_writes_a_connector_that_checks_and_counts_with_its_sandbox_stub() {
     );
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn check_refuses_a_hook_this_binary_does_not_register_and_stats_counts_hook_rust() {
+    let root = std::env::temp_dir().join(format!("pb-cli-{}", uuid::Uuid::new_v4()));
+    let dir = root.join("services/connector-hmacboard");
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connector-hmacboard");
+    for file in [
+        "manifest.yaml",
+        "mappings/candidate.inbound.yaml",
+        "src/sign.rs",
+    ] {
+        std::fs::copy(shipped.join(file), dir.join(file)).unwrap();
+    }
+
+    let checked = plugboard(
+        &["connector", "check", "services/connector-hmacboard"],
+        &root,
+    );
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+
+    let stats = plugboard(&["connector", "stats"], &root);
+    let row = text(&stats.stdout)
+        .lines()
+        .find(|line| line.starts_with("hmacboard"))
+        .map(str::to_owned)
+        .unwrap();
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(columns[1..5], ["job_board", "1", "0", "0"], "{row}");
+    let rust: usize = columns[7].parse().unwrap();
+    assert!(
+        (20..=60).contains(&rust),
+        "the hook's Rust is counted: {row}"
+    );
+
+    // A hook name the binary does not register: its line, the name and what is registered.
+    let manifest = dir.join("manifest.yaml");
+    let misnamed = std::fs::read_to_string(&manifest).unwrap().replace(
+        "sign_request: hmacboard.sign",
+        "sign_request: hmacboard.hmac",
+    );
+    std::fs::write(&manifest, misnamed).unwrap();
+    let refused = plugboard(
+        &["connector", "check", "services/connector-hmacboard"],
+        &root,
+    );
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "manifest.yaml:19: sign_request hook \"hmacboard.hmac\" is not registered in this \
+             binary (registered: hmacboard.sign)"
+        ),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(root);
+}

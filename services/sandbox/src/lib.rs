@@ -23,6 +23,8 @@
 //! - [`rchilli`]: RChilli's `parseResumeBinary` (the user key in the JSON body, errors as
 //!   `{error: {errorcode, errormsg}}`);
 //! - [`parsers`]: what the CV parser sandboxes share (reading a text resume, faults, counters);
+//! - [`hmacboard`]: HMACBoard, the example partner of connector hooks (not a real partner):
+//!   the starter partner behind an HMAC-SHA256 signature over method, path, timestamp and body;
 //! - [`starter`]: the starter partner `plugboard connector new` copies as a new connector's
 //!   sandbox (Bearer key, offset paging, `updated_since`, the admin contract);
 //! - [`vms`]: what the VMS sandboxes share (OAuth2 client-credentials tokens under each
@@ -61,6 +63,7 @@ pub mod daxtra;
 pub mod error;
 pub mod fieldglass;
 pub mod greenhouse;
+pub mod hmacboard;
 pub mod magnit;
 pub mod mtls;
 pub mod oauth;

@@ -44,6 +44,30 @@ pub struct Manifest {
     /// Document operations (CV parsing), keyed by document kind (`resume`).
     #[serde(default)]
     pub documents: IndexMap<String, Document>,
+    /// Rust hooks for every request (see [`crate::hooks`]).
+    #[serde(default)]
+    pub hooks: RequestHooks,
+}
+
+/// The manifest's request hooks, by registered name.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestHooks {
+    /// Adds headers to each partner request just before it leaves.
+    #[serde(default)]
+    pub sign_request: Option<String>,
+}
+
+/// A stream's record hooks, by registered name.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamHooks {
+    /// Reshapes each raw record before its id and cursor are read.
+    #[serde(default)]
+    pub map_record: Option<String>,
+    /// Computes where the next page starts from the page just read.
+    #[serde(default)]
+    pub next_page: Option<String>,
 }
 
 /// Upload a document, then poll until the partner's parse is ready.
@@ -474,6 +498,9 @@ pub struct Stream {
     pub incremental: Option<Incremental>,
     #[serde(default)]
     pub deletes: Option<Deletes>,
+    /// Rust hooks for this stream's records (see [`crate::hooks`]).
+    #[serde(default)]
+    pub hooks: StreamHooks,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
