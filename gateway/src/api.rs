@@ -28,7 +28,13 @@ impl FromRequestParts<AppState> for ApiTenant {
             .headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            // The scheme name is case-insensitive (RFC 9110, section 11.1).
+            .and_then(|value| {
+                value
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, key)| key)
+            })
             .map(str::trim)
             .filter(|key| !key.is_empty());
         let Some(key) = key else {

@@ -70,11 +70,20 @@ fn public_url(env: &Env) -> Result<Option<String>, ConfigError> {
     let Some(value) = env.get(KEY) else {
         return Ok(None);
     };
+    // A URL with a user part may carry a password: never echo it.
+    let shown = if value.contains('@') {
+        "[redacted]".to_owned()
+    } else {
+        value.to_owned()
+    };
     let invalid = |reason: &str| ConfigError::Invalid {
         key: KEY.to_owned(),
-        value: value.to_owned(),
+        value: shown.clone(),
         reason: reason.to_owned(),
     };
+    if value.contains('#') {
+        return Err(invalid("give the origin only: no fragment"));
+    }
     let uri: http::Uri = value
         .parse()
         .map_err(|_| invalid("expected an origin such as https://integrations.example.com"))?;
@@ -92,10 +101,14 @@ fn public_url(env: &Env) -> Result<Option<String>, ConfigError> {
             "give the origin only: no path, query or user, for example https://integrations.example.com",
         ));
     }
-    Ok(Some(format!(
-        "{}://{authority}",
-        uri.scheme_str().unwrap_or("https")
-    )))
+    let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("https"));
+    if !origin.starts_with("https://") {
+        tracing::warn!(
+            public_url = %origin,
+            "PLUGBOARD_PUBLIC_URL is http: session cookies are not Secure; use https outside a local setup"
+        );
+    }
+    Ok(Some(origin))
 }
 
 /// A required `host:port`.
@@ -137,11 +150,16 @@ mod tests {
             "https://example.com/dashboard",
             "https://example.com/?x=1",
             "https://user@example.com",
+            "https://example.com/#top",
         ] {
             let error = with(bad).unwrap_err().to_string();
             assert!(error.contains("PLUGBOARD_PUBLIC_URL"), "{bad}: {error}");
         }
         assert_eq!(public_url(&Env::default()).unwrap(), None);
+        let error = with("https://user:hunter2@example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     fn complete() -> Vec<(&'static str, &'static str)> {

@@ -187,7 +187,14 @@ impl Error {
             }
         } else {
             match self {
-                // Another service's wording is not ours to show; the kind says enough.
+                // Our services word argument and precondition refusals for the caller (they
+                // name the field or the state at fault, never another tenant's data): pass them
+                // on. Other refusals keep their detail in the log.
+                Error::Upstream {
+                    service,
+                    code: tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition,
+                    message,
+                } => format!("the {service} service refused the request: {message}"),
                 Error::Upstream { service, .. } => {
                     tracing::info!(error = %self, "upstream refused a request");
                     format!("the {service} service refused the request")

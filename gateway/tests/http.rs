@@ -500,3 +500,18 @@ async fn behind_an_https_origin_session_cookies_are_secure() {
     let cookie = cookie_of(&login(&local).await.unwrap());
     assert!(!cookie.contains("Secure"), "{cookie}");
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let gateway = start_gateway(&start_services().await).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = gateway
+            .http
+            .get(format!("{}/api/v1/integrations", gateway.base))
+            .header(AUTHORIZATION, format!("{scheme} {}", gateway.acme_key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+}
