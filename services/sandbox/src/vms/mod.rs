@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod listing;
 pub mod state;
+pub mod submissions;
 pub mod token;
 
 use axum::Json;
