@@ -194,6 +194,20 @@ impl DocumentMesh {
         secret: Secret,
         settings: &Value,
     ) -> anyhow::Result<()> {
+        self.connect_streams(clients, connection_id, connector, secret, settings, &[])
+            .await
+    }
+
+    /// As [`DocumentMesh::connect`], syncing `streams` (all when empty).
+    pub async fn connect_streams(
+        &self,
+        clients: &TenantClients,
+        connection_id: &str,
+        connector: &str,
+        secret: Secret,
+        settings: &Value,
+        streams: &[&str],
+    ) -> anyhow::Result<()> {
         clients
             .credentials(&self.credentials_addr)
             .put_credential(PutCredentialRequest {
@@ -208,7 +222,7 @@ impl DocumentMesh {
                 connection_id: connection_id.into(),
                 connector: connector.into(),
                 settings_json: settings.to_string(),
-                streams: Vec::new(),
+                streams: streams.iter().map(|s| (*s).to_owned()).collect(),
                 interval_seconds: 0,
             })
             .await?;

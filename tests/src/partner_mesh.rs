@@ -3,125 +3,42 @@
 //! `plugboard connector serve services/connector-<name>` process per connector. The partners'
 //! sandboxes are the test's to serve (in its own process, so it can read and change them).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine;
-use plugboard_proto::credentials::v1::{PutCredentialRequest, Secret};
-use plugboard_proto::registry::v1::ResolveRequest;
-use plugboard_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use plugboard_proto::sync::v1::{
-    CreateSyncRequest, RunState, WatchChangesRequest, WatchChangesResponse,
-};
-use rand::RngCore;
+use plugboard_proto::credentials::v1::Secret;
+use plugboard_proto::sync::v1::{RunState, WatchChangesRequest, WatchChangesResponse};
 use serde_json::Value;
 
+use crate::documents::DocumentMesh;
+pub use crate::documents::serve_sandbox;
 use crate::flows::Mesh;
-use crate::mesh::{TenantClients, wait_serving};
-use crate::process::Process;
+use crate::mesh::TenantClients;
 use crate::sandbox::SandboxAdmin;
-use crate::{REDIS_URL, eventually, free_port, fresh_postgres_database};
 
 pub struct PartnerMesh {
     pub mesh_key: String,
     pub log_dir: PathBuf,
     pub sync_addr: String,
     pub credentials_addr: String,
-    /// Every process; they are killed when the mesh is dropped.
-    _processes: Vec<Process>,
+    /// The services and connector processes; they are killed when the mesh is dropped.
+    inner: DocumentMesh,
 }
 
 impl PartnerMesh {
     /// Starts the services and a connector process for each of `connectors` (folder names
     /// without `connector-`); returns once every service serves and every connector resolves.
     pub async fn start(connectors: &[&str]) -> anyhow::Result<PartnerMesh> {
-        let database_url = fresh_postgres_database().await?;
-        let log_dir = std::env::temp_dir().join(format!("pb-partners-{}", uuid::Uuid::new_v4()));
-        let mut master = [0u8; 32];
-        rand::rng().fill_bytes(&mut master);
-        let mesh_key = format!("partner-mesh-key-{}", uuid::Uuid::new_v4().simple());
-        let addr = || format!("127.0.0.1:{}", free_port());
-        let (registry, credentials, health, mapping, sync) =
-            (addr(), addr(), addr(), addr(), addr());
-        let env: Vec<(String, String)> = [
-            ("PLUGBOARD_DATABASE_URL", database_url),
-            ("PLUGBOARD_MESH_KEY", mesh_key.clone()),
-            ("PLUGBOARD_REDIS_URL", REDIS_URL.to_owned()),
-            ("PLUGBOARD_REGISTRY_ADDR", registry.clone()),
-            ("PLUGBOARD_CREDENTIALS_ADDR", credentials.clone()),
-            ("PLUGBOARD_HEALTH_ADDR", health.clone()),
-            ("PLUGBOARD_MAPPING_ADDR", mapping.clone()),
-            (
-                "PLUGBOARD_MASTER_KEY",
-                base64::engine::general_purpose::STANDARD.encode(master),
-            ),
-            // The sandboxes listen on loopback.
-            ("PLUGBOARD_ALLOW_PRIVATE_TARGETS", "true".to_owned()),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value))
-        .collect();
-        let mut processes = Vec::new();
-        for (name, listen) in [
-            ("registry", &registry),
-            ("credentials", &credentials),
-            ("health", &health),
-            ("mapping", &mapping),
-            ("sync", &sync),
-        ] {
-            processes.push(start(name, &["serve", name], listen, &env, &log_dir, &[]));
-        }
-        for (name, listen) in [
-            ("registry", &registry),
-            ("credentials", &credentials),
-            ("health", &health),
-            ("mapping", &mapping),
-            ("sync", &sync),
-        ] {
-            serving(name, listen, &log_dir).await?;
-        }
-        let clients = TenantClients::new(&mesh_key, "partner-mesh-probe");
-        let channel = plugboard_runtime::channel::lazy_channel(&registry)?;
-        let registry_client = RegistryServiceClient::with_interceptor(channel, clients.credentials);
+        let mut inner = DocumentMesh::start().await?;
         for connector in connectors {
-            let listen = addr();
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(format!("../services/connector-{connector}"))
-                .to_string_lossy()
-                .into_owned();
-            let name = format!("connector-{connector}");
-            processes.push(start(
-                &name,
-                &["connector", "serve", &dir],
-                &listen,
-                &env,
-                &log_dir,
-                &[("PLUGBOARD_ADVERTISE_ADDR", listen.clone())],
-            ));
-            serving(&name, &listen, &log_dir).await?;
-            eventually(
-                &format!("{name} to register"),
-                Duration::from_secs(30),
-                || {
-                    let mut registry = registry_client.clone();
-                    async move {
-                        registry
-                            .resolve(ResolveRequest {
-                                connector: (*connector).to_owned(),
-                            })
-                            .await
-                            .is_ok()
-                    }
-                },
-            )
-            .await?;
+            inner.serve_connector(connector).await?;
         }
         Ok(PartnerMesh {
-            mesh_key,
-            log_dir,
-            sync_addr: sync,
-            credentials_addr: credentials,
-            _processes: processes,
+            mesh_key: inner.mesh_key.clone(),
+            log_dir: inner.log_dir.clone(),
+            sync_addr: inner.sync_addr.clone(),
+            credentials_addr: inner.credentials_addr.clone(),
+            inner,
         })
     }
 
@@ -147,55 +64,10 @@ impl PartnerMesh {
         settings: &Value,
         streams: &[&str],
     ) -> anyhow::Result<()> {
-        clients
-            .credentials(&self.credentials_addr)
-            .put_credential(PutCredentialRequest {
-                connection_id: connection_id.into(),
-                connector: connector.into(),
-                secret: Some(secret),
-            })
-            .await?;
-        clients
-            .sync(&self.sync_addr)
-            .create_sync(CreateSyncRequest {
-                connection_id: connection_id.into(),
-                connector: connector.into(),
-                settings_json: settings.to_string(),
-                streams: streams.iter().map(|s| (*s).to_owned()).collect(),
-                interval_seconds: 0,
-            })
-            .await?;
-        Ok(())
+        self.inner
+            .connect_streams(clients, connection_id, connector, secret, settings, streams)
+            .await
     }
-}
-
-fn start(
-    name: &str,
-    args: &[&str],
-    listen: &str,
-    env: &[(String, String)],
-    log_dir: &Path,
-    extra: &[(&str, String)],
-) -> Process {
-    let mut env = env.to_vec();
-    env.push(("PLUGBOARD_LISTEN_ADDR".into(), listen.to_owned()));
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-    Process::start(name, args, &env, log_dir)
-}
-
-async fn serving(name: &str, addr: &str, log_dir: &Path) -> anyhow::Result<()> {
-    wait_serving(addr, Duration::from_secs(60))
-        .await
-        .map_err(|e| anyhow::anyhow!("{name}: {e}; logs in {}", log_dir.display()))
-}
-
-/// Serves `router` on a loopback port of this process for as long as the test's runtime lives;
-/// returns its URL.
-pub async fn serve_sandbox(router: axum::Router) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(url)
 }
 
 /// One call of a sandbox's `/_sandbox/` admin contract (`GET` when `body` is null).
