@@ -125,3 +125,39 @@ pub async fn changes_until(
         }
     }
 }
+
+/// The sandbox's record of `stream` whose numeric `id` is `id`.
+pub async fn partner_record(sandbox: &str, stream: &str, id: &str) -> anyhow::Result<Value> {
+    let records = sandbox_admin(sandbox, &format!("records/{stream}"), Value::Null).await?;
+    records["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|record| record["id"].as_u64().is_some_and(|n| n.to_string() == id))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the partner holds no {stream} record {id}"))
+}
+
+/// Reads our pushed application `id` back once (its echo), has the buyer make `changes` to it at
+/// the partner, reads again, and returns what the change feed then says about it. `last_seeded`
+/// is the feed's last application before the push, where the watching starts.
+pub async fn buyer_change_of_pushed(
+    flows: &Mesh,
+    sandbox: &str,
+    connection_id: &str,
+    last_seeded: &str,
+    id: &str,
+    changes: Value,
+) -> anyhow::Result<Vec<WatchChangesResponse>> {
+    let before = changes_until(flows, connection_id, "application", 0, last_seeded).await?;
+    let start = before.last().map_or(0, |change| change.position);
+    run_ok(flows, connection_id).await?;
+    sandbox_admin(
+        sandbox,
+        "touch",
+        serde_json::json!({"stream": "candidates", "ids": [id.parse::<u64>()?], "changes": changes}),
+    )
+    .await?;
+    run_ok(flows, connection_id).await?;
+    changes_until(flows, connection_id, "application", start, id).await
+}

@@ -13,7 +13,7 @@ use plugboard_proto::credentials::v1::{OAuth2Client, Secret, secret};
 use plugboard_proto::sync::v1::{PushRecordRequest, PushState};
 use plugboard_sandbox::beeline;
 use plugboard_tests::partner_mesh::{
-    PartnerMesh, changes_until, run_ok, sandbox_admin, serve_sandbox,
+    PartnerMesh, buyer_change_of_pushed, partner_record, run_ok, sandbox_admin, serve_sandbox,
 };
 use serde_json::{Value, json};
 
@@ -103,34 +103,21 @@ async fn beeline_tokens_carry_their_audience_and_submissions_round_trip() -> any
         .unwrap();
     assert_eq!(push.state, PushState::Delivered as i32, "{push:?}");
     let grace = push.external_id.clone();
-    let candidates = sandbox_admin(&sandbox, "records/candidates", Value::Null).await?;
-    let at_partner = candidates["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|candidate| {
-            candidate["id"]
-                .as_u64()
-                .is_some_and(|id| id.to_string() == grace)
-        })
-        .unwrap()
-        .clone();
+    let at_partner = partner_record(&sandbox, "candidates", &grace).await?;
     assert_eq!(at_partner["requisitionId"], 100_001);
     assert_eq!(at_partner["rateType"], "HOURLY");
     assert_eq!(at_partner["status"], "SUBMITTED");
 
     // The echo is silent; the client's interview request comes back as a change.
-    let before = changes_until(&flows, CONNECTION, "application", 0, "200012").await?;
-    let start = before.last().unwrap().position;
-    run_ok(&flows, CONNECTION).await?;
-    sandbox_admin(
+    let seen = buyer_change_of_pushed(
+        &flows,
         &sandbox,
-        "touch",
-        json!({"stream": "candidates", "ids": [grace.parse::<u64>()?], "changes": {"status": "INTERVIEW"}}),
+        CONNECTION,
+        "200012",
+        &grace,
+        json!({"status": "INTERVIEW"}),
     )
     .await?;
-    run_ok(&flows, CONNECTION).await?;
-    let seen = changes_until(&flows, CONNECTION, "application", start, &grace).await?;
     assert_eq!(
         seen.len(),
         1,

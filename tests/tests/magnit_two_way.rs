@@ -11,7 +11,7 @@ use plugboard_proto::credentials::v1::{OAuth2Client, Secret, secret};
 use plugboard_proto::sync::v1::{PushRecordRequest, PushState};
 use plugboard_sandbox::magnit;
 use plugboard_tests::partner_mesh::{
-    PartnerMesh, changes_until, run_ok, sandbox_admin, serve_sandbox,
+    PartnerMesh, buyer_change_of_pushed, partner_record, run_ok, sandbox_admin, serve_sandbox,
 };
 use serde_json::{Value, json};
 
@@ -96,30 +96,21 @@ async fn magnit_reads_xml_json_and_csv_and_submissions_round_trip() -> anyhow::R
         .unwrap();
     assert_eq!(push.state, PushState::Delivered as i32, "{push:?}");
     let alan = push.external_id.clone();
-    let candidates = sandbox_admin(&sandbox, "records/candidates", Value::Null).await?;
-    let at_partner = candidates["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"].as_u64().is_some_and(|id| id.to_string() == alan))
-        .unwrap()
-        .clone();
+    let at_partner = partner_record(&sandbox, "candidates", &alan).await?;
     assert_eq!(at_partner["job-request-id"], 1001);
     assert_eq!(at_partner["bill-rate"]["unit"], "Hourly");
     assert_eq!(at_partner["status"], "new");
 
     // The echo is silent; the buyer's interview request comes back as a change.
-    let before = changes_until(&flows, CONNECTION, "application", 0, "5010").await?;
-    let start = before.last().unwrap().position;
-    run_ok(&flows, CONNECTION).await?;
-    sandbox_admin(
+    let seen = buyer_change_of_pushed(
+        &flows,
         &sandbox,
-        "touch",
-        json!({"stream": "candidates", "ids": [alan.parse::<u64>()?], "changes": {"status": "interview"}}),
+        CONNECTION,
+        "5010",
+        &alan,
+        json!({"status": "interview"}),
     )
     .await?;
-    run_ok(&flows, CONNECTION).await?;
-    let seen = changes_until(&flows, CONNECTION, "application", start, &alan).await?;
     assert_eq!(
         seen.len(),
         1,
