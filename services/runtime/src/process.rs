@@ -161,18 +161,17 @@ const DATABASE_URL_VAR: &str = "PLUGBOARD_DATABASE_URL";
 const REDIS_URL_VAR: &str = "PLUGBOARD_REDIS_URL";
 
 /// A URL as it may be shown in an error: a password in it is replaced.
-fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => {
-                    format!("{}{user}:[redacted]{}", &url[..scheme_end + 3], &url[at..])
-                }
-                None => url.to_owned(),
-            }
+fn redact_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only fails for URLs that cannot have a password, which this one has.
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
         }
-        _ => url.to_owned(),
+        Ok(_) => text.to_owned(),
+        // Unparseable: show nothing that could be a credential.
+        Err(_) if text.contains('@') => "[redacted]".to_owned(),
+        Err(_) => text.to_owned(),
     }
 }
 
