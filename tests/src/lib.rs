@@ -38,12 +38,41 @@ pub async fn fresh_postgres_database() -> anyhow::Result<String> {
     Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
 }
 
-/// A free loopback port. Another process could take it before we bind it; tests accept that.
+/// A loopback port for a service a test starts, handed out once per machine at a time.
+///
+/// The service binds it later, after the probe below is closed, so the port must not be handed
+/// to anyone else in between: ports come from below the kernel's ephemeral range (which
+/// `127.0.0.1:0` listeners and outgoing connections draw from), each is reserved for this test
+/// process's lifetime by a lock on a file in `$TMPDIR/plugboard-test-ports`, and a port this
+/// process already holds is never returned twice. The lock goes when the process exits.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("the loopback interface must accept listeners")
+    use std::sync::Mutex;
+    static HELD: Mutex<Vec<(u16, std::fs::File)>> = Mutex::new(Vec::new());
+    const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+    let dir = std::env::temp_dir().join("plugboard-test-ports");
+    std::fs::create_dir_all(&dir).expect("the temp directory must be writable");
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..1_000 {
+        let port = rand::random_range(PORTS);
+        if held.iter().any(|(taken, _)| *taken == port) {
+            continue;
+        }
+        let Ok(lock) = std::fs::File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue; // another test process holds it
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue; // in use by something that is not a test
+        }
+        held.push((port, lock));
+        return port;
+    }
+    panic!("no free loopback port in {PORTS:?} after 1,000 tries");
 }
 
 /// Polls `check` every 100 ms until it returns true or `timeout` passes.

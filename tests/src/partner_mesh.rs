@@ -21,6 +21,7 @@ pub struct PartnerMesh {
     pub log_dir: PathBuf,
     pub sync_addr: String,
     pub credentials_addr: String,
+    pub mapping_addr: String,
     /// The services and connector processes; they are killed when the mesh is dropped.
     inner: DocumentMesh,
 }
@@ -38,6 +39,7 @@ impl PartnerMesh {
             log_dir: inner.log_dir.clone(),
             sync_addr: inner.sync_addr.clone(),
             credentials_addr: inner.credentials_addr.clone(),
+            mapping_addr: inner.mapping_addr.clone(),
             inner,
         })
     }

@@ -2,12 +2,15 @@
 //! process: credentials fetches a token with the client's scopes at `/oauth2/token`, XML job
 //! requests, JSON candidates and workers and the CSV exports of work confirmations and
 //! timesheets come in, a submission pushed with `PushRecord` reaches the job request once in
-//! Coupa's codes, and the buyer's status change comes back.
+//! Coupa's codes (with the tenant's outbound override applied), and the buyer's status change
+//! comes back.
 #![allow(clippy::unwrap_used)]
 
 use plugboard_proto::common::v1::canonical_record::Body;
 use plugboard_proto::common::v1::{Application, Candidate, CanonicalRecord, Money, Rate};
 use plugboard_proto::credentials::v1::{OAuth2Client, Secret, secret};
+use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
+use plugboard_proto::mapping::v1::{Direction, PutTenantOverrideRequest};
 use plugboard_proto::sync::v1::{PushRecordRequest, PushState};
 use plugboard_sandbox::magnit;
 use plugboard_tests::partner_mesh::{
@@ -124,7 +127,48 @@ async fn magnit_reads_xml_json_and_csv_and_submissions_round_trip() -> anyhow::R
         Some(Body::Application(application)) => assert_eq!(application.status, "interviewing"),
         other => panic!("not an application: {other:?}"),
     }
+    // The tenant's own outbound override shapes what the submission sends: sync has mapping
+    // map the record (the connector's copy of the spec knows no overrides).
+    let mut mapping = MappingServiceClient::with_interceptor(
+        plugboard_runtime::channel::lazy_channel(&mesh.mapping_addr)?,
+        flows.clients.credentials.clone(),
+    );
+    mapping
+        .put_tenant_override(PutTenantOverrideRequest {
+            connector: "magnit".into(),
+            entity: "application".into(),
+            direction: Direction::Outbound as i32,
+            yaml: "fields:\n  supplier-reference: '\"ours-\" + .candidate_external_id'\n".into(),
+            expected_version: 0,
+        })
+        .await?;
+
+    let mut grace = submission();
+    if let Some(Body::Application(application)) = grace.body.as_mut() {
+        application.candidate_external_id = "ats-grace".into();
+        if let Some(candidate) = application.candidate.as_mut() {
+            candidate.first_name = "Grace".into();
+            candidate.last_name = "Hopper".into();
+            candidate.email = "grace@example.com".into();
+        }
+    }
+    let push = sync
+        .push_record(PushRecordRequest {
+            connection_id: CONNECTION.into(),
+            idempotency_key: "submit-grace-1001".into(),
+            record: Some(grace),
+            wait_seconds: 20,
+        })
+        .await?
+        .into_inner()
+        .push
+        .unwrap();
+    assert_eq!(push.state, PushState::Delivered as i32, "{push:?}");
+    let at_partner = partner_record(&sandbox, "candidates", &push.external_id).await?;
+    assert_eq!(at_partner["supplier-reference"], "ours-ats-grace");
+    assert_eq!(at_partner["first-name"], "Grace");
+
     let stats = sandbox_admin(&sandbox, "stats", Value::Null).await?;
-    assert_eq!(stats["writes"], 1);
+    assert_eq!(stats["writes"], 2);
     Ok(())
 }

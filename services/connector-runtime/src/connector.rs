@@ -95,6 +95,18 @@ pub struct WriteParams {
     /// An earlier attempt may have reached the partner without an answer: a write the partner
     /// cannot take twice is refused with [`Error::WriteOutcomeUnknown`] instead of sent.
     pub earlier_attempt_unconfirmed: bool,
+    /// The caller's mapping of the record for a `mapping: true` operation (the mapping service's,
+    /// with the tenant's overrides); `None` maps with the connector's own copy of the spec.
+    pub mapped: Option<MappedBody>,
+}
+
+/// What the mapping service made of a write's record, passed along by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MappedBody {
+    /// The partner payload, JSON text.
+    Payload(String),
+    /// Why the record did not map; the write is refused with it.
+    Refused(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +216,28 @@ impl Connector {
             )));
         }
         Ok(self)
+    }
+
+    /// The body of a `mapping: true` write: the caller's mapping when it sent one (it applied
+    /// the tenant's overrides), else the connector's own copy of the outbound spec.
+    fn mapped_body(&self, params: &WriteParams) -> Result<Value, Error> {
+        match &params.mapped {
+            Some(MappedBody::Payload(json)) => serde_json::from_str(json)
+                .map_err(|e| Error::InvalidWrite(format!("mapped_body_json: {e}"))),
+            Some(MappedBody::Refused(reason)) => Err(Error::InvalidWrite(reason.clone())),
+            None => {
+                let spec = self.outbound.get(&params.entity).ok_or_else(|| {
+                    Error::InvalidWrite(format!(
+                        "{} has no outbound mapping spec for {}",
+                        self.manifest.name, params.entity
+                    ))
+                })?;
+                Ok(spec
+                    .transform_outbound(&params.record_json, &params.external_id)
+                    .map_err(|error| Error::InvalidWrite(error.to_string()))?
+                    .payload)
+            }
+        }
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -668,15 +702,7 @@ impl Connector {
             headers.push((header.clone(), params.idempotency_key.clone()));
         }
         let body = if operation.mapping {
-            let spec = self.outbound.get(&params.entity).ok_or_else(|| {
-                Error::InvalidWrite(format!(
-                    "{} has no outbound mapping spec for {}",
-                    self.manifest.name, params.entity
-                ))
-            })?;
-            spec.transform_outbound(&params.record_json, &params.external_id)
-                .map_err(|error| Error::InvalidWrite(error.to_string()))?
-                .payload
+            self.mapped_body(&params)?
         } else {
             template::render_json(&operation.body, &scope).unwrap_or(json!({}))
         };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use plugboard_proto::connector::v1::connector_service_server::ConnectorService;
+use plugboard_proto::connector::v1::write_request::Mapped;
 use plugboard_proto::connector::v1::{
     CheckRequest, CheckResponse, ConnectionRef, DiscoverRequest, DiscoverResponse,
     HandleWebhookRequest, HandleWebhookResponse, ParseDocumentRequest, ParseDocumentResponse,
@@ -18,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::connector::{Connector, DocumentParams, ReadParams, WriteParams};
+use crate::connector::{Connector, DocumentParams, MappedBody, ReadParams, WriteParams};
 use crate::error::Error;
 use crate::webhook_events::WebhookHandler;
 
@@ -139,6 +140,10 @@ impl ConnectorService for GrpcConnectorAdapter {
                 record_json: request.record_json,
                 idempotency_key: request.idempotency_key,
                 earlier_attempt_unconfirmed: request.earlier_attempt_unconfirmed,
+                mapped: request.mapped.map(|mapped| match mapped {
+                    Mapped::MappedBodyJson(json) => MappedBody::Payload(json),
+                    Mapped::MappingError(reason) => MappedBody::Refused(reason),
+                }),
             })
             .await
             .map_err(|e| to_status(&e))?;

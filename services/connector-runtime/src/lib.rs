@@ -58,9 +58,9 @@
 //! - One session (one token) per connection: a partner whose API products each need their own
 //!   token (Beeline's client, bulk worker and bulk reporting audiences) is one connection per
 //!   product. TODO(#8): per-stream auth.
-//! - A write with `mapping: true` compiles the connector's outbound spec at start; the jq in it
-//!   runs in the connector, not in the mapping service, so tenant overrides of outbound specs
-//!   do not apply to writes yet. TODO(#5).
+//! - A write with `mapping: true` takes the body sync sends with it (`WriteRequest.mapped`,
+//!   made by the mapping service with the tenant's overrides); a caller that sends none gets
+//!   the connector's own copy of the outbound spec, compiled at start, without overrides.
 //! - A delivery carries one event; partners that batch several events per request need a
 //!   manifest notion of an event array. TODO(#6).
 //! - A shared request budget counts each account's fixed window in Redis; while Redis is

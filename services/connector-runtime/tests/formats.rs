@@ -239,6 +239,7 @@ async fn an_xml_write_sends_an_xml_body_and_reads_the_id_from_xml() {
                 .to_string(),
             idempotency_key: String::new(),
             earlier_attempt_unconfirmed: false,
+            mapped: None,
         })
         .await
         .unwrap();

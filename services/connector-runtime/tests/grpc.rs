@@ -303,6 +303,7 @@ async fn serves_the_greenhouse_manifest_over_grpc_and_registers() {
         .to_string(),
         idempotency_key: "push-1".to_owned(),
         earlier_attempt_unconfirmed: false,
+        mapped: None,
     };
     let created = client.write(create.clone()).await.unwrap().into_inner();
     let answer: serde_json::Value = serde_json::from_str(&created.partner_payload_json).unwrap();

@@ -126,6 +126,7 @@ fn params(url: &str, external_id: &str, record: Value) -> WriteParams {
         record_json: record.to_string(),
         idempotency_key: "push-1".into(),
         earlier_attempt_unconfirmed: false,
+        mapped: None,
     }
 }
 

@@ -54,6 +54,10 @@ impl Backend {
 
 static INSTALL_DRIVERS: Once = Once::new();
 
+/// How long a PostgreSQL session may sit idle inside a transaction before the server ends it.
+/// No service waits on anything remote inside a transaction, so only a stalled process does.
+pub const IDLE_IN_TRANSACTION_LIMIT: Duration = Duration::from_secs(15);
+
 /// Opens a pool for one service and runs its migrations.
 ///
 /// `schema` is the service's name (`credentials`, `sync`, ...): its PostgreSQL schema, created if
@@ -99,7 +103,15 @@ pub async fn open(
     }
 
     let session_setup = match backend {
-        Backend::Postgres => format!("SET search_path TO {schema}"),
+        // A replica that stalls inside a transaction (a frozen VM, a stopped process) would
+        // hold its row locks for ever, and every other replica waiting on them with it: after
+        // this long idle in a transaction the server ends that session, releasing its locks,
+        // and the stalled replica's commit fails when it wakes.
+        Backend::Postgres => format!(
+            "SET search_path TO {schema}; \
+             SET idle_in_transaction_session_timeout = '{}s'",
+            IDLE_IN_TRANSACTION_LIMIT.as_secs()
+        ),
         // WAL lets readers run beside the one writer; the busy timeout queues writers instead of
         // failing them.
         Backend::Sqlite => {

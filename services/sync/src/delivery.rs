@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
+use plugboard_proto::connector::v1::write_request::Mapped;
 use plugboard_proto::connector::v1::{ConnectionRef, WriteRequest, WriteResponse};
 use plugboard_proto::error::{ErrorKind, reason_of};
 use plugboard_proto::mapping::v1::transform_result::Outcome as MappedOutcome;
@@ -209,6 +210,7 @@ impl Delivery {
             .mesh
             .connector(&resolved.address, &push.tenant_id)
             .map_err(|error| not_sent(error.to_string(), "CONNECTOR_UNREACHABLE"))?;
+        let mapped = self.outbound_body(&sync, &resolved.version, push).await?;
         let marked = self
             .outbox
             .mark_sending(&push.push_id, &self.holder)
@@ -228,6 +230,7 @@ impl Delivery {
             // Stable across attempts and unique across tenants and connections.
             idempotency_key: push.push_id.clone(),
             earlier_attempt_unconfirmed: push.maybe_sent,
+            mapped,
         };
         let written =
             tokio::time::timeout(self.options.write_timeout, connector.write(request)).await;
@@ -262,6 +265,55 @@ impl Delivery {
             external_id: response.external_id,
             answer_fields,
         }))
+    }
+
+    /// What mapping makes of the push's record with the connector's outbound spec and the
+    /// tenant's overrides, for a connector whose write takes its body from mapping (`mapping:
+    /// true`; other writes ignore it). `None` when there is no outbound spec for the entity.
+    /// Mapping being down is transient: without it the tenant's overrides would be skipped.
+    async fn outbound_body(
+        &self,
+        sync: &SyncDefinition,
+        connector_version: &str,
+        push: &Push,
+    ) -> Result<Option<Mapped>, Failure> {
+        let request = TransformRequest {
+            connector: sync.connector.clone(),
+            connector_version: connector_version.to_owned(),
+            entity: push.entity.clone(),
+            direction: Direction::Outbound as i32,
+            inputs: vec![TransformInput {
+                external_id: push.external_id.clone(),
+                payload_json: push.record_json.clone(),
+                record: None,
+            }],
+            connection_id: sync.connection_id.clone(),
+        };
+        let mapped = match self.mesh.mapping(&push.tenant_id).transform(request).await {
+            Ok(mapped) => mapped.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+            Err(status) => {
+                return Err(Failure {
+                    status,
+                    fallback_reason: "MAPPING_UNAVAILABLE",
+                    maybe_sent: false,
+                });
+            }
+        };
+        match mapped.results.into_iter().next().and_then(|r| r.outcome) {
+            Some(MappedOutcome::PartnerRecord(partner)) => {
+                Ok(Some(Mapped::MappedBodyJson(partner.payload_json)))
+            }
+            Some(MappedOutcome::Error(error)) => Ok(Some(Mapped::MappingError(format!(
+                "{}: {} (value: {})",
+                error.field_path, error.message, error.partner_value
+            )))),
+            Some(MappedOutcome::Record(_)) | None => Err(Failure {
+                status: tonic::Status::internal("mapping answered no partner payload"),
+                fallback_reason: "MAPPING_FAILED",
+                maybe_sent: false,
+            }),
+        }
     }
 
     /// The canonical fields of the partner's answer, for recognising the write when a read

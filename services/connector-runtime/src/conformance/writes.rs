@@ -34,6 +34,7 @@ impl Kit {
             record_json: fixture.record.to_string(),
             idempotency_key: "conformance-write-1".to_owned(),
             earlier_attempt_unconfirmed: false,
+            mapped: None,
         };
         let created = self
             .connector
