@@ -183,14 +183,18 @@ def labels(name, component):
 
 def probes(port, http):
     if http:
-        check = {"httpGet": {"path": "/healthz", "port": port}}
+        # The gateway: ready while its own database answers, alive while it serves HTTP. Not
+        # /healthz, which reports every backend: one backend down must not take every gateway
+        # out of the load balancer, or restart them all.
+        ready = {"httpGet": {"path": "/readyz", "port": port}}
+        alive = {"httpGet": {"path": "/livez", "port": port}}
     else:
         # Native gRPC probes ask grpc.health.v1 for the server ("" service); our servers answer
         # NOT_SERVING as soon as they start draining, so the pod leaves the endpoints first.
-        check = {"grpc": {"port": port}}
-    readiness = dict(check, periodSeconds=5, failureThreshold=2, timeoutSeconds=2)
-    liveness = dict(check, periodSeconds=10, failureThreshold=3, timeoutSeconds=2)
-    startup = dict(check, periodSeconds=2, failureThreshold=60, timeoutSeconds=2)
+        ready = alive = {"grpc": {"port": port}}
+    readiness = dict(ready, periodSeconds=5, failureThreshold=2, timeoutSeconds=2)
+    liveness = dict(alive, periodSeconds=10, failureThreshold=3, timeoutSeconds=2)
+    startup = dict(alive, periodSeconds=2, failureThreshold=60, timeoutSeconds=2)
     return {"readinessProbe": readiness, "livenessProbe": liveness, "startupProbe": startup}
 
 

@@ -74,6 +74,26 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     (status, Json(HealthzBody { services })).into_response()
 }
 
+/// `GET /livez`: the process serves HTTP. The liveness probe: restarting the gateway cures
+/// nothing a backend outage causes, so backends are not asked.
+pub async fn livez() -> Response {
+    Json(json!({ "status": "serving" })).into_response()
+}
+
+/// `GET /readyz`: the gateway can serve requests: its own database answers. The readiness
+/// probe. A backend that is down is left out on purpose: every gateway replica would leave the
+/// load balancer together, taking the dashboard, the API and partner webhooks down with one
+/// service, where each request that needs the missing service already gets a 503 of its own.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.store.reachable().await {
+        Json(json!({ "status": "serving" })).into_response()
+    } else {
+        let body =
+            json!({ "status": "not_serving", "reason": "the gateway's database does not answer" });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
 /// `GET /api/v1/integrations`: the caller's integrations.
 pub async fn list_integrations(
     State(state): State<AppState>,

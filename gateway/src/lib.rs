@@ -2,6 +2,8 @@
 //!
 //! The gateway authenticates tenants by API key and serves, over HTTP:
 //!
+//! - `GET /livez` and `GET /readyz`: the gateway's own liveness and readiness (its database),
+//!   what Kubernetes probes; no auth;
 //! - `GET /healthz`: every service's gRPC address and `grpc.health.v1` status (no auth);
 //! - `GET /api/v1/integrations` and `GET /api/v1/integrations/{id}`: the caller's integrations,
 //!   with `Authorization: Bearer <api key>`;

@@ -55,6 +55,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
+        .route("/livez", get(api::livez))
+        .route("/readyz", get(api::readyz))
         .route("/api/v1/integrations", get(api::list_integrations))
         .route("/api/v1/integrations/{id}", get(api::get_integration))
         .route("/", get(dashboard::index))

@@ -58,6 +58,11 @@ fn check_tenant_id(tenant_id: &str) -> Result<(), Error> {
 }
 
 impl TenantStore {
+    /// Whether the gateway's own database answers: what the gateway needs to serve anyone.
+    pub async fn reachable(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
     /// Opens the database (schema `gateway` on PostgreSQL) and runs the migrations.
     pub async fn open(database_url: &str) -> Result<TenantStore, Error> {
         TenantStore::open_in_schema(database_url, "gateway").await

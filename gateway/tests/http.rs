@@ -214,6 +214,17 @@ async fn healthz_reports_every_service_and_fails_when_one_is_down() {
     assert_eq!(body["services"][4]["addr"], services.registry.as_str());
     assert_eq!(body["services"][4]["status"], "unreachable");
     assert_eq!(body["services"][2]["status"], "serving");
+    // The probes Kubernetes uses ask about the gateway itself: still alive and ready.
+    let (status, body) = gateway.get_json("/livez", None).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("serving"))
+    );
+    let (status, body) = gateway.get_json("/readyz", None).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("serving"))
+    );
 }
 
 #[tokio::test]

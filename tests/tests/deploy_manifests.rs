@@ -198,6 +198,21 @@ fn assert_deployed(
             container["readinessProbe"]["grpc"].is_object(),
             "{context}: a gRPC service must be probed on grpc.health.v1"
         );
+    } else if name == "gateway" {
+        // The gateway's probes ask about the gateway itself, never its backends (`/healthz`):
+        // one backend down must not take every gateway out of service or restart them all.
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/readyz",
+            "{context}"
+        );
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"], "/livez",
+            "{context}"
+        );
+        assert_eq!(
+            container["startupProbe"]["httpGet"]["path"], "/livez",
+            "{context}"
+        );
     }
     for config in container["envFrom"].as_array().into_iter().flatten() {
         let config_map = config["configMapRef"]["name"].as_str().unwrap();

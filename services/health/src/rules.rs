@@ -136,6 +136,10 @@ pub struct HeartbeatSeen {
 pub struct EntityFacts {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_records_read: Option<u64>,
+    /// Whether that read was a full one (from no cursor: a first sync or a full refresh), which
+    /// reads every record where an incremental one reads the changes.
+    #[serde(default)]
+    pub last_read_full: bool,
     /// Completed runs in a row that read records without moving the cursor.
     pub stuck_runs: u32,
     /// Partner field names last seen; empty when never reported.

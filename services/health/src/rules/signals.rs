@@ -66,7 +66,13 @@ pub fn observe(
     let entity = report.entity.as_str();
     let things = plural(entity);
     let mut warnings = Vec::new();
-    let previous_read = previous.and_then(|facts| facts.last_records_read);
+    // Volumes compare like with like: a full read (no cursor before it) reads every record, an
+    // incremental one the changes since, so an incremental read after a full one always looks
+    // like a collapse.
+    let read_full = report.checkpoint_before.is_empty();
+    let previous_read = previous
+        .filter(|facts| facts.last_read_full == read_full)
+        .and_then(|facts| facts.last_records_read);
 
     if let Some(before) = previous_read {
         if report.records_read == 0 && before >= ZERO_AFTER_AT_LEAST {
@@ -157,6 +163,7 @@ pub fn observe(
     let facts = EntityFacts {
         last_success_at: Some(at),
         last_records_read: Some(report.records_read),
+        last_read_full: read_full,
         stuck_runs,
         // A small sample adds what it saw; only a full one may forget a field.
         fields: match previous_fields {
@@ -190,6 +197,23 @@ mod tests {
 
     fn codes(warnings: &[Warning]) -> Vec<&str> {
         warnings.iter().map(|w| w.code.as_str()).collect()
+    }
+
+    #[test]
+    fn an_incremental_read_is_not_compared_with_the_full_read_before_it() {
+        // A first sync (or a full refresh) reads everything; the next incremental run reads
+        // what changed. Neither a drop nor a zero is news.
+        let (full, _) = observe(None, &report(150, "", "b"), "Bullhorn", at());
+        let (after, warnings) = observe(Some(&full), &report(1, "b", "c"), "Bullhorn", at());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (_, warnings) = observe(Some(&full), &report(0, "b", "b"), "Bullhorn", at());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Incremental reads are still compared with each other, and full ones with full ones.
+        let (busy, _) = observe(Some(&after), &report(400, "c", "d"), "Bullhorn", at());
+        let (_, warnings) = observe(Some(&busy), &report(2, "d", "e"), "Bullhorn", at());
+        assert_eq!(codes(&warnings), ["VOLUME_DROP"]);
+        let (_, warnings) = observe(Some(&full), &report(3, "", "b"), "Bullhorn", at());
+        assert_eq!(codes(&warnings), ["VOLUME_DROP"]);
     }
 
     #[test]
