@@ -38,6 +38,14 @@ pub enum Error {
     DocumentBeingParsed { content_sha256: String },
     #[error("the document's parse did not map and is quarantined: {reason}")]
     DocumentQuarantined { reason: String },
+    #[error(
+        "connection {connection_id} is a {connector} sync; a connection keeps its connector \
+         (connect the other partner under a new connection id)"
+    )]
+    ConnectionOfAnotherConnector {
+        connection_id: String,
+        connector: String,
+    },
     #[error("a run of connection {connection_id} is already in progress")]
     RunInProgress { connection_id: String },
     #[error(
@@ -61,7 +69,7 @@ pub enum Error {
          page and the next run resumes from that checkpoint"
     )]
     ShuttingDown,
-    #[error("{service} is unavailable: {message}")]
+    #[error("{}", dependency_text(service, *kind, message))]
     Dependency {
         service: &'static str,
         kind: ErrorKind,
@@ -112,6 +120,16 @@ impl Error {
     }
 }
 
+/// "mapping is unavailable: …" when the service could not be reached or answer in time, and
+/// "the connector refused: …" when it answered no: the two call for different actions.
+fn dependency_text(service: &str, kind: ErrorKind, message: &str) -> String {
+    if kind.is_retryable() {
+        format!("{service} is unavailable: {message}")
+    } else {
+        format!("{service} refused: {message}")
+    }
+}
+
 impl ServiceError for Error {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -121,6 +139,7 @@ impl ServiceError for Error {
             | Error::PushNotFound { .. }
             | Error::ConflictNotFound { .. } => ErrorKind::NotFound,
             Error::IdempotencyKeyReused { .. }
+            | Error::ConnectionOfAnotherConnector { .. }
             | Error::ConflictNotHeld { .. }
             | Error::PushNotUnconfirmed { .. } => ErrorKind::FailedPrecondition,
             Error::RunInProgress { .. }
@@ -152,6 +171,7 @@ impl ServiceError for Error {
             Error::ConflictNotFound { .. } => "CONFLICT_NOT_FOUND",
             Error::ConflictNotHeld { .. } => "CONFLICT_NOT_HELD",
             Error::PushNotUnconfirmed { .. } => "PUSH_NOT_UNCONFIRMED",
+            Error::ConnectionOfAnotherConnector { .. } => "CONNECTION_OF_ANOTHER_CONNECTOR",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
             Error::Fenced { .. } => "RUN_FENCED",
             Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",

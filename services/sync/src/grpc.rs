@@ -282,6 +282,7 @@ impl SyncServiceRpc for GrpcSyncAdapter {
         let receiver = self
             .service
             .watch_changes(&tenant_id, filter)
+            .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             receiver,

@@ -85,6 +85,23 @@ impl SyncService {
         for stream in &new.streams {
             validate_id("streams", stream)?;
         }
+        let existing = self.store.get_sync(tenant_id, &new.connection_id).await?;
+        if let Some(existing) = &existing {
+            if existing.connector != new.connector {
+                return Err(Error::ConnectionOfAnotherConnector {
+                    connection_id: new.connection_id,
+                    connector: existing.connector.clone(),
+                });
+            }
+            let same = existing.settings_json == new.settings_json
+                && existing.streams == new.streams
+                && existing.interval_seconds == new.interval_seconds
+                && existing.cron.is_empty();
+            if same {
+                // A retried create: nothing changes, not even when the next run is due.
+                return self.summary(existing.clone()).await;
+            }
+        }
         let sync = SyncDefinition {
             tenant_id: tenant_id.to_owned(),
             connection_id: new.connection_id,
@@ -94,7 +111,8 @@ impl SyncService {
             interval_seconds: new.interval_seconds,
             // A definition replaces the schedule; a cron one is set with SetSchedule.
             cron: String::new(),
-            paused: false,
+            // Redefining a sync does not resume one its owner paused.
+            paused: existing.as_ref().is_some_and(|sync| sync.paused),
             last_sync_at: None,
             next_run_at: (new.interval_seconds > 0).then(now_text),
             resumes_at: None,
@@ -231,7 +249,7 @@ impl SyncService {
     }
 
     /// The tenant's canonical changes after a position, as they are committed.
-    pub fn watch_changes(
+    pub async fn watch_changes(
         &self,
         tenant_id: &str,
         filter: crate::changes::WatchFilter,
@@ -241,11 +259,12 @@ impl SyncService {
         >,
         Error,
     > {
+        // A filter that can never match is refused here, not left to wait silently for ever.
         if !filter.connection_id.is_empty() {
-            validate_id("connection_id", &filter.connection_id)?;
+            self.get_sync(tenant_id, &filter.connection_id).await?;
         }
         if !filter.entity.is_empty() {
-            validate_id("entity", &filter.entity)?;
+            canonical_entity(&filter.entity)?;
         }
         let changes = self.store.change_feed().watch(tenant_id.to_owned(), filter);
         Ok(crate::persons::with_persons(
@@ -265,16 +284,7 @@ impl SyncService {
         page_token: &str,
     ) -> Result<(Vec<CanonicalRecord>, String, u64), Error> {
         self.get_sync(tenant_id, connection_id).await?;
-        validate_id("entity", entity)?;
-        if !record_codec::ENTITIES.contains(&entity) {
-            return Err(Error::InvalidArgument {
-                field: "entity",
-                reason: format!(
-                    "{entity:?} is not a canonical entity; one of {}",
-                    record_codec::ENTITIES.join(", ")
-                ),
-            });
-        }
+        canonical_entity(entity)?;
         let after = page_after(page_token)?;
         let limit = clamp_page_size(page_size);
         let stored = self
@@ -318,6 +328,7 @@ impl SyncService {
         tenant_id: &str,
         connection_id: &str,
     ) -> Result<SyncDefinition, Error> {
+        validate_id("connection_id", connection_id)?;
         self.store
             .get_sync(tenant_id, connection_id)
             .await?
@@ -378,6 +389,21 @@ fn page_after(page_token: &str) -> Result<String, Error> {
             reason: "not a token from a previous page of this list; omit it for the first page"
                 .to_owned(),
         })
+}
+
+/// Refuses a name that is not one of the canonical entities records are stored as.
+fn canonical_entity(entity: &str) -> Result<(), Error> {
+    validate_id("entity", entity)?;
+    if record_codec::ENTITIES.contains(&entity) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        field: "entity",
+        reason: format!(
+            "{entity:?} is not a canonical entity; one of {}",
+            record_codec::ENTITIES.join(", ")
+        ),
+    })
 }
 
 pub(crate) fn validate_id(field: &'static str, value: &str) -> Result<(), Error> {
