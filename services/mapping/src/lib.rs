@@ -27,8 +27,10 @@
 //!
 //! # Limitations
 //!
-//! - The shipped connectors have no outbound specs yet; the Bullhorn and Greenhouse candidate
-//!   ones live in `tests/fixtures` until two-way sync writes through them (TODO(#6)).
+//! - Outbound specs ship with the VMS connectors (Beeline, Fieldglass and Magnit submissions),
+//!   which sync has mapped here for each push, tenant overrides included. Greenhouse writes
+//!   candidates through its manifest's body templates, so its outbound spec and Bullhorn's
+//!   (which writes nothing) are test fixtures in `tests/fixtures`.
 //! - A jq expression in a connector spec has no time or step limit, so a spec with an endless
 //!   loop (`repeat(.)`) ties up a blocking thread; specs come from connector manifests. Tenant
 //!   overrides are limited to expressions that always finish (see [`spec::compile_with_override`]).
