@@ -99,7 +99,20 @@ pub async fn run_command(command: ConnectorCommand) -> ExitCode {
         ConnectorCommand::Serve { dir } => {
             plugboard_runtime::process::serve_from_env(
                 "connector",
-                |env| Config::from_env_for(env, Some(&dir)),
+                |env| {
+                    // A folder with problems is bad configuration: refused (exit 78, each
+                    // problem at its line) before the port is bound or the registry is told.
+                    let config = Config::from_env_for(env, Some(&dir))?;
+                    if let Err(problems) = tooling::check(&dir) {
+                        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                        return Err(plugboard_runtime::config::ConfigError::Invalid {
+                            key: "the connector folder".to_owned(),
+                            value: dir.display().to_string(),
+                            reason: format!("it has problems:\n{}", text.join("\n")),
+                        });
+                    }
+                    Ok(config)
+                },
                 |config| config.listen_addr,
                 run,
             )

@@ -140,5 +140,26 @@ fn check_refuses_a_hook_this_binary_does_not_register_and_stats_counts_hook_rust
         ),
         "{stderr}"
     );
+
+    // Serving that folder is bad configuration: exit 78 with the same line, before any port
+    // is bound (nothing says "listening").
+    let served = Command::new(env!("CARGO_BIN_EXE_plugboard"))
+        .args(["connector", "serve", "services/connector-hmacboard"])
+        .current_dir(&root)
+        .env_clear()
+        .env("PLUGBOARD_MESH_KEY", "k".repeat(32))
+        .env("PLUGBOARD_LISTEN_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(served.status.code(), Some(78), "{}", text(&served.stderr));
+    let stderr = text(&served.stderr);
+    assert!(
+        stderr.contains("manifest.yaml:19: sign_request hook"),
+        "{stderr}"
+    );
+    assert!(
+        !text(&served.stdout).contains("listening"),
+        "bound before refusing"
+    );
     let _ = std::fs::remove_dir_all(root);
 }
