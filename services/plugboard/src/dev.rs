@@ -50,9 +50,11 @@ pub struct DevArgs {
         env = "PLUGBOARD_DEMO_API_KEY"
     )]
     demo_api_key: String,
-    /// Where the Bullhorn sandbox listens; port 0 picks a free one.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    sandbox_addr: SocketAddr,
+    /// Where the Bullhorn sandbox listens. Unset: where it listened on the last start (kept in
+    /// the data directory, so connections made on the Connect page keep working after a
+    /// restart), or a free loopback port the first time.
+    #[arg(long)]
+    sandbox_addr: Option<SocketAddr>,
 }
 
 /// The loopback listeners of every service, bound before any service starts so each can be
@@ -106,7 +108,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
         health: bind(loopback(0)).await?,
         registry: bind(loopback(0)).await?,
         connector: bind(loopback(0)).await?,
-        sandbox: bind(args.sandbox_addr).await?,
+        sandbox: bind_sandbox(args.sandbox_addr, &args.data_dir).await?,
         gateway: bind(args.gateway_addr).await.with_context(
             || "is another plugboard running? pass --gateway-addr to choose another port",
         )?,
@@ -398,6 +400,32 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
+/// The sandbox's listener: at `given`, else at the address the last start used (the partner
+/// URL every dev connection's settings hold), else on a free port, which is then remembered.
+async fn bind_sandbox(given: Option<SocketAddr>, data_dir: &Path) -> anyhow::Result<TcpListener> {
+    if let Some(addr) = given {
+        return bind(addr).await;
+    }
+    let remembered_at = data_dir.join("sandbox-addr");
+    let remembered = std::fs::read_to_string(&remembered_at)
+        .ok()
+        .and_then(|text| text.trim().parse::<SocketAddr>().ok());
+    let listener = match remembered {
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%addr, error = %error, "the sandbox's last address is taken; \
+                    connections made before this start point at the old one");
+                bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?
+            }
+        },
+        None => bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?,
+    };
+    std::fs::write(&remembered_at, listener.local_addr()?.to_string())
+        .with_context(|| format!("cannot write {}", remembered_at.display()))?;
+    Ok(listener)
+}
+
 /// A random key kept in the data directory, so credentials encrypted by one dev run can be
 /// read by the next. Created readable by the owner only.
 fn dev_key(data_dir: &Path, name: &str, bytes: usize) -> anyhow::Result<SecretString> {
@@ -430,4 +458,26 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sandbox_listens_where_it_did_on_the_last_start() {
+        let data_dir = std::env::temp_dir().join(format!("pb-dev-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let first = bind_sandbox(None, &data_dir).await.unwrap();
+        let addr = first.local_addr().unwrap();
+        drop(first);
+        let second = bind_sandbox(None, &data_dir).await.unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        // Taken by something else: another free port, remembered from then on.
+        let third = bind_sandbox(None, &data_dir).await.unwrap();
+        assert_ne!(third.local_addr().unwrap(), addr);
+        let remembered = std::fs::read_to_string(data_dir.join("sandbox-addr")).unwrap();
+        assert_eq!(remembered, third.local_addr().unwrap().to_string());
+        let _ = std::fs::remove_dir_all(data_dir);
+    }
 }
