@@ -4,9 +4,10 @@
 //! environment (and `PLUGBOARD_CONFIG_FILE`, an env-style file, beneath it) and each service's
 //! `Config::from_env` reads typed values from it. Tests build an [`Env`] from pairs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 
@@ -31,7 +32,13 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Every key a service asked for, so that a set variable nobody read, a letter away from
+    /// one that was, can be pointed out as misspelt.
+    asked: Arc<Mutex<BTreeSet<String>>>,
 }
+
+/// Names this close (edits) to each other are taken for a misspelling of one another.
+const MISSPELT_WITHIN: usize = 2;
 
 impl Env {
     /// The process environment over the values of `PLUGBOARD_CONFIG_FILE`, when it is set.
@@ -51,7 +58,10 @@ impl Env {
             }
         }
         vars.extend(process);
-        Ok(Env { vars })
+        Ok(Env {
+            vars,
+            asked: Arc::default(),
+        })
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
@@ -62,10 +72,15 @@ impl Env {
                 .into_iter()
                 .map(|(key, value)| (key.into(), value.into()))
                 .collect(),
+            asked: Arc::default(),
         }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_owned());
         self.vars
             .get(key)
             .map(String::as_str)
@@ -75,8 +90,50 @@ impl Env {
     pub fn required(&self, key: &str, hint: &str) -> Result<&str, ConfigError> {
         self.get(key).ok_or_else(|| ConfigError::Missing {
             key: key.to_owned(),
-            hint: hint.to_owned(),
+            hint: self.with_lookalike(key, hint),
         })
+    }
+
+    /// `hint`, plus the set variable `key` may have been misspelt as, if there is one.
+    fn with_lookalike(&self, key: &str, hint: &str) -> String {
+        match self.lookalike_of(key) {
+            Some(set) => format!("{hint} ({set} is set: is it a misspelling of {key}?)"),
+            None => hint.to_owned(),
+        }
+    }
+
+    /// A set `PLUGBOARD_` variable a letter or two away from `key`.
+    fn lookalike_of(&self, key: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .filter(|(set, value)| !value.is_empty() && set.starts_with("PLUGBOARD_"))
+            .map(|(set, _)| set.as_str())
+            .filter(|set| *set != key)
+            .find(|set| strsim::damerau_levenshtein(set, key) <= MISSPELT_WITHIN)
+    }
+
+    /// Set `PLUGBOARD_` variables nothing asked for that are a letter or two away from one that
+    /// was asked for, each with the name it probably means: most likely misspellings, which
+    /// would otherwise leave a setting at its default without a word.
+    pub fn misspelt(&self) -> Vec<(String, String)> {
+        let asked = self
+            .asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut found: Vec<(String, String)> = self
+            .vars
+            .keys()
+            .filter(|set| set.starts_with("PLUGBOARD_") && !asked.contains(*set))
+            .filter_map(|set| {
+                asked
+                    .iter()
+                    .find(|meant| strsim::damerau_levenshtein(set, meant) <= MISSPELT_WITHIN)
+                    .map(|meant| (set.clone(), meant.clone()))
+            })
+            .collect();
+        found.sort();
+        found
     }
 
     /// Parses `key` when set, else returns `default`.
@@ -132,7 +189,7 @@ impl Env {
         }
         let value = self.get(key).ok_or_else(|| ConfigError::Missing {
             key: format!("{key} or {file_key}"),
-            hint: hint.to_owned(),
+            hint: self.with_lookalike(key, hint),
         })?;
         Ok(SecretString::from(value.to_owned()))
     }
@@ -143,6 +200,42 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+
+    #[test]
+    fn a_misspelt_variable_is_named_where_its_meaning_is_missing_or_unread() {
+        let env = Env::from_pairs([
+            ("PLUGBOARD_DATABSE_URL", "postgres://db/x"),
+            ("PLUGBOARD_REDSI_URL", "redis://r"),
+            ("PLUGBOARD_MESH_KEY", "k"),
+            ("HOME", "/root"),
+        ]);
+        let missing = env
+            .required("PLUGBOARD_DATABASE_URL", "where the service's tables live")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains(
+                "PLUGBOARD_DATABSE_URL is set: is it a misspelling of PLUGBOARD_DATABASE_URL?"
+            ),
+            "{missing}"
+        );
+        assert_eq!(env.get("PLUGBOARD_REDIS_URL"), None);
+        env.get("PLUGBOARD_MESH_KEY");
+        // Both near-misses of names read; the correctly spelt and non-Plugboard ones are not.
+        assert_eq!(
+            env.misspelt(),
+            [
+                (
+                    "PLUGBOARD_DATABSE_URL".to_owned(),
+                    "PLUGBOARD_DATABASE_URL".to_owned()
+                ),
+                (
+                    "PLUGBOARD_REDSI_URL".to_owned(),
+                    "PLUGBOARD_REDIS_URL".to_owned()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn empty_values_count_as_unset() {

@@ -62,6 +62,13 @@ where
         Ok(seconds) => Duration::from_secs(seconds),
         Err(error) => return config_error(name, &error),
     };
+    for (set, meant) in env.misspelt() {
+        tracing::warn!(
+            variable = %set,
+            probably = %meant,
+            "{set} is set but {name} never reads it; is it a misspelling of {meant}?"
+        );
+    }
     let addr = listen_addr(&config);
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
