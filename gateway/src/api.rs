@@ -112,6 +112,15 @@ pub async fn get_integration(
     Ok(Json(integrations::get(&state.mesh, &tenant_id, &id).await?))
 }
 
+/// A known path with a method it does not take, in the API's error shape.
+pub async fn method_not_allowed() -> Response {
+    let body = json!({ "error": {
+        "code": "method_not_allowed",
+        "message": "this path does not take that method",
+    }});
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
 /// Unknown paths answer in the API's error shape rather than an empty body.
 pub async fn not_found() -> Response {
     let body = json!({ "error": { "code": "not_found", "message": "no such route" } });

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::api::ApiTenant;
 use crate::error::Error;
+use crate::json_body::JsonBody;
 use crate::routes::AppState;
 
 /// Base64 of a 10 MiB document, with room for the JSON around it.
@@ -53,7 +54,7 @@ pub async fn parse(
     State(state): State<AppState>,
     ApiTenant(tenant_id): ApiTenant,
     Path(id): Path<String>,
-    Json(document): Json<DocumentBody>,
+    JsonBody(document): JsonBody<DocumentBody>,
 ) -> Result<Json<ParsedBody>, Error> {
     let content = base64::engine::general_purpose::STANDARD
         .decode(document.content_base64.trim())

@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
             )),
         )
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
 }

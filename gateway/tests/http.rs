@@ -479,6 +479,34 @@ async fn malformed_api_bodies_get_the_json_error_envelope() {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(expected), "{body}: {message}");
     }
+
+    // The documents route too, and a method a path does not take.
+    let documents = format!(
+        "{}/api/v1/integrations/acme-bullhorn/documents",
+        gateway.base
+    );
+    let response = gateway
+        .http
+        .post(&documents)
+        .header(AUTHORIZATION, &auth)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "invalid_argument", "{answer}");
+    let response = gateway
+        .http
+        .delete(&url)
+        .header(AUTHORIZATION, &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "method_not_allowed", "{answer}");
 }
 
 #[tokio::test]
