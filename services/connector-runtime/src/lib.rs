@@ -180,6 +180,16 @@ pub async fn serve_loaded_with_hooks(
     if config.allow_private_targets {
         tracing::warn!("private and loopback partner targets are allowed (dev/test setting)");
     }
+    if config.signing_key.is_none() {
+        // Credentials set up with connector keys (every generated deployment is) leases an
+        // unproven connector nothing; say why here rather than only in credentials' log.
+        tracing::warn!(
+            "PLUGBOARD_CONNECTOR_SIGNING_KEY is not set: this connector cannot prove who it is, \
+             so a credentials service given connector public keys will lease it no secret \
+             (make a key pair with `plugboard keys connector <name>`)"
+        );
+    }
+    tracing::info!(registry = %config.registry_addr, credentials = %config.credentials_addr, "mesh addresses");
     let name = loaded.manifest.name.clone();
     let registration = tokio::spawn(registration::maintain(
         registry,
