@@ -1,6 +1,6 @@
 //! `plugboard`: one command for every way of running Plugboard.
 //!
-//! - `plugboard dev`: every service, the gateway, the partner sandboxes and a seeded demo tenant
+//! - `plugboard dev`: every service, the gateway, the Bullhorn sandbox and a seeded demo tenant
 //!   in one process on SQLite; what a newcomer runs first.
 //! - `plugboard serve <service>`: one service in its own process, configured by `PLUGBOARD_*`
 //!   environment variables (or `PLUGBOARD_CONFIG_FILE`); what split mode and `deploy/` run.
@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Everything in one process on SQLite, with the partner sandboxes and a demo tenant.
+    /// Everything in one process on SQLite, with the Bullhorn sandbox and a demo tenant.
     Dev(dev::DevArgs),
     /// One service in its own process, configured from PLUGBOARD_* environment variables.
     Serve(serve::ServeArgs),
