@@ -6,7 +6,7 @@
 //! `PLUGBOARD_LOG_SPANS=true` logs each span with its fields when it closes.
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -67,10 +67,15 @@ pub fn init(service_name: &str, env: &Env) -> Result<TelemetryGuard, TelemetryEr
         .build();
     let provider = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint)
-                .build()?;
+                .with_endpoint(endpoint);
+            if endpoint.starts_with("https://") {
+                // A collector behind a public certificate: the web's roots, not none.
+                builder = builder
+                    .with_tls_config(tonic::transport::ClientTlsConfig::new().with_enabled_roots());
+            }
+            let exporter = builder.build()?;
             SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
                 .with_resource(resource)
@@ -93,4 +98,21 @@ pub fn init(service_name: &str, env: &Env) -> Result<TelemetryGuard, TelemetryEr
     Ok(TelemetryGuard {
         provider: Some(provider),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A collector over TLS is configured at start (the connection itself is made lazily), not
+    /// refused for want of a TLS feature.
+    #[tokio::test]
+    async fn an_https_collector_is_accepted() {
+        let env = Env::from_pairs([(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector.example.com:4317",
+        )]);
+        let guard = init("telemetry-test", &env);
+        assert!(guard.is_ok(), "{:?}", guard.err());
+    }
 }
