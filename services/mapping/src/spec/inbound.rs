@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use jaq_json::Val;
 use plugboard_proto::common::v1::canonical_record::Body;
 use plugboard_proto::common::v1::{
     Application, Candidate, CanonicalRecord, Job, JobPosting, ParsedResume, Placement, Timesheet,
@@ -13,7 +12,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::compiled::{CompiledSpec, partner_value};
-use super::expr;
+use super::record::Record;
 use super::shape::ShapeDeserializer;
 use super::{Direction, Entity, FieldError, truncate};
 use crate::canonical;
@@ -75,14 +74,8 @@ impl CompiledSpec {
                 ),
             });
         }
-        if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(payload_json) {
-            return Err(FieldError {
-                field_path: "$".to_owned(),
-                partner_value: truncate(payload_json),
-                message: format!("invalid JSON payload: {error}"),
-            });
-        }
-        let input = expr::parse_payload(payload_json).map_err(|message| FieldError {
+        // One pass checks the payload is JSON and finds the values the spec's paths read.
+        let input = Record::parse(payload_json, &self.paths).map_err(|message| FieldError {
             field_path: "$".to_owned(),
             partner_value: truncate(payload_json),
             message: format!("invalid JSON payload: {message}"),
@@ -122,7 +115,7 @@ impl CompiledSpec {
         })
     }
 
-    fn custom_fields_of(&self, input: &Val) -> Result<BTreeMap<String, String>, FieldError> {
+    fn custom_fields_of(&self, input: &Record<'_>) -> Result<BTreeMap<String, String>, FieldError> {
         let mut custom_fields = BTreeMap::new();
         for (name, expr) in &self.custom_fields {
             let fail = |message: String| {
@@ -154,7 +147,7 @@ impl CompiledSpec {
 
     /// The error for a record that breaks a rule of the canonical model; the partner value is
     /// the one the spec mapped to that path, or the canonical value the rule is about.
-    fn violation_error(&self, violation: canonical::Violation, input: &Val) -> FieldError {
+    fn violation_error(&self, violation: canonical::Violation, input: &Record<'_>) -> FieldError {
         let mapped_from = self
             .fields
             .iter()
@@ -168,7 +161,7 @@ impl CompiledSpec {
     }
 
     /// The error for a mapped value that does not fit the canonical type at `path`.
-    fn type_error(&self, path: &str, message: &str, mapped: &Value, input: &Val) -> FieldError {
+    fn type_error(&self, path: &str, message: &str, mapped: &Value, input: &Record<'_>) -> FieldError {
         let field = self.fields.iter().find(|field| {
             path == field.target
                 || path.starts_with(&format!("{}.", field.target))
@@ -283,7 +276,11 @@ fn content_hash(entity: Entity, body: &Body, custom_fields: &BTreeMap<String, St
     write_body_json(&mut hasher, body);
     hasher.0.update(b"\n");
     serde_json::to_writer(&mut hasher, custom_fields).expect("a map of strings always serializes");
-    hex::encode(hasher.0.finalize())
+    // Into a buffer of the final size: `hex::encode` goes a character at a time.
+    let mut digits = [0_u8; 64];
+    hex::encode_to_slice(hasher.0.finalize(), &mut digits)
+        .expect("a SHA-256 digest is 32 bytes, 64 hex digits");
+    digits.iter().map(|&digit| char::from(digit)).collect()
 }
 
 /// Feeds what is written into a SHA-256.

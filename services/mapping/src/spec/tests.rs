@@ -334,7 +334,7 @@ fn the_shape_deserializer_reads_what_the_json_object_holds() {
     {
         let payload = record.to_string();
         let typed = spec.transform(&payload).unwrap();
-        let input = super::expr::parse_payload(&payload).unwrap();
+        let input = super::record::Record::parse(&payload, &spec.paths).unwrap();
         let mapped = spec.mapped_object(&input).unwrap();
         let via_json = super::inbound::read_body(spec.entity(), &mapped).unwrap();
         assert_eq!(typed.body, via_json, "{payload}");
