@@ -253,7 +253,10 @@ impl CompiledSpec {
     }
 
     /// The external id `input` gives: a non-empty string or an integer, else `Ok(None)`.
-    pub(super) fn external_id_value(&self, input: &Record<'_>) -> Result<Option<String>, FieldError> {
+    pub(super) fn external_id_value(
+        &self,
+        input: &Record<'_>,
+    ) -> Result<Option<String>, FieldError> {
         let fail = |message: String| {
             FieldError::new(
                 "external_id",

@@ -147,9 +147,8 @@ impl Expr {
                 return match record.at(*node) {
                     At::Value(found) => match Piece::of(found) {
                         Some(piece) => Ok(some_value(piece_to_json(piece)?)),
-                        None => walk(record.jaq_value()?, path).map(|value| {
-                            to_json(&value).ok().and_then(some_value)
-                        }),
+                        None => walk(record.jaq_value()?, path)
+                            .map(|value| to_json(&value).ok().and_then(some_value)),
                     },
                     At::Null => Ok(None),
                     // Only for the error message.
@@ -517,7 +516,8 @@ mod tests {
                 for b in ["null", "\"x\"", "7"] {
                     let input = format!(r#"{{"a":{a},"b":{b},"o":{{"x":{a},"y":{b}}}}}"#);
                     let input = Record::parse(&input, &paths).unwrap();
-                    if recognised.is_some_and(|fast| !matches!(fast.eval(&input), Outcome::Fallback))
+                    if recognised
+                        .is_some_and(|fast| !matches!(fast.eval(&input), Outcome::Fallback))
                     {
                         fast_hits += 1;
                     }

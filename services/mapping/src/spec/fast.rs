@@ -246,7 +246,9 @@ impl FastExpr {
             value = match (value, right) {
                 (Piece::Null, right) => right,
                 (left, Piece::Null) => left,
-                (Piece::Str(left), Piece::Str(right)) => Piece::Str(Cow::Owned(left.into_owned() + &right)),
+                (Piece::Str(left), Piece::Str(right)) => {
+                    Piece::Str(Cow::Owned(left.into_owned() + &right))
+                }
                 _ => return Outcome::Fallback,
             };
         }
@@ -281,7 +283,9 @@ fn apply<'a>(step: &'a Step, value: Piece<'a>) -> Outcome<'a> {
         (Step::ToString, Piece::Null) => literal("null"),
         (Step::ToString, Piece::Bool(flag)) => literal(if flag { "true" } else { "false" }),
         (Step::ToString, Piece::Number("-0")) => literal("0"),
-        (Step::ToString, Piece::Number(number)) => Outcome::Value(Piece::Str(Cow::Borrowed(number))),
+        (Step::ToString, Piece::Number(number)) => {
+            Outcome::Value(Piece::Str(Cow::Borrowed(number)))
+        }
         (Step::AsciiDowncase, Piece::Str(text)) => Outcome::Value(Piece::Str(recase(text, false))),
         (Step::AsciiUpcase, Piece::Str(text)) => Outcome::Value(Piece::Str(recase(text, true))),
         (Step::Numbers, value @ Piece::Number(_)) => Outcome::Value(value),
@@ -302,10 +306,12 @@ fn apply<'a>(step: &'a Step, value: Piece<'a>) -> Outcome<'a> {
         }
         (Step::EpochMillis, Piece::Null) => Outcome::Value(Piece::Null),
         // An integer jaq holds as a machine integer (the text parses as one, `-0` included).
-        (Step::EpochMillis, Piece::Number(number)) => match number.parse::<i64>().ok().and_then(epoch_millis) {
-            Some(text) => Outcome::Value(Piece::Str(Cow::Owned(text))),
-            None => Outcome::Fallback,
-        },
+        (Step::EpochMillis, Piece::Number(number)) => {
+            match number.parse::<i64>().ok().and_then(epoch_millis) {
+                Some(text) => Outcome::Value(Piece::Str(Cow::Owned(text))),
+                None => Outcome::Fallback,
+            }
+        }
         _ => Outcome::Fallback,
     }
 }

@@ -158,7 +158,7 @@ impl<'a> Record<'a> {
         // serde_json lets a lone UTF-16 surrogate (`"\ud800"`) through in text it skips, and
         // jaq refuses it: such a record is refused whole, as it was before this index, so the
         // rare payload with `\u` escapes is read by jaq straight away.
-        if payload.contains("\\u") {
+        if payload.as_bytes().contains(&b'\\') && payload.contains("\\u") {
             record.jaq_value()?;
         }
         Ok(record)
@@ -229,7 +229,9 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
             };
             let found: &'de RawValue = map.next_value()?;
             // A repeated key: the last one wins, with all it holds (as in jq).
-            table.clear_below(child, self.values);
+            if self.values[child].is_some() {
+                table.clear_below(child, self.values);
+            }
             self.values[child] = Some(found);
             if !table.nodes[child].children.is_empty() && found.get().starts_with('{') {
                 let mut nested = serde_json::Deserializer::from_str(found.get());
