@@ -1,8 +1,10 @@
 //! `Transform` throughput for the 20-field candidate mapping, beside JSONata in the same run.
 //!
 //! `cargo bench -p plugboard-mapping --bench transform` (optionally `-- RECORDS`, default
-//! 100000). It makes the records with `shared/bench/gen_candidates.py`, installs the peers with
-//! `shared/bench/setup.sh` into `$CARGO_TARGET_DIR/peers` when they are missing, then:
+//! 100000). It makes the records with `shared/bench/gen_candidates.py` (`shared` beside the
+//! checkout, or `PLUGBOARD_BENCH_DIR` for one elsewhere, such as a git worktree), installs the
+//! peers with `shared/bench/setup.sh` into `$CARGO_TARGET_DIR/peers` when they are missing,
+//! then:
 //!
 //! 1. maps every record through the engine on this thread, the way the service's batch
 //!    transform does per record: parse the partner JSON text, map, type-check into the canonical

@@ -44,8 +44,12 @@
 //! - Identity queries walk a person's links one record at a time, inside one transaction per
 //!   tenant: fine for pages of a few hundred records and persons of a few dozen, not tuned
 //!   beyond. A record deleted at the partner keeps its links.
-//! - Transform maps about 60,000 records of the 20-field candidate mapping per CPU-second,
-//!   short of the 200,000 goal; `benches/RESULTS.md` has the numbers and next steps (TODO(#5)).
+//! - Transform maps about 158,000 records of the 20-field candidate mapping per CPU-second on
+//!   the team machine, short of the 200,000 goal. The next steps are writing fields into the
+//!   typed message through setters compiled with the spec, and hashing the body's prost
+//!   encoding instead of its JSON (about a tenth faster when tried, but it changes every
+//!   content hash: sync would first have to tell a changed hash scheme from changed records);
+//!   `benches/RESULTS.md` has the numbers and the profile (TODO(#5)).
 //! - An empty batch is answered without looking the spec up.
 
 pub mod canonical;

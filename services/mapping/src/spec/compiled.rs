@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use jaq_json::Val;
 use serde_json::Value;
 
 use super::document::{self, OnMiss};
 use super::expr::{self, Expr};
 use super::inbound::check_target;
 use super::outbound::check_source;
+use super::record::{PathTable, Record};
 use super::shape::{Found, Shape};
 use super::{Direction, Entity, FieldError, SpecProblem};
 
@@ -28,6 +28,8 @@ pub struct CompiledSpec {
     pub(super) fields: Vec<Field>,
     pub(super) shape: Shape,
     pub(super) custom_fields: Vec<(String, Expr)>,
+    /// Every plain path the expressions read, so a record is parsed once into their values.
+    pub(super) paths: PathTable,
 }
 
 #[derive(Debug)]
@@ -59,6 +61,7 @@ impl CompiledSpec {
         let entity = document.entity;
         let direction = document.direction;
         let mut problems = Vec::new();
+        let mut paths = PathTable::default();
         let mut problem = |line: u32, message: String| {
             problems.push(SpecProblem {
                 file: name.to_owned(),
@@ -71,7 +74,7 @@ impl CompiledSpec {
             .external_id
             .clone()
             .unwrap_or_else(|| (OUTBOUND_EXTERNAL_ID.to_owned(), 0));
-        let external_id = Expr::compile(&external_id_source)
+        let external_id = Expr::compile(&external_id_source, &mut paths)
             .map_err(|message| {
                 problem(
                     external_id_line,
@@ -131,7 +134,11 @@ impl CompiledSpec {
                     index
                 }
             };
-            let expr = match field.expr.as_deref().map(Expr::compile) {
+            let expr = match field
+                .expr
+                .as_deref()
+                .map(|source| Expr::compile(source, &mut paths))
+            {
                 None => None,
                 Some(Ok(expr)) => Some(expr),
                 Some(Err(message)) => {
@@ -190,7 +197,7 @@ impl CompiledSpec {
                 );
                 continue;
             }
-            match Expr::compile(&source) {
+            match Expr::compile(&source, &mut paths) {
                 Ok(expr) => custom_fields.push((name, expr)),
                 Err(message) => problem(
                     line,
@@ -214,6 +221,7 @@ impl CompiledSpec {
                 shape: Shape::of(&fields),
                 fields,
                 custom_fields,
+                paths,
             }),
             _ => Err(problems),
         }
@@ -245,7 +253,10 @@ impl CompiledSpec {
     }
 
     /// The external id `input` gives: a non-empty string or an integer, else `Ok(None)`.
-    pub(super) fn external_id_value(&self, input: &Val) -> Result<Option<String>, FieldError> {
+    pub(super) fn external_id_value(
+        &self,
+        input: &Record<'_>,
+    ) -> Result<Option<String>, FieldError> {
         let fail = |message: String| {
             FieldError::new(
                 "external_id",
@@ -269,7 +280,7 @@ impl CompiledSpec {
     pub(super) fn field_value(
         &self,
         field: &Field,
-        input: &Val,
+        input: &Record<'_>,
     ) -> Result<Option<(Value, bool)>, FieldError> {
         let source_value = || {
             field
@@ -314,7 +325,7 @@ impl CompiledSpec {
     }
 
     /// Every field's value for `input`, in field order.
-    pub(super) fn field_values(&self, input: &Val) -> Result<Vec<Found>, FieldError> {
+    pub(super) fn field_values(&self, input: &Record<'_>) -> Result<Vec<Found>, FieldError> {
         let mut values = Vec::with_capacity(self.fields.len());
         for field in &self.fields {
             values.push(self.field_value(field, input)?);
@@ -323,7 +334,7 @@ impl CompiledSpec {
     }
 
     /// Every field's value for `input`, built into one object by the spec's shape.
-    pub(super) fn mapped_object(&self, input: &Val) -> Result<Value, FieldError> {
+    pub(super) fn mapped_object(&self, input: &Record<'_>) -> Result<Value, FieldError> {
         let mut values = self.field_values(input)?;
         Ok(self.shape.build(&mut values, true).unwrap_or_default())
     }
@@ -374,10 +385,13 @@ fn fold(text: &str) -> String {
 
 /// The source value an expression starts from, or the whole record when it has no plain
 /// leading path. Only used to explain errors.
-pub(super) fn partner_value(expr: &Expr, input: &Val) -> Value {
+pub(super) fn partner_value(expr: &Expr, input: &Record<'_>) -> Value {
+    let Ok(record) = input.jaq_value() else {
+        return Value::Null;
+    };
     let value = match expr.source_path() {
-        Some(path) => expr::walk(input, &path).unwrap_or_default(),
-        None => input.clone(),
+        Some(path) => expr::walk(record, &path).unwrap_or_default(),
+        None => record.clone(),
     };
     expr::to_json(&value).unwrap_or_default()
 }

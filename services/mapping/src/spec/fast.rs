@@ -4,7 +4,8 @@
 //! filters: `.id | tostring`, `.email | ascii_downcase`, `.skillSet | split(",")`,
 //! `.owner.firstName + " " + .owner.lastName`, `.dateAdded | epoch_millis_to_rfc3339`. Running
 //! those through the jq interpreter costs more than the rest of a record's mapping, so they are
-//! recognised when the spec compiles and evaluated here directly on the parsed record.
+//! recognised when the spec compiles and evaluated here on the record's borrowed index
+//! (`record`), borrowing from the payload wherever the result allows.
 //!
 //! The grammar recognised (anything else goes to jaq):
 //!
@@ -21,9 +22,11 @@
 //! [`Outcome::Fallback`] and the caller runs the same expression through jaq, so errors and corner
 //! cases are jaq's own. A unit test checks fast and jaq results agree.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 
-use jaq_json::{Num, Val};
+use serde_json::value::RawValue;
+
+use super::record::{At, PathTable, Record};
 
 /// A recognised pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,50 +37,9 @@ pub(crate) struct FastExpr {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Atom {
-    Path(Vec<Key>),
+    /// A plain path and its node in the spec's [`PathTable`].
+    Path(Vec<String>, usize),
     Text(String),
-}
-
-/// An object key looked up in a jaq object without building a `Val` for it (`Val` is neither
-/// `Send` nor `Sync`, so a compiled spec cannot hold one).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Key(Box<[u8]>);
-
-impl Key {
-    pub(crate) fn new(key: &str) -> Key {
-        Key(key.as_bytes().into())
-    }
-}
-
-/// Hashes exactly as jaq hashes a string `Val`: a tag byte 5, then the bytes as a slice.
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u8(5);
-        self.0.hash(state);
-    }
-}
-
-impl indexmap::Equivalent<Val> for Key {
-    fn equivalent(&self, key: &Val) -> bool {
-        matches!(key, Val::TStr(bytes) | Val::BStr(bytes) if bytes.as_ref() == &*self.0)
-    }
-}
-
-/// Looks `keys` up from `input` like jq's `.a.b`: `Some(None)` (null) past a missing key or a
-/// null, `None` when a non-object is indexed (jq fails there).
-pub(crate) fn walk_ref<'a>(input: &'a Val, keys: &[Key]) -> Option<Option<&'a Val>> {
-    let mut current = input;
-    for key in keys {
-        current = match current {
-            Val::Null => return Some(None),
-            Val::Obj(map) => match map.get(key) {
-                Some(value) => value,
-                None => return Some(None),
-            },
-            _ => return None,
-        };
-    }
-    Some(Some(current))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,14 +49,52 @@ enum Step {
     AsciiUpcase,
     Numbers,
     Strings,
-    Split(Vec<u8>),
+    Split(String),
     EpochMillis,
 }
 
+/// A value as the fast path holds it: borrowed from the payload (or the spec) where it can be.
+#[derive(Debug, Clone)]
+pub(crate) enum Piece<'a> {
+    Null,
+    Bool(bool),
+    Str(Cow<'a, str>),
+    /// A number, as the record writes it (`615`, `146000.0`).
+    Number(&'a str),
+    /// What `split` gives.
+    Strings(Vec<Cow<'a, str>>),
+    /// An array or object of the record, as its JSON text.
+    Composite(&'a RawValue),
+}
+
+impl<'a> Piece<'a> {
+    /// The value whose JSON text is `found`; `None` for a string serde_json cannot decode (a
+    /// lone surrogate, which `Record::parse` has already refused).
+    pub(crate) fn of(found: &'a RawValue) -> Option<Piece<'a>> {
+        let text = found.get();
+        Some(match text.as_bytes().first()? {
+            b'"' => {
+                let inner = &text[1..text.len() - 1];
+                if inner.as_bytes().contains(&b'\\') {
+                    Piece::Str(Cow::Owned(serde_json::from_str(text).ok()?))
+                } else {
+                    // Without escapes the JSON text between the quotes is the string itself.
+                    Piece::Str(Cow::Borrowed(inner))
+                }
+            }
+            b'n' => Piece::Null,
+            b't' => Piece::Bool(true),
+            b'f' => Piece::Bool(false),
+            b'{' | b'[' => Piece::Composite(found),
+            _ => Piece::Number(text),
+        })
+    }
+}
+
 /// What a fast evaluation gave.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Outcome {
-    Value(Val),
+#[derive(Debug)]
+pub(crate) enum Outcome<'a> {
+    Value(Piece<'a>),
     /// The pipeline produced no output (`numbers` on a string, say).
     Empty,
     /// Not a case the fast path is sure of: run the expression through jaq.
@@ -165,15 +165,16 @@ fn tokens(source: &str) -> Option<Vec<Token>> {
 }
 
 impl FastExpr {
-    /// The fast form of `source`, or `None` when it is not in the recognised grammar.
-    pub(crate) fn parse(source: &str) -> Option<FastExpr> {
+    /// The fast form of `source`, or `None` when it is not in the recognised grammar. The paths
+    /// it reads are added to `paths`.
+    pub(crate) fn parse(source: &str, paths: &mut PathTable) -> Option<FastExpr> {
         let tokens = tokens(source)?;
         let mut rest = tokens.as_slice();
         let mut atoms = Vec::new();
         loop {
             match rest.first()? {
                 Token::Path(path) => {
-                    atoms.push(Atom::Path(path.iter().map(|key| Key::new(key)).collect()));
+                    atoms.push(Atom::Path(path.clone(), paths.node(path)));
                 }
                 Token::Text(text) => atoms.push(Atom::Text(text.clone())),
                 _ => return None,
@@ -193,7 +194,7 @@ impl FastExpr {
                     Token::Text(sep),
                     Token::Close,
                     ..,
-                ] if name == "split" => (Step::Split(sep.as_bytes().to_vec()), 5),
+                ] if name == "split" => (Step::Split(sep.clone()), 5),
                 [Token::Ident(name), ..] => {
                     let step = match name.as_str() {
                         "tostring" => Step::ToString,
@@ -223,37 +224,30 @@ impl FastExpr {
         self.atoms
             .iter()
             .filter_map(|atom| match atom {
-                Atom::Path(keys) => Some(
-                    keys.iter()
-                        .map(|key| String::from_utf8_lossy(&key.0).into_owned())
-                        .collect(),
-                ),
+                Atom::Path(keys, _) => Some(keys.clone()),
                 Atom::Text(_) => None,
             })
             .collect()
     }
 
-    /// Runs the pipeline on `input`; paths are walked without cloning intermediate objects.
-    pub(crate) fn eval(&self, input: &Val) -> Outcome {
+    /// Runs the pipeline on `record`, borrowing from it wherever the result allows.
+    pub(crate) fn eval<'a>(&'a self, record: &Record<'a>) -> Outcome<'a> {
         let mut atoms = self.atoms.iter();
         let Some(first) = atoms.next() else {
             return Outcome::Fallback;
         };
-        let Some(mut value) = atom(first, input) else {
+        let Some(mut value) = atom(first, record) else {
             return Outcome::Fallback;
         };
         for next in atoms {
-            let Some(right) = atom(next, input) else {
+            let Some(right) = atom(next, record) else {
                 return Outcome::Fallback;
             };
             value = match (value, right) {
-                (Val::Null, right) => right,
-                (left, Val::Null) => left,
-                (Val::TStr(left), Val::TStr(right)) => {
-                    let mut joined = Vec::with_capacity(left.len() + right.len());
-                    joined.extend_from_slice(&left);
-                    joined.extend_from_slice(&right);
-                    Val::utf8_str(joined)
+                (Piece::Null, right) => right,
+                (left, Piece::Null) => left,
+                (Piece::Str(left), Piece::Str(right)) => {
+                    Piece::Str(Cow::Owned(left.into_owned() + &right))
                 }
                 _ => return Outcome::Fallback,
             };
@@ -269,67 +263,75 @@ impl FastExpr {
 }
 
 /// `None` when the path meets something jq would refuse to index (jaq reports it).
-fn atom(atom: &Atom, input: &Val) -> Option<Val> {
+fn atom<'a>(atom: &'a Atom, record: &Record<'a>) -> Option<Piece<'a>> {
     match atom {
-        Atom::Text(text) => Some(Val::from(text.clone())),
-        Atom::Path(keys) => walk_ref(input, keys).map(|found| found.cloned().unwrap_or_default()),
+        Atom::Text(text) => Some(Piece::Str(Cow::Borrowed(text))),
+        Atom::Path(_, node) => match record.at(*node) {
+            At::Value(found) => Piece::of(found),
+            At::Null => Some(Piece::Null),
+            At::Fails => None,
+        },
     }
 }
 
-fn apply(step: &Step, value: Val) -> Outcome {
+fn apply<'a>(step: &'a Step, value: Piece<'a>) -> Outcome<'a> {
+    let literal = |text: &'static str| Outcome::Value(Piece::Str(Cow::Borrowed(text)));
     match (step, value) {
-        (Step::ToString, value @ Val::TStr(_)) => Outcome::Value(value),
-        // jq's `tostring` is `"\(.)"`: the value's JSON text, as jaq writes it.
-        (Step::ToString, value @ (Val::Null | Val::Bool(_) | Val::Num(_))) => {
-            Outcome::Value(Val::from(value.to_string()))
+        (Step::ToString, value @ Piece::Str(_)) => Outcome::Value(value),
+        // jq's `tostring` is the value's JSON text as jaq writes it: a number as the record
+        // wrote it, except `-0`, which jaq reads as the integer 0.
+        (Step::ToString, Piece::Null) => literal("null"),
+        (Step::ToString, Piece::Bool(flag)) => literal(if flag { "true" } else { "false" }),
+        (Step::ToString, Piece::Number("-0")) => literal("0"),
+        (Step::ToString, Piece::Number(number)) => {
+            Outcome::Value(Piece::Str(Cow::Borrowed(number)))
         }
-        (Step::AsciiDowncase, Val::TStr(text)) => {
-            Outcome::Value(Val::utf8_str(text.to_ascii_lowercase()))
-        }
-        (Step::AsciiUpcase, Val::TStr(text)) => {
-            Outcome::Value(Val::utf8_str(text.to_ascii_uppercase()))
-        }
-        (Step::Numbers, value @ Val::Num(_)) => Outcome::Value(value),
-        (Step::Numbers, Val::Null | Val::Bool(_) | Val::TStr(_) | Val::Arr(_) | Val::Obj(_)) => {
-            Outcome::Empty
-        }
-        (Step::Strings, value @ Val::TStr(_)) => Outcome::Value(value),
-        (Step::Strings, Val::Null | Val::Bool(_) | Val::Num(_) | Val::Arr(_) | Val::Obj(_)) => {
-            Outcome::Empty
-        }
-        (Step::Split(sep), Val::TStr(text)) if !sep.is_empty() => {
-            let parts: Vec<Val> = if text.is_empty() {
-                Vec::new()
-            } else {
-                split_bytes(&text, sep)
-                    .map(|part| Val::utf8_str(text.slice_ref(part)))
-                    .collect()
+        (Step::AsciiDowncase, Piece::Str(text)) => Outcome::Value(Piece::Str(recase(text, false))),
+        (Step::AsciiUpcase, Piece::Str(text)) => Outcome::Value(Piece::Str(recase(text, true))),
+        (Step::Numbers, value @ Piece::Number(_)) => Outcome::Value(value),
+        (Step::Numbers, _) => Outcome::Empty,
+        (Step::Strings, value @ Piece::Str(_)) => Outcome::Value(value),
+        (Step::Strings, _) => Outcome::Empty,
+        (Step::Split(sep), Piece::Str(text)) if !sep.is_empty() => {
+            // jq splits "" into no parts at all.
+            let parts = match text {
+                _ if text.is_empty() => Vec::new(),
+                Cow::Borrowed(text) => text.split(sep.as_str()).map(Cow::Borrowed).collect(),
+                Cow::Owned(text) => text
+                    .split(sep.as_str())
+                    .map(|part| Cow::Owned(part.to_owned()))
+                    .collect(),
             };
-            Outcome::Value(Val::Arr(parts.into()))
+            Outcome::Value(Piece::Strings(parts))
         }
-        (Step::EpochMillis, Val::Null) => Outcome::Value(Val::Null),
-        (Step::EpochMillis, Val::Num(Num::Int(millis))) => match epoch_millis(millis as i64) {
-            Some(text) => Outcome::Value(Val::from(text)),
-            None => Outcome::Fallback,
-        },
+        (Step::EpochMillis, Piece::Null) => Outcome::Value(Piece::Null),
+        // An integer jaq holds as a machine integer (the text parses as one, `-0` included).
+        (Step::EpochMillis, Piece::Number(number)) => {
+            match number.parse::<i64>().ok().and_then(epoch_millis) {
+                Some(text) => Outcome::Value(Piece::Str(Cow::Owned(text))),
+                None => Outcome::Fallback,
+            }
+        }
         _ => Outcome::Fallback,
     }
 }
 
-fn split_bytes<'a>(text: &'a [u8], sep: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-    let mut rest = Some(text);
-    std::iter::from_fn(move || {
-        let current = rest?;
-        match current.windows(sep.len()).position(|window| window == sep) {
-            Some(at) => {
-                rest = Some(&current[at + sep.len()..]);
-                Some(&current[..at])
-            }
-            None => {
-                rest = None;
-                Some(current)
-            }
+/// ASCII letters in one case; text already in that case stays borrowed.
+fn recase(text: Cow<'_, str>, upper: bool) -> Cow<'_, str> {
+    let other_case = |byte: &u8| {
+        if upper {
+            byte.is_ascii_lowercase()
+        } else {
+            byte.is_ascii_uppercase()
         }
+    };
+    if !text.as_bytes().iter().any(other_case) {
+        return text;
+    }
+    Cow::Owned(if upper {
+        text.to_ascii_uppercase()
+    } else {
+        text.to_ascii_lowercase()
     })
 }
 
@@ -344,20 +346,34 @@ pub(crate) fn epoch_millis(millis: i64) -> Option<String> {
     let days = seconds / 86_400;
     let of_day = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    // One buffer of the final size: this runs for every timestamp of every record.
+    // Digits pushed into one buffer of the final size, without the formatting machinery:
+    // this runs for every timestamp of every record.
     let mut text = String::with_capacity(24);
-    let _ = write!(
-        text,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    );
+    push_digits(&mut text, year, 4);
+    text.push('-');
+    push_digits(&mut text, month, 2);
+    text.push('-');
+    push_digits(&mut text, day, 2);
+    text.push('T');
+    push_digits(&mut text, of_day / 3600, 2);
+    text.push(':');
+    push_digits(&mut text, of_day % 3600 / 60, 2);
+    text.push(':');
+    push_digits(&mut text, of_day % 60, 2);
     if fraction != 0 {
-        let _ = write!(text, ".{fraction:03}");
+        text.push('.');
+        push_digits(&mut text, fraction, 3);
     }
     text.push('Z');
     Some(text)
+}
+
+/// Appends the last `width` decimal digits of `value` (non-negative), zero-padded.
+fn push_digits(text: &mut String, value: i64, width: u32) {
+    for position in (0..width).rev() {
+        let digit = (value / 10_i64.pow(position)) % 10;
+        text.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01 (non-negative here).

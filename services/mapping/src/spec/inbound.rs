@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use jaq_json::Val;
 use plugboard_proto::common::v1::canonical_record::Body;
 use plugboard_proto::common::v1::{
     Application, Candidate, CanonicalRecord, Job, JobPosting, ParsedResume, Placement, Timesheet,
@@ -13,7 +12,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::compiled::{CompiledSpec, partner_value};
-use super::expr;
+use super::record::Record;
 use super::shape::ShapeDeserializer;
 use super::{Direction, Entity, FieldError, truncate};
 use crate::canonical;
@@ -75,14 +74,8 @@ impl CompiledSpec {
                 ),
             });
         }
-        if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(payload_json) {
-            return Err(FieldError {
-                field_path: "$".to_owned(),
-                partner_value: truncate(payload_json),
-                message: format!("invalid JSON payload: {error}"),
-            });
-        }
-        let input = expr::parse_payload(payload_json).map_err(|message| FieldError {
+        // One pass checks the payload is JSON and finds the values the spec's paths read.
+        let input = Record::parse(payload_json, &self.paths).map_err(|message| FieldError {
             field_path: "$".to_owned(),
             partner_value: truncate(payload_json),
             message: format!("invalid JSON payload: {message}"),
@@ -122,7 +115,7 @@ impl CompiledSpec {
         })
     }
 
-    fn custom_fields_of(&self, input: &Val) -> Result<BTreeMap<String, String>, FieldError> {
+    fn custom_fields_of(&self, input: &Record<'_>) -> Result<BTreeMap<String, String>, FieldError> {
         let mut custom_fields = BTreeMap::new();
         for (name, expr) in &self.custom_fields {
             let fail = |message: String| {
@@ -154,7 +147,7 @@ impl CompiledSpec {
 
     /// The error for a record that breaks a rule of the canonical model; the partner value is
     /// the one the spec mapped to that path, or the canonical value the rule is about.
-    fn violation_error(&self, violation: canonical::Violation, input: &Val) -> FieldError {
+    fn violation_error(&self, violation: canonical::Violation, input: &Record<'_>) -> FieldError {
         let mapped_from = self
             .fields
             .iter()
@@ -168,7 +161,13 @@ impl CompiledSpec {
     }
 
     /// The error for a mapped value that does not fit the canonical type at `path`.
-    fn type_error(&self, path: &str, message: &str, mapped: &Value, input: &Val) -> FieldError {
+    fn type_error(
+        &self,
+        path: &str,
+        message: &str,
+        mapped: &Value,
+        input: &Record<'_>,
+    ) -> FieldError {
         let field = self.fields.iter().find(|field| {
             path == field.target
                 || path.starts_with(&format!("{}.", field.target))
@@ -261,7 +260,7 @@ pub(crate) fn check_target(entity: Entity, segments: &[String]) -> Result<(), St
     }
 }
 
-fn write_body_json(writer: &mut HashWriter, body: &Body) {
+fn write_body_json(writer: &mut Vec<u8>, body: &Body) {
     let written = match body {
         Body::Job(job) => serde_json::to_writer(writer, job),
         Body::Candidate(candidate) => serde_json::to_writer(writer, candidate),
@@ -275,27 +274,18 @@ fn write_body_json(writer: &mut HashWriter, body: &Body) {
     written.expect("canonical messages have string keys and finite values, so they serialize");
 }
 
-/// The JSON is written straight into the hasher, never held as a string.
+/// The hash of the entity, the body's JSON and the custom fields' JSON. The JSON is written
+/// into one buffer and hashed at once: the same bytes as writing it into the hasher piece by
+/// piece, without a hasher update per token.
 fn content_hash(entity: Entity, body: &Body, custom_fields: &BTreeMap<String, String>) -> String {
-    let mut hasher = HashWriter(Sha256::new());
-    hasher.0.update(entity.as_str().as_bytes());
-    hasher.0.update(b"\n");
-    write_body_json(&mut hasher, body);
-    hasher.0.update(b"\n");
-    serde_json::to_writer(&mut hasher, custom_fields).expect("a map of strings always serializes");
-    hex::encode(hasher.0.finalize())
-}
-
-/// Feeds what is written into a SHA-256.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    let mut hashed = Vec::with_capacity(1024);
+    hashed.extend_from_slice(entity.as_str().as_bytes());
+    hashed.push(b'\n');
+    write_body_json(&mut hashed, body);
+    hashed.push(b'\n');
+    serde_json::to_writer(&mut hashed, custom_fields).expect("a map of strings always serializes");
+    let mut digits = [0_u8; 64];
+    hex::encode_to_slice(Sha256::digest(&hashed), &mut digits)
+        .expect("a SHA-256 digest is 32 bytes, 64 hex digits");
+    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
 }

@@ -84,6 +84,7 @@ mod fast;
 mod inbound;
 mod outbound;
 mod overlay;
+mod record;
 mod shape;
 
 pub use compiled::CompiledSpec;

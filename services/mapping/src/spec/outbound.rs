@@ -8,16 +8,15 @@
 //! into the partner's (`active` to `Active`). Paths an expression reads are checked against the
 //! canonical type when the spec compiles, so `.frist_name` is refused, not silently empty.
 
-use jaq_json::Val;
 use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_proto::common::v1::canonical_record::Body;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::compiled::CompiledSpec;
 use super::expr::Expr;
 use super::inbound::{check_target, read_body};
+use super::record::Record;
 use super::{Direction, Entity, FieldError, truncate};
 use crate::canonical;
 
@@ -172,9 +171,11 @@ impl CompiledSpec {
                 ),
             ));
         }
-        let input = Val::deserialize(document).map_err(|error| {
+        // Expressions read the document as partner records are read: from its JSON text.
+        let text = document.to_string();
+        let input = Record::parse(&text, &self.paths).map_err(|error| {
             whole(
-                &document.to_string(),
+                &text,
                 format!("the canonical document cannot be read: {error}"),
             )
         })?;

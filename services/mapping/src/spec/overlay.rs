@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value as Yaml};
 
 use super::fast::FastExpr;
+use super::record::PathTable;
 use super::{CompiledSpec, SpecProblem, expr};
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +54,7 @@ pub fn compile_with_override(
         });
         if let Some(source) = source
             && expr::plain_path(source.trim()).is_none()
-            && FastExpr::parse(source).is_none()
+            && FastExpr::parse(source, &mut PathTable::default()).is_none()
         {
             problems.push(problem(
                 super::document::line_of(override_yaml, Some(section), &key_text),

@@ -111,6 +111,29 @@ fn equal_content_hashes_equal_and_changes_show() {
     assert_ne!(a.content_hash, c.content_hash);
 }
 
+/// The content hash is SHA-256 over the entity, the body's JSON and the custom fields' JSON, one
+/// per line: sync has stored it for every record and compares it to find changes, so however
+/// it is computed it must stay this.
+#[test]
+fn the_content_hash_is_the_hash_of_the_records_json() {
+    use sha2::Digest;
+    let record = spec()
+        .transform(
+            r#"{"id": 7, "name": "Welder \"Ö\"", "state": "Done", "seats": 2, "pay": 31.50,
+                "where": {"city": "Leeds"}, "priority": "high"}"#,
+        )
+        .unwrap();
+    let text = format!(
+        "job\n{}\n{}",
+        serde_json::to_string(job(&record)).unwrap(),
+        serde_json::to_string(&record.custom_fields).unwrap()
+    );
+    assert_eq!(
+        record.content_hash,
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    );
+}
+
 #[test]
 fn required_field_missing_names_the_path() {
     let error = spec().transform(r#"{"id": 1, "name": null}"#).unwrap_err();
@@ -334,7 +357,7 @@ fn the_shape_deserializer_reads_what_the_json_object_holds() {
     {
         let payload = record.to_string();
         let typed = spec.transform(&payload).unwrap();
-        let input = super::expr::parse_payload(&payload).unwrap();
+        let input = super::record::Record::parse(&payload, &spec.paths).unwrap();
         let mapped = spec.mapped_object(&input).unwrap();
         let via_json = super::inbound::read_body(spec.entity(), &mapped).unwrap();
         assert_eq!(typed.body, via_json, "{payload}");
