@@ -195,6 +195,19 @@ impl Keyring {
             .find(|key| key.key_id == key_id)
     }
 
+    /// This keyring with every key of `held` that it lacks added as a previous key: what a
+    /// replica holds after reading its key files again by itself, so that a file edited by
+    /// mistake can add keys but never take away one that still opens stored data keys.
+    pub fn merged_with(&self, held: &Keyring) -> Keyring {
+        let mut previous = self.previous.clone();
+        previous.extend(
+            std::iter::once(&held.current)
+                .chain(&held.previous)
+                .cloned(),
+        );
+        Keyring::new(self.current.clone(), previous)
+    }
+
     /// The ids of every key held, current first.
     pub fn key_ids(&self) -> Vec<&str> {
         std::iter::once(&self.current)

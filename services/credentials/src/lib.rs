@@ -6,9 +6,12 @@
 //! if any), and beside it, optionally, the secret the partner signs its webhooks with.
 //! Secrets are prost-encoded and sealed with AES-256-GCM under their tenant's random data key,
 //! bound to their row so a copied ciphertext does not open; data keys are stored wrapped by the
-//! master key (`PLUGBOARD_MASTER_KEY`). At start the service re-wraps every data key under the
-//! current master key (rotation, with `PLUGBOARD_MASTER_KEY_PREVIOUS` still unwrapping) and
-//! fails closed, changing nothing, when a stored key needs a master key it was not given. Only the
+//! master key (`PLUGBOARD_MASTER_KEY`). At start, and on a running replica when an admin calls
+//! `CredentialsAdminService.RotateMasterKey` (which reads key files again), the service re-wraps
+//! every data key under the current master key (rotation, with `PLUGBOARD_MASTER_KEY_PREVIOUS`
+//! still unwrapping) and fails closed, changing nothing, when a stored key needs a master key it
+//! was not given. `RotateDataKey` gives one tenant a new data key and re-seals its secrets under
+//! it while they are leased ([`data_key_rotation`]). Only the
 //! connector named when the secret was stored may lease it, and only for the tenant in its own
 //! verified token. Every put, lease, denial, revoke, connect, token refresh, re-wrap and
 //! migration lands in an audit table (who, what, when, which run), never with a secret value;
@@ -33,11 +36,16 @@
 //! - [`audit_log`]: reading the audit log (ListAudit), tenant-scoped, newest first;
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
-//! - [`keys`]: per-tenant data keys, their cache, rotation and migration at start;
+//! - [`keys`]: per-tenant data keys, their cache, re-wrapping and migration at start;
+//! - [`master_rotation`]: master key rotation on a running replica (RotateMasterKey);
+//! - [`data_key_rotation`]: per-tenant data key rotation (RotateDataKey);
+//! - [`data_key_store`]: the current and retired data key tables, and re-sealing rows;
+//! - [`admin`]: who may call the admin RPCs;
 //! - [`store`]: the credentials, data key and audit tables (SQLite or PostgreSQL);
 //! - [`oauth`]: token broker, single-flight refresh, failure classes and the connect flow;
 //! - [`service`]: the domain logic, callable without gRPC;
-//! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService);
+//! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService,
+//!   CredentialsAdminService);
 //! - [`health`]: reports to health when a connection's access is refused or valid again;
 //! - [`validate`]: input checks that name the offending field;
 //! - [`webhook_secret`]: webhook signing secrets, stored beside the access secret;
@@ -45,10 +53,11 @@
 //!
 //! # Limitations
 //!
-//! - One data key per tenant for its lifetime; rotating a tenant's data key (re-sealing its
-//!   secrets) is not built. TODO(#4).
-//! - Rotation re-wraps at start only; there is no admin RPC to trigger it on a running
-//!   replica. TODO(#4).
+//! - Admin calls (`CredentialsAdminService`) are authorised by the token's `admin` subject,
+//!   which, like every mesh token, any holder of the mesh key can sign. Neither call reveals or
+//!   takes key material, so the worst a rogue mesh service can do with them is extra work.
+//! - Master keys given inline (`PLUGBOARD_MASTER_KEY`, not `_FILE`) cannot change on a running
+//!   process; with them a rotation is rolling restarts (see [`keys`]).
 //! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
 //!   their connector logs in itself. TODO(#4): move that login here too.
 //! - A client certificate is not presented to token endpoints, so a partner that wants mTLS
@@ -66,14 +75,18 @@
 //!   without it the service warns at start and believes a mesh token's connector claim.
 //!   Rotating a connector's key means restarting credentials with the new public key.
 
+pub mod admin;
 pub mod audit;
 pub mod audit_log;
 pub mod config;
 pub mod crypto;
+pub mod data_key_rotation;
+pub mod data_key_store;
 pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod keys;
+pub mod master_rotation;
 pub mod oauth;
 pub mod service;
 pub mod store;
@@ -82,6 +95,7 @@ pub mod webhook_secret;
 
 use std::future::Future;
 
+use plugboard_proto::credentials::v1::credentials_admin_service_server::CredentialsAdminServiceServer;
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
 use plugboard_proto::credentials::v1::o_auth_service_server::OAuthServiceServer;
 use plugboard_runtime::coordination::Coordinator;
@@ -92,7 +106,7 @@ use tonic::service::Routes;
 
 pub use crate::config::Config;
 pub use crate::error::Error;
-pub use crate::grpc::{GrpcCredentialsAdapter, GrpcOAuthAdapter};
+pub use crate::grpc::{GrpcAdminAdapter, GrpcCredentialsAdapter, GrpcOAuthAdapter};
 pub use crate::service::Credentials;
 
 /// The service's fully-qualified gRPC name.
@@ -100,6 +114,9 @@ pub const SERVICE_NAME: &str =
     <CredentialsServiceServer<GrpcCredentialsAdapter> as NamedService>::NAME;
 /// The connect flow's fully-qualified gRPC name.
 pub const OAUTH_SERVICE_NAME: &str = <OAuthServiceServer<GrpcOAuthAdapter> as NamedService>::NAME;
+/// Key management's fully-qualified gRPC name.
+pub const ADMIN_SERVICE_NAME: &str =
+    <CredentialsAdminServiceServer<GrpcAdminAdapter> as NamedService>::NAME;
 
 /// Opens the store, checks the keys and serves until `shutdown` completes.
 pub async fn run(
@@ -142,13 +159,15 @@ pub async fn run(
         }
         None => None,
     };
-    let credentials = Credentials::new(store, keyring).with_oauth(
-        coordinator,
-        oauth::OAuthPolicy {
-            allow_private_targets: config.allow_private_targets,
-            ..oauth::OAuthPolicy::default()
-        },
-    )?;
+    let credentials = Credentials::new(store, keyring)
+        .with_master_key_source(config.master_key_source())
+        .with_oauth(
+            coordinator,
+            oauth::OAuthPolicy {
+                allow_private_targets: config.allow_private_targets,
+                ..oauth::OAuthPolicy::default()
+            },
+        )?;
     credentials.prepare().await?;
     let reporting = reporter.map(|reporter| tokio::spawn(reporter.run_forever()));
     let served = serve(credentials, require, listener, shutdown).await;
@@ -170,12 +189,19 @@ pub async fn serve(
         GrpcCredentialsAdapter::new(credentials.clone()),
         require.clone(),
     );
-    let connect = OAuthServiceServer::with_interceptor(GrpcOAuthAdapter::new(credentials), require);
-    let routes = Routes::new(server).add_service(connect);
+    let connect = OAuthServiceServer::with_interceptor(
+        GrpcOAuthAdapter::new(credentials.clone()),
+        require.clone(),
+    );
+    let admin = CredentialsAdminServiceServer::with_interceptor(
+        GrpcAdminAdapter::new(credentials),
+        require,
+    );
+    let routes = Routes::new(server).add_service(connect).add_service(admin);
     plugboard_runtime::server::serve(
         listener,
         routes,
-        &[SERVICE_NAME, OAUTH_SERVICE_NAME],
+        &[SERVICE_NAME, OAUTH_SERVICE_NAME, ADMIN_SERVICE_NAME],
         shutdown,
     )
     .await?;

@@ -132,6 +132,12 @@ impl Credentials {
         }
     }
 
+    /// Reads the master keys from `source` again when told to rotate (see [`crate::keys`]).
+    pub fn with_master_key_source(self, source: crate::config::MasterKeySource) -> Credentials {
+        self.keys.set_source(source);
+        self
+    }
+
     /// Coordinates token refreshes through `coordinator` (Redis across replicas) under `policy`.
     pub fn with_oauth(
         mut self,
@@ -189,8 +195,8 @@ impl Credentials {
 
         let plaintext = secret.encode_to_vec();
         let kind = kind_name(&secret);
-        let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
         for _ in 0..PUT_ATTEMPTS {
+            let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
             let current = self.store.get(&actor.tenant, connection_id).await?;
             let expected_version = current.map_or(0, |row| row.version);
             let version = expected_version + 1;
@@ -237,13 +243,19 @@ impl Credentials {
                 }
                 None => None,
             };
-            if self
+            match self
                 .store
                 .put(&credential, expected_version, &audit, token_row.as_ref())
-                .await?
+                .await
             {
-                tracing::info!(connector, kind, version, "stored a credential");
-                return Ok(version);
+                Ok(true) => {
+                    tracing::info!(connector, kind, version, "stored a credential");
+                    return Ok(version);
+                }
+                Ok(false) => {}
+                // Another replica rotated the tenant's data key: seal under the new one.
+                Err(Error::StaleDataKey) => self.keys.forget_current(&actor.tenant),
+                Err(error) => return Err(error),
             }
         }
         Err(Error::ConcurrentUpdate {
@@ -297,11 +309,8 @@ impl Credentials {
 
         let secret = match self.decoded_secret(&row) {
             Some(secret) => secret,
-            None => match self.open_row(&row).await {
-                Ok(secret) => {
-                    self.remember_decoded(&row, &secret);
-                    secret
-                }
+            None => match self.open_current(&row).await {
+                Ok(secret) => secret,
                 Err(error) => {
                     record("failed", row.version).await?;
                     return Err(error);
@@ -377,6 +386,29 @@ impl Credentials {
         );
     }
 
+    /// Opens `row` and remembers the decoded secret. When it does not open because a data key
+    /// rotation re-sealed it and deleted the old key in between, the row is read again.
+    async fn open_current(&self, row: &StoredCredential) -> Result<Secret, Error> {
+        let error = match self.open_row(row).await {
+            Ok(secret) => {
+                self.remember_decoded(row, &secret);
+                return Ok(secret);
+            }
+            Err(error) => error,
+        };
+        let again = self.store.get(&row.tenant, &row.connection_id).await?;
+        match again {
+            Some(again)
+                if !again.revoked && again.version == row.version && again.key_id != row.key_id =>
+            {
+                let secret = self.open_row(&again).await?;
+                self.remember_decoded(&again, &secret);
+                Ok(secret)
+            }
+            _ => Err(error),
+        }
+    }
+
     /// Opens and decodes a stored row. Fails closed on a key that is not configured, a damaged
     /// row, or authenticated text that is not a `Secret` (a bug in put).
     async fn open_row(&self, row: &StoredCredential) -> Result<Secret, Error> {
@@ -389,7 +421,8 @@ impl Credentials {
         let opened = if row.sealed_by == SEALED_BY_MASTER {
             // Written before envelope encryption and not migrated yet (prepare was not run).
             // The key id tells a misconfigured key apart from a damaged row.
-            let Some(master) = self.keys.keyring().find(&row.key_id) else {
+            let keyring = self.keys.keyring();
+            let Some(master) = keyring.find(&row.key_id) else {
                 tracing::warn!(stored_key_id = %row.key_id, "secret sealed under a master key that is not configured");
                 return Err(Error::MasterKeyMismatch {
                     connection_id: connection_id.to_owned(),

@@ -10,6 +10,7 @@ use sqlx::{AnyPool, Row};
 use plugboard_runtime::storage::{self, StorageError};
 
 use crate::audit::AuditWriter;
+use crate::data_key_store::touch_current_key;
 use crate::error::Error;
 use crate::health::{Condition, HealthReport, Queued, enqueue};
 use crate::oauth::store::{REJECTED, TokenRow, delete_tokens, upsert_token};
@@ -177,78 +178,10 @@ impl CredentialStore {
         Ok(true)
     }
 
-    /// The data key of a tenant, if it has one yet.
-    pub async fn data_key(&self, tenant: &str) -> Result<Option<StoredDataKey>, Error> {
-        let row = sqlx::query(
-            "SELECT tenant, id, master_key_id, wrapped FROM data_keys WHERE tenant = $1",
-        )
-        .bind(tenant)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(data_key_of).transpose()
-    }
-
-    /// Every tenant's data key.
-    pub async fn data_keys(&self) -> Result<Vec<StoredDataKey>, Error> {
-        let rows = sqlx::query("SELECT tenant, id, master_key_id, wrapped FROM data_keys")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(data_key_of).collect()
-    }
-
-    /// Stores a tenant's first data key. False when another writer stored one first: the
-    /// caller then uses that one.
-    pub async fn insert_data_key(&self, key: &StoredDataKey, at: &str) -> Result<bool, Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO data_keys (tenant, id, master_key_id, wrapped, created_at, rewrapped_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant) DO NOTHING",
-        )
-        .bind(key.tenant.as_str())
-        .bind(key.id.as_str())
-        .bind(key.master_key_id.as_str())
-        .bind(key.wrapped.as_str())
-        .bind(at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
-    }
-
-    /// Re-wraps a data key under another master key if it is still wrapped under
-    /// `previous.master_key_id`; with its audit row. False when someone else got there first.
-    pub async fn rewrap(
-        &self,
-        previous: &StoredDataKey,
-        master_key_id: &str,
-        wrapped: &str,
-        audit: &AuditEntry,
-    ) -> Result<bool, Error> {
-        let mut transaction = self.pool.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE data_keys SET master_key_id = $1, wrapped = $2, rewrapped_at = $3 \
-             WHERE tenant = $4 AND id = $5 AND master_key_id = $6",
-        )
-        .bind(master_key_id)
-        .bind(wrapped)
-        .bind(audit.at.as_str())
-        .bind(previous.tenant.as_str())
-        .bind(previous.id.as_str())
-        .bind(previous.master_key_id.as_str())
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            transaction.rollback().await?;
-            return Ok(false);
-        }
-        insert_audit(&mut transaction, audit).await?;
-        transaction.commit().await?;
-        Ok(true)
-    }
-
     /// Writes `credential` if the stored version is still `expected_version` (0: no row yet),
     /// with its audit row, replacing the connection's OAuth tokens by `tokens` (none: dropped).
-    /// False when another writer got there first.
+    /// False when another writer got there first; [`Error::StaleDataKey`] when `key_id` is no
+    /// longer the tenant's current data key (seal again and retry).
     pub async fn put(
         &self,
         credential: &NewCredential<'_>,
@@ -257,6 +190,10 @@ impl CredentialStore {
         tokens: Option<&TokenRow>,
     ) -> Result<bool, Error> {
         let mut transaction = self.pool.begin().await?;
+        if !touch_current_key(&mut transaction, credential.tenant, credential.key_id).await? {
+            transaction.rollback().await?;
+            return Err(Error::StaleDataKey);
+        }
         let written = sqlx::query(
             "INSERT INTO credentials (tenant, connection_id, connector, kind, version, key_id, \
              sealed_by, sealed, revoked, created_at, updated_at) \
@@ -410,7 +347,7 @@ fn audit_entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry, Error> {
     })
 }
 
-fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {
+pub(crate) fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {
     Ok(StoredCredential {
         tenant: row.try_get("tenant")?,
         connection_id: row.try_get("connection_id")?,
@@ -422,15 +359,6 @@ fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {
         sealed: row.try_get("sealed")?,
         revoked: row.try_get::<i64, _>("revoked")? != 0,
         updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn data_key_of(row: &sqlx::any::AnyRow) -> Result<StoredDataKey, Error> {
-    Ok(StoredDataKey {
-        tenant: row.try_get("tenant")?,
-        id: row.try_get("id")?,
-        master_key_id: row.try_get("master_key_id")?,
-        wrapped: row.try_get("wrapped")?,
     })
 }
 
@@ -458,10 +386,10 @@ pub(crate) async fn insert_audit(
 }
 
 /// Versions are counters from 1, far below `i64::MAX`; a negative value cannot be stored by us.
-fn to_version(value: i64) -> u64 {
+pub(crate) fn to_version(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
 }
 
-fn to_column(version: u64) -> i64 {
+pub(crate) fn to_column(version: u64) -> i64 {
     i64::try_from(version).unwrap_or(i64::MAX)
 }
