@@ -21,7 +21,10 @@
 //! credentials, or tokens from the authorization code flow with PKCE (`OAuthService`
 //! BeginOAuth/CompleteOAuth), cached sealed, refreshed ahead of expiry by one replica at a time
 //! (a coordination lease, on Redis when `PLUGBOARD_REDIS_URL` is set), and leases carry the
-//! access token instead of the client secret. A refused grant fails leases with
+//! access token instead of the client secret. An OAuth2 client stored with a client
+//! certificate (ADP: mTLS and OAuth2 together) presents it to the token endpoint
+//! ([`oauth::mtls`]) and is leased with it, so the connector presents it to the API too; a
+//! certificate the partner's TLS refuses fails leases as CREDENTIALS_REJECTED. A refused grant fails leases with
 //! CREDENTIALS_REJECTED (needs reconnect); a flaky token endpoint is retried with backoff and,
 //! after repeated failures, cools down (UNAVAILABLE with a `retry-after`). A connector whose
 //! leased token the partner refused names it (its SHA-256) on its next lease, and gets a
@@ -60,8 +63,6 @@
 //!   process; with them a rotation is rolling restarts (see [`keys`]).
 //! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
 //!   their connector logs in itself. TODO(#4): move that login here too.
-//! - A client certificate is not presented to token endpoints, so a partner that wants mTLS
-//!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).

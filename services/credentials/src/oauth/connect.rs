@@ -293,30 +293,24 @@ impl Credentials {
             verifier: &connect.verifier,
             redirect_uri: &connect.redirect_uri,
         };
-        let fetched = match exchange::fetch(
-            self.broker.http(),
-            &client,
-            grant,
-            self.broker.policy().allow_private_targets,
-        )
-        .await
-        {
-            Ok(fetched) => fetched,
-            Err(FetchError::Rejected(reason) | FetchError::Config(reason)) => {
-                record("rejected").await?;
-                return Err(Error::CredentialsRejected {
-                    connection_id: connection_id.to_owned(),
-                    reason,
-                });
-            }
-            Err(FetchError::Transient(reason)) => {
-                record("unavailable").await?;
-                return Err(Error::TokenEndpointUnavailable {
-                    connection_id: connection_id.to_owned(),
-                    reason,
-                });
-            }
-        };
+        let fetched =
+            match exchange::fetch(self.broker.http(), self.broker.policy(), &client, grant).await {
+                Ok(fetched) => fetched,
+                Err(FetchError::Rejected(reason) | FetchError::Config(reason)) => {
+                    record("rejected").await?;
+                    return Err(Error::CredentialsRejected {
+                        connection_id: connection_id.to_owned(),
+                        reason,
+                    });
+                }
+                Err(FetchError::Transient(reason)) => {
+                    record("unavailable").await?;
+                    return Err(Error::TokenEndpointUnavailable {
+                        connection_id: connection_id.to_owned(),
+                        reason,
+                    });
+                }
+            };
         let lifetime = fetched
             .expires_in
             .unwrap_or(self.broker.policy().default_lifetime);

@@ -295,9 +295,7 @@ impl TokenBroker {
                 Some(refresh) => Grant::RefreshToken(refresh),
                 None => Grant::ClientCredentials,
             };
-            match exchange::fetch(&self.http, client, grant, self.policy.allow_private_targets)
-                .await
-            {
+            match exchange::fetch(&self.http, &self.policy, client, grant).await {
                 Err(FetchError::Transient(reason)) if attempt < self.policy.attempts => {
                     tracing::info!(attempt, reason = %reason, "token endpoint failed, backing off");
                     tokio::time::sleep(delay).await;
