@@ -52,6 +52,7 @@
 //! - [`health`]: reports to health when a connection's access is refused or valid again;
 //! - [`validate`]: input checks that name the offending field;
 //! - [`webhook_secret`]: webhook signing secrets, stored beside the access secret;
+//! - [`wipe`]: clearing decoded secrets from memory when they are dropped;
 //! - [`error`]: the crate's one error type and its gRPC mapping.
 //!
 //! # Limitations
@@ -69,8 +70,10 @@
 //! - LeaseAccess p99 was 0.98x an empty RPC's in the latest run (goal 1.5x) on a heavily loaded
 //!   machine where both tails are scheduling noise; its p50 is still 3.8x. See
 //!   `benches/RESULTS.md`; a quiet-machine and a PostgreSQL run are to do. TODO(#4).
-//! - Decrypted secrets are not zeroized in memory after use, and leases keep each connection's
-//!   decoded secret (per version) in memory. TODO(#4).
+//! - Decrypted plaintext, data and master key bytes, and decoded secrets (in the lease cache
+//!   and in flight) are zeroized when dropped ([`wipe`]), but the copy a lease encodes into its
+//!   gRPC response lives in tonic's buffers, and OAuth2 access tokens are plain strings; leases
+//!   keep each connection's decoded secret (per version) in memory for speed.
 //! - "Only the connection's connector" is proven by the connector's own Ed25519 key only when
 //!   `PLUGBOARD_CONNECTOR_PUBLIC_KEYS` is set (dev mode and the generated deployments set it);
 //!   without it the service warns at start and believes a mesh token's connector claim.
@@ -93,6 +96,7 @@ pub mod service;
 pub mod store;
 pub mod validate;
 pub mod webhook_secret;
+pub mod wipe;
 
 use std::future::Future;
 

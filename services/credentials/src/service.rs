@@ -20,7 +20,9 @@ use crate::store::{
     AuditEntry, CredentialStore, NewCredential, SEALED_BY_MASTER, StoredCredential,
 };
 use crate::validate;
+use crate::wipe::Wiped;
 use plugboard_runtime::coordination::Coordinator;
+use zeroize::Zeroizing;
 
 /// How long leased material may be used before the connector must lease again.
 pub const LEASE_TTL: Duration = Duration::from_secs(300);
@@ -46,9 +48,16 @@ impl Actor {
     }
 }
 
-/// A decrypted secret. Its Debug output names the kind only.
+/// A decrypted secret. Its Debug output names the kind only; what is left of it when it is
+/// dropped is wiped ([`crate::wipe`]).
 #[derive(Clone, PartialEq)]
 pub struct SecretValue(Secret);
+
+impl Drop for SecretValue {
+    fn drop(&mut self) {
+        crate::wipe::wipe(&mut self.0);
+    }
+}
 
 impl std::fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,8 +75,8 @@ impl SecretValue {
     }
 
     /// The secret itself, to hand to the one caller allowed to have it.
-    pub fn expose(self) -> Secret {
-        self.0
+    pub fn expose(mut self) -> Secret {
+        std::mem::take(&mut self.0)
     }
 }
 
@@ -100,7 +109,7 @@ const MAX_DECODED: usize = 10_000;
 /// row (so a put or revoke on any replica is seen at once) and only skips the AES-GCM open and
 /// the protobuf decode when the version is the one already decoded. The process holds every
 /// tenant's data key in memory anyway, so this adds no new exposure.
-type Decoded = Arc<RwLock<HashMap<(String, String), (u64, Secret)>>>;
+type Decoded = Arc<RwLock<HashMap<(String, String), (u64, Wiped)>>>;
 
 /// The credentials service.
 #[derive(Debug, Clone)]
@@ -193,7 +202,7 @@ impl Credentials {
         self.refuse_connector_writes(actor, connection_id, "put")
             .await?;
 
-        let plaintext = secret.encode_to_vec();
+        let plaintext = Zeroizing::new(secret.encode_to_vec());
         let kind = kind_name(&secret);
         for _ in 0..PUT_ATTEMPTS {
             let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
@@ -369,7 +378,7 @@ impl Credentials {
         decoded
             .get(&(row.tenant.clone(), row.connection_id.clone()))
             .filter(|(version, _)| *version == row.version)
-            .map(|(_, secret)| secret.clone())
+            .map(|(_, secret)| secret.secret().clone())
     }
 
     fn remember_decoded(&self, row: &StoredCredential, secret: &Secret) {
@@ -382,7 +391,7 @@ impl Credentials {
         }
         decoded.insert(
             (row.tenant.clone(), row.connection_id.clone()),
-            (row.version, secret.clone()),
+            (row.version, Wiped::new(secret.clone())),
         );
     }
 

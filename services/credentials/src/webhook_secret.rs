@@ -64,7 +64,7 @@ impl Credentials {
         self.refuse_connector_writes(actor, connection_id, "put_webhook_secret")
             .await?;
         let slot = slot(connection_id);
-        let plaintext = secret.encode_to_vec();
+        let plaintext = zeroize::Zeroizing::new(secret.encode_to_vec());
         // Concurrent writers of one slot: the loser re-reads the version and tries once more.
         for _ in 0..3 {
             let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;

@@ -142,7 +142,7 @@ impl Credentials {
                 version: 0,
             };
             let sealed = key
-                .seal(binding, &pending.encode_to_vec())
+                .seal(binding, &zeroize::Zeroizing::new(pending.encode_to_vec()))
                 .map_err(|error| Error::Encrypt(error.to_string()))?;
             let row = PendingRow {
                 state_hash: hash.clone(),

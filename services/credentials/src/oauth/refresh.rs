@@ -224,7 +224,7 @@ impl TokenBroker {
             version: generation,
         };
         let sealed = key
-            .seal(binding, &set.encode_to_vec())
+            .seal(binding, &zeroize::Zeroizing::new(set.encode_to_vec()))
             .map_err(|error| Error::Encrypt(error.to_string()))?;
         Ok((key_id, sealed))
     }
