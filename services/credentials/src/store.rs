@@ -362,26 +362,37 @@ pub(crate) fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential,
     })
 }
 
+/// Columns of one audit row as [`bind_audit`] binds them.
+pub(crate) const AUDIT_COLUMNS: usize = 9;
+
+/// Binds one audit row's columns: id, at, tenant, connection_id, subject, action, outcome,
+/// run_id, version.
+pub(crate) fn bind_audit<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    audit: &'q AuditEntry,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    // uuid v7 ids sort by time, which breaks ties between rows written in the same millisecond.
+    query
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(audit.at.as_str())
+        .bind(audit.tenant.as_str())
+        .bind(audit.connection_id.as_str())
+        .bind(audit.subject.as_str())
+        .bind(audit.action.as_str())
+        .bind(audit.outcome.as_str())
+        .bind(audit.run_id.as_str())
+        .bind(to_column(audit.version))
+}
+
 pub(crate) async fn insert_audit(
     connection: &mut sqlx::AnyConnection,
     audit: &AuditEntry,
 ) -> Result<(), Error> {
-    // uuid v7 ids sort by time, which breaks ties between rows written in the same millisecond.
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO credential_audit (id, at, tenant, connection_id, subject, action, outcome, \
          run_id, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(audit.at.as_str())
-    .bind(audit.tenant.as_str())
-    .bind(audit.connection_id.as_str())
-    .bind(audit.subject.as_str())
-    .bind(audit.action.as_str())
-    .bind(audit.outcome.as_str())
-    .bind(audit.run_id.as_str())
-    .bind(to_column(audit.version))
-    .execute(connection)
-    .await?;
+    );
+    bind_audit(insert, audit).execute(connection).await?;
     Ok(())
 }
 
