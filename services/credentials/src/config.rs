@@ -194,7 +194,7 @@ pub struct MasterKeySource(Source);
 #[derive(Debug, Clone)]
 enum Source {
     /// A keyring built in code (dev mode, tests): reading it again gives the same keys.
-    Fixed(Keyring),
+    Fixed(Box<Keyring>),
     Configured {
         current: KeyText,
         previous: Option<KeyText>,
@@ -203,7 +203,7 @@ enum Source {
 
 impl From<Keyring> for MasterKeySource {
     fn from(keyring: Keyring) -> MasterKeySource {
-        MasterKeySource(Source::Fixed(keyring))
+        MasterKeySource(Source::Fixed(Box::new(keyring)))
     }
 }
 
@@ -211,7 +211,7 @@ impl MasterKeySource {
     /// Reads and checks every key; an error names the variable, never a key.
     pub fn read(&self) -> Result<Keyring, ConfigError> {
         let (current, previous_source) = match &self.0 {
-            Source::Fixed(keyring) => return Ok(keyring.clone()),
+            Source::Fixed(keyring) => return Ok(keyring.as_ref().clone()),
             Source::Configured { current, previous } => (current, previous),
         };
         let text = current.read(MASTER_KEY_VAR)?;
