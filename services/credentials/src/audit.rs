@@ -6,8 +6,10 @@
 //! which SQLite serialises behind its one write lock and which cost PostgreSQL a round trip and a
 //! WAL flush each, into a few multi-row ones.
 
+use std::sync::Arc;
+
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::Error;
 use crate::store::{AUDIT_COLUMNS, AuditEntry, bind_audit, insert_audit};
@@ -23,31 +25,15 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts the writer task on the current tokio runtime; it ends when every clone of the
-    /// writer is dropped.
-    pub fn spawn(pool: AnyPool) -> AuditWriter {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<Pending>();
-        tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match receiver.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let outcome = write(&pool, &batch)
-                    .await
-                    .map_err(|error| error.to_string());
-                if let Err(error) = &outcome {
-                    tracing::error!(error = %error, rows = batch.len(), "cannot write audit rows");
-                }
-                for (_, reply) in batch {
-                    // The caller may have gone away (cancelled request); the row is written.
-                    let _ = reply.send(outcome.clone());
-                }
-            }
-        });
+    /// Starts `writers` writer tasks on the current tokio runtime, sharing one queue; they end
+    /// when every clone of the writer is dropped. More than one lets batches commit in
+    /// overlap, which PostgreSQL flushes together; SQLite takes one writer at a time anyway.
+    pub fn spawn(pool: AnyPool, writers: usize) -> AuditWriter {
+        let (sender, receiver) = mpsc::unbounded_channel::<Pending>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_forever(pool.clone(), receiver.clone()));
+        }
         AuditWriter { sender }
     }
 
@@ -66,6 +52,39 @@ impl AuditWriter {
 
 /// Writes a batch as one multi-row INSERT: one round trip to the database instead of one per
 /// row, which on PostgreSQL is most of what a batch costs.
+/// Takes whatever rows are queued (waiting for the first), writes them in one transaction and
+/// answers their callers; until the queue closes.
+async fn write_forever(pool: AnyPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+    loop {
+        let batch = {
+            // Held only while taking a batch, so another writer can take the next one while
+            // this one commits.
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let outcome = write(&pool, &batch)
+            .await
+            .map_err(|error| error.to_string());
+        if let Err(error) = &outcome {
+            tracing::error!(error = %error, rows = batch.len(), "cannot write audit rows");
+        }
+        for (_, reply) in batch {
+            // The caller may have gone away (cancelled request); the row is written.
+            let _ = reply.send(outcome.clone());
+        }
+    }
+}
+
 async fn write(pool: &AnyPool, batch: &[Pending]) -> Result<(), Error> {
     if let [(audit, _)] = batch {
         let mut connection = pool.acquire().await?;

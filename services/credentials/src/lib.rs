@@ -67,9 +67,9 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 is 1.90x an empty RPC's on SQLite and 2.15x on PostgreSQL in the latest
-//!   run (goal 1.5x; p50 3.7x and 11.5x), on a shared machine: a lease reads its row and waits
-//!   for its audit row's (group) commit. Overlapping audit commits is the next step; see
+//! - LeaseAccess p99 is 2.1x an empty RPC's on SQLite and 3.2x to 4.2x on PostgreSQL in the
+//!   latest runs (goal 1.5x; p50 3.4x and 6x to 7.8x), on a shared machine: a lease reads its
+//!   row and waits for its audit row's (group) commit before answering. See
 //!   `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted plaintext, data and master key bytes, and decoded secrets (in the lease cache
 //!   and in flight) are zeroized when dropped ([`wipe`]), but the copy a lease encodes into its

@@ -17,6 +17,9 @@ use crate::oauth::store::{REJECTED, TokenRow, delete_tokens, upsert_token};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Audit batches in flight at once on PostgreSQL.
+const POSTGRES_AUDIT_WRITERS: usize = 4;
+
 /// The schema (PostgreSQL) the service uses in production.
 pub const SCHEMA: &str = "credentials";
 
@@ -102,7 +105,13 @@ impl CredentialStore {
     /// unique one); SQLite ignores it.
     pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
-        let audit = AuditWriter::spawn(pool.clone());
+        // PostgreSQL commits concurrent transactions with one WAL flush; SQLite has one writer.
+        let writers = if database_url.starts_with("postgres") {
+            POSTGRES_AUDIT_WRITERS
+        } else {
+            1
+        };
+        let audit = AuditWriter::spawn(pool.clone(), writers);
         Ok(CredentialStore {
             pool,
             audit,
