@@ -263,6 +263,7 @@ pub fn secret(kind: &str, posted: &HashMap<String, String>) -> Result<Secret, Er
             password: take("password"),
             token_parameters: Default::default(),
             client_secret_in_body: false,
+            client_certificate: None,
         }),
     };
     Ok(Secret { kind: Some(kind) })

@@ -326,6 +326,7 @@ async fn plugboard_run(
                     password: SANDBOX_PASSWORD.into(),
                     token_parameters: Default::default(),
                     client_secret_in_body: false,
+                    client_certificate: None,
                 })),
             }),
         })

@@ -62,6 +62,7 @@ impl Mesh {
                         password: password.into(),
                         token_parameters: Default::default(),
                         client_secret_in_body: false,
+                        client_certificate: None,
                     })),
                 }),
             })

@@ -187,6 +187,7 @@ async fn a_scheduled_run_interrupted_by_sigterm_is_resumed_by_the_other_replica_
                     password: SANDBOX_PASSWORD.into(),
                     token_parameters: Default::default(),
                     client_secret_in_body: false,
+                    client_certificate: None,
                 })),
             }),
         })
@@ -288,6 +289,7 @@ async fn in_flight_calls_finish_and_open_streams_end_on_sigterm() -> anyhow::Res
                     password: SANDBOX_PASSWORD.into(),
                     token_parameters: Default::default(),
                     client_secret_in_body: false,
+                    client_certificate: None,
                 })),
             }),
         })

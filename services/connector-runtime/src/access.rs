@@ -92,6 +92,22 @@ impl Secret {
         )
     }
 
+    /// The same secret with a client certificate's fields, for an OAuth2 client that presents
+    /// one to the partner (see [`Secret::client_certificate`] for the field names).
+    fn with_client_certificate(
+        mut self,
+        certificate: &plugboard_proto::credentials::v1::ClientCertificate,
+    ) -> Secret {
+        for (name, value) in [
+            ("certificate_chain_pem", &certificate.certificate_chain_pem),
+            ("private_key_pem", &certificate.private_key_pem),
+            ("server_ca_pem", &certificate.server_ca_pem),
+        ] {
+            self.fields.push((name, SecretString::from(value.clone())));
+        }
+        self
+    }
+
     /// The same secret with a live access token, as credentials leases managed OAuth2 clients.
     pub fn with_access_token(mut self, token: &str, expires_at: Option<DateTime<Utc>>) -> Secret {
         self.access = Some(LeasedToken {
@@ -261,13 +277,20 @@ fn secret_of(response: LeaseAccessResponse) -> Result<Secret, Error> {
     let mut secret = match response.secret.and_then(|secret| secret.kind) {
         Some(secret::Kind::ApiKey(key)) => Secret::api_key(&key.key),
         Some(secret::Kind::Basic(basic)) => Secret::basic(&basic.username, &basic.password),
-        Some(secret::Kind::Oauth2Client(client)) => Secret::oauth2_client(
-            &client.client_id,
-            &client.client_secret,
-            &client.token_url,
-            &client.username,
-            &client.password,
-        ),
+        Some(secret::Kind::Oauth2Client(client)) => {
+            let leased = Secret::oauth2_client(
+                &client.client_id,
+                &client.client_secret,
+                &client.token_url,
+                &client.username,
+                &client.password,
+            );
+            // mTLS and OAuth2 together (ADP): the API wants the certificate with the token.
+            match &client.client_certificate {
+                Some(certificate) => leased.with_client_certificate(certificate),
+                None => leased,
+            }
+        }
         Some(secret::Kind::ClientCertificate(certificate)) => Secret::client_certificate(
             &certificate.certificate_chain_pem,
             &certificate.private_key_pem,

@@ -203,6 +203,18 @@ pub async fn open(
             if let Some(token) = secret.access_token() {
                 session.bearer_from_lease(token, secret);
             }
+            // An OAuth2 client stored with a certificate (ADP): the API wants both.
+            if let (Some(chain), Some(key)) = (
+                secret.get("certificate_chain_pem"),
+                secret.get("private_key_pem"),
+            ) {
+                let identity = format!("{chain}\n{key}");
+                let server_ca = secret.get("server_ca_pem").unwrap_or_default();
+                session.http = Some(Http::with_client_certificate(
+                    identity.as_bytes(),
+                    server_ca.as_bytes(),
+                )?);
+            }
         }
         Auth::Oauth2ClientCredentials {
             token_url,

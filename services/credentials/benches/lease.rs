@@ -1,6 +1,10 @@
 //! `LeaseAccess` latency under concurrent load against an empty RPC on the same server.
 //!
-//! A real credentials server on 127.0.0.1:0 over SQLite (a temp file) serves both: the empty RPC
+//! A real credentials server on 127.0.0.1:0 serves both, first over SQLite (a temp file), then
+//! over PostgreSQL (a fresh database on `PLUGBOARD_TEST_POSTGRES_URL`'s server, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, created for the run and dropped after; skipped
+//! with a line saying so when the server cannot be reached). Pass `sqlite` or `postgres` after
+//! `--` to run one only. The empty RPC
 //! is `grpc.health.v1.Health/Check`, which every service carries and which does no work beyond
 //! a map lookup. `LeaseAccess` leases an API key (store read, AES-GCM open with the cached
 //! tenant data key, audit row write) through the mesh-token interceptor. Both run the same load:
@@ -88,15 +92,56 @@ fn ms(duration: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let dir = std::env::temp_dir().join(format!("pb-credbench-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/credentials.db?mode=rwc", dir.display());
-    let store = CredentialStore::open(&url, "credentials").await.unwrap();
+    let only = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let wants = |store: &str| only.as_deref().is_none_or(|only| only == store);
+    if wants("sqlite") {
+        let dir = std::env::temp_dir().join(format!("pb-credbench-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/credentials.db?mode=rwc", dir.display());
+        bench("SQLite", &url).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if wants("postgres") {
+        postgres().await;
+    }
+}
+
+/// The same bench on a fresh PostgreSQL database, dropped afterwards.
+async fn postgres() {
+    let base = std::env::var("PLUGBOARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let server = match sqlx::PgPool::connect(&base).await {
+        Ok(server) => server,
+        Err(error) => {
+            println!("PostgreSQL skipped: cannot reach the server ({error})");
+            return;
+        }
+    };
+    let database = format!("credbench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&server)
+        .await
+        .unwrap();
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{database}"),
+        None => panic!("a postgres url with a database"),
+    };
+    bench("PostgreSQL", &url).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {database} WITH (FORCE)"
+    )))
+    .execute(&server)
+    .await
+    .unwrap();
+}
+
+async fn bench(store_name: &str, url: &str) {
+    let store = CredentialStore::open(url, "credentials").await.unwrap();
     let key = MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let mesh = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
-    tokio::spawn(plugboard_credentials::serve(
+    let server = tokio::spawn(plugboard_credentials::serve(
         Credentials::new(store, key),
         plugboard_runtime::identity::RequireCaller::new(mesh),
         listener,
@@ -152,7 +197,7 @@ async fn main() {
     };
 
     println!(
-        "LeaseAccess vs empty RPC: {CLIENTS} concurrent clients x {REQUESTS} calls (+{WARMUP} warm-up), SQLite, one process"
+        "LeaseAccess vs empty RPC: {CLIENTS} concurrent clients x {REQUESTS} calls (+{WARMUP} warm-up), {store_name}, one process"
     );
     // Interleaved rounds so drift on a shared machine hits both alike.
     let mut rows = Vec::new();
@@ -185,5 +230,5 @@ async fn main() {
         ms(l50) / ms(e50),
         ms(l99) / ms(e99)
     );
-    let _ = std::fs::remove_dir_all(dir);
+    server.abort();
 }

@@ -1,6 +1,7 @@
 //! The credentials service's configuration, read once at start.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use plugboard_runtime::config::{ConfigError, Env};
 use plugboard_runtime::connector_keys::ConnectorKeys;
@@ -35,6 +36,11 @@ pub struct Config {
     /// Comma-separated base64 master keys that still unwrap data keys during a rotation; at
     /// start every data key is re-wrapped under `master_key`. See [`crate::keys`].
     pub previous_master_keys: Option<SecretString>,
+    /// The file `master_key` was read from (`PLUGBOARD_MASTER_KEY_FILE`), re-read when the
+    /// running service is told to rotate (a Kubernetes secret mount changes it in place).
+    pub master_key_file: Option<PathBuf>,
+    /// The file `previous_master_keys` was read from, re-read likewise.
+    pub previous_master_keys_file: Option<PathBuf>,
     /// Redis for single-flight token refresh across replicas; in-process without it.
     pub redis_url: Option<String>,
     /// The health service (`host:port`), told when a connection's access is refused or valid
@@ -66,6 +72,8 @@ impl Config {
             mesh_key,
             master_key,
             previous_master_keys: None,
+            master_key_file: None,
+            previous_master_keys_file: None,
             redis_url: None,
             health_addr: None,
             connector_keys: None,
@@ -106,6 +114,12 @@ impl Config {
         };
         let mut config = Config::new(listen_addr, database_url, mesh_key, master_key);
         config.previous_master_keys = previous_master_keys;
+        config.master_key_file = env
+            .get(&format!("{MASTER_KEY_VAR}_FILE"))
+            .map(PathBuf::from);
+        config.previous_master_keys_file = env
+            .get(&format!("{PREVIOUS_MASTER_KEYS_VAR}_FILE"))
+            .map(PathBuf::from);
         config.redis_url = env.get(REDIS_URL_VAR).map(str::to_owned);
         config.health_addr = env.get(HEALTH_ADDR_VAR).map(str::to_owned);
         config.connector_keys = connector_keys(env)?;
@@ -130,10 +144,82 @@ impl Config {
 
     /// The current master key and the previous ones, each checked.
     pub(crate) fn keyring(&self) -> Result<Keyring, ConfigError> {
-        let current = MasterKey::from_base64(&self.master_key)
+        self.master_key_source().read()
+    }
+
+    /// Where the master keys come from, to read them again on a running service.
+    pub fn master_key_source(&self) -> MasterKeySource {
+        let current = match &self.master_key_file {
+            Some(path) => KeyText::File(path.clone()),
+            None => KeyText::Value(self.master_key.clone()),
+        };
+        let previous = match (&self.previous_master_keys_file, &self.previous_master_keys) {
+            (Some(path), _) => Some(KeyText::File(path.clone())),
+            (None, Some(list)) => Some(KeyText::Value(list.clone())),
+            (None, None) => None,
+        };
+        MasterKeySource(Source::Configured { current, previous })
+    }
+}
+
+/// A master key setting: its value as given at start, or the file to read it from each time.
+#[derive(Debug, Clone)]
+enum KeyText {
+    Value(SecretString),
+    File(PathBuf),
+}
+
+impl KeyText {
+    fn read(&self, var: &str) -> Result<SecretString, ConfigError> {
+        match self {
+            KeyText::Value(text) => Ok(text.clone()),
+            KeyText::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Invalid {
+                    key: format!("{var}_FILE"),
+                    value: path.display().to_string(),
+                    reason: format!("cannot read the file: {error}"),
+                })?;
+                Ok(SecretString::from(text.trim().to_owned()))
+            }
+        }
+    }
+}
+
+/// The master keys' source: `PLUGBOARD_MASTER_KEY[_FILE]` and
+/// `PLUGBOARD_MASTER_KEY_PREVIOUS[_FILE]`. Values given inline stay as they were at start;
+/// files are read again on every [`MasterKeySource::read`]. Debug output holds no key.
+#[derive(Debug, Clone)]
+pub struct MasterKeySource(Source);
+
+#[derive(Debug, Clone)]
+enum Source {
+    /// A keyring built in code (dev mode, tests): reading it again gives the same keys.
+    Fixed(Box<Keyring>),
+    Configured {
+        current: KeyText,
+        previous: Option<KeyText>,
+    },
+}
+
+impl From<Keyring> for MasterKeySource {
+    fn from(keyring: Keyring) -> MasterKeySource {
+        MasterKeySource(Source::Fixed(Box::new(keyring)))
+    }
+}
+
+impl MasterKeySource {
+    /// Reads and checks every key; an error names the variable, never a key.
+    pub fn read(&self) -> Result<Keyring, ConfigError> {
+        let (current, previous_source) = match &self.0 {
+            Source::Fixed(keyring) => return Ok(keyring.as_ref().clone()),
+            Source::Configured { current, previous } => (current, previous),
+        };
+        let text = current.read(MASTER_KEY_VAR)?;
+        let current = MasterKey::from_base64(&text)
             .map_err(|error| invalid(MASTER_KEY_VAR, error.to_string()))?;
         let mut previous = Vec::new();
-        if let Some(list) = &self.previous_master_keys {
+        if let Some(source) = previous_source {
+            let list = source.read(PREVIOUS_MASTER_KEYS_VAR)?;
             for (index, text) in list.expose_secret().split(',').enumerate() {
                 let text = text.trim();
                 if text.is_empty() {

@@ -23,6 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 /// Length of a master key in bytes.
 pub const MASTER_KEY_LEN: usize = 32;
@@ -95,7 +96,12 @@ fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Result<String,
     Ok(format!("{FORMAT_PREFIX}{}", BASE64.encode(sealed)))
 }
 
-fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &str) -> Result<Vec<u8>, SealError> {
+/// The plaintext, in a buffer cleared when it is dropped.
+fn open_with(
+    cipher: &Aes256Gcm,
+    aad: &[u8],
+    sealed: &str,
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
     let encoded = sealed
         .strip_prefix(FORMAT_PREFIX)
         .ok_or(SealError::Unreadable)?;
@@ -111,6 +117,7 @@ fn open_with(cipher: &Aes256Gcm, aad: &[u8], sealed: &str) -> Result<Vec<u8>, Se
     };
     cipher
         .decrypt(&nonce, payload)
+        .map(Zeroizing::new)
         .map_err(|_| SealError::Unreadable)
 }
 
@@ -120,11 +127,12 @@ fn data_key_binding(tenant: &str, data_key_id: &str) -> Vec<u8> {
 }
 
 /// A tenant's random 256-bit data key, which seals that tenant's secrets. Debug output is
-/// redacted; only a wrapped form is ever stored.
+/// redacted; only a wrapped form is ever stored. Its bytes and the cipher's key schedule are
+/// cleared when it is dropped.
 #[derive(Clone)]
 pub struct DataKey {
     cipher: Aes256Gcm,
-    bytes: [u8; MASTER_KEY_LEN],
+    bytes: Zeroizing<[u8; MASTER_KEY_LEN]>,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -136,13 +144,15 @@ impl std::fmt::Debug for DataKey {
 impl DataKey {
     /// A fresh key from the system random source.
     pub fn generate() -> Result<DataKey, SealError> {
-        let key = Key::<Aes256Gcm>::try_generate().map_err(|_| SealError::Random)?;
-        DataKey::from_slice(key.as_slice()).ok_or(SealError::Random)
+        let mut key = Key::<Aes256Gcm>::try_generate().map_err(|_| SealError::Random)?;
+        let data_key = DataKey::from_slice(key.as_slice()).ok_or(SealError::Random);
+        zeroize::Zeroize::zeroize(key.as_mut_slice());
+        data_key
     }
 
     fn from_slice(slice: &[u8]) -> Option<DataKey> {
-        let bytes: [u8; MASTER_KEY_LEN] = slice.try_into().ok()?;
-        let cipher = Aes256Gcm::new_from_slice(&bytes).ok()?;
+        let bytes = Zeroizing::new(<[u8; MASTER_KEY_LEN]>::try_from(slice).ok()?);
+        let cipher = Aes256Gcm::new_from_slice(bytes.as_slice()).ok()?;
         Some(DataKey { cipher, bytes })
     }
 
@@ -150,7 +160,12 @@ impl DataKey {
         seal_with(&self.cipher, &binding.associated_data(), plaintext)
     }
 
-    pub fn open(&self, binding: RowBinding<'_>, sealed: &str) -> Result<Vec<u8>, SealError> {
+    /// The plaintext, cleared when the buffer is dropped.
+    pub fn open(
+        &self,
+        binding: RowBinding<'_>,
+        sealed: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         open_with(&self.cipher, &binding.associated_data(), sealed)
     }
 }
@@ -195,6 +210,19 @@ impl Keyring {
             .find(|key| key.key_id == key_id)
     }
 
+    /// This keyring with every key of `held` that it lacks added as a previous key: what a
+    /// replica holds after reading its key files again by itself, so that a file edited by
+    /// mistake can add keys but never take away one that still opens stored data keys.
+    pub fn merged_with(&self, held: &Keyring) -> Keyring {
+        let mut previous = self.previous.clone();
+        previous.extend(
+            std::iter::once(&held.current)
+                .chain(&held.previous)
+                .cloned(),
+        );
+        Keyring::new(self.current.clone(), previous)
+    }
+
     /// The ids of every key held, current first.
     pub fn key_ids(&self) -> Vec<&str> {
         std::iter::once(&self.current)
@@ -222,9 +250,11 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// A key from its base64 text (standard alphabet, padded), which must hold exactly 32 bytes.
     pub fn from_base64(text: &SecretString) -> Result<MasterKey, KeyError> {
-        let bytes = BASE64
-            .decode(text.expose_secret().trim())
-            .map_err(|_| KeyError::NotBase64)?;
+        let bytes = Zeroizing::new(
+            BASE64
+                .decode(text.expose_secret().trim())
+                .map_err(|_| KeyError::NotBase64)?,
+        );
         if bytes.len() != MASTER_KEY_LEN {
             return Err(KeyError::WrongLength(bytes.len()));
         }
@@ -232,7 +262,7 @@ impl MasterKey {
             Aes256Gcm::new_from_slice(&bytes).map_err(|_| KeyError::WrongLength(bytes.len()))?;
         let mut fingerprint = Sha256::new();
         fingerprint.update(KEY_ID_DOMAIN);
-        fingerprint.update(&bytes);
+        fingerprint.update(bytes.as_slice());
         let key_id = fingerprint.finalize()[..8]
             .iter()
             .map(|byte| format!("{byte:02x}"))
@@ -258,7 +288,11 @@ impl MasterKey {
     }
 
     /// Opens a row sealed directly under the master key (before envelope encryption).
-    pub fn open(&self, binding: RowBinding<'_>, sealed: &str) -> Result<Vec<u8>, SealError> {
+    pub fn open(
+        &self,
+        binding: RowBinding<'_>,
+        sealed: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         open_with(&self.cipher, &binding.associated_data(), sealed)
     }
 
@@ -272,7 +306,7 @@ impl MasterKey {
         seal_with(
             &self.cipher,
             &data_key_binding(tenant, data_key_id),
-            &data_key.bytes,
+            data_key.bytes.as_slice(),
         )
     }
 
@@ -315,11 +349,13 @@ mod tests {
         assert_ne!(first, second, "nonces must differ");
         assert!(!first.contains("hunter2"));
         assert_eq!(
-            key.open(row("acme", "bh-1", 1), &first).unwrap(),
+            key.open(row("acme", "bh-1", 1), &first).unwrap().as_slice(),
             b"hunter2"
         );
         assert_eq!(
-            key.open(row("acme", "bh-1", 1), &second).unwrap(),
+            key.open(row("acme", "bh-1", 1), &second)
+                .unwrap()
+                .as_slice(),
             b"hunter2"
         );
     }
@@ -403,7 +439,10 @@ mod tests {
         let sealed = data_key.seal(row("acme", "bh-1", 1), b"secret").unwrap();
         let unwrapped = master.unwrap_key("acme", "dk-1", &wrapped).unwrap();
         assert_eq!(
-            unwrapped.open(row("acme", "bh-1", 1), &sealed).unwrap(),
+            unwrapped
+                .open(row("acme", "bh-1", 1), &sealed)
+                .unwrap()
+                .as_slice(),
             b"secret"
         );
         // The wrapped key is bound to its tenant and id, and only the master key opens it.

@@ -42,6 +42,17 @@ pub enum Error {
         tenant: String,
         master_key_id: String,
     },
+    #[error(
+        "the tenant's data key was rotated while a value was being sealed under the old one; \
+         try again"
+    )]
+    StaleDataKey,
+    #[error("the master keys cannot be read again: {0}; nothing was changed")]
+    MasterKeyReload(ConfigError),
+    #[error("tenant {tenant} has no data key yet: it has stored no secret")]
+    NoDataKey { tenant: String },
+    #[error("this call needs an admin token (subject `admin` or `admin:<name>`, no connector)")]
+    AdminOnly,
     #[error("the stored secret of connection {connection_id} failed authentication")]
     SecretUnreadable { connection_id: String },
     #[error(
@@ -119,12 +130,15 @@ impl ServiceError for Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::LeaseDenied { .. }
             | Error::ConnectorMayNotWrite
-            | Error::ConnectorMayNotReadAudit => ErrorKind::PermissionDenied,
+            | Error::ConnectorMayNotReadAudit
+            | Error::AdminOnly => ErrorKind::PermissionDenied,
+            Error::NoDataKey { .. } | Error::MasterKeyReload(_) => ErrorKind::FailedPrecondition,
             Error::MasterKeyMismatch { .. }
             | Error::SecretUnreadable { .. }
             | Error::UnknownMasterKey { .. }
             | Error::DataKeyUnreadable { .. } => ErrorKind::FailedPrecondition,
             Error::ConcurrentUpdate { .. }
+            | Error::StaleDataKey
             | Error::CoolingDown { .. }
             | Error::TokenEndpointUnavailable { .. }
             | Error::RefreshInProgress { .. }
@@ -160,6 +174,10 @@ impl ServiceError for Error {
             Error::DataKeyUnreadable { .. } => "DATA_KEY_UNREADABLE",
             Error::Encrypt(_) => "ENCRYPTION_FAILED",
             Error::ConcurrentUpdate { .. } => "CONCURRENT_UPDATE",
+            Error::StaleDataKey => "DATA_KEY_ROTATED",
+            Error::NoDataKey { .. } => "DATA_KEY_MISSING",
+            Error::MasterKeyReload(_) => "MASTER_KEY_INVALID",
+            Error::AdminOnly => "ADMIN_ONLY",
             Error::CredentialsRejected { .. } => "CREDENTIALS_REJECTED",
             Error::CoolingDown { .. } => "CREDENTIALS_COOLING_DOWN",
             Error::TokenEndpointUnavailable { .. } => "TOKEN_ENDPOINT_UNAVAILABLE",

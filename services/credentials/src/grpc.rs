@@ -1,5 +1,6 @@
 //! The thin gRPC adapter: takes the verified caller, calls the domain, maps errors once.
 
+use plugboard_proto::credentials::v1::credentials_admin_service_server::CredentialsAdminService;
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsService;
 use plugboard_proto::credentials::v1::o_auth_service_server::OAuthService;
 use plugboard_proto::credentials::v1::{
@@ -7,6 +8,7 @@ use plugboard_proto::credentials::v1::{
     CompleteOAuthResponse, DescribeCredentialRequest, DescribeCredentialResponse,
     LeaseAccessRequest, LeaseAccessResponse, ListAuditRequest, ListAuditResponse,
     PutCredentialRequest, PutCredentialResponse, RevokeRequest, RevokeResponse,
+    RotateDataKeyRequest, RotateDataKeyResponse, RotateMasterKeyRequest, RotateMasterKeyResponse,
 };
 use plugboard_proto::error::to_status;
 use plugboard_runtime::identity::Caller;
@@ -240,6 +242,64 @@ impl OAuthService for GrpcOAuthAdapter {
         Ok(Response::new(CompleteOAuthResponse {
             connection_id: completed.connection_id,
             version: completed.version,
+        }))
+    }
+}
+
+/// Serves key management as `plugboard.credentials.v1.CredentialsAdminService`, for admin
+/// callers only (see [`crate::admin`]). Wrap it in `RequireCaller`.
+#[derive(Debug, Clone)]
+pub struct GrpcAdminAdapter {
+    credentials: Credentials,
+}
+
+impl GrpcAdminAdapter {
+    pub fn new(credentials: Credentials) -> GrpcAdminAdapter {
+        GrpcAdminAdapter { credentials }
+    }
+}
+
+fn count(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+#[tonic::async_trait]
+impl CredentialsAdminService for GrpcAdminAdapter {
+    #[tracing::instrument(skip_all, fields(batch_size = request.get_ref().batch_size))]
+    async fn rotate_master_key(
+        &self,
+        request: Request<RotateMasterKeyRequest>,
+    ) -> Result<Response<RotateMasterKeyResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
+        let rotation = self
+            .credentials
+            .rotate_master_key(&caller, request.get_ref().batch_size)
+            .await
+            .map_err(|error| status_of(&error))?;
+        Ok(Response::new(RotateMasterKeyResponse {
+            master_key_id: rotation.master_key_id,
+            data_keys: count(rotation.data_keys),
+            rewrapped: count(rotation.rewrapped),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(batch_size = request.get_ref().batch_size))]
+    async fn rotate_data_key(
+        &self,
+        request: Request<RotateDataKeyRequest>,
+    ) -> Result<Response<RotateDataKeyResponse>, Status> {
+        let actor = actor_of(&request)?;
+        let rotation = self
+            .credentials
+            .rotate_data_key(&actor, request.get_ref().batch_size)
+            .await
+            .map_err(|error| status_of(&error))?;
+        Ok(Response::new(RotateDataKeyResponse {
+            data_key_id: rotation.data_key_id,
+            previous_data_key_id: rotation.previous_data_key_id,
+            resealed: count(rotation.resealed),
+            retired_deleted: count(rotation.retired_deleted),
+            retired_kept: count(rotation.retired_kept),
         }))
     }
 }

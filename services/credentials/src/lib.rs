@@ -6,9 +6,12 @@
 //! if any), and beside it, optionally, the secret the partner signs its webhooks with.
 //! Secrets are prost-encoded and sealed with AES-256-GCM under their tenant's random data key,
 //! bound to their row so a copied ciphertext does not open; data keys are stored wrapped by the
-//! master key (`PLUGBOARD_MASTER_KEY`). At start the service re-wraps every data key under the
-//! current master key (rotation, with `PLUGBOARD_MASTER_KEY_PREVIOUS` still unwrapping) and
-//! fails closed, changing nothing, when a stored key needs a master key it was not given. Only the
+//! master key (`PLUGBOARD_MASTER_KEY`). At start, and on a running replica when an admin calls
+//! `CredentialsAdminService.RotateMasterKey` (which reads key files again), the service re-wraps
+//! every data key under the current master key (rotation, with `PLUGBOARD_MASTER_KEY_PREVIOUS`
+//! still unwrapping) and fails closed, changing nothing, when a stored key needs a master key it
+//! was not given. `RotateDataKey` gives one tenant a new data key and re-seals its secrets under
+//! it while they are leased ([`data_key_rotation`]). Only the
 //! connector named when the secret was stored may lease it, and only for the tenant in its own
 //! verified token. Every put, lease, denial, revoke, connect, token refresh, re-wrap and
 //! migration lands in an audit table (who, what, when, which run), never with a secret value;
@@ -18,7 +21,10 @@
 //! credentials, or tokens from the authorization code flow with PKCE (`OAuthService`
 //! BeginOAuth/CompleteOAuth), cached sealed, refreshed ahead of expiry by one replica at a time
 //! (a coordination lease, on Redis when `PLUGBOARD_REDIS_URL` is set), and leases carry the
-//! access token instead of the client secret. A refused grant fails leases with
+//! access token instead of the client secret. An OAuth2 client stored with a client
+//! certificate (ADP: mTLS and OAuth2 together) presents it to the token endpoint
+//! ([`oauth::mtls`]) and is leased with it, so the connector presents it to the API too; a
+//! certificate the partner's TLS refuses fails leases as CREDENTIALS_REJECTED. A refused grant fails leases with
 //! CREDENTIALS_REJECTED (needs reconnect); a flaky token endpoint is retried with backoff and,
 //! after repeated failures, cools down (UNAVAILABLE with a `retry-after`). A connector whose
 //! leased token the partner refused names it (its SHA-256) on its next lease, and gets a
@@ -33,55 +39,69 @@
 //! - [`audit_log`]: reading the audit log (ListAudit), tenant-scoped, newest first;
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
-//! - [`keys`]: per-tenant data keys, their cache, rotation and migration at start;
+//! - [`keys`]: per-tenant data keys, their cache, re-wrapping and migration at start;
+//! - [`master_rotation`]: master key rotation on a running replica (RotateMasterKey);
+//! - [`data_key_rotation`]: per-tenant data key rotation (RotateDataKey);
+//! - [`data_key_store`]: the current and retired data key tables, and re-sealing rows;
+//! - [`admin`]: who may call the admin RPCs;
 //! - [`store`]: the credentials, data key and audit tables (SQLite or PostgreSQL);
 //! - [`oauth`]: token broker, single-flight refresh, failure classes and the connect flow;
 //! - [`service`]: the domain logic, callable without gRPC;
-//! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService);
+//! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService,
+//!   CredentialsAdminService);
 //! - [`health`]: reports to health when a connection's access is refused or valid again;
 //! - [`validate`]: input checks that name the offending field;
 //! - [`webhook_secret`]: webhook signing secrets, stored beside the access secret;
+//! - [`wipe`]: clearing decoded secrets from memory when they are dropped;
 //! - [`error`]: the crate's one error type and its gRPC mapping.
 //!
 //! # Limitations
 //!
-//! - One data key per tenant for its lifetime; rotating a tenant's data key (re-sealing its
-//!   secrets) is not built. TODO(#4).
-//! - Rotation re-wraps at start only; there is no admin RPC to trigger it on a running
-//!   replica. TODO(#4).
+//! - Admin calls (`CredentialsAdminService`) are authorised by the token's `admin` subject,
+//!   which, like every mesh token, any holder of the mesh key can sign. Neither call reveals or
+//!   takes key material, so the worst a rogue mesh service can do with them is extra work.
+//! - Master keys given inline (`PLUGBOARD_MASTER_KEY`, not `_FILE`) cannot change on a running
+//!   process; with them a rotation is rolling restarts (see [`keys`]).
 //! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
 //!   their connector logs in itself. TODO(#4): move that login here too.
-//! - A client certificate is not presented to token endpoints, so a partner that wants mTLS
-//!   and OAuth2 together (ADP) cannot be connected yet; mTLS alone works. TODO(#4).
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 was 0.98x an empty RPC's in the latest run (goal 1.5x) on a heavily loaded
-//!   machine where both tails are scheduling noise; its p50 is still 3.8x. See
-//!   `benches/RESULTS.md`; a quiet-machine and a PostgreSQL run are to do. TODO(#4).
-//! - Decrypted secrets are not zeroized in memory after use, and leases keep each connection's
-//!   decoded secret (per version) in memory. TODO(#4).
+//! - LeaseAccess p99 is 2.1x an empty RPC's on SQLite and 3.2x to 4.2x on PostgreSQL in the
+//!   latest runs (goal 1.5x; p50 3.4x and 6x to 7.8x), on a shared machine: a lease reads its
+//!   row and waits for its audit row's (group) commit before answering. See
+//!   `benches/RESULTS.md`. TODO(#4).
+//! - Decrypted plaintext, data and master key bytes, and decoded secrets (in the lease cache
+//!   and in flight) are zeroized when dropped ([`wipe`]), but the copy a lease encodes into its
+//!   gRPC response lives in tonic's buffers, and OAuth2 access tokens are plain strings; leases
+//!   keep each connection's decoded secret (per version) in memory for speed.
 //! - "Only the connection's connector" is proven by the connector's own Ed25519 key only when
 //!   `PLUGBOARD_CONNECTOR_PUBLIC_KEYS` is set (dev mode and the generated deployments set it);
 //!   without it the service warns at start and believes a mesh token's connector claim.
 //!   Rotating a connector's key means restarting credentials with the new public key.
 
+pub mod admin;
 pub mod audit;
 pub mod audit_log;
 pub mod config;
 pub mod crypto;
+pub mod data_key_rotation;
+pub mod data_key_store;
 pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod keys;
+pub mod master_rotation;
 pub mod oauth;
 pub mod service;
 pub mod store;
 pub mod validate;
 pub mod webhook_secret;
+pub mod wipe;
 
 use std::future::Future;
 
+use plugboard_proto::credentials::v1::credentials_admin_service_server::CredentialsAdminServiceServer;
 use plugboard_proto::credentials::v1::credentials_service_server::CredentialsServiceServer;
 use plugboard_proto::credentials::v1::o_auth_service_server::OAuthServiceServer;
 use plugboard_runtime::coordination::Coordinator;
@@ -92,7 +112,7 @@ use tonic::service::Routes;
 
 pub use crate::config::Config;
 pub use crate::error::Error;
-pub use crate::grpc::{GrpcCredentialsAdapter, GrpcOAuthAdapter};
+pub use crate::grpc::{GrpcAdminAdapter, GrpcCredentialsAdapter, GrpcOAuthAdapter};
 pub use crate::service::Credentials;
 
 /// The service's fully-qualified gRPC name.
@@ -100,6 +120,9 @@ pub const SERVICE_NAME: &str =
     <CredentialsServiceServer<GrpcCredentialsAdapter> as NamedService>::NAME;
 /// The connect flow's fully-qualified gRPC name.
 pub const OAUTH_SERVICE_NAME: &str = <OAuthServiceServer<GrpcOAuthAdapter> as NamedService>::NAME;
+/// Key management's fully-qualified gRPC name.
+pub const ADMIN_SERVICE_NAME: &str =
+    <CredentialsAdminServiceServer<GrpcAdminAdapter> as NamedService>::NAME;
 
 /// Opens the store, checks the keys and serves until `shutdown` completes.
 pub async fn run(
@@ -142,13 +165,15 @@ pub async fn run(
         }
         None => None,
     };
-    let credentials = Credentials::new(store, keyring).with_oauth(
-        coordinator,
-        oauth::OAuthPolicy {
-            allow_private_targets: config.allow_private_targets,
-            ..oauth::OAuthPolicy::default()
-        },
-    )?;
+    let credentials = Credentials::new(store, keyring)
+        .with_master_key_source(config.master_key_source())
+        .with_oauth(
+            coordinator,
+            oauth::OAuthPolicy {
+                allow_private_targets: config.allow_private_targets,
+                ..oauth::OAuthPolicy::default()
+            },
+        )?;
     credentials.prepare().await?;
     let reporting = reporter.map(|reporter| tokio::spawn(reporter.run_forever()));
     let served = serve(credentials, require, listener, shutdown).await;
@@ -170,12 +195,19 @@ pub async fn serve(
         GrpcCredentialsAdapter::new(credentials.clone()),
         require.clone(),
     );
-    let connect = OAuthServiceServer::with_interceptor(GrpcOAuthAdapter::new(credentials), require);
-    let routes = Routes::new(server).add_service(connect);
+    let connect = OAuthServiceServer::with_interceptor(
+        GrpcOAuthAdapter::new(credentials.clone()),
+        require.clone(),
+    );
+    let admin = CredentialsAdminServiceServer::with_interceptor(
+        GrpcAdminAdapter::new(credentials),
+        require,
+    );
+    let routes = Routes::new(server).add_service(connect).add_service(admin);
     plugboard_runtime::server::serve(
         listener,
         routes,
-        &[SERVICE_NAME, OAUTH_SERVICE_NAME],
+        &[SERVICE_NAME, OAUTH_SERVICE_NAME, ADMIN_SERVICE_NAME],
         shutdown,
     )
     .await?;

@@ -20,7 +20,9 @@ use crate::store::{
     AuditEntry, CredentialStore, NewCredential, SEALED_BY_MASTER, StoredCredential,
 };
 use crate::validate;
+use crate::wipe::Wiped;
 use plugboard_runtime::coordination::Coordinator;
+use zeroize::Zeroizing;
 
 /// How long leased material may be used before the connector must lease again.
 pub const LEASE_TTL: Duration = Duration::from_secs(300);
@@ -46,9 +48,16 @@ impl Actor {
     }
 }
 
-/// A decrypted secret. Its Debug output names the kind only.
+/// A decrypted secret. Its Debug output names the kind only; what is left of it when it is
+/// dropped is wiped ([`crate::wipe`]).
 #[derive(Clone, PartialEq)]
 pub struct SecretValue(Secret);
+
+impl Drop for SecretValue {
+    fn drop(&mut self) {
+        crate::wipe::wipe(&mut self.0);
+    }
+}
 
 impl std::fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,8 +75,8 @@ impl SecretValue {
     }
 
     /// The secret itself, to hand to the one caller allowed to have it.
-    pub fn expose(self) -> Secret {
-        self.0
+    pub fn expose(mut self) -> Secret {
+        std::mem::take(&mut self.0)
     }
 }
 
@@ -100,7 +109,7 @@ const MAX_DECODED: usize = 10_000;
 /// row (so a put or revoke on any replica is seen at once) and only skips the AES-GCM open and
 /// the protobuf decode when the version is the one already decoded. The process holds every
 /// tenant's data key in memory anyway, so this adds no new exposure.
-type Decoded = Arc<RwLock<HashMap<(String, String), (u64, Secret)>>>;
+type Decoded = Arc<RwLock<HashMap<(String, String), (u64, Wiped)>>>;
 
 /// The credentials service.
 #[derive(Debug, Clone)]
@@ -130,6 +139,12 @@ impl Credentials {
             broker,
             decoded: Decoded::default(),
         }
+    }
+
+    /// Reads the master keys from `source` again when told to rotate (see [`crate::keys`]).
+    pub fn with_master_key_source(self, source: crate::config::MasterKeySource) -> Credentials {
+        self.keys.set_source(source);
+        self
     }
 
     /// Coordinates token refreshes through `coordinator` (Redis across replicas) under `policy`.
@@ -187,10 +202,10 @@ impl Credentials {
         self.refuse_connector_writes(actor, connection_id, "put")
             .await?;
 
-        let plaintext = secret.encode_to_vec();
+        let plaintext = Zeroizing::new(secret.encode_to_vec());
         let kind = kind_name(&secret);
-        let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
         for _ in 0..PUT_ATTEMPTS {
+            let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
             let current = self.store.get(&actor.tenant, connection_id).await?;
             let expected_version = current.map_or(0, |row| row.version);
             let version = expected_version + 1;
@@ -237,13 +252,19 @@ impl Credentials {
                 }
                 None => None,
             };
-            if self
+            match self
                 .store
                 .put(&credential, expected_version, &audit, token_row.as_ref())
-                .await?
+                .await
             {
-                tracing::info!(connector, kind, version, "stored a credential");
-                return Ok(version);
+                Ok(true) => {
+                    tracing::info!(connector, kind, version, "stored a credential");
+                    return Ok(version);
+                }
+                Ok(false) => {}
+                // Another replica rotated the tenant's data key: seal under the new one.
+                Err(Error::StaleDataKey) => self.keys.forget_current(&actor.tenant),
+                Err(error) => return Err(error),
             }
         }
         Err(Error::ConcurrentUpdate {
@@ -297,11 +318,8 @@ impl Credentials {
 
         let secret = match self.decoded_secret(&row) {
             Some(secret) => secret,
-            None => match self.open_row(&row).await {
-                Ok(secret) => {
-                    self.remember_decoded(&row, &secret);
-                    secret
-                }
+            None => match self.open_current(&row).await {
+                Ok(secret) => secret,
                 Err(error) => {
                     record("failed", row.version).await?;
                     return Err(error);
@@ -360,7 +378,7 @@ impl Credentials {
         decoded
             .get(&(row.tenant.clone(), row.connection_id.clone()))
             .filter(|(version, _)| *version == row.version)
-            .map(|(_, secret)| secret.clone())
+            .map(|(_, secret)| secret.secret().clone())
     }
 
     fn remember_decoded(&self, row: &StoredCredential, secret: &Secret) {
@@ -373,8 +391,31 @@ impl Credentials {
         }
         decoded.insert(
             (row.tenant.clone(), row.connection_id.clone()),
-            (row.version, secret.clone()),
+            (row.version, Wiped::new(secret.clone())),
         );
+    }
+
+    /// Opens `row` and remembers the decoded secret. When it does not open because a data key
+    /// rotation re-sealed it and deleted the old key in between, the row is read again.
+    async fn open_current(&self, row: &StoredCredential) -> Result<Secret, Error> {
+        let error = match self.open_row(row).await {
+            Ok(secret) => {
+                self.remember_decoded(row, &secret);
+                return Ok(secret);
+            }
+            Err(error) => error,
+        };
+        let again = self.store.get(&row.tenant, &row.connection_id).await?;
+        match again {
+            Some(again)
+                if !again.revoked && again.version == row.version && again.key_id != row.key_id =>
+            {
+                let secret = self.open_row(&again).await?;
+                self.remember_decoded(&again, &secret);
+                Ok(secret)
+            }
+            _ => Err(error),
+        }
     }
 
     /// Opens and decodes a stored row. Fails closed on a key that is not configured, a damaged
@@ -389,7 +430,8 @@ impl Credentials {
         let opened = if row.sealed_by == SEALED_BY_MASTER {
             // Written before envelope encryption and not migrated yet (prepare was not run).
             // The key id tells a misconfigured key apart from a damaged row.
-            let Some(master) = self.keys.keyring().find(&row.key_id) else {
+            let keyring = self.keys.keyring();
+            let Some(master) = keyring.find(&row.key_id) else {
                 tracing::warn!(stored_key_id = %row.key_id, "secret sealed under a master key that is not configured");
                 return Err(Error::MasterKeyMismatch {
                     connection_id: connection_id.to_owned(),

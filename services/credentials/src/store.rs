@@ -10,11 +10,15 @@ use sqlx::{AnyPool, Row};
 use plugboard_runtime::storage::{self, StorageError};
 
 use crate::audit::AuditWriter;
+use crate::data_key_store::touch_current_key;
 use crate::error::Error;
 use crate::health::{Condition, HealthReport, Queued, enqueue};
 use crate::oauth::store::{REJECTED, TokenRow, delete_tokens, upsert_token};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Audit batches in flight at once on PostgreSQL.
+const POSTGRES_AUDIT_WRITERS: usize = 4;
 
 /// The schema (PostgreSQL) the service uses in production.
 pub const SCHEMA: &str = "credentials";
@@ -101,7 +105,13 @@ impl CredentialStore {
     /// unique one); SQLite ignores it.
     pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
-        let audit = AuditWriter::spawn(pool.clone());
+        // PostgreSQL commits concurrent transactions with one WAL flush; SQLite has one writer.
+        let writers = if database_url.starts_with("postgres") {
+            POSTGRES_AUDIT_WRITERS
+        } else {
+            1
+        };
+        let audit = AuditWriter::spawn(pool.clone(), writers);
         Ok(CredentialStore {
             pool,
             audit,
@@ -177,78 +187,10 @@ impl CredentialStore {
         Ok(true)
     }
 
-    /// The data key of a tenant, if it has one yet.
-    pub async fn data_key(&self, tenant: &str) -> Result<Option<StoredDataKey>, Error> {
-        let row = sqlx::query(
-            "SELECT tenant, id, master_key_id, wrapped FROM data_keys WHERE tenant = $1",
-        )
-        .bind(tenant)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(data_key_of).transpose()
-    }
-
-    /// Every tenant's data key.
-    pub async fn data_keys(&self) -> Result<Vec<StoredDataKey>, Error> {
-        let rows = sqlx::query("SELECT tenant, id, master_key_id, wrapped FROM data_keys")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(data_key_of).collect()
-    }
-
-    /// Stores a tenant's first data key. False when another writer stored one first: the
-    /// caller then uses that one.
-    pub async fn insert_data_key(&self, key: &StoredDataKey, at: &str) -> Result<bool, Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO data_keys (tenant, id, master_key_id, wrapped, created_at, rewrapped_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant) DO NOTHING",
-        )
-        .bind(key.tenant.as_str())
-        .bind(key.id.as_str())
-        .bind(key.master_key_id.as_str())
-        .bind(key.wrapped.as_str())
-        .bind(at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
-    }
-
-    /// Re-wraps a data key under another master key if it is still wrapped under
-    /// `previous.master_key_id`; with its audit row. False when someone else got there first.
-    pub async fn rewrap(
-        &self,
-        previous: &StoredDataKey,
-        master_key_id: &str,
-        wrapped: &str,
-        audit: &AuditEntry,
-    ) -> Result<bool, Error> {
-        let mut transaction = self.pool.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE data_keys SET master_key_id = $1, wrapped = $2, rewrapped_at = $3 \
-             WHERE tenant = $4 AND id = $5 AND master_key_id = $6",
-        )
-        .bind(master_key_id)
-        .bind(wrapped)
-        .bind(audit.at.as_str())
-        .bind(previous.tenant.as_str())
-        .bind(previous.id.as_str())
-        .bind(previous.master_key_id.as_str())
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            transaction.rollback().await?;
-            return Ok(false);
-        }
-        insert_audit(&mut transaction, audit).await?;
-        transaction.commit().await?;
-        Ok(true)
-    }
-
     /// Writes `credential` if the stored version is still `expected_version` (0: no row yet),
     /// with its audit row, replacing the connection's OAuth tokens by `tokens` (none: dropped).
-    /// False when another writer got there first.
+    /// False when another writer got there first; [`Error::StaleDataKey`] when `key_id` is no
+    /// longer the tenant's current data key (seal again and retry).
     pub async fn put(
         &self,
         credential: &NewCredential<'_>,
@@ -257,6 +199,10 @@ impl CredentialStore {
         tokens: Option<&TokenRow>,
     ) -> Result<bool, Error> {
         let mut transaction = self.pool.begin().await?;
+        if !touch_current_key(&mut transaction, credential.tenant, credential.key_id).await? {
+            transaction.rollback().await?;
+            return Err(Error::StaleDataKey);
+        }
         let written = sqlx::query(
             "INSERT INTO credentials (tenant, connection_id, connector, kind, version, key_id, \
              sealed_by, sealed, revoked, created_at, updated_at) \
@@ -410,7 +356,7 @@ fn audit_entry_of(row: &sqlx::any::AnyRow) -> Result<AuditEntry, Error> {
     })
 }
 
-fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {
+pub(crate) fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {
     Ok(StoredCredential {
         tenant: row.try_get("tenant")?,
         connection_id: row.try_get("connection_id")?,
@@ -425,43 +371,45 @@ fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential, Error> {
     })
 }
 
-fn data_key_of(row: &sqlx::any::AnyRow) -> Result<StoredDataKey, Error> {
-    Ok(StoredDataKey {
-        tenant: row.try_get("tenant")?,
-        id: row.try_get("id")?,
-        master_key_id: row.try_get("master_key_id")?,
-        wrapped: row.try_get("wrapped")?,
-    })
+/// Columns of one audit row as [`bind_audit`] binds them.
+pub(crate) const AUDIT_COLUMNS: usize = 9;
+
+/// Binds one audit row's columns: id, at, tenant, connection_id, subject, action, outcome,
+/// run_id, version.
+pub(crate) fn bind_audit<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    audit: &'q AuditEntry,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    // uuid v7 ids sort by time, which breaks ties between rows written in the same millisecond.
+    query
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(audit.at.as_str())
+        .bind(audit.tenant.as_str())
+        .bind(audit.connection_id.as_str())
+        .bind(audit.subject.as_str())
+        .bind(audit.action.as_str())
+        .bind(audit.outcome.as_str())
+        .bind(audit.run_id.as_str())
+        .bind(to_column(audit.version))
 }
 
 pub(crate) async fn insert_audit(
     connection: &mut sqlx::AnyConnection,
     audit: &AuditEntry,
 ) -> Result<(), Error> {
-    // uuid v7 ids sort by time, which breaks ties between rows written in the same millisecond.
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO credential_audit (id, at, tenant, connection_id, subject, action, outcome, \
          run_id, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(audit.at.as_str())
-    .bind(audit.tenant.as_str())
-    .bind(audit.connection_id.as_str())
-    .bind(audit.subject.as_str())
-    .bind(audit.action.as_str())
-    .bind(audit.outcome.as_str())
-    .bind(audit.run_id.as_str())
-    .bind(to_column(audit.version))
-    .execute(connection)
-    .await?;
+    );
+    bind_audit(insert, audit).execute(connection).await?;
     Ok(())
 }
 
 /// Versions are counters from 1, far below `i64::MAX`; a negative value cannot be stored by us.
-fn to_version(value: i64) -> u64 {
+pub(crate) fn to_version(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
 }
 
-fn to_column(version: u64) -> i64 {
+pub(crate) fn to_column(version: u64) -> i64 {
     i64::try_from(version).unwrap_or(i64::MAX)
 }

@@ -1,6 +1,6 @@
 //! Input checks. Each failure names the offending field.
 
-use plugboard_proto::credentials::v1::{Secret, secret};
+use plugboard_proto::credentials::v1::{ClientCertificate, Secret, secret};
 
 use crate::error::Error;
 
@@ -85,23 +85,7 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
             ));
         }
         Some(secret::Kind::ClientCertificate(certificate)) => {
-            pem(
-                "secret.client_certificate.certificate_chain_pem",
-                &certificate.certificate_chain_pem,
-                &["CERTIFICATE"],
-            )?;
-            pem(
-                "secret.client_certificate.private_key_pem",
-                &certificate.private_key_pem,
-                &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
-            )?;
-            if !certificate.server_ca_pem.trim().is_empty() {
-                pem(
-                    "secret.client_certificate.server_ca_pem",
-                    &certificate.server_ca_pem,
-                    &["CERTIFICATE"],
-                )?;
-            }
+            client_certificate(certificate, CERTIFICATE_FIELDS)?;
         }
         Some(secret::Kind::ApiKey(api_key)) => required("secret.api_key.key", &api_key.key)?,
         Some(secret::Kind::Basic(basic)) => {
@@ -142,6 +126,9 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
                     format!("{name:?} is not a parameter a client may add"),
                 ));
             }
+            if let Some(certificate) = &client.client_certificate {
+                client_certificate(certificate, OAUTH2_CERTIFICATE_FIELDS)?;
+            }
             // A user login comes as a pair: half of one cannot authorize.
             if client.username.is_empty() != client.password.is_empty() {
                 let field = if client.username.is_empty() {
@@ -154,6 +141,36 @@ pub fn secret(secret: Option<Secret>) -> Result<Secret, Error> {
         }
     }
     Ok(secret)
+}
+
+/// The field names of a client certificate's chain, key and server CA.
+type CertificateFields = [&'static str; 3];
+const CERTIFICATE_FIELDS: CertificateFields = [
+    "secret.client_certificate.certificate_chain_pem",
+    "secret.client_certificate.private_key_pem",
+    "secret.client_certificate.server_ca_pem",
+];
+const OAUTH2_CERTIFICATE_FIELDS: CertificateFields = [
+    "secret.oauth2_client.client_certificate.certificate_chain_pem",
+    "secret.oauth2_client.client_certificate.private_key_pem",
+    "secret.oauth2_client.client_certificate.server_ca_pem",
+];
+
+/// A PEM chain and key, and a server CA when one is given.
+fn client_certificate(
+    certificate: &ClientCertificate,
+    [chain, key, server_ca]: CertificateFields,
+) -> Result<(), Error> {
+    pem(chain, &certificate.certificate_chain_pem, &["CERTIFICATE"])?;
+    pem(
+        key,
+        &certificate.private_key_pem,
+        &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+    )?;
+    if !certificate.server_ca_pem.trim().is_empty() {
+        pem(server_ca, &certificate.server_ca_pem, &["CERTIFICATE"])?;
+    }
+    Ok(())
 }
 
 /// PEM text holding at least one block labelled with one of `labels`. The connector parses it
@@ -233,6 +250,7 @@ mod tests {
             password: String::new(),
             token_parameters: Default::default(),
             client_secret_in_body: false,
+            client_certificate: None,
         };
         assert!(secret(of(secret::Kind::Oauth2Client(client.clone()))).is_ok());
         let bad_url = OAuth2Client {

@@ -64,10 +64,10 @@ impl Credentials {
         self.refuse_connector_writes(actor, connection_id, "put_webhook_secret")
             .await?;
         let slot = slot(connection_id);
-        let plaintext = secret.encode_to_vec();
-        let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
+        let plaintext = zeroize::Zeroizing::new(secret.encode_to_vec());
         // Concurrent writers of one slot: the loser re-reads the version and tries once more.
         for _ in 0..3 {
+            let (data_key_id, data_key) = self.keys.for_write(&actor.tenant).await?;
             let expected_version = self
                 .store
                 .get(&actor.tenant, &slot)
@@ -101,13 +101,19 @@ impl Credentials {
                 "",
                 version,
             );
-            if self
+            match self
                 .store
                 .put(&credential, expected_version, &audit, None)
-                .await?
+                .await
             {
-                tracing::info!(connector, version, "stored a webhook secret");
-                return Ok(version);
+                Ok(true) => {
+                    tracing::info!(connector, version, "stored a webhook secret");
+                    return Ok(version);
+                }
+                Ok(false) => {}
+                // Another replica rotated the tenant's data key: seal under the new one.
+                Err(Error::StaleDataKey) => self.keys.forget_current(&actor.tenant),
+                Err(error) => return Err(error),
             }
         }
         Err(Error::ConcurrentUpdate {

@@ -198,6 +198,7 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
         password: String::new(),
         token_parameters: Default::default(),
         client_secret_in_body: false,
+        client_certificate: None,
     };
     // Puts of every kind, leases, a denied lease, a bad put, a revoke.
     let basic = secret::Kind::Basic(Basic {

@@ -86,6 +86,7 @@ impl Partner {
             password: String::new(),
             token_parameters: Default::default(),
             client_secret_in_body: false,
+            client_certificate: None,
         }
     }
 

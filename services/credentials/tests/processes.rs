@@ -179,6 +179,7 @@ async fn scenario(database_url: String, redis_url: String) {
                     password: String::new(),
                     token_parameters: Default::default(),
                     client_secret_in_body: false,
+                    client_certificate: None,
                 })),
             }),
         })

@@ -96,6 +96,7 @@ fn oauth2_secret() -> Secret {
             password: PASSWORD.into(),
             token_parameters: Default::default(),
             client_secret_in_body: false,
+            client_certificate: None,
         })),
     }
 }

@@ -315,6 +315,7 @@ async fn seed_demo(
                     password: plugboard_sandbox::bullhorn::DEMO_PASSWORD.into(),
                     token_parameters: Default::default(),
                     client_secret_in_body: false,
+                    client_certificate: None,
                 })),
             }),
         })

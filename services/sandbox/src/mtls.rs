@@ -3,17 +3,27 @@
 //! it was given. Behind it, `GET /payroll/v1/workers` answers a few ADP-shaped workers, and
 //! `GET /_sandbox/mtls/stats` how many requests got through.
 //!
+//! Served with an OAuth2 client ([`serve_with_oauth`]) it is ADP as it really is: mTLS and
+//! OAuth2 together. `POST /auth/oauth/v2/token` (client credentials, client authentication by
+//! HTTP Basic or form fields) issues bearer tokens, reachable like everything else only with the
+//! certificate, and the workers need one of its tokens as well.
+//!
 //! The certificates are the caller's (tests generate them at run time); nothing is committed.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -94,13 +104,85 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
+/// The OAuth2 client the partner issued, for [`serve_with_oauth`].
+#[derive(Debug, Clone)]
+pub struct MtlsOAuthClient {
+    pub client_id: String,
+    pub client_secret: String,
 }
 
-async fn workers(State(counters): State<Arc<Counters>>) -> Json<Value> {
-    counters.requests.fetch_add(1, Ordering::Relaxed);
+#[derive(Debug, Default)]
+struct Partner {
+    requests: AtomicU64,
+    token_requests: AtomicU64,
+    oauth: Option<MtlsOAuthClient>,
+    /// Access tokens issued.
+    tokens: Mutex<HashSet<String>>,
+}
+
+fn oauth_error(status: StatusCode, error: &str) -> Response {
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+/// The client id and secret of a token request: HTTP Basic, else the form's fields.
+fn client_of(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<(String, String)> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|encoded| BASE64.decode(encoded).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok());
+    if let Some((id, secret)) = basic.as_deref().and_then(|pair| pair.split_once(':')) {
+        return Some((id.to_owned(), secret.to_owned()));
+    }
+    Some((
+        form.get("client_id")?.clone(),
+        form.get("client_secret")?.clone(),
+    ))
+}
+
+async fn token(
+    State(partner): State<Arc<Partner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    partner.token_requests.fetch_add(1, Ordering::Relaxed);
+    let Some(issued) = &partner.oauth else {
+        return oauth_error(StatusCode::NOT_FOUND, "not_found");
+    };
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let known = client_of(&headers, &form)
+        .is_some_and(|(id, secret)| id == issued.client_id && secret == issued.client_secret);
+    if !known {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let access_token = format!("adp-{}", uuid::Uuid::new_v4().simple());
+    partner
+        .tokens
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .insert(access_token.clone());
+    Json(json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600}))
+        .into_response()
+}
+
+async fn workers(State(partner): State<Arc<Partner>>, headers: HeaderMap) -> Response {
+    if partner.oauth.is_some() {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let tokens = partner
+            .tokens
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if !bearer.is_some_and(|token| tokens.contains(token)) {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        }
+    }
+    partner.requests.fetch_add(1, Ordering::Relaxed);
     Json(json!({
         "workers": [
             {"associateOID": "G3A1", "person": {"legalName": {"givenName": "Ada", "familyName1": "Lovelace"}}},
@@ -108,10 +190,14 @@ async fn workers(State(counters): State<Arc<Counters>>) -> Json<Value> {
             {"associateOID": "G3A3", "person": {"legalName": {"givenName": "Alan", "familyName1": "Turing"}}},
         ]
     }))
+    .into_response()
 }
 
-async fn stats(State(counters): State<Arc<Counters>>) -> Json<Value> {
-    Json(json!({ "requests": counters.requests.load(Ordering::Relaxed) }))
+async fn stats(State(partner): State<Arc<Partner>>) -> Json<Value> {
+    Json(json!({
+        "requests": partner.requests.load(Ordering::Relaxed),
+        "token_requests": partner.token_requests.load(Ordering::Relaxed),
+    }))
 }
 
 /// Serves the mTLS partner on `listener` until `shutdown` completes.
@@ -120,11 +206,36 @@ pub async fn serve(
     options: MtlsOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve_partner(listener, options, None, shutdown).await
+}
+
+/// Serves the partner with mTLS and OAuth2 together: the API wants a bearer token from the
+/// token endpoint, which, like the API, only a client with a certificate reaches.
+pub async fn serve_with_oauth(
+    listener: TcpListener,
+    options: MtlsOptions,
+    client: MtlsOAuthClient,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    serve_partner(listener, options, Some(client), shutdown).await
+}
+
+async fn serve_partner(
+    listener: TcpListener,
+    options: MtlsOptions,
+    oauth: Option<MtlsOAuthClient>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let acceptor = TlsAcceptor::from(Arc::new(server_config(&options)?));
+    let partner = Partner {
+        oauth,
+        ..Partner::default()
+    };
     let router = Router::new()
         .route("/payroll/v1/workers", get(workers))
+        .route("/auth/oauth/v2/token", post(token))
         .route("/_sandbox/mtls/stats", get(stats))
-        .with_state(Arc::new(Counters::default()));
+        .with_state(Arc::new(partner));
     axum::serve(
         TlsListener {
             tcp: listener,

@@ -130,28 +130,38 @@ impl Credentials {
             verifier: verifier.secret().clone(),
             redirect_uri: redirect_uri.to_owned(),
         };
-        let (key_id, key) = self.keys.for_write(&actor.tenant).await?;
         let bound = format!("connect#{hash}");
-        let binding = RowBinding {
-            tenant: &actor.tenant,
-            connection_id: &bound,
-            version: 0,
-        };
-        let sealed = key
-            .seal(binding, &pending.encode_to_vec())
-            .map_err(|error| Error::Encrypt(error.to_string()))?;
         let ttl = i64::try_from(self.broker.policy().connect_ttl.as_secs()).unwrap_or(600);
         let expires_at = now_epoch().saturating_add(ttl);
-        let row = PendingRow {
-            state_hash: hash,
-            tenant: actor.tenant.clone(),
-            connection_id: connection_id.to_owned(),
-            connector: connector.to_owned(),
-            key_id,
-            sealed,
-            expires_at,
-        };
-        self.store.insert_pending(&row, &now_text()).await?;
+        let mut attempts = 0;
+        loop {
+            let (key_id, key) = self.keys.for_write(&actor.tenant).await?;
+            let binding = RowBinding {
+                tenant: &actor.tenant,
+                connection_id: &bound,
+                version: 0,
+            };
+            let sealed = key
+                .seal(binding, &zeroize::Zeroizing::new(pending.encode_to_vec()))
+                .map_err(|error| Error::Encrypt(error.to_string()))?;
+            let row = PendingRow {
+                state_hash: hash.clone(),
+                tenant: actor.tenant.clone(),
+                connection_id: connection_id.to_owned(),
+                connector: connector.to_owned(),
+                key_id,
+                sealed,
+                expires_at,
+            };
+            match self.store.insert_pending(&row, &now_text()).await {
+                // Another replica rotated the tenant's data key: seal under the new one.
+                Err(Error::StaleDataKey) if attempts < 2 => {
+                    self.keys.forget_current(&actor.tenant);
+                    attempts += 1;
+                }
+                outcome => break outcome?,
+            }
+        }
         self.store
             .record(&self.audit(actor, connection_id, "begin_oauth", "ok", "", 0))
             .await?;
@@ -283,30 +293,24 @@ impl Credentials {
             verifier: &connect.verifier,
             redirect_uri: &connect.redirect_uri,
         };
-        let fetched = match exchange::fetch(
-            self.broker.http(),
-            &client,
-            grant,
-            self.broker.policy().allow_private_targets,
-        )
-        .await
-        {
-            Ok(fetched) => fetched,
-            Err(FetchError::Rejected(reason) | FetchError::Config(reason)) => {
-                record("rejected").await?;
-                return Err(Error::CredentialsRejected {
-                    connection_id: connection_id.to_owned(),
-                    reason,
-                });
-            }
-            Err(FetchError::Transient(reason)) => {
-                record("unavailable").await?;
-                return Err(Error::TokenEndpointUnavailable {
-                    connection_id: connection_id.to_owned(),
-                    reason,
-                });
-            }
-        };
+        let fetched =
+            match exchange::fetch(self.broker.http(), self.broker.policy(), &client, grant).await {
+                Ok(fetched) => fetched,
+                Err(FetchError::Rejected(reason) | FetchError::Config(reason)) => {
+                    record("rejected").await?;
+                    return Err(Error::CredentialsRejected {
+                        connection_id: connection_id.to_owned(),
+                        reason,
+                    });
+                }
+                Err(FetchError::Transient(reason)) => {
+                    record("unavailable").await?;
+                    return Err(Error::TokenEndpointUnavailable {
+                        connection_id: connection_id.to_owned(),
+                        reason,
+                    });
+                }
+            };
         let lifetime = fetched
             .expires_in
             .unwrap_or(self.broker.policy().default_lifetime);

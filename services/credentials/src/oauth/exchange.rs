@@ -12,6 +12,8 @@ use oauth2::{
 use plugboard_proto::credentials::v1::OAuth2Client;
 use plugboard_runtime::target_guard::{GuardError, check_target};
 
+use super::OAuthPolicy;
+
 /// A token endpoint's answer.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -58,22 +60,31 @@ pub enum Grant<'a> {
     },
 }
 
-/// One call to `client.token_url` for `grant`, with client authentication as HTTP Basic. The
-/// URL is checked first: the client secret never goes to an internal address unless
-/// `allow_private` (see [`super::OAuthPolicy::allow_private_targets`]).
+/// One call to `client.token_url` for `grant`, with client authentication as HTTP Basic (or
+/// form fields), over `http` or, for a client stored with a certificate, over a client that
+/// presents it. The URL is checked first: the client secret never goes to an internal address
+/// unless the policy allows it (see [`OAuthPolicy::allow_private_targets`]).
 pub async fn fetch(
     http: &reqwest::Client,
+    policy: &OAuthPolicy,
     client: &OAuth2Client,
     grant: Grant<'_>,
-    allow_private: bool,
 ) -> Result<Fetched, FetchError> {
-    check_target(&client.token_url, allow_private)
+    check_target(&client.token_url, policy.allow_private_targets)
         .await
         .map_err(|error| match error {
             GuardError::Refused { .. } => FetchError::Config(error.to_string()),
             // DNS may recover.
             GuardError::Unresolvable(reason) => FetchError::Transient(reason),
         })?;
+    let presenting;
+    let http = match &client.client_certificate {
+        Some(certificate) => {
+            presenting = super::mtls::client(certificate, policy.http_timeout)?;
+            &presenting
+        }
+        None => http,
+    };
     let token_url = TokenUrl::new(client.token_url.clone())
         .map_err(|error| FetchError::Config(format!("token_url: {error}")))?;
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
@@ -132,6 +143,15 @@ pub async fn fetch(
             }
             other => FetchError::Transient(format!("the partner answered {other}")),
         }),
+        Err(RequestTokenError::Request(error))
+            if super::mtls::refused_client_certificate(&error) =>
+        {
+            Err(FetchError::Rejected(
+                "the token endpoint refused the TLS client certificate (missing, unknown or \
+                 expired)"
+                    .to_owned(),
+            ))
+        }
         // Only the kind of transport failure: reqwest's text can carry the url.
         Err(RequestTokenError::Request(_)) => Err(FetchError::Transient(
             "the token endpoint could not be reached".to_owned(),

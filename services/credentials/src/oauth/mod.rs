@@ -6,6 +6,7 @@
 //!   replicas through a coordination lease with a fencing token, failure classes and cool-down;
 //! - [`connect`]: the authorization code flow with PKCE and `state` (BeginOAuth/CompleteOAuth);
 //! - [`exchange`]: calls to the token endpoint through the `oauth2` crate;
+//! - [`mtls`]: token calls that present the client's certificate (mTLS with OAuth2, ADP);
 //! - [`store`]: the `oauth_tokens` and `oauth_pending` tables.
 //!
 //! An OAuth2 client secret is "managed" here when it has no user login (`username` empty): its
@@ -14,6 +15,7 @@
 
 pub mod connect;
 pub mod exchange;
+pub mod mtls;
 pub mod refresh;
 pub mod store;
 

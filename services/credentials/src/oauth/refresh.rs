@@ -175,7 +175,22 @@ impl TokenBroker {
         }))
     }
 
+    /// Opens `row`; when a data key rotation re-sealed it and deleted the old key in between,
+    /// the row is read again.
     async fn open(&self, row: &TokenRow) -> Result<TokenSet, Error> {
+        let error = match self.open_row(row).await {
+            Ok(set) => return Ok(set),
+            Err(error) => error,
+        };
+        match self.store.token(&row.tenant, &row.connection_id).await? {
+            Some(again) if again.generation == row.generation && again.key_id != row.key_id => {
+                self.open_row(&again).await
+            }
+            _ => Err(error),
+        }
+    }
+
+    async fn open_row(&self, row: &TokenRow) -> Result<TokenSet, Error> {
         let unreadable = || Error::SecretUnreadable {
             connection_id: row.connection_id.clone(),
         };
@@ -209,9 +224,39 @@ impl TokenBroker {
             version: generation,
         };
         let sealed = key
-            .seal(binding, &set.encode_to_vec())
+            .seal(binding, &zeroize::Zeroizing::new(set.encode_to_vec()))
             .map_err(|error| Error::Encrypt(error.to_string()))?;
         Ok((key_id, sealed))
+    }
+
+    /// [`CredentialStore::write_token`], sealing `set` (the plaintext of `row.sealed`) again
+    /// under the tenant's new data key when another replica rotated it meanwhile, so a rotated
+    /// refresh token is never dropped for a rotation.
+    async fn write_resealing(
+        &self,
+        mut row: TokenRow,
+        set: Option<&TokenSet>,
+        audit: &crate::store::AuditEntry,
+        report: Option<&HealthReport>,
+    ) -> Result<bool, Error> {
+        let mut attempts = 0;
+        loop {
+            match self.store.write_token(&row, audit, report).await {
+                Err(Error::StaleDataKey) if attempts < 2 => {
+                    let Some(set) = set else {
+                        return Err(Error::StaleDataKey);
+                    };
+                    self.keys.forget_current(&row.tenant);
+                    let (key_id, sealed) = self
+                        .seal(&row.tenant, &row.connection_id, row.generation, set)
+                        .await?;
+                    row.key_id = key_id;
+                    row.sealed = sealed;
+                    attempts += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     async fn refresh_holding(
@@ -250,9 +295,7 @@ impl TokenBroker {
                 Some(refresh) => Grant::RefreshToken(refresh),
                 None => Grant::ClientCredentials,
             };
-            match exchange::fetch(&self.http, client, grant, self.policy.allow_private_targets)
-                .await
-            {
+            match exchange::fetch(&self.http, &self.policy, client, grant).await {
                 Err(FetchError::Transient(reason)) if attempt < self.policy.attempts => {
                     tracing::info!(attempt, reason = %reason, "token endpoint failed, backing off");
                     tokio::time::sleep(delay).await;
@@ -325,8 +368,7 @@ impl TokenBroker {
                 // Committed before the access token leaves: a rotated refresh token is never
                 // lost to a crash between the partner's answer and our write.
                 if !self
-                    .store
-                    .write_token(&written, &audit(outcome), None)
+                    .write_resealing(written, Some(&set), &audit(outcome), None)
                     .await?
                 {
                     tracing::warn!("a newer refresh lease wrote the token first");
@@ -360,8 +402,7 @@ impl TokenBroker {
                     Condition::Rejected,
                     &plain_refusal(&reason),
                 );
-                self.store
-                    .write_token(&written, &audit("rejected"), Some(&report))
+                self.write_resealing(written, current.as_ref(), &audit("rejected"), Some(&report))
                     .await?;
                 tracing::warn!(reason = %reason, "the partner rejected the grant; the connection needs a reconnect");
                 Err(Error::CredentialsRejected {
@@ -383,18 +424,18 @@ impl TokenBroker {
                     last_error: reason.clone(),
                     ..base
                 };
-                self.store
-                    .write_token(&written, &audit("failed"), None)
+                let expires_at = written.access_expires_at;
+                self.write_resealing(written, current.as_ref(), &audit("failed"), None)
                     .await?;
                 tracing::warn!(failures, cooling, reason = %reason, "token refresh failed");
                 // Refreshing ahead of expiry: the old token still works for a while.
                 if let Some(set) = current
-                    && written.access_expires_at > now_epoch() + 5
+                    && expires_at > now_epoch() + 5
                 {
                     return Ok(AccessToken {
                         access_token: set.access_token,
                         token_type: set.token_type,
-                        expires_at: written.access_expires_at,
+                        expires_at,
                     });
                 }
                 if cooling {

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::data_key_store::touch_current_key;
 use crate::error::Error;
 use crate::health::{HealthReport, enqueue};
 use crate::store::{AuditEntry, CredentialStore, insert_audit};
@@ -84,7 +85,8 @@ impl CredentialStore {
     }
 
     /// Writes `row` unless a writer holding a newer refresh lease (a higher fence) already did;
-    /// with its audit row. False when the write was fenced off.
+    /// with its audit row. False when the write was fenced off; [`Error::StaleDataKey`] when
+    /// `row` is sealed under a data key that is no longer the tenant's current one.
     /// `report`, when set, is queued for health in the same transaction.
     pub async fn write_token(
         &self,
@@ -93,6 +95,12 @@ impl CredentialStore {
         report: Option<&HealthReport>,
     ) -> Result<bool, Error> {
         let mut transaction = self.pool().begin().await?;
+        if !row.sealed.is_empty()
+            && !touch_current_key(&mut transaction, &row.tenant, &row.key_id).await?
+        {
+            transaction.rollback().await?;
+            return Err(Error::StaleDataKey);
+        }
         let written = upsert_token(&mut transaction, row, true).await?;
         if !written {
             transaction.rollback().await?;
@@ -109,7 +117,14 @@ impl CredentialStore {
         Ok(true)
     }
 
+    /// Stores a pending connect; [`Error::StaleDataKey`] when it is sealed under a data key that
+    /// is no longer the tenant's current one.
     pub async fn insert_pending(&self, pending: &PendingRow, at: &str) -> Result<(), Error> {
+        let mut transaction = self.pool().begin().await?;
+        if !touch_current_key(&mut transaction, &pending.tenant, &pending.key_id).await? {
+            transaction.rollback().await?;
+            return Err(Error::StaleDataKey);
+        }
         sqlx::query(
             "INSERT INTO oauth_pending (state_hash, tenant, connection_id, connector, key_id, \
              sealed, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -122,8 +137,9 @@ impl CredentialStore {
         .bind(pending.sealed.as_str())
         .bind(pending.expires_at)
         .bind(at)
-        .execute(self.pool())
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         Ok(())
     }
 
