@@ -45,6 +45,7 @@
 //! - [`service`]: the tenant-scoped domain operations;
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
+//! - [`page_write`]: a page's records and change-log rows in a few multi-row statements;
 //! - [`outcome`]: honest outcomes: an empty full read after a big one is suspect, a 403 says so;
 //! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
 //! - [`stream_signals`]: per stream, the partner's field names, pages served again and partner
@@ -113,6 +114,7 @@ pub mod mesh;
 pub mod outbox;
 pub mod outcome;
 pub mod page_guard;
+pub mod page_write;
 pub mod partner_name;
 pub mod persons;
 pub mod policy;
