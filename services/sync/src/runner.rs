@@ -40,8 +40,8 @@ use crate::mesh::Mesh;
 use crate::outcome::Verdict;
 use crate::record_codec;
 use crate::store::{
-    PageCommit, QuarantineEntry, RunPart, RunRecord, RunState, Store, StoredRecord,
-    StreamCounters, SyncDefinition,
+    PageCommit, QuarantineEntry, RunPart, RunRecord, RunState, Store, StoredRecord, StreamCounters,
+    SyncDefinition,
 };
 use crate::stream_end::StreamEnd;
 

@@ -83,10 +83,7 @@ impl PageModel {
             .iter()
             .flat_map(|(_, keys)| keys.references.iter().cloned())
             .collect();
-        let selves: Vec<Reference> = keys
-            .iter()
-            .map(|key| partner_id(connector, key))
-            .collect();
+        let selves: Vec<Reference> = keys.iter().map(|key| partner_id(connector, key)).collect();
         let depth = MAX_SHARED_KEY + 1 + page.len() as i64;
 
         let mut rows = batch::records(connection, tenant_id, &keys).await?;

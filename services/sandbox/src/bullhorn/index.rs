@@ -116,8 +116,14 @@ impl SortedIndex {
             let (from, to) = match op {
                 Op::Ge => (slice.partition_point(below), slice.len()),
                 Op::Gt => (slice.partition_point(at_most), slice.len()),
-                Op::Le => (slice.partition_point(|p| side(p).is_none()), slice.partition_point(at_most)),
-                Op::Lt => (slice.partition_point(|p| side(p).is_none()), slice.partition_point(below)),
+                Op::Le => (
+                    slice.partition_point(|p| side(p).is_none()),
+                    slice.partition_point(at_most),
+                ),
+                Op::Lt => (
+                    slice.partition_point(|p| side(p).is_none()),
+                    slice.partition_point(below),
+                ),
                 Op::Eq => (slice.partition_point(below), slice.partition_point(at_most)),
                 Op::Ne => {
                     rest.push(condition);

@@ -2,7 +2,7 @@
 //! number of statements rather than several per record. Keys are grouped by their common
 //! prefix (connection and entity, or connector and entity) and each group is one `IN` list, so
 //! every statement is an index search on both SQLite and PostgreSQL; long lists are cut into
-//! chunks of [`CHUNK`] to stay far below either database's parameter limit.
+//! statements of at most [`parameter_budget`] parameters.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,9 +15,28 @@ use super::{IdentityRow, KeyColumn, LinkRow, identity_row, link_row, record_key}
 use crate::error::Error;
 use crate::identity::keys::{RecordKey, Reference};
 
-/// Values per `IN` list and rows per multi-row statement: at 11 columns a row, 4,400
-/// parameters, under SQLite's 32,766 and PostgreSQL's 65,535.
-const CHUNK: usize = 400;
+/// Parameters one statement binds at most. On SQLite sqlx looks every `$N` up by name, which
+/// SQLite answers by walking the statement's parameter list, so binding costs the square of the
+/// count: a 4,400-parameter statement spent more time there than in the query (a profile of the
+/// benchmark found a quarter of mapping's CPU in `sqlite3_bind_parameter_name`). Small
+/// statements on SQLite, large ones where round trips cost (PostgreSQL's limit is 65,535).
+fn parameter_budget(connection: &AnyConnection) -> usize {
+    if connection.backend_name() == "SQLite" {
+        120
+    } else {
+        4_000
+    }
+}
+
+/// Rows of `columns` parameters per multi-row statement.
+fn rows_per_statement(connection: &AnyConnection, columns: usize) -> usize {
+    (parameter_budget(connection) / columns).max(1)
+}
+
+/// Values per `IN` list, next to a few fixed parameters.
+fn values_per_list(connection: &AnyConnection) -> usize {
+    parameter_budget(connection) - 3
+}
 
 /// `$first, $first+1, …` for `count` parameters.
 fn placeholders(first: usize, count: usize) -> String {
@@ -81,9 +100,10 @@ async fn fetch_grouped(
     sql_for: impl Fn(&str) -> String,
 ) -> Result<Vec<sqlx::any::AnyRow>, Error> {
     let mut found = Vec::new();
+    let per_list = values_per_list(connection);
     for ((first, second), ids) in groups {
         let ids: Vec<&str> = ids.into_iter().collect();
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in ids.chunks(per_list) {
             let sql = sql_for(&placeholders(4, chunk.len()));
             let mut arguments = arguments();
             bind(&mut arguments, tenant_id)?;
@@ -108,17 +128,22 @@ pub async fn records(
     tenant_id: &str,
     keys: &[RecordKey],
 ) -> Result<Vec<IdentityRow>, Error> {
-    let rows = fetch_grouped(connection, tenant_id, by_connection_and_entity(keys), |ids| {
-        format!(
-            concat!(
-                "SELECT ",
-                record_columns!(),
-                " FROM identity_records WHERE tenant_id = $1 AND connection_id = $2 \
+    let rows = fetch_grouped(
+        connection,
+        tenant_id,
+        by_connection_and_entity(keys),
+        |ids| {
+            format!(
+                concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM identity_records WHERE tenant_id = $1 AND connection_id = $2 \
                  AND entity = $3 AND external_id IN ({})"
-            ),
-            ids
-        )
-    })
+                ),
+                ids
+            )
+        },
+    )
     .await?;
     rows.iter().map(identity_row).collect()
 }
@@ -137,7 +162,7 @@ pub async fn sharing(
     };
     let values: Vec<&String> = values.iter().collect();
     let mut found = Vec::new();
-    for chunk in values.chunks(CHUNK) {
+    for chunk in values.chunks(values_per_list(connection)) {
         // Ranked per value so a key shared by thousands (an info@ address) costs its first
         // few rows, as the per-record query's LIMIT did.
         let sql = format!(
@@ -215,13 +240,18 @@ pub async fn references_of(
     tenant_id: &str,
     keys: &[RecordKey],
 ) -> Result<Vec<(RecordKey, Reference)>, Error> {
-    let rows = fetch_grouped(connection, tenant_id, by_connection_and_entity(keys), |ids| {
-        format!(
-            "SELECT connection_id, entity, external_id, ref_connector, ref_entity, \
+    let rows = fetch_grouped(
+        connection,
+        tenant_id,
+        by_connection_and_entity(keys),
+        |ids| {
+            format!(
+                "SELECT connection_id, entity, external_id, ref_connector, ref_entity, \
              ref_external_id FROM identity_references WHERE tenant_id = $1 \
              AND connection_id = $2 AND entity = $3 AND external_id IN ({ids})"
-        )
-    })
+            )
+        },
+    )
     .await?;
     rows.iter().map(reference_row).collect()
 }
@@ -291,7 +321,7 @@ pub async fn records_of_persons(
 ) -> Result<Vec<IdentityRow>, Error> {
     let person_ids: Vec<&String> = person_ids.iter().collect();
     let mut found = Vec::new();
-    for chunk in person_ids.chunks(CHUNK) {
+    for chunk in person_ids.chunks(values_per_list(connection)) {
         let sql = format!(
             concat!(
                 "SELECT ",
@@ -342,7 +372,7 @@ pub async fn upsert_records(
         }
         OnConflict::Person => "person_id = excluded.person_id",
     };
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in rows.chunks(rows_per_statement(connection, COLUMNS)) {
         let sql = format!(
             "INSERT INTO identity_records (tenant_id, connection_id, entity, external_id, \
              connector, person_id, email_key, phone_key, display_name, first_seen_at, \
@@ -379,9 +409,10 @@ pub async fn replace_references(
     keys: &[RecordKey],
     references: &[(&RecordKey, &Reference)],
 ) -> Result<(), Error> {
+    let per_list = values_per_list(connection);
     for ((connection_id, entity), ids) in by_connection_and_entity(keys) {
         let ids: Vec<&str> = ids.into_iter().collect();
-        for chunk in ids.chunks(CHUNK) {
+        for chunk in ids.chunks(per_list) {
             let sql = format!(
                 "DELETE FROM identity_references WHERE tenant_id = $1 AND connection_id = $2 \
                  AND entity = $3 AND external_id IN ({})",
@@ -401,7 +432,7 @@ pub async fn replace_references(
         }
     }
     const COLUMNS: usize = 7;
-    for chunk in references.chunks(CHUNK) {
+    for chunk in references.chunks(rows_per_statement(connection, COLUMNS)) {
         let sql = format!(
             "INSERT INTO identity_references (tenant_id, connection_id, entity, external_id, \
              ref_connector, ref_entity, ref_external_id) VALUES {} ON CONFLICT DO NOTHING",
@@ -432,7 +463,7 @@ pub async fn insert_links(
     links: &[&LinkRow],
 ) -> Result<(), Error> {
     const COLUMNS: usize = 11;
-    for chunk in links.chunks(CHUNK) {
+    for chunk in links.chunks(rows_per_statement(connection, COLUMNS)) {
         let sql = format!(
             "INSERT INTO identity_links (tenant_id, a_connection_id, a_entity, a_external_id, \
              b_connection_id, b_entity, b_external_id, rule, link_value, created_at, \
