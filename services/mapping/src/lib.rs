@@ -42,7 +42,9 @@
 //! - Identity links a page in a constant number of statements inside one transaction per
 //!   tenant (the rules run in memory over rows loaded for the whole page); regrouping reads a
 //!   person's links a breadth-first level at a time, so a long chain of links costs a
-//!   statement per level. A record deleted at the partner keeps its links.
+//!   statement per level. A record deleted at the partner keeps its links. On PostgreSQL the
+//!   page's lookups by key get generic plans that filter the connection's whole index range
+//!   (`tests/benches/RESULTS.md`), so linking slows as the tables grow: TODO(#6).
 //! - Transform maps about 60,000 records of the 20-field candidate mapping per CPU-second,
 //!   short of the 200,000 goal; `benches/RESULTS.md` has the numbers and next steps (TODO(#5)).
 //! - An empty batch is answered without looking the spec up.

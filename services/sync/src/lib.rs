@@ -71,7 +71,8 @@
 //!   the 50,000 goal: mapping spends about 200 µs of CPU per record (Transform about 17; the rest
 //!   is identity's SQLite writes, allocation and gRPC) and sync about 90 (its SQLite writes),
 //!   both growing as the tables outgrow SQLite's 2 MB page cache. On PostgreSQL it is 160
-//!   records/s: the batched identity lookups' plans read the tenant's whole index range.
+//!   records/s: under generic plans mapping's batched identity lookups filter the connection's
+//!   whole index range instead of searching it.
 //!   `tests/benches/RESULTS.md` has the numbers and next steps (TODO(#6)).
 //! - A run paused for a partner quota resumes as an incremental read from its checkpoints, even
 //!   when it was a full refresh: the records the paused part did not reach are read, but the
