@@ -394,10 +394,120 @@ async fn one_person_across_systems(mut acme: Client, mut globex: Client) {
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
+/// A page is linked as a whole (in a few statements), with the same outcome as one record
+/// after another: records of one page link to each other, to the records of earlier pages, and
+/// a record that appears twice in the page ends as its last appearance says.
+async fn links_within_one_page(mut acme: Client) {
+    let worker = |id: &str, candidate_id: &str| CanonicalRecord {
+        entity: "worker".to_owned(),
+        external_id: id.to_owned(),
+        body: Some(Body::Worker(Worker {
+            first_name: "Kat".to_owned(),
+            candidate_external_id: candidate_id.to_owned(),
+            ..Worker::default()
+        })),
+        ..CanonicalRecord::default()
+    };
+    let page = vec![
+        candidate("p-1", "mary@example.com", ""),
+        // Refers to a candidate that comes later in the same page.
+        worker("w-1", "p-3"),
+        candidate("p-2", "Mary+x@Example.com", ""),
+        candidate("p-3", "", "(617) 555-0142"),
+        candidate("p-4", "", "+1 617 555 0142"),
+        candidate("p-5", "alone@example.com", ""),
+    ];
+    let response = resolve(&mut acme, "conn-page", "bullhorn", page).await;
+    let person: std::collections::HashMap<String, String> = response
+        .assignments
+        .iter()
+        .map(|found| {
+            let record = found.record.clone().unwrap();
+            (record.external_id, found.person_id.clone())
+        })
+        .collect();
+    assert_eq!(person.len(), 6, "{response:?}");
+    assert_eq!(person["p-1"], person["p-2"], "e-mail within the page");
+    assert_eq!(person["w-1"], person["p-3"], "reference to a later record");
+    assert_eq!(person["p-3"], person["p-4"], "phone within the page");
+    let distinct: std::collections::HashSet<&String> = person.values().collect();
+    assert_eq!(distinct.len(), 3, "{person:?}");
+    assert!(response.reassigned.is_empty(), "all were in the page");
+
+    let mary = person_of(&mut acme, reference("conn-page", "candidate", "p-2")).await;
+    assert_eq!(
+        rules(&mary),
+        vec![(LinkRule::Email, "mary@example.com".to_owned())]
+    );
+    let kat = person_of(&mut acme, reference("conn-page", "worker", "w-1")).await;
+    assert_eq!(
+        rules(&kat),
+        vec![
+            (LinkRule::Phone, "+16175550142".to_owned()),
+            (LinkRule::Reference, "bullhorn:candidate:p-3".to_owned()),
+        ]
+    );
+
+    // The next page: p-5 takes Mary's address, then p-2 appears twice, first unchanged and
+    // then with a new address, so it leaves Mary and the last word holds.
+    let page = vec![
+        candidate("p-5", "mary@example.com", ""),
+        candidate("p-2", "mary@example.com", ""),
+        candidate("p-2", "marie@example.com", ""),
+    ];
+    let response = resolve(&mut acme, "conn-page", "bullhorn", page).await;
+    assert_eq!(response.assignments.len(), 3);
+    assert_eq!(response.assignments[0].person_id, person["p-1"]);
+    assert_ne!(response.assignments[2].person_id, person["p-1"]);
+    assert_eq!(
+        response.assignments[1].person_id, response.assignments[2].person_id,
+        "one record, one person"
+    );
+    let mary = person_of(&mut acme, reference("conn-page", "candidate", "p-1")).await;
+    let records: Vec<String> = mary
+        .records
+        .iter()
+        .map(|found| found.record.clone().unwrap().external_id)
+        .collect();
+    assert_eq!(records, ["p-1", "p-5"]);
+    assert_eq!(
+        rules(&mary),
+        vec![(LinkRule::Email, "mary@example.com".to_owned())]
+    );
+    // p-5's old person (alone) was its own; p-2's new one holds it alone.
+    let marie = person_of(&mut acme, reference("conn-page", "candidate", "p-2")).await;
+    assert_eq!(marie.records.len(), 1);
+    assert!(marie.links.is_empty());
+}
+
 #[tokio::test]
 async fn identity_on_sqlite() {
     let (acme, globex) = start(sqlite_url(), None).await;
     one_person_across_systems(acme, globex).await;
+}
+
+#[tokio::test]
+async fn a_page_links_within_itself_on_sqlite() {
+    let (acme, _globex) = start(sqlite_url(), None).await;
+    links_within_one_page(acme).await;
+}
+
+#[tokio::test]
+async fn a_page_links_within_itself_on_postgres() {
+    let schema = format!(
+        "mapping_identity_page_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let (acme, _globex) = start(
+        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+        Some(schema),
+    )
+    .await;
+    links_within_one_page(acme).await;
 }
 
 #[tokio::test]

@@ -55,6 +55,14 @@ pub struct DevArgs {
     /// restart), or a free loopback port the first time.
     #[arg(long)]
     sandbox_addr: Option<SocketAddr>,
+    /// Records per page a sync asks the connector for (the full-sync benchmark sets it).
+    #[arg(
+        long,
+        default_value_t = 200,
+        env = "PLUGBOARD_SYNC_PAGE_SIZE",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    sync_page_size: u32,
 }
 
 /// The loopback listeners of every service, bound before any service starts so each can be
@@ -184,7 +192,7 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             mapping_addr: mapping_addr.clone(),
             health_addr: health_addr.clone(),
             scheduler_tick: Duration::from_secs(5),
-            page_size: 200,
+            page_size: args.sync_page_size,
             lease_ttl: Duration::from_secs(30),
             push: plugboard_sync::config::PushOptions::default(),
         };

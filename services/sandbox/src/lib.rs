@@ -51,10 +51,11 @@
 //!   Fieldglass and Coupa), and are not served by `plugboard dev` or `plugboard serve`.
 //! - The `where` and `query` languages cover the comparisons connectors send (`AND`-joined
 //!   comparisons, `IN`, ranges), not Bullhorn's full grammar. TODO(#3): widen with new connectors.
-//! - A Bullhorn query filters and sorts every record of its entity for each page, so a page of a
-//!   100,000-record sandbox costs about a third of a CPU-second, and the sandbox is the largest
-//!   consumer in the full-sync benchmark (`tests/benches/RESULTS.md`). TODO(#6): an index by the
-//!   sort key.
+//! - A Bullhorn query keeps its entity's records sorted per sort order until one changes, and
+//!   finds numeric bounds on the first ascending sort key by binary search, so the connector's
+//!   and dlt's pages cost their page; any other filter still walks every record (without
+//!   sorting), and the first query after a change sorts the entity again. Records are held as
+//!   `serde_json` values, about 4.5 KB each (490 MB at 100,000 candidates).
 
 pub mod affinda;
 pub mod beeline;

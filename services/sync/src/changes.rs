@@ -63,21 +63,15 @@ pub async fn log_changes(
     .fetch_one(&mut **transaction)
     .await?;
     let first = last - count + 1;
-    for (offset, change) in changes.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO changes (tenant_id, position, connection_id, entity, external_id, \
-             changed_at, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(tenant_id)
-        .bind(first + i64::try_from(offset).unwrap_or(0))
-        .bind(connection_id)
-        .bind(&change.entity)
-        .bind(&change.external_id)
-        .bind(changed_at)
-        .bind(i32::from(change.deleted))
-        .execute(&mut **transaction)
-        .await?;
-    }
+    crate::page_write::insert_changes(
+        transaction,
+        tenant_id,
+        connection_id,
+        changes,
+        first,
+        changed_at,
+    )
+    .await?;
     Ok(())
 }
 

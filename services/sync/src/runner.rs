@@ -2,10 +2,11 @@
 //!
 //! A run holds a lease on its connection so only one run per connection goes at a time across
 //! every replica, and every page it commits checks the lease's fencing token in the page's
-//! transaction ([`crate::fence`]). Each page is mapped and then committed together with the
-//! checkpoint that follows it, once the next page has arrived (so the last one can carry the
-//! read's deletions, [`crate::stream_end`]); a failure anywhere stops the run before the next
-//! commit, so the next run resumes exactly after the last committed page. A used-up partner
+//! transaction ([`crate::fence`]). Each page is mapped (and its people linked) as it arrives,
+//! while the page before commits, and is committed together with the checkpoint that follows
+//! it once the next page has arrived (so the last one can carry the read's deletions,
+//! [`crate::stream_end`]); commits stay in page order, and a failure anywhere stops the run
+//! before the next commit, so the next run resumes exactly after the last committed page. A used-up partner
 //! quota pauses the run instead ([`crate::quota`]), and the outcome health hears is judged by
 //! [`crate::outcome`].
 //!
@@ -39,7 +40,7 @@ use crate::mesh::Mesh;
 use crate::outcome::Verdict;
 use crate::record_codec;
 use crate::store::{
-    PageCommit, QuarantineEntry, RunPart, RunRecord, RunState, Store, StreamCounters,
+    PageCommit, QuarantineEntry, RunPart, RunRecord, RunState, Store, StoredRecord, StreamCounters,
     SyncDefinition,
 };
 use crate::stream_end::StreamEnd;
@@ -387,7 +388,8 @@ impl Runner {
             let mut page_guard = crate::page_guard::PageGuard::default();
             // A page is committed when the next one arrives or the read ends, so that the last
             // page carries the read's deletions in its transaction ([`crate::stream_end`]).
-            let mut held: Option<ReadResponse> = None;
+            let mut held: Option<PreparedPage> = None;
+            let run_id = run.run_id.clone();
             let ended = loop {
                 // Checked between pages: the page before is held or committed, the next not
                 // yet read.
@@ -427,16 +429,26 @@ impl Runner {
                     seen.extend(page.records.iter().map(|record| record.external_id.clone()));
                 }
                 reported_deleted.extend(page.deleted.iter().map(|d| d.external_id.clone()));
-                if let Some(previous) = held.replace(page) {
-                    let part = RunPart {
-                        fence: Some(fence),
-                        end: None,
-                    };
-                    let counters = &mut run.streams[stream_index];
-                    self.commit_page(sync, &plan, &run.run_id, previous, counters, part)
-                        .await?;
-                    self.store.update_run(run).await?;
-                }
+                let prepared = self.prepare_page(sync, &plan, &run_id, page);
+                let Some(previous) = held.take() else {
+                    held = Some(prepared.await?);
+                    continue;
+                };
+                // The new page is mapped and its people linked while the page before commits,
+                // so mapping and this service work at once; commits stay in page order, each
+                // with its own checkpoint.
+                let part = RunPart {
+                    fence: Some(fence),
+                    end: None,
+                };
+                let counters = &mut run.streams[stream_index];
+                let (prepared, committed) = tokio::join!(
+                    prepared,
+                    self.commit_page(sync, &plan, previous, counters, part)
+                );
+                committed?;
+                self.store.update_run(run).await?;
+                held = Some(prepared?);
             };
             // The last page ends the read with its deletions; after an error it is committed
             // as any other page, and nothing is deleted.
@@ -451,8 +463,7 @@ impl Runner {
                     end,
                 };
                 let counters = &mut run.streams[stream_index];
-                self.commit_page(sync, &plan, &run.run_id, last, counters, part)
-                    .await?;
+                self.commit_page(sync, &plan, last, counters, part).await?;
                 self.store.update_run(run).await?;
             }
             ended?;
@@ -461,16 +472,14 @@ impl Runner {
         Ok(())
     }
 
-    /// Maps one page and commits it with its checkpoint.
-    async fn commit_page(
+    /// Maps one page and links its people; nothing of it is committed yet.
+    async fn prepare_page(
         &self,
         sync: &SyncDefinition,
         plan: &StreamPlan,
         run_id: &str,
         page: ReadResponse,
-        counters: &mut StreamCounters,
-        part: RunPart<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<PreparedPage, Error> {
         let now = now_text();
         let quarantine_entry =
             |external_id: String, payload_json: String, reason: String, field_path: String| {
@@ -497,9 +506,7 @@ impl Runner {
                 )
             })
             .collect();
-        counters.pages += 1;
-        counters.rate_limited_waits += page.rate_limited_waits;
-        counters.records_read += (page.records.len() + quarantined.len()) as u64;
+        let records_read = (page.records.len() + quarantined.len()) as u64;
 
         let mut records = Vec::with_capacity(page.records.len());
         // The page's people, for mapping to link across systems before the page commits.
@@ -569,11 +576,38 @@ impl Runner {
         }
 
         crate::persons::resolve_page(&self.mesh, sync, people).await?;
+        Ok(PreparedPage {
+            records,
+            quarantined,
+            checkpoint: page.checkpoint,
+            records_read,
+            rate_limited_waits: page.rate_limited_waits,
+        })
+    }
 
+    /// Commits a prepared page with its checkpoint, after the two-way review.
+    async fn commit_page(
+        &self,
+        sync: &SyncDefinition,
+        plan: &StreamPlan,
+        page: PreparedPage,
+        counters: &mut StreamCounters,
+        part: RunPart<'_>,
+    ) -> Result<(), Error> {
+        let PreparedPage {
+            records,
+            quarantined,
+            checkpoint,
+            records_read,
+            rate_limited_waits,
+        } = page;
+        counters.pages += 1;
+        counters.rate_limited_waits += rate_limited_waits;
+        counters.records_read += records_read;
         let quarantined_count = quarantined.len() as u64;
         for entry in &quarantined {
             tracing::info!(
-                run_id, stream = %plan.stream, external_id = %entry.external_id,
+                run_id = %entry.run_id, stream = %plan.stream, external_id = %entry.external_id,
                 field_path = %entry.field_path, reason = %entry.reason, "record quarantined"
             );
         }
@@ -595,7 +629,7 @@ impl Runner {
                     stream: &plan.stream,
                     records,
                     quarantined,
-                    checkpoint: &page.checkpoint,
+                    checkpoint: &checkpoint,
                 },
                 &review,
                 part,
@@ -605,7 +639,7 @@ impl Runner {
         counters.records_deleted += outcome.deleted;
         counters.records_unchanged += outcome.unchanged;
         counters.records_quarantined += quarantined_count;
-        counters.checkpoint_after = page.checkpoint;
+        counters.checkpoint_after = checkpoint;
         Ok(())
     }
 
@@ -730,6 +764,15 @@ impl Runner {
             tracing::warn!(error = %error, key = %lease.key, "cannot release a run lease");
         }
     }
+}
+
+/// A page mapped and its people linked, waiting for its commit.
+struct PreparedPage {
+    records: Vec<StoredRecord>,
+    quarantined: Vec<QuarantineEntry>,
+    checkpoint: String,
+    records_read: u64,
+    rate_limited_waits: u32,
 }
 
 fn with_connection(mut record: CanonicalRecord, sync: &SyncDefinition) -> CanonicalRecord {

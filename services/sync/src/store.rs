@@ -399,9 +399,14 @@ impl Store {
         }
         let mut outcome = PageOutcome::default();
         let mut changes = Vec::new();
-        for record in &page.records {
-            let changed =
-                upsert_record(&mut transaction, page.tenant_id, page.connection_id, record).await?;
+        let written = crate::page_write::upsert_records(
+            &mut transaction,
+            page.tenant_id,
+            page.connection_id,
+            &page.records,
+        )
+        .await?;
+        for (record, changed) in page.records.iter().zip(written) {
             if changed {
                 outcome.written += 1;
                 if review.is_silent(&record.external_id) {

@@ -23,16 +23,19 @@
 //! [`Store::identity_transaction`]); nothing reads across tenants.
 
 pub mod keys;
+mod page;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use plugboard_proto::common::v1::CanonicalRecord;
 use sqlx::AnyConnection;
 
 use crate::error::Error;
 use crate::store::Store;
-use crate::store::identity::{self as rows, IdentityRow, KeyColumn, LinkRow};
-use keys::{PERSON_ENTITIES, RecordKey, RecordKeys, Reference};
+use crate::store::identity::batch::{self, OnConflict};
+use crate::store::identity::{self as rows, IdentityRow, LinkRow};
+use keys::{PERSON_ENTITIES, RecordKey, Reference};
+use page::PageModel;
 
 /// A key shared by more records than this is not used to link any of them.
 pub const MAX_SHARED_KEY: i64 = 25;
@@ -96,25 +99,11 @@ impl Identities {
         }
         let now = plugboard_runtime::storage::now_text();
         let mut transaction = self.store.identity_transaction(tenant_id).await?;
-        let mut regroup_too = Vec::new();
-        for (key, keys) in &page {
-            let existing = rows::record(&mut transaction, tenant_id, key).await?;
-            let row = IdentityRow {
-                key: key.clone(),
-                connector: connector.to_owned(),
-                person_id: existing
-                    .as_ref()
-                    .map_or_else(new_person_id, |row| row.person_id.clone()),
-                email_key: keys.email.clone(),
-                phone_key: keys.phone.clone(),
-                display_name: keys.display_name.clone(),
-                first_seen_at: existing.map_or_else(|| now.clone(), |row| row.first_seen_at),
-            };
-            rows::upsert_record(&mut transaction, tenant_id, &row, &now).await?;
-            rows::replace_references(&mut transaction, tenant_id, key, &keys.references).await?;
-            let unlinked = relink(&mut transaction, tenant_id, connector, key, keys, &now).await?;
-            regroup_too.extend(unlinked);
-        }
+        // The whole page in a constant number of statements: what the rules look at is
+        // loaded, the records are linked in memory in page order, the changes written back.
+        let mut model = PageModel::load(&mut transaction, tenant_id, connector, &page).await?;
+        let regroup_too = model.link_page(&page, &now);
+        model.write(&mut transaction, tenant_id, &now).await?;
         let touched: Vec<RecordKey> = page.iter().map(|(key, _)| key.clone()).collect();
         let mut around = touched.clone();
         around.extend(regroup_too);
@@ -141,19 +130,21 @@ impl Identities {
         Ok(resolved)
     }
 
-    /// The person ids of the resolved ones among `keys`.
+    /// The person ids of the resolved ones among `keys`, in the order asked.
     pub(crate) async fn lookup(
         &self,
         tenant_id: &str,
         keys: &[RecordKey],
     ) -> Result<Vec<(RecordKey, String)>, Error> {
-        let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(row) = self.store.identity_record(tenant_id, key).await? {
-                found.push((key.clone(), row.person_id));
-            }
-        }
-        Ok(found)
+        let rows = self.store.identity_records(tenant_id, keys).await?;
+        let persons: HashMap<RecordKey, String> = rows
+            .into_iter()
+            .map(|row| (row.key, row.person_id))
+            .collect();
+        Ok(keys
+            .iter()
+            .filter_map(|key| persons.get(key).map(|person| (key.clone(), person.clone())))
+            .collect())
     }
 
     /// The person `person_id`, or the person of the record `key`.
@@ -309,96 +300,6 @@ fn reference_text(reference: &Reference) -> String {
     )
 }
 
-/// Brings the automatic links of `key` in line with its keys now: adds those its keys call for
-/// (unless the pair was unlinked for that rule) and drops those they no longer support. When
-/// one of its keys has become shared by too many records, every link on that key goes; those
-/// records are answered, to be regrouped.
-async fn relink(
-    connection: &mut AnyConnection,
-    tenant_id: &str,
-    connector: &str,
-    key: &RecordKey,
-    keys: &RecordKeys,
-    now: &str,
-) -> Result<Vec<RecordKey>, Error> {
-    let mut overshared = Vec::new();
-    let mut wanted: BTreeMap<(RecordKey, &str), String> = BTreeMap::new();
-    for (column, rule, value) in [
-        (KeyColumn::Email, RULE_EMAIL, &keys.email),
-        (KeyColumn::Phone, RULE_PHONE, &keys.phone),
-    ] {
-        if value.is_empty() {
-            continue;
-        }
-        let sharing =
-            rows::sharing(connection, tenant_id, column, value, MAX_SHARED_KEY + 1).await?;
-        if sharing.len() as i64 > MAX_SHARED_KEY {
-            tracing::debug!(rule, "a key shared by too many records links none of them");
-            rows::delete_links_with_value(connection, tenant_id, rule, value).await?;
-            overshared.extend(sharing);
-            continue;
-        }
-        for other in sharing.into_iter().filter(|other| other != key) {
-            wanted.insert((other, rule), value.clone());
-        }
-    }
-    for reference in &keys.references {
-        for other in rows::referenced(connection, tenant_id, reference).await? {
-            if &other != key {
-                wanted.insert((other, RULE_REFERENCE), reference_text(reference));
-            }
-        }
-    }
-    let itself = Reference {
-        connector: connector.to_owned(),
-        entity: key.entity.clone(),
-        external_id: key.external_id.clone(),
-    };
-    for other in rows::referencing(connection, tenant_id, &itself).await? {
-        if &other != key {
-            wanted.insert((other, RULE_REFERENCE), reference_text(&itself));
-        }
-    }
-
-    let unlinked: HashSet<(RecordKey, String)> = rows::links_of(connection, tenant_id, key, true)
-        .await?
-        .iter()
-        .map(|link| (other_side(link, key).clone(), link.rule.clone()))
-        .collect();
-    let mut present: HashSet<(RecordKey, String)> = HashSet::new();
-    for link in rows::links_of(connection, tenant_id, key, false).await? {
-        if link.rule == RULE_MANUAL {
-            continue;
-        }
-        let other = other_side(&link, key).clone();
-        let still = wanted
-            .get(&(other.clone(), link.rule.as_str()))
-            .is_some_and(|value| value == &link.value);
-        if still {
-            present.insert((other, link.rule.clone()));
-        } else {
-            rows::delete_link(connection, tenant_id, &link).await?;
-        }
-    }
-    for ((other, rule), value) in wanted {
-        let pair = (other.clone(), rule.to_owned());
-        if present.contains(&pair) || unlinked.contains(&pair) {
-            continue;
-        }
-        let (a, b) = ordered(key.clone(), other);
-        let link = LinkRow {
-            a,
-            b,
-            rule: rule.to_owned(),
-            value,
-            created_at: now.to_owned(),
-            created_by: BY_RULES.to_owned(),
-        };
-        rows::insert_link(connection, tenant_id, &link, false).await?;
-    }
-    Ok(overshared)
-}
-
 /// Person ids after a regroup: every record looked at, and those whose id changed.
 struct Regrouped {
     current: HashMap<RecordKey, String>,
@@ -408,22 +309,66 @@ struct Regrouped {
 /// Recomputes the persons around `touched`: every group of linked records that holds one of
 /// them, or that held one of their persons (a removed link may have split it). Each group
 /// takes its oldest record's person id unless an older group took it first.
+///
+/// The groups are read breadth first a level at a time (records, then their links, for the
+/// whole level at once), then walked in memory: a record missing from the store is a dead end,
+/// as it always was.
 async fn regroup(
     connection: &mut AnyConnection,
     tenant_id: &str,
     touched: &[RecordKey],
 ) -> Result<Regrouped, Error> {
-    let mut seeds: BTreeSet<RecordKey> = touched.iter().cloned().collect();
-    let mut persons: BTreeSet<String> = BTreeSet::new();
-    for key in touched {
-        if let Some(row) = rows::record(connection, tenant_id, key).await? {
-            persons.insert(row.person_id);
-        }
+    let mut rows: HashMap<RecordKey, IdentityRow> = HashMap::new();
+    let mut looked_up: HashSet<RecordKey> = HashSet::new();
+    for row in batch::records(connection, tenant_id, touched).await? {
+        rows.insert(row.key.clone(), row);
     }
-    for person_id in &persons {
-        for row in rows::records_of_person(connection, tenant_id, person_id).await? {
-            seeds.insert(row.key);
+    looked_up.extend(touched.iter().cloned());
+    let persons: BTreeSet<String> = touched
+        .iter()
+        .filter_map(|key| rows.get(key).map(|row| row.person_id.clone()))
+        .collect();
+    let mut seeds: BTreeSet<RecordKey> = touched.iter().cloned().collect();
+    for row in batch::records_of_persons(connection, tenant_id, &persons).await? {
+        seeds.insert(row.key.clone());
+        looked_up.insert(row.key.clone());
+        rows.insert(row.key.clone(), row);
+    }
+
+    // Only records in the store lead on; a level's rows are read before its links.
+    let mut neighbours: HashMap<RecordKey, Vec<RecordKey>> = HashMap::new();
+    let mut reached: HashSet<RecordKey> = seeds.iter().cloned().collect();
+    let mut level: Vec<RecordKey> = seeds.iter().cloned().collect();
+    while !level.is_empty() {
+        let unknown: Vec<RecordKey> = level
+            .iter()
+            .filter(|key| !looked_up.contains(*key))
+            .cloned()
+            .collect();
+        for row in batch::records(connection, tenant_id, &unknown).await? {
+            rows.insert(row.key.clone(), row);
         }
+        looked_up.extend(unknown);
+        let stored: Vec<RecordKey> = level
+            .into_iter()
+            .filter(|key| rows.contains_key(key))
+            .collect();
+        for key in &stored {
+            neighbours.insert(key.clone(), Vec::new());
+        }
+        let mut next = Vec::new();
+        for link in batch::links_touching(connection, tenant_id, &stored, false).await? {
+            for (from, to) in [(&link.a, &link.b), (&link.b, &link.a)] {
+                let Some(list) = neighbours.get_mut(from) else {
+                    continue;
+                };
+                list.push(to.clone());
+                if reached.insert(to.clone()) {
+                    next.push(to.clone());
+                }
+            }
+        }
+        level = next;
     }
 
     let mut seen: HashSet<RecordKey> = HashSet::new();
@@ -436,16 +381,15 @@ async fn regroup(
         let mut group = Vec::new();
         let mut queue = VecDeque::from([seed]);
         while let Some(key) = queue.pop_front() {
-            let Some(row) = rows::record(connection, tenant_id, &key).await? else {
+            let Some(row) = rows.get(&key) else {
                 continue;
             };
-            for link in rows::links_of(connection, tenant_id, &key, false).await? {
-                let other = other_side(&link, &key).clone();
+            for other in neighbours.get(&key).into_iter().flatten() {
                 if seen.insert(other.clone()) {
-                    queue.push_back(other);
+                    queue.push_back(other.clone());
                 }
             }
-            group.push(row);
+            group.push(row.clone());
         }
         group.sort_by(|a, b| (&a.first_seen_at, &a.key).cmp(&(&b.first_seen_at, &b.key)));
         groups.push(group);
@@ -464,6 +408,7 @@ async fn regroup(
         current: HashMap::new(),
         changed: Vec::new(),
     };
+    let mut moved: Vec<IdentityRow> = Vec::new();
     for group in groups {
         let Some(oldest) = group.first() else {
             continue;
@@ -476,12 +421,18 @@ async fn regroup(
         taken.insert(person_id.clone());
         for row in group {
             if row.person_id != person_id {
-                rows::set_person(connection, tenant_id, &row.key, &person_id).await?;
                 regrouped.changed.push((row.key.clone(), person_id.clone()));
+                moved.push(IdentityRow {
+                    person_id: person_id.clone(),
+                    ..row.clone()
+                });
             }
             regrouped.current.insert(row.key, person_id.clone());
         }
     }
+    let moved: Vec<&IdentityRow> = moved.iter().collect();
+    let now = plugboard_runtime::storage::now_text();
+    batch::upsert_records(connection, tenant_id, &moved, &now, OnConflict::Person).await?;
     Ok(regrouped)
 }
 
@@ -492,20 +443,13 @@ async fn view(
     person_id: &str,
 ) -> Result<PersonView, Error> {
     let records = rows::records_of_person(connection, tenant_id, person_id).await?;
-    let mut links = BTreeMap::new();
-    let mut unlinked = BTreeMap::new();
-    for row in &records {
-        for link in rows::links_of(connection, tenant_id, &row.key, false).await? {
-            links.insert((link.a.clone(), link.b.clone(), link.rule.clone()), link);
-        }
-        for link in rows::links_of(connection, tenant_id, &row.key, true).await? {
-            unlinked.insert((link.a.clone(), link.b.clone(), link.rule.clone()), link);
-        }
-    }
+    let keys: Vec<RecordKey> = records.iter().map(|row| row.key.clone()).collect();
+    let links = batch::links_touching(connection, tenant_id, &keys, false).await?;
+    let unlinked = batch::links_touching(connection, tenant_id, &keys, true).await?;
     Ok(PersonView {
         person_id: person_id.to_owned(),
         records,
-        links: links.into_values().collect(),
-        unlinked: unlinked.into_values().collect(),
+        links,
+        unlinked,
     })
 }

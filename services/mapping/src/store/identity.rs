@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::Store;
 use crate::error::Error;
-use crate::identity::keys::{RecordKey, Reference};
+use crate::identity::keys::RecordKey;
 
 /// A resolved record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The resolved records among `keys`, outside any transaction.
+    pub async fn identity_records(
+        &self,
+        tenant_id: &str,
+        keys: &[RecordKey],
+    ) -> Result<Vec<IdentityRow>, Error> {
+        let mut connection = self.pool.acquire().await.map_err(Error::Storage)?;
+        batch::records(&mut connection, tenant_id, keys).await
+    }
+}
+
 pub async fn commit(transaction: Transaction) -> Result<(), Error> {
     transaction.commit().await.map_err(Error::Storage)
 }
@@ -72,6 +84,9 @@ macro_rules! record_columns {
          display_name, first_seen_at"
     };
 }
+
+// After the macro, which it uses.
+pub mod batch;
 
 pub async fn record(
     connection: &mut AnyConnection,
@@ -94,169 +109,11 @@ pub async fn record(
     row.map(|row| identity_row(&row)).transpose()
 }
 
-/// Inserts `row`, or updates its keys and name (never its person or first sighting).
-pub async fn upsert_record(
-    connection: &mut AnyConnection,
-    tenant_id: &str,
-    row: &IdentityRow,
-    now: &str,
-) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO identity_records (tenant_id, connection_id, entity, external_id, connector, \
-         person_id, email_key, phone_key, display_name, first_seen_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (tenant_id, connection_id, entity, external_id) DO UPDATE SET \
-         connector = excluded.connector, email_key = excluded.email_key, \
-         phone_key = excluded.phone_key, display_name = excluded.display_name, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(tenant_id)
-    .bind(&row.key.connection_id)
-    .bind(&row.key.entity)
-    .bind(&row.key.external_id)
-    .bind(&row.connector)
-    .bind(&row.person_id)
-    .bind(&row.email_key)
-    .bind(&row.phone_key)
-    .bind(&row.display_name)
-    .bind(&row.first_seen_at)
-    .bind(now)
-    .execute(connection)
-    .await
-    .map_err(Error::Storage)?;
-    Ok(())
-}
-
-pub async fn set_person(
-    connection: &mut AnyConnection,
-    tenant_id: &str,
-    key: &RecordKey,
-    person_id: &str,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE identity_records SET person_id = $5 \
-         WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND external_id = $4",
-    )
-    .bind(tenant_id)
-    .bind(&key.connection_id)
-    .bind(&key.entity)
-    .bind(&key.external_id)
-    .bind(person_id)
-    .execute(connection)
-    .await
-    .map_err(Error::Storage)?;
-    Ok(())
-}
-
-pub async fn replace_references(
-    connection: &mut AnyConnection,
-    tenant_id: &str,
-    key: &RecordKey,
-    references: &[Reference],
-) -> Result<(), Error> {
-    sqlx::query(
-        "DELETE FROM identity_references \
-         WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND external_id = $4",
-    )
-    .bind(tenant_id)
-    .bind(&key.connection_id)
-    .bind(&key.entity)
-    .bind(&key.external_id)
-    .execute(&mut *connection)
-    .await
-    .map_err(Error::Storage)?;
-    for reference in references {
-        sqlx::query(
-            "INSERT INTO identity_references (tenant_id, connection_id, entity, external_id, \
-             ref_connector, ref_entity, ref_external_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant_id)
-        .bind(&key.connection_id)
-        .bind(&key.entity)
-        .bind(&key.external_id)
-        .bind(&reference.connector)
-        .bind(&reference.entity)
-        .bind(&reference.external_id)
-        .execute(&mut *connection)
-        .await
-        .map_err(Error::Storage)?;
-    }
-    Ok(())
-}
-
-/// Records sharing a matching key: `column` is `email_key` or `phone_key`; at most `limit`.
-pub async fn sharing(
-    connection: &mut AnyConnection,
-    tenant_id: &str,
-    column: KeyColumn,
-    value: &str,
-    limit: i64,
-) -> Result<Vec<RecordKey>, Error> {
-    let query = match column {
-        KeyColumn::Email => {
-            "SELECT connection_id, entity, external_id FROM identity_records \
-             WHERE tenant_id = $1 AND email_key = $2 ORDER BY first_seen_at LIMIT $3"
-        }
-        KeyColumn::Phone => {
-            "SELECT connection_id, entity, external_id FROM identity_records \
-             WHERE tenant_id = $1 AND phone_key = $2 ORDER BY first_seen_at LIMIT $3"
-        }
-    };
-    let rows = sqlx::query(query)
-        .bind(tenant_id)
-        .bind(value)
-        .bind(limit)
-        .fetch_all(connection)
-        .await
-        .map_err(Error::Storage)?;
-    rows.iter().map(record_key).collect()
-}
-
+/// Which matching key of a record a query is on.
 #[derive(Debug, Clone, Copy)]
 pub enum KeyColumn {
     Email,
     Phone,
-}
-
-/// The records with the partner id `reference` names.
-pub async fn referenced(
-    connection: &mut AnyConnection,
-    tenant_id: &str,
-    reference: &Reference,
-) -> Result<Vec<RecordKey>, Error> {
-    let rows = sqlx::query(
-        "SELECT connection_id, entity, external_id FROM identity_records \
-         WHERE tenant_id = $1 AND connector = $2 AND entity = $3 AND external_id = $4",
-    )
-    .bind(tenant_id)
-    .bind(&reference.connector)
-    .bind(&reference.entity)
-    .bind(&reference.external_id)
-    .fetch_all(connection)
-    .await
-    .map_err(Error::Storage)?;
-    rows.iter().map(record_key).collect()
-}
-
-/// The records that carry `target` (the partner id of one record) among their references.
-pub async fn referencing(
-    connection: &mut AnyConnection,
-    tenant_id: &str,
-    target: &Reference,
-) -> Result<Vec<RecordKey>, Error> {
-    let rows = sqlx::query(
-        "SELECT connection_id, entity, external_id FROM identity_references \
-         WHERE tenant_id = $1 AND ref_connector = $2 AND ref_entity = $3 AND ref_external_id = $4",
-    )
-    .bind(tenant_id)
-    .bind(&target.connector)
-    .bind(&target.entity)
-    .bind(&target.external_id)
-    .fetch_all(connection)
-    .await
-    .map_err(Error::Storage)?;
-    rows.iter().map(record_key).collect()
 }
 
 /// Links (or, with `unlinks`, unlinks) touching `key`.

@@ -17,7 +17,7 @@ use super::state::{Quota, Shared, now_millis, now_seconds};
 /// `malformed` lists the injected Candidate records that are not part of `data`.
 pub async fn records(State(sandbox): State<Shared>, Path(entity): Path<String>) -> Response {
     let world = sandbox.world();
-    let Some(records) = world.records.get(entity.as_str()) else {
+    let Some(records) = world.records(entity.as_str()) else {
         return not_found(&entity);
     };
     let malformed = if entity == "Candidate" {
@@ -43,7 +43,7 @@ pub struct TouchRequest {
 /// Answers `{"touched": [ids], "dateLastModified": millis}`; 404 when an id does not exist.
 pub async fn touch(State(sandbox): State<Shared>, Json(request): Json<TouchRequest>) -> Response {
     let mut world = sandbox.world();
-    let Some(records) = world.records.get_mut(request.entity.as_str()) else {
+    let Some(records) = world.records_mut(request.entity.as_str()) else {
         return not_found(&request.entity);
     };
     let mut by_id: HashMap<i64, &mut Value> = records
@@ -77,7 +77,7 @@ pub struct DeleteRequest {
 /// id does not exist.
 pub async fn delete(State(sandbox): State<Shared>, Json(request): Json<DeleteRequest>) -> Response {
     let mut world = sandbox.world();
-    let Some(records) = world.records.get_mut(request.entity.as_str()) else {
+    let Some(records) = world.records_mut(request.entity.as_str()) else {
         return not_found(&request.entity);
     };
     let id_of = |record: &Value| record.get("id").and_then(Value::as_i64);

@@ -7,13 +7,15 @@
 //!
 //! Submodules: [`seed`] generates the records, [`schema`] holds Bullhorn's field tables,
 //! [`state`] the mutable world, [`auth`] the OAuth and login endpoints, [`entities`] `query` and
-//! `search`, [`filter`] their filter, sort and projection languages, [`admin`] the
+//! `search`, [`filter`] their filter, sort and projection languages, [`index`] the records kept
+//! sorted between pages, [`admin`] the
 //! `/_sandbox/` endpoints tests use to change records and inject faults.
 
 pub mod admin;
 pub mod auth;
 pub mod entities;
 pub mod filter;
+pub mod index;
 pub mod schema;
 pub mod seed;
 pub mod state;

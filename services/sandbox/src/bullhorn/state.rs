@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::SandboxOptions;
+use super::filter::Condition;
+use super::index::{Page, SortedIndex};
 use super::seed;
 
 pub type Shared = Arc<Sandbox>;
@@ -84,10 +86,13 @@ pub struct Stats {
 }
 
 pub struct World {
-    /// Well-formed records by entity, sorted by id.
-    pub records: HashMap<&'static str, Vec<Value>>,
+    /// Well-formed records by entity, sorted by id; changed only through [`World::records_mut`],
+    /// which drops the sorted indexes built over them.
+    records: HashMap<&'static str, Vec<Value>>,
     /// Malformed Candidate records, present while the `malformed` fault is on.
     pub malformed: Vec<Value>,
+    /// Per entity and sort order, the records (and injected ones) in that order.
+    sorted: HashMap<(String, Vec<(String, bool)>), SortedIndex>,
     pub codes: HashMap<String, Instant>,
     pub access_tokens: HashMap<String, Instant>,
     pub refresh_tokens: HashSet<String>,
@@ -112,6 +117,7 @@ impl Sandbox {
             world: Mutex::new(World {
                 records,
                 malformed: Vec::new(),
+                sorted: HashMap::new(),
                 codes: HashMap::new(),
                 access_tokens: HashMap::new(),
                 refresh_tokens: HashSet::new(),
@@ -130,7 +136,49 @@ impl Sandbox {
 }
 
 impl World {
+    /// The well-formed records of `entity`, by id.
+    pub fn records(&self, entity: &str) -> Option<&Vec<Value>> {
+        self.records.get(entity)
+    }
+
+    /// The records of `entity`, to change them; the sorted indexes are rebuilt when next asked.
+    pub fn records_mut(&mut self, entity: &str) -> Option<&mut Vec<Value>> {
+        self.sorted.clear();
+        self.records.get_mut(entity)
+    }
+
+    /// The page `start..start + count` of `entity`'s records (with the injected malformed
+    /// ones for Candidate) matching `conditions`, in `sort` order.
+    pub fn query(
+        &mut self,
+        entity: &str,
+        conditions: &[Condition],
+        sort: &[(String, bool)],
+        start: usize,
+        count: usize,
+    ) -> Page<'_> {
+        let injected = if entity == "Candidate" {
+            self.malformed.as_slice()
+        } else {
+            &[]
+        };
+        let records: Vec<&Value> = self
+            .records
+            .get(entity)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .chain(injected)
+            .collect();
+        let index = self
+            .sorted
+            .entry((entity.to_owned(), sort.to_vec()))
+            .or_insert_with(|| SortedIndex::build(&records, sort));
+        index.page(&records, conditions, sort, start, count)
+    }
+
     pub fn set_malformed(&mut self, on: bool) {
+        self.sorted.clear();
         self.faults.malformed = on;
         self.malformed.clear();
         if on {
