@@ -67,10 +67,10 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 is 2.1x an empty RPC's on SQLite and 3.2x to 4.2x on PostgreSQL in the
-//!   latest runs (goal 1.5x; p50 3.4x and 6x to 7.8x), on a shared machine: a lease reads its
-//!   row and waits for its audit row's (group) commit before answering. See
-//!   `benches/RESULTS.md`. TODO(#4).
+//! - LeaseAccess p99 is 7.0x an empty RPC's on SQLite and 10.2x on PostgreSQL on a quiet
+//!   machine (goal 1.5x; 2.1x and 3.2x to 4.2x on a loaded one, where both tails are
+//!   scheduling noise): a lease reads its row and waits for its audit row's (group) commit
+//!   before answering. See `benches/RESULTS.md`. TODO(#4).
 //! - Decrypted plaintext, data and master key bytes, and decoded secrets (in the lease cache
 //!   and in flight) are zeroized when dropped ([`wipe`]), but the copy a lease encodes into its
 //!   gRPC response lives in tonic's buffers, and OAuth2 access tokens are plain strings; leases

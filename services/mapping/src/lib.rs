@@ -44,9 +44,7 @@
 //! - Identity links a page in a constant number of statements inside one transaction per
 //!   tenant (the rules run in memory over rows loaded for the whole page); regrouping reads a
 //!   person's links a breadth-first level at a time, so a long chain of links costs a
-//!   statement per level. A record deleted at the partner keeps its links. On PostgreSQL the
-//!   page's lookups by key get generic plans that filter the connection's whole index range
-//!   (`tests/benches/RESULTS.md`), so linking slows as the tables grow: TODO(#6).
+//!   statement per level. A record deleted at the partner keeps its links.
 //! - Transform maps about 158,000 records of the 20-field candidate mapping per CPU-second on
 //!   the team machine, short of the 200,000 goal. The next steps are writing fields into the
 //!   typed message through setters compiled with the spec, and hashing the body's prost

@@ -66,13 +66,11 @@
 //!
 //! # Limitations
 //!
-//! - A full inbound sync moves about 2,400 records/s through the mesh on SQLite at 100,000
-//!   records (split processes or one `plugboard dev` process, shared 2-core machine), far from
-//!   the 50,000 goal: mapping spends about 200 µs of CPU per record (Transform about 17; the rest
-//!   is identity's SQLite writes, allocation and gRPC) and sync about 90 (its SQLite writes),
-//!   both growing as the tables outgrow SQLite's 2 MB page cache. On PostgreSQL it is 160
-//!   records/s: under generic plans mapping's batched identity lookups filter the connection's
-//!   whole index range instead of searching it.
+//! - A full inbound sync moves about 2,750 records/s through the mesh on SQLite at 100,000
+//!   records (2,530 in one `plugboard dev` process) and about 1,900 on PostgreSQL, on the
+//!   2-core machine, far from the 50,000 goal: mapping spends about 225 µs of CPU per record
+//!   (Transform about 6; the rest is identity's SQLite work, allocation and gRPC) and sync
+//!   about 100 (its SQLite writes), both growing as the tables outgrow SQLite's 2 MB page cache.
 //!   `tests/benches/RESULTS.md` has the numbers and next steps (TODO(#6)).
 //! - A run paused for a partner quota resumes as an incremental read from its checkpoints, even
 //!   when it was a full refresh: the records the paused part did not reach are read, but the

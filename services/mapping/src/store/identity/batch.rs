@@ -94,8 +94,9 @@ fn by_connector_and_entity(references: &[Reference]) -> BTreeMap<(&str, &str), B
 /// Runs `sql_for(placeholders of the ids)` once per chunk of every group; the query's first
 /// three parameters are the tenant and the group's two prefix values.
 ///
-/// TODO(#6): on PostgreSQL, once sqlx's prepared statement switches to a generic plan, the
-/// `IN` list becomes a filter after an index scan on the prefix, reading the whole connection.
+/// On PostgreSQL these statements rely on custom plans (`plan_cache_mode`, set for every
+/// session by `plugboard_runtime::storage`): under a generic plan the `IN` list became a filter
+/// after an index scan on the prefix, reading the whole connection.
 async fn fetch_grouped(
     connection: &mut AnyConnection,
     tenant_id: &str,
