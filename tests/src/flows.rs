@@ -132,11 +132,17 @@ impl Mesh {
                 Err(status) => return Err(status.into()),
             }
         };
+        self.wait_run(&run_id).await
+    }
+
+    /// Waits for a run to finish (up to three minutes) and returns it.
+    pub async fn wait_run(&self, run_id: &str) -> anyhow::Result<RunInfo> {
+        let mut sync = self.clients.sync(&self.sync_addr);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
         loop {
             let run = sync
                 .get_run(GetRunRequest {
-                    run_id: run_id.clone(),
+                    run_id: run_id.to_owned(),
                 })
                 .await?
                 .into_inner()

@@ -6,35 +6,14 @@
 use std::time::Duration;
 
 use plugboard_proto::sync::v1::{
-    GetRunRequest, RunInfo, RunState, TriggerFullRefreshRequest, WatchChangesRequest,
+    RunInfo, RunState, TriggerFullRefreshRequest, WatchChangesRequest,
 };
 use plugboard_tests::cluster::Cluster;
 use plugboard_tests::flows::{
-    Mesh, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
+    SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
 };
 
 const CONNECTION: &str = "bh-deletes";
-
-async fn wait_run(mesh: &Mesh, run_id: &str) -> anyhow::Result<RunInfo> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let run = mesh
-            .clients
-            .sync(&mesh.sync_addr)
-            .get_run(GetRunRequest {
-                run_id: run_id.into(),
-            })
-            .await?
-            .into_inner()
-            .run
-            .ok_or_else(|| anyhow::anyhow!("run {run_id} has no body"))?;
-        if run.state != RunState::Running as i32 {
-            return Ok(run);
-        }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "run did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn deleted_in(run: &RunInfo, stream: &str) -> u64 {
     run.streams
@@ -84,7 +63,7 @@ async fn a_full_refresh_tombstones_what_the_partner_deleted() -> anyhow::Result<
         .await?
         .into_inner()
         .run_id;
-    let refresh = wait_run(&mesh, &run_id).await?;
+    let refresh = mesh.wait_run(&run_id).await?;
     assert_eq!(
         refresh.state,
         RunState::Succeeded as i32,

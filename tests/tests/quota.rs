@@ -1,15 +1,19 @@
 //! A partner's daily quota used up mid-backfill, across two sync replicas: the run pauses with
 //! its checkpoint, says when it resumes (ListSyncs, the run's error, health's status), and a
-//! scheduler resumes it after the reset from where it stopped, not from the start.
+//! scheduler resumes it after the reset from where it stopped, not from the start; a paused
+//! full refresh is still a complete read when it resumes, and tombstones what the partner
+//! deleted.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use plugboard_proto::health::v1::{GetStatusRequest, IntegrationStatus};
-use plugboard_proto::sync::v1::{ListRunsRequest, ListSyncsRequest, RunInfo, RunState, SyncInfo};
+use plugboard_proto::sync::v1::{
+    ListRunsRequest, ListSyncsRequest, RunInfo, RunState, SyncInfo, TriggerFullRefreshRequest,
+};
 use plugboard_tests::cluster::Cluster;
 use plugboard_tests::flows::{
-    Mesh, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
+    Mesh, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME, STREAMS,
 };
 use serde_json::json;
 
@@ -145,5 +149,108 @@ async fn a_used_up_quota_pauses_the_run_until_the_reset_then_it_resumes() -> any
     }
     assert!(sync_info(&first).await?.resumes_at.is_empty());
     first.assert_matches_sandbox(CONNECTION).await?;
+    Ok(())
+}
+
+/// What a stream's runs tombstoned.
+fn deleted_in(run: &RunInfo, stream: &str) -> u64 {
+    run.streams
+        .iter()
+        .filter(|progress| progress.stream == stream)
+        .map(|progress| progress.records_deleted)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_refresh_paused_by_the_quota_still_tombstones_when_it_resumes() -> anyhow::Result<()>
+{
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("PLUGBOARD_RATE_LIMIT_MAX_WAIT_SECONDS", "2"),
+            ("PLUGBOARD_SYNC_SCHEDULER_TICK_SECONDS", "1"),
+            ("PLUGBOARD_SYNC_PAGE_SIZE", "10"),
+        ],
+    )
+    .await?;
+    let mesh = cluster.mesh("quota-refresh-tenant", 0);
+    mesh.connect_bullhorn(
+        CONNECTION,
+        SANDBOX_CLIENT_ID,
+        SANDBOX_CLIENT_SECRET,
+        SANDBOX_USERNAME,
+        SANDBOX_PASSWORD,
+    )
+    .await?;
+    let backfill = mesh.run_once(CONNECTION).await?;
+    assert_eq!(
+        backfill.state,
+        RunState::Succeeded as i32,
+        "{}",
+        backfill.error
+    );
+
+    // One record of each of the later streams disappears at the partner: only a complete read
+    // can tell.
+    let mut gone = Vec::new();
+    for (stream, entity) in &STREAMS[1..] {
+        let id = mesh.sandbox.records(stream).await?[0]["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("a {stream} without an id"))?;
+        mesh.sandbox.delete(stream, &[id]).await?;
+        gone.push((*stream, *entity, id.to_string()));
+    }
+
+    // The full refresh runs out of quota after a few pages, before it reaches most streams.
+    mesh.sandbox
+        .faults(json!({ "daily_quota": 6, "quota_reset_seconds": 10 }))
+        .await?;
+    let run_id = mesh
+        .clients
+        .sync(&mesh.sync_addr)
+        .trigger_full_refresh(TriggerFullRefreshRequest {
+            connection_id: CONNECTION.into(),
+        })
+        .await?
+        .into_inner()
+        .run_id;
+    let paused = mesh.wait_run(&run_id).await?;
+    assert_eq!(paused.state, RunState::Paused as i32, "{paused:?}");
+    mesh.sandbox.faults(json!({ "daily_quota": 0 })).await?;
+
+    // Resumed after the reset by the scheduler, it is still the complete read it began as.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let resumed = loop {
+        let latest = runs(&mesh).await?;
+        if let Some(run) = latest.iter().find(|run| run.started_at > paused.started_at)
+            && run.state != RunState::Running as i32
+        {
+            break run.clone();
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no run resumed: {latest:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        resumed.state,
+        RunState::Succeeded as i32,
+        "{}",
+        resumed.error
+    );
+    for (stream, entity, id) in &gone {
+        let deleted = deleted_in(&paused, stream) + deleted_in(&resumed, stream);
+        assert_eq!(deleted, 1, "{stream} {id}: {paused:?} then {resumed:?}");
+        let left = mesh.canonical_records(CONNECTION, entity).await?;
+        assert!(left.iter().all(|record| &record.external_id != id));
+    }
+    // The paused part had not finished a stream that lost a record: the resumption did.
+    let resumed_deleted: u64 = gone
+        .iter()
+        .map(|(stream, _, _)| deleted_in(&resumed, stream))
+        .sum();
+    assert!(resumed_deleted > 0, "{paused:?} then {resumed:?}");
+    mesh.assert_matches_sandbox(CONNECTION).await?;
     Ok(())
 }

@@ -48,6 +48,8 @@
 //! - [`page_write`]: a page's records and change-log rows in a few multi-row statements;
 //! - [`outcome`]: honest outcomes: an empty full read after a big one is suspect, a 403 says so;
 //! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
+//! - [`paused_read`]: what a paused complete read had seen, so its resumption still tombstones
+//!   what the partner no longer has;
 //! - [`stream_signals`]: per stream, the partner's field names, pages served again and partner
 //!   requests, reported to health; [`partner_name`]: the manifest's display name for it;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health;
@@ -72,10 +74,9 @@
 //!   (Transform about 6; the rest is identity's SQLite work, allocation and gRPC) and sync
 //!   about 100 (its SQLite writes), both growing as the tables outgrow SQLite's 2 MB page cache.
 //!   `tests/benches/RESULTS.md` has the numbers and next steps (TODO(#6)).
-//! - A run paused for a partner quota resumes as an incremental read from its checkpoints, even
-//!   when it was a full refresh: the records the paused part did not reach are read, but the
-//!   full-refresh difference (tombstones) is not taken for that run. TODO(#6): resume a full
-//!   refresh as one.
+//! - A complete read (a full refresh, or a first read) resumes as one only after a quota pause
+//!   ([`paused_read`]); one cut by a crash, a shutdown or a failure resumes incrementally from
+//!   its checkpoint and tombstones nothing until the next complete read.
 //! - The suspect rule compares complete reads only (`EMPTY_AFTER_AT_LEAST` = 100 records on the
 //!   last earlier complete read of the stream); an incremental read that finds nothing is
 //!   normal and left to health's volume warnings. The suspect run itself is stored as
@@ -118,6 +119,7 @@ pub mod outcome;
 pub mod page_guard;
 pub mod page_write;
 pub mod partner_name;
+pub mod paused_read;
 pub mod persons;
 pub mod policy;
 pub mod push;

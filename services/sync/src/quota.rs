@@ -7,7 +7,9 @@
 //! after its last committed page (the page in hand is committed first), is recorded as paused
 //! with its reason, and the sync gets `resumes_at`: the scheduler of any replica starts it
 //! again then, from the checkpoint, even when the sync is otherwise manual. Health is told the
-//! run paused and when it resumes.
+//! run paused and when it resumes. A complete read that pauses (a full refresh, a first read)
+//! keeps what it had seen ([`crate::paused_read`]), so the run that resumes it still ends with
+//! the full-refresh difference.
 
 use plugboard_proto::error::{reason_of, retry_delay_of};
 use plugboard_runtime::storage::format_time;

@@ -349,19 +349,38 @@ impl Runner {
             });
         }
 
-        for plan in plans {
-            let checkpoint = match mode {
-                ReadMode::FullRefresh => String::new(),
-                ReadMode::Incremental => self
-                    .store
-                    .load_checkpoint(&sync.tenant_id, &sync.connection_id, &plan.stream)
+        for (index, plan) in plans.iter().enumerate() {
+            let start = match mode {
+                ReadMode::FullRefresh => {
+                    // Started again from scratch: what a paused one left is moot.
+                    crate::paused_read::forget(
+                        &self.store,
+                        &sync.tenant_id,
+                        &sync.connection_id,
+                        &plan.stream,
+                    )
+                    .await?;
+                    crate::paused_read::Resumption {
+                        complete: true,
+                        ..Default::default()
+                    }
+                }
+                ReadMode::Incremental => {
+                    crate::paused_read::resume(
+                        &self.store,
+                        &sync.tenant_id,
+                        &sync.connection_id,
+                        &plan.stream,
+                    )
                     .await?
-                    .unwrap_or_default(),
+                }
             };
-            // A read from no checkpoint sees everything the partner has; what it does not see
-            // is gone at the partner.
-            let complete_read = checkpoint.is_empty();
-            let mut seen: HashSet<String> = HashSet::new();
+            let checkpoint = start.checkpoint;
+            // A read from no checkpoint sees everything the partner has, and so does one that
+            // finishes a complete read a quota paused; what it does not see is gone at the
+            // partner.
+            let complete_read = start.complete;
+            let mut seen: HashSet<String> = start.seen;
             // What the partner's deleted-records endpoint listed; applied with the last page,
             // once the read has ended without an error.
             let mut reported_deleted: Vec<String> = Vec::new();
@@ -373,7 +392,7 @@ impl Runner {
                 ..StreamCounters::default()
             });
             let stream_index = run.streams.len() - 1;
-            let mut pages = connector
+            let opened = connector
                 .read(ReadRequest {
                     connection: Some(connection.clone()),
                     stream: plan.stream.clone(),
@@ -382,8 +401,18 @@ impl Runner {
                     run_id: run.run_id.clone(),
                 })
                 .await
-                .map_err(|status| crate::quota::read_error(&status))?
-                .into_inner();
+                .map_err(|status| crate::quota::read_error(&status));
+            let mut pages = match opened {
+                Ok(pages) => pages.into_inner(),
+                Err(error) => {
+                    if matches!(error, Error::QuotaExhausted { .. }) && complete_read {
+                        let counters = &run.streams[stream_index];
+                        self.keep_paused_read(sync, mode, &plans[index..], counters, &seen)
+                            .await?;
+                    }
+                    return Err(error);
+                }
+            };
             let mut stopping = self.stopping.subscribe();
             let mut page_guard = crate::page_guard::PageGuard::default();
             // A page is committed when the next one arrives or the read ends, so that the last
@@ -429,7 +458,7 @@ impl Runner {
                     seen.extend(page.records.iter().map(|record| record.external_id.clone()));
                 }
                 reported_deleted.extend(page.deleted.iter().map(|d| d.external_id.clone()));
-                let prepared = self.prepare_page(sync, &plan, &run_id, page);
+                let prepared = self.prepare_page(sync, plan, &run_id, page);
                 let Some(previous) = held.take() else {
                     held = Some(prepared.await?);
                     continue;
@@ -444,7 +473,7 @@ impl Runner {
                 let counters = &mut run.streams[stream_index];
                 let (prepared, committed) = tokio::join!(
                     prepared,
-                    self.commit_page(sync, &plan, previous, counters, part)
+                    self.commit_page(sync, plan, previous, counters, part)
                 );
                 committed?;
                 self.store.update_run(run).await?;
@@ -463,13 +492,66 @@ impl Runner {
                     end,
                 };
                 let counters = &mut run.streams[stream_index];
-                self.commit_page(sync, &plan, last, counters, part).await?;
+                self.commit_page(sync, plan, last, counters, part).await?;
                 self.store.update_run(run).await?;
+            }
+            match &ended {
+                Ok(()) => {
+                    crate::paused_read::forget(
+                        &self.store,
+                        &sync.tenant_id,
+                        &sync.connection_id,
+                        &plan.stream,
+                    )
+                    .await?
+                }
+                Err(Error::QuotaExhausted { .. }) if complete_read => {
+                    let counters = &run.streams[stream_index];
+                    self.keep_paused_read(sync, mode, &plans[index..], counters, &seen)
+                        .await?;
+                }
+                Err(_) => {}
             }
             ended?;
             tracing::debug!(run_id = %run.run_id, stream = %plan.stream, "stream read to the end");
         }
         Ok(())
+    }
+
+    /// Keeps a complete read that a used-up quota paused in `streams[0]` for the run that
+    /// resumes it ([`crate::paused_read`]). A full refresh's later streams, and the paused one
+    /// when it had not begun (its stored checkpoint may still be an older run's), are marked
+    /// to be read from the start; an incremental run's later streams read from their own
+    /// checkpoints anyway.
+    async fn keep_paused_read(
+        &self,
+        sync: &SyncDefinition,
+        mode: ReadMode,
+        streams: &[StreamPlan],
+        paused: &StreamCounters,
+        seen: &HashSet<String>,
+    ) -> Result<(), Error> {
+        // With no page committed and no checkpoint, the read is where it started.
+        let reached = paused.pages > 0 || !paused.checkpoint_after.is_empty();
+        let mut unreached: Vec<&str> = Vec::new();
+        if !reached {
+            unreached.push(&paused.stream);
+        }
+        if mode == ReadMode::FullRefresh {
+            unreached.extend(streams.iter().skip(1).map(|plan| plan.stream.as_str()));
+        }
+        crate::paused_read::save(
+            &self.store,
+            &sync.tenant_id,
+            &sync.connection_id,
+            reached.then_some((
+                paused.stream.as_str(),
+                paused.checkpoint_after.as_str(),
+                seen,
+            )),
+            &unreached,
+        )
+        .await
     }
 
     /// Maps one page and links its people; nothing of it is committed yet.
