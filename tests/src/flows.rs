@@ -24,6 +24,15 @@ pub const STREAMS: [(&str, &str); 4] = [
     ("Placement", "placement"),
 ];
 
+/// How many records a run tombstoned in `stream`.
+pub fn deleted_in(run: &RunInfo, stream: &str) -> u64 {
+    run.streams
+        .iter()
+        .filter(|progress| progress.stream == stream)
+        .map(|progress| progress.records_deleted)
+        .sum()
+}
+
 pub use plugboard_sandbox::bullhorn::{
     DEMO_CLIENT_ID as SANDBOX_CLIENT_ID, DEMO_CLIENT_SECRET as SANDBOX_CLIENT_SECRET,
     DEMO_PASSWORD as SANDBOX_PASSWORD, DEMO_USERNAME as SANDBOX_USERNAME,

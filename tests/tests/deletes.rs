@@ -5,23 +5,13 @@
 
 use std::time::Duration;
 
-use plugboard_proto::sync::v1::{
-    RunInfo, RunState, TriggerFullRefreshRequest, WatchChangesRequest,
-};
+use plugboard_proto::sync::v1::{RunState, TriggerFullRefreshRequest, WatchChangesRequest};
 use plugboard_tests::cluster::Cluster;
 use plugboard_tests::flows::{
-    SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME,
+    SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME, deleted_in,
 };
 
 const CONNECTION: &str = "bh-deletes";
-
-fn deleted_in(run: &RunInfo, stream: &str) -> u64 {
-    run.streams
-        .iter()
-        .filter(|progress| progress.stream == stream)
-        .map(|progress| progress.records_deleted)
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_refresh_tombstones_what_the_partner_deleted() -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ use plugboard_proto::sync::v1::{
 use plugboard_tests::cluster::Cluster;
 use plugboard_tests::flows::{
     Mesh, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_PASSWORD, SANDBOX_USERNAME, STREAMS,
+    deleted_in,
 };
 use serde_json::json;
 
@@ -42,6 +43,26 @@ async fn runs(mesh: &Mesh) -> anyhow::Result<Vec<RunInfo>> {
         .await?
         .into_inner()
         .runs)
+}
+
+/// The run the scheduler starts after `paused`, once it has finished (within a minute).
+async fn resumed_after(mesh: &Mesh, paused: &RunInfo) -> anyhow::Result<RunInfo> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let latest = runs(mesh).await?;
+        if let Some(run) = latest
+            .iter()
+            .find(|run| run.run_id != paused.run_id && run.started_at >= paused.started_at)
+            && run.state != RunState::Running as i32
+        {
+            return Ok(run.clone());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no run resumed: {latest:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,20 +127,7 @@ async fn a_used_up_quota_pauses_the_run_until_the_reset_then_it_resumes() -> any
     // The partner lifts the quota; sync does not know and waits for the reset it was told.
     first.sandbox.faults(json!({ "daily_quota": 0 })).await?;
     let resumes_at = chrono::DateTime::parse_from_rfc3339(&info.resumes_at)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let resumed = loop {
-        let latest = runs(&second).await?;
-        if let Some(run) = latest.iter().find(|run| run.run_id != paused.run_id)
-            && run.state != RunState::Running as i32
-        {
-            break run.clone();
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no run resumed: {latest:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let resumed = resumed_after(&second, &paused).await?;
     assert_eq!(
         resumed.state,
         RunState::Succeeded as i32,
@@ -150,15 +158,6 @@ async fn a_used_up_quota_pauses_the_run_until_the_reset_then_it_resumes() -> any
     assert!(sync_info(&first).await?.resumes_at.is_empty());
     first.assert_matches_sandbox(CONNECTION).await?;
     Ok(())
-}
-
-/// What a stream's runs tombstoned.
-fn deleted_in(run: &RunInfo, stream: &str) -> u64 {
-    run.streams
-        .iter()
-        .filter(|progress| progress.stream == stream)
-        .map(|progress| progress.records_deleted)
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,20 +218,7 @@ async fn a_full_refresh_paused_by_the_quota_still_tombstones_when_it_resumes() -
     mesh.sandbox.faults(json!({ "daily_quota": 0 })).await?;
 
     // Resumed after the reset by the scheduler, it is still the complete read it began as.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let resumed = loop {
-        let latest = runs(&mesh).await?;
-        if let Some(run) = latest.iter().find(|run| run.started_at > paused.started_at)
-            && run.state != RunState::Running as i32
-        {
-            break run.clone();
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no run resumed: {latest:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let resumed = resumed_after(&mesh, &paused).await?;
     assert_eq!(
         resumed.state,
         RunState::Succeeded as i32,

@@ -11,21 +11,8 @@ use plugboard_sync::documents::store::{Landing, NewClaim, ParseKey, ParseState, 
 use plugboard_sync::record_codec;
 use plugboard_sync::store::Store;
 
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-async fn sqlite() -> Store {
-    let dir = std::env::temp_dir().join(format!("pb-sync-documents-{}", uuid::Uuid::new_v4()));
-    Store::open(&plugboard_runtime::storage::sqlite_url(&dir, "sync"))
-        .await
-        .unwrap()
-}
-
-async fn postgres() -> Store {
-    let schema = format!("sync_d{}", uuid::Uuid::new_v4().simple());
-    Store::open_in_schema(POSTGRES_URL, &schema)
-        .await
-        .expect("PostgreSQL must run for tests (the test command starts it)")
-}
+mod stores;
+use stores::{postgres, sqlite};
 
 fn key<'a>(tenant_id: &'a str, content_sha256: &'a str) -> ParseKey<'a> {
     ParseKey {

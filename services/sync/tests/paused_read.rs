@@ -10,21 +10,8 @@ use std::collections::HashSet;
 use plugboard_sync::paused_read::{forget, resume, save};
 use plugboard_sync::store::{PageCommit, Store};
 
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-async fn sqlite() -> Store {
-    let dir = std::env::temp_dir().join(format!("pb-sync-paused-{}", uuid::Uuid::new_v4()));
-    Store::open(&plugboard_runtime::storage::sqlite_url(&dir, "sync"))
-        .await
-        .unwrap()
-}
-
-async fn postgres() -> Store {
-    let schema = format!("sync_p{}", uuid::Uuid::new_v4().simple());
-    Store::open_in_schema(POSTGRES_URL, &schema)
-        .await
-        .expect("PostgreSQL must run for tests (the test command starts it)")
-}
+mod stores;
+use stores::{postgres, sqlite};
 
 async fn commit_checkpoint(store: &Store, tenant_id: &str, stream: &str, checkpoint: &str) {
     store

@@ -19,23 +19,11 @@ use plugboard_sync::push::{PushRequest, TwoWayService};
 use plugboard_sync::store::{PageCommit, Store, StoredRecord, SyncDefinition};
 use plugboard_sync::{Error, record_codec, two_way};
 
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+mod stores;
+use stores::{postgres, sqlite};
+
 const TENANT: &str = "tenant-a";
 const CONNECTION: &str = "gh-1";
-
-async fn sqlite() -> Store {
-    let dir = std::env::temp_dir().join(format!("pb-sync-two-way-{}", uuid::Uuid::new_v4()));
-    Store::open(&plugboard_runtime::storage::sqlite_url(&dir, "sync"))
-        .await
-        .unwrap()
-}
-
-async fn postgres() -> Store {
-    let schema = format!("sync_t{}", uuid::Uuid::new_v4().simple());
-    Store::open_in_schema(POSTGRES_URL, &schema)
-        .await
-        .expect("PostgreSQL must run for tests (the test command starts it)")
-}
 
 async fn with_sync(store: Store) -> (Store, TwoWayService) {
     for tenant in [TENANT, "tenant-b"] {
