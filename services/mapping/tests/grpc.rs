@@ -634,6 +634,18 @@ async fn overrides_are_validated_versioned_and_per_tenant(mut mesh: Mesh) {
         "{status:?}"
     );
     assert!(status.message().contains("not allowed"), "{status:?}");
+    // ...an expression that is not jq at all, told as such...
+    let status = mesh
+        .client
+        .put_tenant_override(put(
+            "custom_fields:\n  security_clearance: .customText3 |\n",
+            0,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&status).as_deref(), Some("OVERRIDE_INVALID"));
+    assert!(status.message().contains("not valid jq"), "{status:?}");
+    assert!(!status.message().contains("not allowed"), "{status:?}");
     // ...a target the canonical candidate does not have, and YAML that is not an override.
     let status = mesh
         .client

@@ -112,6 +112,12 @@ impl Expr {
         &self.source
     }
 
+    /// Why `source` is not a jq expression at all (a syntax error, an unknown function), if
+    /// it is not one.
+    pub(crate) fn jq_error(source: &str) -> Option<String> {
+        compile_jq(source).err()
+    }
+
     /// The plain path the expression starts from (`.payRate // empty | tostring` starts from
     /// `payRate`), used to show the partner value when the expression fails.
     pub(crate) fn source_path(&self) -> Option<Vec<String>> {

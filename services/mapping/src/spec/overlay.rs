@@ -56,13 +56,18 @@ pub fn compile_with_override(
             && expr::plain_path(source.trim()).is_none()
             && FastExpr::parse(source, &mut PathTable::default()).is_none()
         {
-            problems.push(problem(
-                super::document::line_of(override_yaml, Some(section), &key_text),
-                format!(
+            // A typo is told as one, not as a feature the tenant may not use.
+            let message = match expr::Expr::jq_error(source) {
+                Some(error) => format!("{section} {key_text}: {source:?} is not valid jq: {error}"),
+                None => format!(
                     "{section} {key_text}: {source:?} is not allowed in a tenant override; use \
                      paths, string literals, + and tostring, ascii_downcase, ascii_upcase, \
                      numbers, strings, split(\"...\"), epoch_millis_to_rfc3339"
                 ),
+            };
+            problems.push(problem(
+                super::document::line_of(override_yaml, Some(section), &key_text),
+                message,
             ));
         }
     };
