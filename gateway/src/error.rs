@@ -220,3 +220,13 @@ impl IntoResponse for Error {
         response
     }
 }
+
+impl plugboard_runtime::process::RunError for Error {
+    fn is_configuration(&self) -> bool {
+        match self {
+            Error::Storage(error) => error.is_configuration(),
+            Error::MeshKey(_) | Error::Address { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -150,3 +150,5 @@ impl Error {
 pub fn transport(context: &str, error: reqwest::Error) -> Error {
     Error::PartnerUnavailable(format!("{context}: {}", error.without_url()))
 }
+
+impl plugboard_runtime::process::RunError for Error {}

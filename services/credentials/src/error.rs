@@ -195,3 +195,18 @@ impl ServiceError for Error {
         }
     }
 }
+
+impl plugboard_runtime::process::RunError for Error {
+    /// The master keys, the mesh key and the database settings are the operator's to fix.
+    fn is_configuration(&self) -> bool {
+        match self {
+            Error::OpenStorage(error) => error.is_configuration(),
+            Error::MasterKeyMismatch { .. }
+            | Error::UnknownMasterKey { .. }
+            | Error::MasterKeyReload(_)
+            | Error::Config(_)
+            | Error::MeshKey(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -104,3 +104,13 @@ impl ServiceError for Error {
         }
     }
 }
+
+impl plugboard_runtime::process::RunError for Error {
+    fn is_configuration(&self) -> bool {
+        match self {
+            Error::Open(error) => error.is_configuration(),
+            Error::Identity(_) | Error::RegistryAddress(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -61,3 +61,13 @@ impl ServiceError for Error {
         }
     }
 }
+
+impl plugboard_runtime::process::RunError for Error {
+    fn is_configuration(&self) -> bool {
+        match self {
+            Error::Open(error) => error.is_configuration(),
+            Error::MeshKey(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -25,6 +25,18 @@ pub const EXIT_CONFIG: u8 = 78;
 /// How long a stopping service may drain when `PLUGBOARD_SHUTDOWN_GRACE_SECONDS` is not set.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
+/// An error that ends a service's run. One that is the operator's configuration (a master key
+/// that opens none of the stored keys, a database URL with a malformed option) exits 78 like
+/// the configuration errors found before the port is bound: restarting with the same settings
+/// cannot help, and an orchestrator should say so instead of retrying for ever.
+pub trait RunError: Display {
+    fn is_configuration(&self) -> bool {
+        false
+    }
+}
+
+impl RunError for std::io::Error {}
+
 /// Completes when the process is asked to stop.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -38,7 +50,7 @@ pub async fn serve_from_env<C, Fut, E>(
 ) -> ExitCode
 where
     Fut: Future<Output = Result<(), E>>,
-    E: Display,
+    E: RunError,
 {
     let env = match Env::from_process() {
         Ok(env) => env,
@@ -96,9 +108,14 @@ where
             ExitCode::SUCCESS
         }
         Stopped::Finished(Err(error)) => {
-            tracing::error!(service = name, error = %error, "stopped with an error");
+            let configuration = error.is_configuration();
+            tracing::error!(service = name, error = %error, configuration, "stopped with an error");
             eprintln!("{name}: {error}");
-            ExitCode::FAILURE
+            if configuration {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Stopped::GraceExceeded => {
             tracing::warn!(

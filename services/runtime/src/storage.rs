@@ -32,6 +32,18 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StorageError {
+    /// True when the database settings themselves are wrong (an unsupported URL, a bad schema
+    /// name, an option the driver does not understand), not the server unreachable or failing.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            StorageError::UnsupportedUrl { .. } | StorageError::BadSchema(_) => true,
+            StorageError::Connect(error) => matches!(error, sqlx::Error::Configuration(_)),
+            StorageError::DataDir { .. } | StorageError::Migrate(_) => false,
+        }
+    }
+}
+
 /// Which server a pool talks to, for the few statements that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -8,3 +8,9 @@ pub enum Error {
     #[error("invalid TLS settings: {0}")]
     Tls(String),
 }
+
+impl plugboard_runtime::process::RunError for Error {
+    fn is_configuration(&self) -> bool {
+        matches!(self, Error::Tls(_))
+    }
+}

@@ -187,3 +187,12 @@ impl ServiceError for Error {
         }
     }
 }
+
+impl plugboard_runtime::process::RunError for Error {
+    fn is_configuration(&self) -> bool {
+        match self {
+            Error::StorageSetup(error) => error.is_configuration(),
+            _ => false,
+        }
+    }
+}
