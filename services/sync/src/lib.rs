@@ -46,6 +46,8 @@
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
 //! - [`page_write`]: a page's records and change-log rows in a few multi-row statements;
+//! - [`rehash`]: a stored record hashed under another content hash scheme is compared by
+//!   content, so a new scheme does not republish unchanged records;
 //! - [`outcome`]: honest outcomes: an empty full read after a big one is suspect, a 403 says so;
 //! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
 //! - [`stream_signals`]: per stream, the partner's field names, pages served again and partner
@@ -123,6 +125,7 @@ pub mod policy;
 pub mod push;
 pub mod quota;
 pub mod record_codec;
+pub mod rehash;
 pub mod retention;
 pub mod runner;
 pub mod schedule;
