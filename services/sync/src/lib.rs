@@ -89,6 +89,10 @@
 //!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are
 //!   purged after the retention (30 days by default): a retry with the same idempotency key
 //!   after that writes again.
+//! - Every upsert statement of a page first looks up the page's stored records hashed under
+//!   another content hash scheme ([`rehash`]); once every record carries mapping's current
+//!   scheme the lookup finds nothing but still runs, an indexed `SELECT` per statement
+//!   (TODO(#6): drop it when no stored hash of the JSON-era scheme is left).
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
