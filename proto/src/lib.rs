@@ -3,6 +3,8 @@
 //! This crate compiles `proto/plugboard/**` and is the only place that knows the wire format. It
 //! also holds the two things every service and the gateway must do the same way:
 //!
+//! - [`content_hash`]: the schemes of a canonical record's content hash, which mapping writes
+//!   and sync compares;
 //! - [`error`]: the one table from error kinds to gRPC codes, with a stable reason code attached
 //!   to every status (google.rpc `ErrorInfo`);
 //! - [`trace_context`]: W3C trace context carried across every gRPC hop;
@@ -13,6 +15,7 @@
 //! Modules mirror the proto packages: [`common::v1`] holds the canonical staffing model, and each
 //! service has its own package (`credentials::v1`, `mapping::v1`, ...).
 
+pub mod content_hash;
 pub mod error;
 pub mod partner_requests;
 pub mod personal_data;

@@ -259,7 +259,12 @@ async fn batch_maps_good_records_and_reports_bad_ones_one_by_one() {
     assert_eq!(record.connection_id, "conn-1");
     assert_eq!(record.raw_payload_json, GOOD);
     assert_eq!(record.updated_at, "2024-03-01T11:01:01Z");
-    assert_eq!(record.content_hash.len(), 64);
+    assert!(
+        record.content_hash.starts_with("pb:"),
+        "{}",
+        record.content_hash
+    );
+    assert_eq!(record.content_hash.len(), 67);
     let Some(Body::Job(job)) = &record.body else {
         panic!("no job body")
     };

@@ -46,6 +46,8 @@
 //! - [`grpc`]: the `plugboard.sync.v1.SyncService` adapter;
 //! - [`page_guard`]: stops a run whose connector serves the same page again;
 //! - [`page_write`]: a page's records and change-log rows in a few multi-row statements;
+//! - [`rehash`]: a stored record hashed under another content hash scheme is compared by
+//!   content, so a new scheme does not republish unchanged records;
 //! - [`outcome`]: honest outcomes: an empty full read after a big one is suspect, a 403 says so;
 //! - [`quota`]: a used-up partner quota pauses the run until its reset, from its checkpoint;
 //! - [`paused_read`]: what a paused complete read had seen, so its resumption still tombstones
@@ -88,6 +90,10 @@
 //!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are
 //!   purged after the retention (30 days by default): a retry with the same idempotency key
 //!   after that writes again.
+//! - Every upsert statement of a page first looks up the page's stored records hashed under
+//!   another content hash scheme ([`rehash`]); once every record carries mapping's current
+//!   scheme the lookup finds nothing but still runs, an indexed `SELECT` per statement
+//!   (TODO(#6): drop it when no stored hash of the JSON-era scheme is left).
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
@@ -125,6 +131,7 @@ pub mod policy;
 pub mod push;
 pub mod quota;
 pub mod record_codec;
+pub mod rehash;
 pub mod retention;
 pub mod runner;
 pub mod schedule;

@@ -81,6 +81,9 @@ pub async fn upsert_records(
     let mut written = Vec::with_capacity(records.len());
     let longest = rows_per_statement(transaction, COLUMNS);
     for run in runs_without_repeats(records, longest) {
+        // First, so a record stored under another hash scheme with the same content has the
+        // incoming hash when the upsert compares them (see `rehash`).
+        crate::rehash::adopt_hashes(transaction, tenant_id, connection_id, run).await?;
         // An unchanged record is skipped by the WHERE and so not returned.
         let sql = format!(
             "INSERT INTO records (tenant_id, connection_id, entity, external_id, content_hash, \

@@ -722,14 +722,22 @@ impl Store {
     }
 }
 
-/// Writes one canonical record unless the store holds the same content; true when it wrote.
-/// A tombstoned record written again comes back to life.
+/// Writes one canonical record unless the store holds the same content (the same hash, or
+/// another scheme's with the same body: see `rehash`); true when it wrote. A tombstoned
+/// record written again comes back to life.
 pub(crate) async fn upsert_record(
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant_id: &str,
     connection_id: &str,
     record: &StoredRecord,
 ) -> Result<bool, Error> {
+    crate::rehash::adopt_hashes(
+        transaction,
+        tenant_id,
+        connection_id,
+        std::slice::from_ref(record),
+    )
+    .await?;
     let changed = sqlx::query(
         "INSERT INTO records (tenant_id, connection_id, entity, external_id, content_hash, \
          body_json, custom_fields_json, raw_payload_json, updated_at) \

@@ -7,6 +7,7 @@ use plugboard_proto::common::v1::{
     Application, Candidate, CanonicalRecord, Job, JobPosting, ParsedResume, Placement, Timesheet,
     Worker,
 };
+use plugboard_proto::content_hash;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -23,7 +24,8 @@ pub struct MappedRecord {
     pub external_id: String,
     pub body: Body,
     pub custom_fields: BTreeMap<String, String>,
-    /// SHA-256 hex of the entity, the canonical body and the custom fields.
+    /// `pb:` and the SHA-256 hex of the canonical body and the custom fields (see
+    /// [`plugboard_proto::content_hash`]).
     pub content_hash: String,
 }
 
@@ -105,7 +107,7 @@ impl CompiledSpec {
         };
         canonical::check(&body).map_err(|violation| self.violation_error(violation, &input))?;
         let custom_fields = self.custom_fields_of(&input)?;
-        let content_hash = content_hash(self.entity, &body, &custom_fields);
+        let content_hash = content_hash(&body, &custom_fields);
         Ok(MappedRecord {
             entity: self.entity,
             external_id,
@@ -260,32 +262,26 @@ pub(crate) fn check_target(entity: Entity, segments: &[String]) -> Result<(), St
     }
 }
 
-fn write_body_json(writer: &mut Vec<u8>, body: &Body) {
-    let written = match body {
-        Body::Job(job) => serde_json::to_writer(writer, job),
-        Body::Candidate(candidate) => serde_json::to_writer(writer, candidate),
-        Body::Application(application) => serde_json::to_writer(writer, application),
-        Body::Placement(placement) => serde_json::to_writer(writer, placement),
-        Body::Worker(worker) => serde_json::to_writer(writer, worker),
-        Body::Timesheet(timesheet) => serde_json::to_writer(writer, timesheet),
-        Body::JobPosting(posting) => serde_json::to_writer(writer, posting),
-        Body::ParsedResume(resume) => serde_json::to_writer(writer, resume),
-    };
-    written.expect("canonical messages have string keys and finite values, so they serialize");
-}
-
-/// The hash of the entity, the body's JSON and the custom fields' JSON. The JSON is written
-/// into one buffer and hashed at once: the same bytes as writing it into the hasher piece by
-/// piece, without a hasher update per token.
-fn content_hash(entity: Entity, body: &Body, custom_fields: &BTreeMap<String, String>) -> String {
-    let mut hashed = Vec::with_capacity(1024);
-    hashed.extend_from_slice(entity.as_str().as_bytes());
-    hashed.push(b'\n');
-    write_body_json(&mut hashed, body);
-    hashed.push(b'\n');
-    serde_json::to_writer(&mut hashed, custom_fields).expect("a map of strings always serializes");
+/// The content hash ([`content_hash::PROTOBUF_SCHEME`]): SHA-256 of the body's protobuf
+/// encoding, whose oneof field number names the entity, then each custom field's name and
+/// value, length-prefixed and sorted by name. Canonical bodies have no map fields (a test in
+/// plugboard-proto keeps it so), so equal bodies encode to equal bytes. The encoding is about a
+/// third the size of the body's JSON, which this hashed before, and cheaper to write.
+pub(super) fn content_hash(body: &Body, custom_fields: &BTreeMap<String, String>) -> String {
+    let mut hashed = Vec::with_capacity(512);
+    body.encode(&mut hashed);
+    for (name, value) in custom_fields {
+        for text in [name, value] {
+            prost::encoding::encode_varint(text.len() as u64, &mut hashed);
+            hashed.extend_from_slice(text.as_bytes());
+        }
+    }
     let mut digits = [0_u8; 64];
     hex::encode_to_slice(Sha256::digest(&hashed), &mut digits)
         .expect("a SHA-256 digest is 32 bytes, 64 hex digits");
-    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
+    let mut hash = String::with_capacity(content_hash::PROTOBUF_SCHEME.len() + 1 + digits.len());
+    hash.push_str(content_hash::PROTOBUF_SCHEME);
+    hash.push(':');
+    hash.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+    hash
 }

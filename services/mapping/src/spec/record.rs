@@ -34,6 +34,8 @@ struct Node {
     /// The children by the length of their key: a member's key is compared with the one or
     /// two of the same length, not with every key the spec reads (this runs per member).
     children_by_key_length: Vec<Vec<usize>>,
+    /// Whether an expression reads the value here, as opposed to only paths below it.
+    read: bool,
 }
 
 impl Node {
@@ -43,7 +45,14 @@ impl Node {
             parent,
             children: Vec::new(),
             children_by_key_length: Vec::new(),
+            read: false,
         }
+    }
+
+    /// An object member whose value only matters for the paths below it: it is read in the
+    /// same pass as its parent, without its text.
+    fn is_passed_through(&self) -> bool {
+        !self.read && !self.children.is_empty()
     }
 
     fn child(&self, nodes: &[Node], key: &str) -> Option<usize> {
@@ -64,7 +73,8 @@ impl Default for PathTable {
 }
 
 impl PathTable {
-    /// The node of `keys` (`["address", "city"]` for `.address.city`), added when new.
+    /// The node of `keys` (`["address", "city"]` for `.address.city`), added when new; an
+    /// expression reads it.
     pub(crate) fn node(&mut self, keys: &[String]) -> usize {
         let mut current = ROOT;
         for key in keys {
@@ -85,6 +95,7 @@ impl PathTable {
                 }
             };
         }
+        self.nodes[current].read = true;
         current
     }
 
@@ -227,11 +238,20 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
-            let found: &'de RawValue = map.next_value()?;
             // A repeated key: the last one wins, with all it holds (as in jq).
             if self.values[child].is_some() {
                 table.clear_below(child, self.values);
             }
+            if table.nodes[child].is_passed_through() {
+                let kind = map.next_value_seed(MemberSeed {
+                    table,
+                    node: child,
+                    values: self.values,
+                })?;
+                self.values[child] = Some(kind.stand_in());
+                continue;
+            }
+            let found: &'de RawValue = map.next_value()?;
             self.values[child] = Some(found);
             if !table.nodes[child].children.is_empty() && found.get().starts_with('{') {
                 let mut nested = serde_json::Deserializer::from_str(found.get());
@@ -245,6 +265,92 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, 'de> {
             }
         }
         Ok(())
+    }
+}
+
+/// What a passed-through member held, which is all [`Record::at`] asks of it: an object's
+/// members are in the slots below, and below anything else is null or a failure.
+#[derive(Clone, Copy)]
+enum Kind {
+    Object,
+    Null,
+    Other,
+}
+
+impl Kind {
+    /// JSON text of the same kind, kept in the member's slot.
+    fn stand_in(self) -> &'static RawValue {
+        static STAND_INS: std::sync::LazyLock<[&'static RawValue; 3]> =
+            std::sync::LazyLock::new(|| {
+                ["{}", "null", "0"]
+                    .map(|text| serde_json::from_str(text).expect("the stand-ins are JSON values"))
+            });
+        STAND_INS[self as usize]
+    }
+}
+
+/// Reads a passed-through member: an object's members into the slots below `node`, in the same
+/// pass as its parent (instead of taking its text and parsing that again); anything else is
+/// only told apart. A number beyond `f64`'s range there is refused by serde_json; jq could not
+/// index it either, so the record failed before too, with another message.
+struct MemberSeed<'t, 'v, 'a> {
+    table: &'t PathTable,
+    node: usize,
+    values: &'v mut [Option<&'a RawValue>],
+}
+
+impl<'de> DeserializeSeed<'de> for MemberSeed<'_, '_, 'de> {
+    type Value = Kind;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Kind, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed<'_, '_, 'de> {
+    type Value = Kind;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Kind, A::Error> {
+        ObjectSeed {
+            table: self.table,
+            node: self.node,
+            values: self.values,
+        }
+        .visit_map(map)?;
+        Ok(Kind::Object)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Kind, E> {
+        Ok(Kind::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Kind::Other)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Kind, E> {
+        Ok(Kind::Other)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Kind, E> {
+        Ok(Kind::Other)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Kind, E> {
+        Ok(Kind::Other)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Kind, E> {
+        Ok(Kind::Other)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Kind, E> {
+        Ok(Kind::Other)
     }
 }
 
@@ -333,6 +439,28 @@ mod tests {
         assert_eq!(record.at(nodes[0]), At::Fails);
         let record = Record::parse("null", &table).unwrap();
         assert_eq!(record.at(nodes[0]), At::Null);
+    }
+
+    /// Members read only for the paths below them are read in the same pass; one that is also
+    /// read itself keeps its text.
+    #[test]
+    fn members_only_paths_go_through_are_read_in_the_same_pass() {
+        let (table, nodes) = table_of(&["o.p.x", "w", "w.x", "a.x", "n.x", "s.x", "t.x"]);
+        let payload = r#"{"o": {"skip": [1, {"x": 2}], "p": {"x": "deep"}}, "w": {"x": 5},
+            "a": [{"x": 1}], "n": null, "s": "text", "t": true}"#;
+        let record = Record::parse(payload, &table).unwrap();
+        assert_eq!(text(&record, nodes[0]).as_deref(), Some("\"deep\""));
+        assert_eq!(text(&record, nodes[1]).as_deref(), Some("{\"x\": 5}"));
+        assert_eq!(text(&record, nodes[2]).as_deref(), Some("5"));
+        assert_eq!(record.at(nodes[3]), At::Fails);
+        assert_eq!(record.at(nodes[4]), At::Null);
+        assert_eq!(record.at(nodes[5]), At::Fails);
+        assert_eq!(record.at(nodes[6]), At::Fails);
+
+        // Refused inside a passed-through member as anywhere else.
+        for payload in [r#"{"o": {"p": [1,]}}"#, r#"{"o": {"p": {"x": 1} x}}"#] {
+            assert!(Record::parse(payload, &table).is_err(), "{payload}");
+        }
     }
 
     /// What the strict pre-check and jaq refused before the index is still refused, wherever

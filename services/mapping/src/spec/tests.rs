@@ -1,5 +1,8 @@
+use std::collections::BTreeMap;
+
 use plugboard_proto::common::v1::canonical_record::Body;
 
+use super::inbound::content_hash;
 use super::*;
 
 const SPEC: &str = r#"version: 1
@@ -75,7 +78,12 @@ fn maps_nested_targets_lookups_defaults_and_custom_fields() {
         record.custom_fields.get("priority").map(String::as_str),
         Some("3")
     );
-    assert_eq!(record.content_hash.len(), 64);
+    assert!(
+        record.content_hash.starts_with("pb:"),
+        "{}",
+        record.content_hash
+    );
+    assert_eq!(record.content_hash.len(), 67);
 }
 
 #[test]
@@ -111,11 +119,13 @@ fn equal_content_hashes_equal_and_changes_show() {
     assert_ne!(a.content_hash, c.content_hash);
 }
 
-/// The content hash is SHA-256 over the entity, the body's JSON and the custom fields' JSON, one
-/// per line: sync has stored it for every record and compares it to find changes, so however
-/// it is computed it must stay this.
+/// The content hash is `pb:` and SHA-256 over the body's protobuf encoding and the custom
+/// fields, each length-prefixed: sync has stored it for every record and compares it to find
+/// changes, so however it is computed it must stay this (another way is another scheme, see
+/// `plugboard_proto::content_hash`).
 #[test]
-fn the_content_hash_is_the_hash_of_the_records_json() {
+fn the_content_hash_is_the_hash_of_the_records_protobuf_encoding() {
+    use prost::Message;
     use sha2::Digest;
     let record = spec()
         .transform(
@@ -123,15 +133,44 @@ fn the_content_hash_is_the_hash_of_the_records_json() {
                 "where": {"city": "Leeds"}, "priority": "high"}"#,
         )
         .unwrap();
-    let text = format!(
-        "job\n{}\n{}",
-        serde_json::to_string(job(&record)).unwrap(),
-        serde_json::to_string(&record.custom_fields).unwrap()
-    );
+    // A job is field 3 of the body oneof: its tag (length-delimited), the length and the
+    // job's encoding.
+    let job = job(&record).encode_to_vec();
+    let mut bytes = vec![3 << 3 | 2];
+    prost::encoding::encode_varint(job.len() as u64, &mut bytes);
+    bytes.extend_from_slice(&job);
+    bytes.extend_from_slice(b"\x08priority\x04high");
     assert_eq!(
         record.content_hash,
-        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+        format!("pb:{}", hex::encode(sha2::Sha256::digest(&bytes)))
     );
+    // And the digest itself, so that a change to how prost encodes a job shows here.
+    assert_eq!(
+        record.content_hash,
+        "pb:26b9cf8bbdb5cc1f446d9387bd3e3821e4637b71c505191ceafc83c85d169a8b"
+    );
+}
+
+/// Equal bodies built apart hash equally, and the length prefixes keep custom fields apart.
+#[test]
+fn equal_bodies_hash_equally_and_custom_fields_do_not_run_together() {
+    let spec = spec();
+    let payload = r#"{"id": 3, "name": "Fitter", "where": {"city": "York"}, "seats": 1}"#;
+    let first = spec.transform(payload).unwrap();
+    let second = spec
+        .transform(r#"{"seats": 1, "where": {"city": "York"}, "name": "Fitter", "id": 3}"#)
+        .unwrap();
+    assert_eq!(first.body, second.body);
+    assert_eq!(first.content_hash, second.content_hash);
+
+    let split = |name: &str, value: &str| {
+        content_hash(
+            &first.body,
+            &BTreeMap::from([(name.to_owned(), value.to_owned())]),
+        )
+    };
+    assert_ne!(split("ab", "c"), split("a", "bc"));
+    assert_ne!(split("a", "b"), content_hash(&first.body, &BTreeMap::new()));
 }
 
 #[test]

@@ -1,0 +1,186 @@
+//! Stored records whose content hash is of another scheme than the incoming record's.
+//!
+//! A record is unchanged when its content hash is the stored one, but only hashes of the same
+//! scheme can be compared (`plugboard_proto::content_hash`): mapping once hashed the body's
+//! JSON and now hashes its protobuf encoding, and during an upgrade replicas of both versions
+//! map the same records. A stored record of another scheme is therefore compared by content
+//! (its body and custom fields as JSON values, so key order does not matter); when that is the
+//! same, only its stored hash is replaced, before the page's upsert, which then finds it
+//! unchanged. Without this, the first sync after the upgrade would rewrite and publish every
+//! record of every tenant as changed.
+//!
+//! It costs one indexed `SELECT` per statement of a page's upsert, answered with no rows once
+//! the records are rehashed.
+
+use std::collections::BTreeMap;
+
+use plugboard_proto::content_hash;
+use serde_json::Value;
+use sqlx::any::AnyArguments;
+use sqlx::{Any, Arguments, AssertSqlSafe, Row, Transaction};
+
+use crate::error::Error;
+use crate::store::StoredRecord;
+
+/// Replaces the stored hash of every record of `records` stored under another hash scheme
+/// with the same content; answers how many it replaced. `records` holds no key twice.
+pub async fn adopt_hashes(
+    transaction: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    connection_id: &str,
+    records: &[StoredRecord],
+) -> Result<usize, Error> {
+    let mut by_scheme: BTreeMap<&str, Vec<&StoredRecord>> = BTreeMap::new();
+    for record in records {
+        by_scheme
+            .entry(content_hash::scheme_of(&record.content_hash))
+            .or_default()
+            .push(record);
+    }
+    let mut adopted = 0;
+    for (scheme, incoming) in by_scheme {
+        for stored in
+            stored_of_other_scheme(transaction, tenant_id, connection_id, scheme, &incoming).await?
+        {
+            let Some(record) = incoming.iter().find(|record| {
+                record.entity == stored.entity && record.external_id == stored.external_id
+            }) else {
+                continue;
+            };
+            if !same_content(&stored, record) {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE records SET content_hash = $1 WHERE tenant_id = $2 \
+                 AND connection_id = $3 AND entity = $4 AND external_id = $5",
+            )
+            .bind(&record.content_hash)
+            .bind(tenant_id)
+            .bind(connection_id)
+            .bind(&record.entity)
+            .bind(&record.external_id)
+            .execute(&mut **transaction)
+            .await?;
+            adopted += 1;
+        }
+    }
+    if adopted > 0 {
+        tracing::debug!(
+            tenant_id,
+            connection_id,
+            adopted,
+            "stored hashes of another scheme replaced for unchanged records"
+        );
+    }
+    Ok(adopted)
+}
+
+/// The live stored rows of `incoming` (all hashed under `scheme`) whose hash is of another
+/// scheme.
+async fn stored_of_other_scheme(
+    transaction: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    connection_id: &str,
+    scheme: &str,
+    incoming: &[&StoredRecord],
+) -> Result<Vec<StoredRecord>, Error> {
+    let mut arguments = AnyArguments::default();
+    let mut bind = |value: &str| {
+        arguments
+            .add(value.to_owned())
+            .map_err(|error| Error::Storage(sqlx::Error::Encode(error)))
+    };
+    bind(tenant_id)?;
+    bind(connection_id)?;
+    // Placeholders numbered from 3; the scheme's prefix, when there is one, is the last.
+    let placeholders: Vec<String> = (0..incoming.len()).map(|n| format!("${}", n + 3)).collect();
+    for record in incoming {
+        bind(&record.external_id)?;
+    }
+    let other_scheme = if scheme.is_empty() {
+        // Hashes without a scheme are the first; any other has `scheme:`.
+        "content_hash LIKE '%:%'".to_owned()
+    } else {
+        let prefix = format!("{scheme}:");
+        bind(&prefix)?;
+        format!(
+            "substr(content_hash, 1, {}) <> ${}",
+            prefix.len(),
+            incoming.len() + 3
+        )
+    };
+    let sql = format!(
+        "SELECT entity, external_id, content_hash, body_json, custom_fields_json FROM records \
+         WHERE tenant_id = $1 AND connection_id = $2 AND deleted_at IS NULL \
+         AND external_id IN ({}) AND {other_scheme}",
+        placeholders.join(", ")
+    );
+    // Built from constant text, numbered placeholders and a computed length only.
+    let rows = sqlx::query_with(AssertSqlSafe(sql), arguments)
+        .fetch_all(&mut **transaction)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredRecord {
+                entity: row.try_get("entity")?,
+                external_id: row.try_get("external_id")?,
+                content_hash: row.try_get("content_hash")?,
+                body_json: row.try_get("body_json")?,
+                custom_fields_json: row.try_get("custom_fields_json")?,
+                raw_payload_json: String::new(),
+                updated_at: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// True when both hold the same body and custom fields. Compared as JSON values: custom fields
+/// were written from a hash map, in no particular key order. Unreadable JSON is a change.
+fn same_content(stored: &StoredRecord, incoming: &StoredRecord) -> bool {
+    let value = |text: &str| serde_json::from_str::<Value>(text).ok();
+    let body = value(&stored.body_json);
+    let custom = value(&stored.custom_fields_json);
+    body.is_some()
+        && custom.is_some()
+        && body == value(&incoming.body_json)
+        && custom == value(&incoming.custom_fields_json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(body_json: &str, custom_fields_json: &str) -> StoredRecord {
+        StoredRecord {
+            entity: "candidate".to_owned(),
+            external_id: "1".to_owned(),
+            content_hash: String::new(),
+            body_json: body_json.to_owned(),
+            custom_fields_json: custom_fields_json.to_owned(),
+            raw_payload_json: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn content_is_compared_as_values() {
+        let stored = record(
+            r#"{"first_name":"Ada","skills":["a","b"]}"#,
+            r#"{"x":"1","y":"2"}"#,
+        );
+        let reordered = record(
+            r#"{"skills":["a","b"],"first_name":"Ada"}"#,
+            r#"{"y":"2","x":"1"}"#,
+        );
+        assert!(same_content(&stored, &reordered));
+        let other_skills = record(
+            r#"{"first_name":"Ada","skills":["b","a"]}"#,
+            r#"{"x":"1","y":"2"}"#,
+        );
+        assert!(!same_content(&stored, &other_skills));
+        let other_custom = record(r#"{"first_name":"Ada","skills":["a","b"]}"#, r#"{"x":"1"}"#);
+        assert!(!same_content(&stored, &other_custom));
+        let broken = record("{", "{}");
+        assert!(!same_content(&broken, &broken));
+    }
+}
