@@ -30,18 +30,30 @@ pub async fn adopt_hashes(
     connection_id: &str,
     records: &[StoredRecord],
 ) -> Result<usize, Error> {
-    let mut by_scheme: BTreeMap<&str, Vec<&StoredRecord>> = BTreeMap::new();
+    // Grouped by entity too, so each lookup is on the primary key's prefix, not a scan of
+    // the connection's records.
+    let mut groups: BTreeMap<(&str, &str), Vec<&StoredRecord>> = BTreeMap::new();
     for record in records {
-        by_scheme
-            .entry(content_hash::scheme_of(&record.content_hash))
+        groups
+            .entry((
+                record.entity.as_str(),
+                content_hash::scheme_of(&record.content_hash),
+            ))
             .or_default()
             .push(record);
     }
     let mut adopted = 0;
-    for (scheme, incoming) in by_scheme {
-        for stored in
-            stored_of_other_scheme(transaction, tenant_id, connection_id, scheme, &incoming).await?
-        {
+    for ((entity, scheme), incoming) in groups {
+        let stored_rows = stored_of_other_scheme(
+            transaction,
+            tenant_id,
+            connection_id,
+            entity,
+            scheme,
+            &incoming,
+        )
+        .await?;
+        for stored in stored_rows {
             let Some(record) = incoming.iter().find(|record| {
                 record.entity == stored.entity && record.external_id == stored.external_id
             }) else {
@@ -75,12 +87,13 @@ pub async fn adopt_hashes(
     Ok(adopted)
 }
 
-/// The live stored rows of `incoming` (all hashed under `scheme`) whose hash is of another
-/// scheme.
+/// The live stored rows of `incoming` (all of `entity`, hashed under `scheme`) whose hash is
+/// of another scheme.
 async fn stored_of_other_scheme(
     transaction: &mut Transaction<'_, Any>,
     tenant_id: &str,
     connection_id: &str,
+    entity: &str,
     scheme: &str,
     incoming: &[&StoredRecord],
 ) -> Result<Vec<StoredRecord>, Error> {
@@ -92,8 +105,9 @@ async fn stored_of_other_scheme(
     };
     bind(tenant_id)?;
     bind(connection_id)?;
-    // Placeholders numbered from 3; the scheme's prefix, when there is one, is the last.
-    let placeholders: Vec<String> = (0..incoming.len()).map(|n| format!("${}", n + 3)).collect();
+    bind(entity)?;
+    // Placeholders numbered from 4; the scheme's prefix, when there is one, is the last.
+    let placeholders: Vec<String> = (0..incoming.len()).map(|n| format!("${}", n + 4)).collect();
     for record in incoming {
         bind(&record.external_id)?;
     }
@@ -106,12 +120,12 @@ async fn stored_of_other_scheme(
         format!(
             "substr(content_hash, 1, {}) <> ${}",
             prefix.len(),
-            incoming.len() + 3
+            incoming.len() + 4
         )
     };
     let sql = format!(
         "SELECT entity, external_id, content_hash, body_json, custom_fields_json FROM records \
-         WHERE tenant_id = $1 AND connection_id = $2 AND deleted_at IS NULL \
+         WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND deleted_at IS NULL \
          AND external_id IN ({}) AND {other_scheme}",
         placeholders.join(", ")
     );
