@@ -281,6 +281,26 @@ pub(crate) fn line_of(yaml: &str, section: Option<&str>, key: &str) -> u32 {
     section_line
 }
 
+/// The section and entry key whose line `line` (1-based) of `yaml` is, the inverse of
+/// [`line_of`] for entries of a section.
+pub(crate) fn entry_at(yaml: &str, line: u32) -> Option<(String, String)> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let index = usize::try_from(line).ok()?.checked_sub(1)?;
+    let key_of = |text: &str| -> Option<String> {
+        let (key, _) = text.trim().split_once(':')?;
+        Some(key.trim().trim_matches(['"', '\'']).to_owned())
+    };
+    let entry = lines.get(index)?;
+    if !entry.starts_with([' ', '\t']) {
+        return None;
+    }
+    let section = lines[..index]
+        .iter()
+        .rev()
+        .find(|text| !text.starts_with([' ', '\t', '#']) && !text.trim().is_empty())?;
+    Some((key_of(section)?, key_of(entry)?))
+}
+
 fn is_key_line(line: &str, key: &str) -> bool {
     [key.to_owned(), format!("\"{key}\""), format!("'{key}'")]
         .iter()
@@ -293,6 +313,16 @@ fn is_key_line(line: &str, key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_found_from_their_line() {
+        let yaml = "version: 1\nfields:\n  title: .title\n  \"status\":\n    expr: .s\n";
+        assert_eq!(entry_at(yaml, 3), Some(("fields".into(), "title".into())));
+        assert_eq!(entry_at(yaml, 4), Some(("fields".into(), "status".into())));
+        assert_eq!(entry_at(yaml, 1), None);
+        assert_eq!(entry_at(yaml, 0), None);
+        assert_eq!(entry_at(yaml, 99), None);
+    }
 
     #[test]
     fn keys_are_found_in_their_section() {

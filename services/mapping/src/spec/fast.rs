@@ -219,6 +219,11 @@ impl FastExpr {
         rest.is_empty().then_some(FastExpr { atoms, steps })
     }
 
+    /// True when the pipeline gives a list (it splits a string), never a single value.
+    pub(crate) fn yields_list(&self) -> bool {
+        self.steps.iter().any(|step| matches!(step, Step::Split(_)))
+    }
+
     /// The record paths the pipeline reads, in order.
     pub(crate) fn paths(&self) -> Vec<Vec<String>> {
         self.atoms

@@ -7,6 +7,8 @@
 //! string literals, `+`, and the simple filters listed in `fast`), because tenants write them:
 //! such expressions always finish, so a tenant cannot tie up a transform with `repeat(.)`.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value as Yaml};
 
@@ -45,6 +47,8 @@ pub fn compile_with_override(
     })?;
 
     let mut problems = Vec::new();
+    // The entries already at fault, so compiling the merged spec does not name them twice.
+    let mut faulty: HashSet<(String, String)> = HashSet::new();
     let mut check = |section: &str, key: &Yaml, source: Option<&str>| {
         let key_text = key.as_str().map(str::to_owned).unwrap_or_else(|| {
             serde_yaml_ng::to_string(key)
@@ -52,23 +56,38 @@ pub fn compile_with_override(
                 .trim()
                 .to_owned()
         });
-        if let Some(source) = source
-            && expr::plain_path(source.trim()).is_none()
-            && FastExpr::parse(source, &mut PathTable::default()).is_none()
-        {
+        let Some(source) = source else {
+            return;
+        };
+        let fast = FastExpr::parse(source, &mut PathTable::default());
+        let message = if expr::plain_path(source.trim()).is_some() {
+            None
+        } else if let Some(fast) = fast {
+            // A custom field holds one value: a split always fails every record, so it is
+            // refused now rather than found by the first sync.
+            (section == "custom_fields" && fast.yields_list()).then(|| {
+                format!(
+                    "{section} {key_text}: {source:?} gives a list; a custom field holds one \
+                     string, number or boolean"
+                )
+            })
+        } else {
             // A typo is told as one, not as a feature the tenant may not use.
-            let message = match expr::Expr::jq_error(source) {
+            Some(match expr::Expr::jq_error(source) {
                 Some(error) => format!("{section} {key_text}: {source:?} is not valid jq: {error}"),
                 None => format!(
                     "{section} {key_text}: {source:?} is not allowed in a tenant override; use \
                      paths, string literals, + and tostring, ascii_downcase, ascii_upcase, \
                      numbers, strings, split(\"...\"), epoch_millis_to_rfc3339"
                 ),
-            };
+            })
+        };
+        if let Some(message) = message {
             problems.push(problem(
                 super::document::line_of(override_yaml, Some(section), &key_text),
                 message,
             ));
+            faulty.insert((section.to_owned(), key_text));
         }
     };
     for (key, rule) in &raw.fields {
@@ -80,9 +99,6 @@ pub fn compile_with_override(
     }
     for (key, source) in &raw.custom_fields {
         check("custom_fields", key, source.as_str());
-    }
-    if !problems.is_empty() {
-        return Err(problems);
     }
 
     let mut merged: Mapping = serde_yaml_ng::from_str(spec.source()).map_err(|error| {
@@ -113,12 +129,23 @@ pub fn compile_with_override(
     }
     let merged_yaml = serde_yaml_ng::to_string(&merged)
         .map_err(|error| vec![problem(0, format!("cannot merge the override: {error}"))])?;
-    // Lines of the merged document mean nothing to the tenant: problems keep the messages,
-    // which name the field, and point at the override.
-    CompiledSpec::compile(name, &merged_yaml).map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|found| problem(0, found.message))
-            .collect()
-    })
+    let compiled = CompiledSpec::compile(name, &merged_yaml);
+    // Lines of the merged document mean nothing to the tenant: a problem with an entry of the
+    // override points at that entry's line in the override (0 when the entry is the spec's).
+    if let Err(found) = &compiled {
+        for found in found {
+            let entry = super::document::entry_at(&merged_yaml, found.line);
+            if entry.as_ref().is_some_and(|entry| faulty.contains(entry)) {
+                continue;
+            }
+            let line = entry.map_or(0, |(section, key)| {
+                super::document::line_of(override_yaml, Some(&section), &key)
+            });
+            problems.push(problem(line, found.message.clone()));
+        }
+    }
+    match compiled {
+        Ok(compiled) if problems.is_empty() => Ok(compiled),
+        _ => Err(problems),
+    }
 }

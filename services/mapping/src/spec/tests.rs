@@ -402,3 +402,50 @@ fn the_shape_deserializer_reads_what_the_json_object_holds() {
         assert_eq!(typed.body, via_json, "{payload}");
     }
 }
+
+fn bullhorn_candidate() -> CompiledSpec {
+    CompiledSpec::compile(
+        "candidate.inbound.yaml",
+        include_str!("../../../connector-bullhorn/mappings/candidate.inbound.yaml"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn override_problems_are_all_told_each_at_its_line_in_the_override() {
+    let yaml = "fields:\n  email: .email\n  shoe_size: .y\ncustom_fields:\n  b: .x | repeat(.)\n";
+    let problems = compile_with_override(&bullhorn_candidate(), "override", yaml).unwrap_err();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let shoe = problems
+        .iter()
+        .find(|problem| problem.message.contains("shoe_size"))
+        .expect("the unknown target");
+    assert_eq!(shoe.line, 3, "{shoe}");
+    assert!(shoe.message.contains("not a field"), "{shoe}");
+    let repeat = problems
+        .iter()
+        .find(|problem| problem.message.contains("repeat"))
+        .expect("the disallowed expression");
+    assert_eq!(repeat.line, 5, "{repeat}");
+    assert!(repeat.message.contains("not allowed"), "{repeat}");
+}
+
+#[test]
+fn an_override_whose_custom_field_gives_a_list_is_refused_when_saved() {
+    let yaml = "custom_fields:\n  skills: .skillSet | split(\", \")\n";
+    let problems = compile_with_override(&bullhorn_candidate(), "override", yaml).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].line, 2);
+    assert!(
+        problems[0].message.contains("gives a list"),
+        "{}",
+        problems[0]
+    );
+    // The same split into a list field of the canonical candidate is fine.
+    compile_with_override(
+        &bullhorn_candidate(),
+        "override",
+        "fields:\n  skills: .skillSet | split(\", \")\n",
+    )
+    .unwrap();
+}
