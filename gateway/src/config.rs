@@ -30,10 +30,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let listen_addr = env.parse_or(
-            "PLUGBOARD_LISTEN_ADDR",
-            SocketAddr::from(([0, 0, 0, 0], 8080)),
-        )?;
+        let listen_addr = env.listen_addr(SocketAddr::from(([0, 0, 0, 0], 8080)))?;
         let database_url = env
             .required(
                 "PLUGBOARD_DATABASE_URL",

@@ -79,7 +79,7 @@ impl Config {
         };
         Ok(Config {
             connector_dir,
-            listen_addr: env.parse_or("PLUGBOARD_LISTEN_ADDR", ([0, 0, 0, 0], 50062).into())?,
+            listen_addr: env.listen_addr(([0, 0, 0, 0], 50062).into())?,
             advertise_addr: advertise_addr(env)?,
             registry_addr: env
                 .get("PLUGBOARD_REGISTRY_ADDR")

@@ -58,7 +58,7 @@ impl Config {
     /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS` (webhooks to private addresses; dev and tests only) and
     /// `PLUGBOARD_REDIS_URL` (status fan-out between replicas).
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
+        let listen_addr = env.listen_addr(DEFAULT_LISTEN_ADDR)?;
         let database_url = env
             .required(
                 "PLUGBOARD_DATABASE_URL",

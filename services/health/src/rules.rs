@@ -430,11 +430,14 @@ fn partial(outcome: &Outcome, partner: &str) -> Assessment {
     if outcome.records_quarantined > 0 {
         let count = outcome.records_quarantined;
         let records = if count == 1 { "record" } else { "records" };
-        let reason = format!(
-            "the last sync completed, but {count} {records} could not be imported and were \
-             quarantined{}",
-            detail(&outcome.reason)
-        );
+        // Sync's reason already says which and how many; it is not said twice.
+        let reason = match outcome.reason.trim() {
+            "" => format!(
+                "the last sync completed, but {count} {records} could not be imported and were \
+                 quarantined"
+            ),
+            said => format!("the last sync completed, but {said}"),
+        };
         let action = format!("Review the quarantined records and correct them in {partner}");
         return Assessment::new(Status::Degraded, reason, &action);
     }

@@ -54,7 +54,7 @@ impl Config {
     }
 
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
+        let listen_addr = env.listen_addr(DEFAULT_LISTEN_ADDR)?;
         let mesh_key = env.secret(
             "PLUGBOARD_MESH_KEY",
             "the shared key that signs service tokens, at least 32 characters",

@@ -86,10 +86,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             serve_from_env(
                 "sandbox-bullhorn",
                 |env| {
-                    let addr = env.parse_or(
-                        "PLUGBOARD_LISTEN_ADDR",
-                        SocketAddr::from(([127, 0, 0, 1], 9101)),
-                    )?;
+                    let addr = env.listen_addr(SocketAddr::from(([127, 0, 0, 1], 9101)))?;
                     Ok((addr, sandbox_options(env)?))
                 },
                 |(addr, _)| *addr,

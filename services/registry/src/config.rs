@@ -50,7 +50,7 @@ impl Config {
     /// `PLUGBOARD_MESH_KEY` (or `PLUGBOARD_MESH_KEY_FILE`),
     /// `PLUGBOARD_REGISTRY_LIVENESS_TTL_SECONDS` and `PLUGBOARD_REGISTRY_GONE_RETENTION_HOURS`.
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let listen_addr = env.parse_or("PLUGBOARD_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?;
+        let listen_addr = env.listen_addr(DEFAULT_LISTEN_ADDR)?;
         let database_url = env
             .required(
                 "PLUGBOARD_DATABASE_URL",

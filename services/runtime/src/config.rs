@@ -5,6 +5,7 @@
 //! `Config::from_env` reads typed values from it. Tests build an [`Env`] from pairs.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,8 @@ use secrecy::SecretString;
 
 /// Names the optional env-style file whose values sit beneath the process environment.
 pub const CONFIG_FILE_VAR: &str = "PLUGBOARD_CONFIG_FILE";
+/// The address every service binds.
+pub const LISTEN_ADDR: &str = "PLUGBOARD_LISTEN_ADDR";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -152,6 +155,23 @@ impl Env {
         }
     }
 
+    /// `PLUGBOARD_LISTEN_ADDR`, the address a service binds, or `default`. An IP address and a
+    /// port: the error says so, since a host name (`localhost:50051`) is the usual mistake.
+    pub fn listen_addr(&self, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
+        self.parse_or(LISTEN_ADDR, default)
+            .map_err(|error| match error {
+                ConfigError::Invalid { key, value, reason } => ConfigError::Invalid {
+                    key,
+                    value,
+                    reason: format!(
+                        "{reason}: give an IP address and a port, for example 127.0.0.1:50051 or \
+                     0.0.0.0:50051 (host names are not resolved)"
+                    ),
+                },
+                other => other,
+            })
+    }
+
     /// Parses a required `key`.
     pub fn parse_required<T>(&self, key: &str, hint: &str) -> Result<T, ConfigError>
     where
@@ -255,6 +275,25 @@ mod tests {
             error
                 .to_string()
                 .contains("PLUGBOARD_LISTEN_ADDR=\"nowhere\"")
+        );
+    }
+
+    #[test]
+    fn a_listen_address_with_a_host_name_is_told_to_use_an_ip() {
+        let env = Env::from_pairs([("PLUGBOARD_LISTEN_ADDR", "localhost:50051")]);
+        let error = env
+            .listen_addr(([0, 0, 0, 0], 1).into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("PLUGBOARD_LISTEN_ADDR=\"localhost:50051\""),
+            "{error}"
+        );
+        assert!(error.contains("IP address and a port"), "{error}");
+        let env = Env::from_pairs([("PLUGBOARD_LISTEN_ADDR", "127.0.0.1:7")]);
+        assert_eq!(
+            env.listen_addr(([0, 0, 0, 0], 1).into()).unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 7))
         );
     }
 

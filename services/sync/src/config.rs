@@ -137,7 +137,7 @@ impl Config {
             });
         }
         Ok(Config {
-            listen_addr: env.parse_or("PLUGBOARD_LISTEN_ADDR", ([0, 0, 0, 0], 50053).into())?,
+            listen_addr: env.listen_addr(([0, 0, 0, 0], 50053).into())?,
             database_url: env
                 .required(
                     "PLUGBOARD_DATABASE_URL",

@@ -76,11 +76,25 @@ pub fn judge(
             ),
         };
     }
-    let quarantined: u64 = run.streams.iter().map(|s| s.records_quarantined).sum();
-    if quarantined > 0 {
+    // Per stream, so the reason says where and how much: "150 of 150 Candidate records".
+    let quarantined: Vec<String> = run
+        .streams
+        .iter()
+        .filter(|stream| stream.records_quarantined > 0)
+        .map(|stream| {
+            format!(
+                "{} of {} {} records",
+                stream.records_quarantined, stream.records_read, stream.stream
+            )
+        })
+        .collect();
+    if !quarantined.is_empty() {
         return Verdict {
             kind: RunOutcomeKind::Partial,
-            reason: format!("{quarantined} records could not be mapped and were quarantined"),
+            reason: format!(
+                "{} could not be mapped and were quarantined",
+                quarantined.join(", ")
+            ),
         };
     }
     Verdict {

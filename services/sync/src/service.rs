@@ -71,6 +71,13 @@ impl SyncService {
     pub async fn create_sync(&self, tenant_id: &str, new: NewSync) -> Result<SyncSummary, Error> {
         validate_id("connection_id", &new.connection_id)?;
         validate_id("connector", &new.connector)?;
+        if new.settings_json.trim().is_empty() {
+            return Err(Error::InvalidArgument {
+                field: "settings_json",
+                reason: "is required: the connection's settings as a JSON object ({} for none)"
+                    .into(),
+            });
+        }
         let settings: serde_json::Value =
             serde_json::from_str(&new.settings_json).map_err(|e| Error::InvalidArgument {
                 field: "settings_json",

@@ -163,6 +163,18 @@ fn quarantined_records_degrade_and_say_how_many() {
         assessment.reason
     );
     assert!(assessment.action.contains("quarantined records"));
+    // With the reporter's own reason, that reason says it, once.
+    let mut told = Facts::new("bullhorn");
+    let mut run = outcome(OutcomeKind::Partial, 2);
+    run.records_quarantined = 150;
+    run.reason = "150 of 150 Candidate records could not be mapped and were quarantined".into();
+    told.record_outcome(run);
+    let reason = assess(&told, at(3)).reason;
+    assert_eq!(
+        reason,
+        "the last sync completed, but 150 of 150 Candidate records could not be mapped and were \
+         quarantined"
+    );
     // A partial run still completed: it is the latest success.
     assert_eq!(facts.last_success_at, Some(at(0)));
     assert_eq!(facts.consecutive_failures, 0);
