@@ -70,6 +70,13 @@
 //!
 //! # Limitations
 //!
+//! - `CreateSync` checks the definition's form, not the connector: an unregistered connector,
+//!   a stream it does not offer or settings its schema refuses are accepted and fail the first
+//!   run (health shows the run's reason), and a redefinition replaces the settings wholesale.
+//!   Checking against the registry's manifest (`GetConnector`: streams, settings schema) when
+//!   the sync is defined is to come. TODO(#6).
+//! - Quarantined records stay listed by `ListQuarantine` after a later run imports them; they
+//!   are not marked resolved. TODO(#6).
 //! - A full inbound sync moves about 2,750 records/s through the mesh on SQLite at 100,000
 //!   records (2,530 in one `plugboard dev` process) and about 1,900 on PostgreSQL, on the
 //!   2-core machine, far from the 50,000 goal: mapping spends about 225 µs of CPU per record
