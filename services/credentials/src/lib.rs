@@ -45,6 +45,8 @@
 //! - [`data_key_store`]: the current and retired data key tables, and re-sealing rows;
 //! - [`admin`]: who may call the admin RPCs;
 //! - [`store`]: the credentials, data key and audit tables (SQLite or PostgreSQL);
+//! - [`row_cache`]: credential rows kept in memory for leases, for at most two seconds;
+//! - [`row_changes`]: row writes told to every replica's row cache over Redis;
 //! - [`oauth`]: token broker, single-flight refresh, failure classes and the connect flow;
 //! - [`service`]: the domain logic, callable without gRPC;
 //! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService,
@@ -93,6 +95,8 @@ pub mod health;
 pub mod keys;
 pub mod master_rotation;
 pub mod oauth;
+pub mod row_cache;
+pub mod row_changes;
 pub mod service;
 pub mod store;
 pub mod validate;
@@ -139,7 +143,10 @@ pub async fn run(
              a connector and lease its connections' secrets; set it in production"
         );
     }
-    let store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
+    let mut store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
+    if let Some(url) = &config.redis_url {
+        store = store.with_row_changes(url, store::SCHEMA).await?;
+    }
     let coordinator = match &config.redis_url {
         Some(url) => Coordinator::redis(url)
             .await
