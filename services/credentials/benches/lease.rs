@@ -167,7 +167,8 @@ async fn bench(store_name: &str, url: &str) {
         channels.push(channel);
     }
     let gateway_identity = MeshCredentials::new(mesh_key(), caller("gateway", None));
-    let mut gateway = CredentialsServiceClient::with_interceptor(channels[0].clone(), gateway_identity);
+    let mut gateway =
+        CredentialsServiceClient::with_interceptor(channels[0].clone(), gateway_identity);
     gateway
         .put_credential(PutCredentialRequest {
             connection_id: "bench".into(),

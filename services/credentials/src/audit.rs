@@ -4,11 +4,15 @@
 //! only after its audit row is durable; the task writes whatever rows queued up meanwhile in one
 //! transaction, as one multi-row INSERT. Under concurrent leases this turns N single-row commits,
 //! which SQLite serialises behind its one write lock and which cost PostgreSQL a round trip and a
-//! WAL flush each, into a few multi-row ones.
+//! WAL flush each, into a few multi-row ones. Each writer keeps its database connection between
+//! batches: taking one from the pool tests it with a round trip first (sqlx's
+//! `test_before_acquire`), which cost every batch as much as its INSERT.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use sqlx::AnyPool;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::Error;
@@ -50,11 +54,10 @@ impl AuditWriter {
     }
 }
 
-/// Writes a batch as one multi-row INSERT: one round trip to the database instead of one per
-/// row, which on PostgreSQL is most of what a batch costs.
 /// Takes whatever rows are queued (waiting for the first), writes them in one transaction and
 /// answers their callers; until the queue closes.
 async fn write_forever(pool: AnyPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+    let mut kept: Option<PoolConnection<sqlx::Any>> = None;
     loop {
         let batch = {
             // Held only while taking a batch, so another writer can take the next one while
@@ -72,7 +75,7 @@ async fn write_forever(pool: AnyPool, receiver: Arc<Mutex<mpsc::UnboundedReceive
             }
             batch
         };
-        let outcome = write(&pool, &batch)
+        let outcome = write_on(&pool, &mut kept, &batch)
             .await
             .map_err(|error| error.to_string());
         if let Err(error) = &outcome {
@@ -85,34 +88,55 @@ async fn write_forever(pool: AnyPool, receiver: Arc<Mutex<mpsc::UnboundedReceive
     }
 }
 
-async fn write(pool: &AnyPool, batch: &[Pending]) -> Result<(), Error> {
+/// Writes `batch` on the connection kept from the last batch, or a fresh one from the pool, and
+/// keeps it unless the write failed: it may be broken. After a database restart that costs one
+/// failed batch, where the pool's test would have found the dead connection first.
+async fn write_on(
+    pool: &AnyPool,
+    kept: &mut Option<PoolConnection<sqlx::Any>>,
+    batch: &[Pending],
+) -> Result<(), Error> {
+    let mut connection = match kept.take() {
+        Some(connection) => connection,
+        None => pool.acquire().await?,
+    };
+    write(&mut connection, batch).await?;
+    *kept = Some(connection);
+    Ok(())
+}
+
+/// Writes a batch as one multi-row INSERT: one round trip to the database instead of one per
+/// row, which on PostgreSQL is most of what a batch costs.
+async fn write(connection: &mut sqlx::AnyConnection, batch: &[Pending]) -> Result<(), Error> {
     if let [(audit, _)] = batch {
-        let mut connection = pool.acquire().await?;
-        return insert_audit(&mut connection, audit).await;
+        return insert_audit(connection, audit).await;
     }
-    let mut query = String::from(
-        "INSERT INTO credential_audit (id, at, tenant, connection_id, subject, action, outcome, \
-         run_id, version) VALUES ",
-    );
-    for index in 0..batch.len() {
-        let first = index * AUDIT_COLUMNS + 1;
-        let placeholders: Vec<String> = (first..first + AUDIT_COLUMNS)
-            .map(|number| format!("${number}"))
-            .collect();
-        if index > 0 {
-            query.push_str(", ");
-        }
-        query.push('(');
-        query.push_str(&placeholders.join(", "));
-        query.push(')');
-    }
-    // Only placeholders are formatted into the text; every value is bound.
-    let mut insert = sqlx::query(sqlx::AssertSqlSafe(query));
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_text(batch.len())));
     for (audit, _) in batch {
         insert = bind_audit(insert, audit);
     }
-    insert.execute(pool).await?;
+    insert.execute(connection).await?;
     Ok(())
+}
+
+/// The INSERT of `rows` audit rows. Only placeholders are formatted into the text; every value
+/// is bound.
+fn insert_text(rows: usize) -> String {
+    let mut text = String::with_capacity(128 + rows * AUDIT_COLUMNS * 6);
+    text.push_str(
+        "INSERT INTO credential_audit (id, at, tenant, connection_id, subject, action, outcome, \
+         run_id, version) VALUES ",
+    );
+    for row in 0..rows {
+        text.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..AUDIT_COLUMNS {
+            let separator = if column == 0 { "" } else { ", " };
+            // Writing to a String cannot fail.
+            let _ = write!(text, "{separator}${}", row * AUDIT_COLUMNS + column + 1);
+        }
+        text.push(')');
+    }
+    text
 }
 
 #[cfg(test)]
@@ -130,6 +154,18 @@ mod tests {
             run_id: format!("run-{index}"),
             version: 1,
         }
+    }
+
+    #[test]
+    fn the_insert_numbers_every_column_of_every_row() {
+        let text = super::insert_text(2);
+        assert!(
+            text.ends_with(
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), \
+                 ($10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -201,7 +201,11 @@ mod tests {
         let cache = RowCache::new(true);
         let now = Instant::now();
         for index in 0..MAX_ROWS {
-            cache.keep(cache.generation(), row("acme", &format!("c{index}"), 1), now);
+            cache.keep(
+                cache.generation(),
+                row("acme", &format!("c{index}"), 1),
+                now,
+            );
         }
         cache.keep(cache.generation(), row("acme", "one-more", 1), now);
         assert!(cache.get("acme", "one-more", now).is_some());

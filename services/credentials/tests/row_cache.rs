@@ -47,7 +47,9 @@ fn redis_url() -> String {
 }
 
 async fn lease(replica: &Credentials, connection_id: &str) -> Result<Lease, Error> {
-    replica.lease(&bullhorn(), connection_id, "run-1", None).await
+    replica
+        .lease(&bullhorn(), connection_id, "run-1", None)
+        .await
 }
 
 /// The reader's leases until one passes `check`, for at most [`HEARD_WITHIN`]; how many it took.
@@ -77,14 +79,15 @@ async fn with_redis(base_url: &str, schema: &str, master_key: &SecretString) {
     };
     let (writer, reader) = (replica().await, replica().await);
 
-    let first = writer.put(&gateway(), "bh-1", "bullhorn", api_key("one"));
-    assert_eq!(first.await.unwrap(), 1);
+    let gateway = gateway();
+    let put = writer.put(&gateway, "bh-1", "bullhorn", api_key("one"));
+    assert_eq!(put.await.unwrap(), 1);
     assert_eq!(lease(&reader, "bh-1").await.unwrap().version, 1);
     // Served from the reader's memory now.
     assert_eq!(lease(&reader, "bh-1").await.unwrap().version, 1);
 
-    let second = writer.put(&gateway(), "bh-1", "bullhorn", api_key("two"));
-    assert_eq!(second.await.unwrap(), 2);
+    let put = writer.put(&gateway, "bh-1", "bullhorn", api_key("two"));
+    assert_eq!(put.await.unwrap(), 2);
     let new_version = |leased: &Result<Lease, Error>| {
         leased.as_ref().is_ok_and(|lease| {
             lease.version == 2 && lease.secret.clone().expose() == api_key("two").unwrap()
@@ -92,7 +95,7 @@ async fn with_redis(base_url: &str, schema: &str, master_key: &SecretString) {
     };
     leases_until(&reader, "bh-1", new_version).await;
 
-    writer.revoke(&gateway(), "bh-1").await.unwrap();
+    writer.revoke(&gateway, "bh-1").await.unwrap();
     let not_found = |leased: &Result<Lease, Error>| matches!(leased, Err(Error::NotFound { .. }));
     leases_until(&reader, "bh-1", not_found).await;
 }
@@ -104,16 +107,20 @@ async fn without_redis(base_url: &str, schema: &str, master_key: &SecretString) 
         Credentials::new(store, MasterKey::from_base64(master_key).unwrap())
     };
     let (writer, reader) = (replica().await, replica().await);
-    let put = writer.put(&gateway(), "bh-2", "bullhorn", api_key("one"));
+    let gateway = gateway();
+    let put = writer.put(&gateway, "bh-2", "bullhorn", api_key("one"));
     assert_eq!(put.await.unwrap(), 1);
 
     let cached_at = Instant::now();
     assert_eq!(lease(&reader, "bh-2").await.unwrap().version, 1);
-    writer.revoke(&gateway(), "bh-2").await.unwrap();
+    writer.revoke(&gateway, "bh-2").await.unwrap();
     let stale = lease(&reader, "bh-2").await;
     // Only checkable while the bound has not passed, which a stalled machine could exceed.
     if cached_at.elapsed() < ROW_MAX_AGE {
-        assert!(stale.is_ok(), "the reader's kept row serves within the bound");
+        assert!(
+            stale.is_ok(),
+            "the reader's kept row serves within the bound"
+        );
     }
     tokio::time::sleep_until((cached_at + ROW_MAX_AGE).into()).await;
     let gone = lease(&reader, "bh-2").await.unwrap_err();

@@ -232,9 +232,7 @@ impl RequireCaller {
         self.connector_keys = Some(keys);
         self
     }
-}
 
-impl RequireCaller {
     /// The interceptor's check with the time (unix seconds) given, so tests can move it.
     fn check(&self, mut request: Request<()>, now: u64) -> Result<Request<()>, Status> {
         let token = request

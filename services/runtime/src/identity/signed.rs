@@ -57,7 +57,10 @@ impl SignedTokens {
     /// The token kept for `signer`, unless it is due for renewal at `now` (unix seconds). A
     /// clock that went back before its issue also renews it, so `iat` is never in the future.
     pub(super) fn get(&self, signer: &Signer, now: u64) -> Option<Signed> {
-        let kept = self.kept.read().unwrap_or_else(|poison| poison.into_inner());
+        let kept = self
+            .kept
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
         kept.get(signer)
             .filter(|signed| signed.issued_at <= now && now < signed.renew_at)
             .cloned()
