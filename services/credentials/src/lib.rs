@@ -69,10 +69,16 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 is 7.0x an empty RPC's on SQLite and 10.2x on PostgreSQL on a quiet
-//!   machine (goal 1.5x; 2.1x and 3.2x to 4.2x on a loaded one, where both tails are
-//!   scheduling noise): a lease reads its row and waits for its audit row's (group) commit
-//!   before answering. See `benches/RESULTS.md`. TODO(#4).
+//! - LeaseAccess p99 is 1.9x to 2.1x an empty RPC's on SQLite and 3.4x on PostgreSQL on a
+//!   loaded machine (goal 1.5x; runs 12 and 13 in `benches/RESULTS.md`, with the connector
+//!   proof checked as deployed; the quiet-machine 7.0x and 10.2x of run 9 predate token reuse
+//!   and the row cache, and a quiet machine gives higher ratios than a loaded one). A lease
+//!   still waits for its audit row's group commit before answering: on PostgreSQL a round
+//!   trip and a WAL flush. TODO(#4).
+//! - Leases take credential rows from memory ([`row_cache`]). A write on another replica
+//!   reaches it through Redis as soon as the message does; without Redis, or when a message is
+//!   lost on a connection that has not noticed it is dead, a revoked or replaced secret can
+//!   still be leased for up to two seconds ([`row_cache::ROW_MAX_AGE`]).
 //! - Decrypted plaintext, data and master key bytes, and decoded secrets (in the lease cache
 //!   and in flight) are zeroized when dropped ([`wipe`]), but the copy a lease encodes into its
 //!   gRPC response lives in tonic's buffers, and OAuth2 access tokens are plain strings; leases
