@@ -230,6 +230,8 @@ impl RequireCaller {
     /// Believes a token's connector claim only when the call carries that connector's proof.
     pub fn with_connector_keys(mut self, keys: ConnectorKeys) -> RequireCaller {
         self.connector_keys = Some(keys);
+        // Proofs remembered under other keys (a clone's) must not count under these.
+        self.verified = Arc::default();
         self
     }
 
