@@ -74,7 +74,8 @@
 //!   proof checked as deployed; the quiet-machine 7.0x and 10.2x of run 9 predate token reuse
 //!   and the row cache, and a quiet machine gives higher ratios than a loaded one). A lease
 //!   still waits for its audit row's group commit before answering: on PostgreSQL a round
-//!   trip and a WAL flush. TODO(#4).
+//!   trip and a WAL flush; on SQLite some rounds stall leases for 40 to 110 ms (runs 14 and 15,
+//!   old code alike; WAL checkpoints suspected, not measured). TODO(#4).
 //! - Leases take credential rows from memory ([`row_cache`]). A write on another replica
 //!   reaches it through Redis as soon as the message does; without Redis, or when a message is
 //!   lost on a connection that has not noticed it is dead, a revoked or replaced secret can
