@@ -6,7 +6,8 @@
 //! which SQLite serialises behind its one write lock and which cost PostgreSQL a round trip and a
 //! WAL flush each, into a few multi-row ones. Each writer keeps its database connection between
 //! batches: taking one from the pool tests it with a round trip first (sqlx's
-//! `test_before_acquire`), which cost every batch as much as its INSERT.
+//! `test_before_acquire`), which cost every batch as much as its INSERT. On SQLite the writer
+//! leaves checkpoints to a background task ([`crate::checkpoint`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use sqlx::AnyPool;
 use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::checkpoint::{Checkpointer, NO_AUTOCHECKPOINT};
 use crate::error::Error;
 use crate::store::{AUDIT_COLUMNS, AuditEntry, bind_audit, insert_audit};
 
@@ -26,19 +28,26 @@ type Pending = (AuditEntry, oneshot::Sender<Result<(), String>>);
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
     sender: mpsc::UnboundedSender<Pending>,
+    /// On SQLite: checkpoints the log while the writers are alive.
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl AuditWriter {
     /// Starts `writers` writer tasks on the current tokio runtime, sharing one queue; they end
     /// when every clone of the writer is dropped. More than one lets batches commit in
     /// overlap, which PostgreSQL flushes together; SQLite takes one writer at a time anyway.
-    pub fn spawn(pool: AnyPool, writers: usize) -> AuditWriter {
+    /// `sqlite`: the pool is SQLite's, whose checkpoints move off the commit path.
+    pub fn spawn(pool: AnyPool, writers: usize, sqlite: bool) -> AuditWriter {
         let (sender, receiver) = mpsc::unbounded_channel::<Pending>();
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
-            tokio::spawn(write_forever(pool.clone(), receiver.clone()));
+            tokio::spawn(write_forever(pool.clone(), receiver.clone(), sqlite));
         }
-        AuditWriter { sender }
+        let checkpointer = sqlite.then(|| Arc::new(Checkpointer::spawn(pool)));
+        AuditWriter {
+            sender,
+            _checkpointer: checkpointer,
+        }
     }
 
     /// Writes `audit` and returns once it is committed.
@@ -56,7 +65,11 @@ impl AuditWriter {
 
 /// Takes whatever rows are queued (waiting for the first), writes them in one transaction and
 /// answers their callers; until the queue closes.
-async fn write_forever(pool: AnyPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>) {
+async fn write_forever(
+    pool: AnyPool,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
+    sqlite: bool,
+) {
     let mut kept: Option<PoolConnection<sqlx::Any>> = None;
     loop {
         let batch = {
@@ -75,7 +88,7 @@ async fn write_forever(pool: AnyPool, receiver: Arc<Mutex<mpsc::UnboundedReceive
             }
             batch
         };
-        let outcome = write_on(&pool, &mut kept, &batch)
+        let outcome = write_on(&pool, &mut kept, &batch, sqlite)
             .await
             .map_err(|error| error.to_string());
         if let Err(error) = &outcome {
@@ -95,10 +108,19 @@ async fn write_on(
     pool: &AnyPool,
     kept: &mut Option<PoolConnection<sqlx::Any>>,
     batch: &[Pending],
+    sqlite: bool,
 ) -> Result<(), Error> {
     let mut connection = match kept.take() {
         Some(connection) => connection,
-        None => pool.acquire().await?,
+        None => {
+            let mut connection = pool.acquire().await?;
+            if sqlite {
+                sqlx::query(NO_AUTOCHECKPOINT)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            connection
+        }
     };
     write(&mut connection, batch).await?;
     *kept = Some(connection);

@@ -36,6 +36,7 @@
 //!
 //! Modules:
 //! - [`audit`]: group commit of audit rows;
+//! - [`checkpoint`]: SQLite's write-ahead log checkpointed off the audit commit path;
 //! - [`audit_log`]: reading the audit log (ListAudit), tenant-scoped, newest first;
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
@@ -92,6 +93,7 @@
 pub mod admin;
 pub mod audit;
 pub mod audit_log;
+pub mod checkpoint;
 pub mod config;
 pub mod crypto;
 pub mod data_key_rotation;

@@ -117,12 +117,9 @@ impl CredentialStore {
     pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
         // PostgreSQL commits concurrent transactions with one WAL flush; SQLite has one writer.
-        let writers = if database_url.starts_with("postgres") {
-            POSTGRES_AUDIT_WRITERS
-        } else {
-            1
-        };
-        let audit = AuditWriter::spawn(pool.clone(), writers);
+        let sqlite = !database_url.starts_with("postgres");
+        let writers = if sqlite { 1 } else { POSTGRES_AUDIT_WRITERS };
+        let audit = AuditWriter::spawn(pool.clone(), writers, sqlite);
         Ok(CredentialStore {
             pool,
             audit,
