@@ -70,13 +70,11 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 is 1.9x to 2.1x an empty RPC's on SQLite and 3.4x on PostgreSQL on a
-//!   loaded machine (goal 1.5x; runs 12 and 13 in `benches/RESULTS.md`, with the connector
-//!   proof checked as deployed; the quiet-machine 7.0x and 10.2x of run 9 predate token reuse
-//!   and the row cache, and a quiet machine gives higher ratios than a loaded one). A lease
-//!   still waits for its audit row's group commit before answering: on PostgreSQL a round
-//!   trip and a WAL flush; on SQLite some rounds stall leases for 40 to 110 ms (runs 14 and 15,
-//!   old code alike; WAL checkpoints suspected, not measured). TODO(#4).
+//! - LeaseAccess p99 is 2.6x to 3.0x an empty RPC's on SQLite and 5.2x on PostgreSQL on a
+//!   nearly quiet machine (goal 1.5x; runs 17 and 18 in `benches/RESULTS.md`, with the
+//!   connector proof checked as deployed). A lease still waits for its audit row's group
+//!   commit before answering, on PostgreSQL a round trip and a WAL flush, and one PostgreSQL
+//!   round in each run stalled to an 18 to 25 ms p99, not investigated. TODO(#4).
 //! - Leases take credential rows from memory ([`row_cache`]). A write on another replica
 //!   reaches it through Redis as soon as the message does; without Redis, or when a message is
 //!   lost on a connection that has not noticed it is dead, a revoked or replaced secret can
