@@ -8,6 +8,17 @@
 //! batches: taking one from the pool tests it with a round trip first (sqlx's
 //! `test_before_acquire`), which cost every batch as much as its INSERT. On SQLite the writer
 //! leaves checkpoints to a background task ([`crate::checkpoint`]).
+//!
+//! On PostgreSQL the writers' own sessions commit with `synchronous_commit = off`: the server
+//! answers a commit before its WAL is flushed to disk, and that flush was most of what a lease
+//! waited for. This is the durability SQLite has with `synchronous = NORMAL` in WAL mode: a
+//! committed audit row is never lost to a crash of this process, and a crash of the database
+//! server itself (or its machine) can lose at most the last fraction of a second of audit rows
+//! (at most three times `wal_writer_delay`: 600 ms with its default of 200 ms), never corrupt
+//! them.
+//! Only these sessions do it: credential writes and every other pool connection keep
+//! synchronous commits, and a writer's connection is closed, never returned to the pool, so its
+//! session settings cannot leak to them.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -22,6 +33,9 @@ use crate::store::{AUDIT_COLUMNS, AuditEntry, bind_audit, insert_audit};
 
 /// Most rows one transaction takes.
 const MAX_BATCH: usize = 256;
+
+/// Run on each PostgreSQL audit writer's session; see the module docs for what it gives up.
+const ASYNCHRONOUS_COMMIT: &str = "SET synchronous_commit = off";
 
 type Pending = (AuditEntry, oneshot::Sender<Result<(), String>>);
 
@@ -112,19 +126,29 @@ async fn write_on(
 ) -> Result<(), Error> {
     let mut connection = match kept.take() {
         Some(connection) => connection,
-        None => {
-            let mut connection = pool.acquire().await?;
-            if sqlite {
-                sqlx::query(NO_AUTOCHECKPOINT)
-                    .execute(&mut *connection)
-                    .await?;
-            }
-            connection
-        }
+        None => writer_connection(pool, sqlite).await?,
     };
     write(&mut connection, batch).await?;
     *kept = Some(connection);
     Ok(())
+}
+
+/// A connection from the pool set up for audit batches alone: on SQLite it does not checkpoint,
+/// on PostgreSQL it commits without waiting for the WAL flush. It is closed when dropped (after a
+/// failed batch, or when the writer stops) instead of going back to the pool with those settings.
+pub(crate) async fn writer_connection(
+    pool: &AnyPool,
+    sqlite: bool,
+) -> Result<PoolConnection<sqlx::Any>, Error> {
+    let mut connection = pool.acquire().await?;
+    connection.close_on_drop();
+    let setup = if sqlite {
+        NO_AUTOCHECKPOINT
+    } else {
+        ASYNCHRONOUS_COMMIT
+    };
+    sqlx::query(setup).execute(&mut *connection).await?;
+    Ok(connection)
 }
 
 /// Writes a batch as one multi-row INSERT: one round trip to the database instead of one per
@@ -188,6 +212,50 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    async fn synchronous_commit(connection: &mut sqlx::AnyConnection) -> String {
+        let row = sqlx::query("SHOW synchronous_commit")
+            .fetch_one(connection)
+            .await
+            .unwrap();
+        sqlx::Row::get(&row, 0)
+    }
+
+    #[tokio::test]
+    async fn only_the_postgres_audit_sessions_commit_asynchronously() {
+        let base_url = std::env::var("PLUGBOARD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let schema = format!("credentials_t{}", uuid::Uuid::new_v4().simple());
+        let store = CredentialStore::open(&base_url, &schema).await.unwrap();
+        let pool = store.pool().clone();
+        let checks = tokio::spawn(async move {
+            let mut writer = super::writer_connection(&pool, false).await.unwrap();
+            let mut other = pool.acquire().await.unwrap();
+            assert_eq!(synchronous_commit(&mut writer).await, "off");
+            assert_eq!(synchronous_commit(&mut other).await, "on");
+
+            // A writer's connection is closed when dropped, so no pool connection inherits it.
+            drop(writer);
+            drop(other);
+            let mut taken = Vec::new();
+            for _ in 0..pool.size().max(2) {
+                taken.push(pool.acquire().await.unwrap());
+            }
+            for connection in &mut taken {
+                assert_eq!(synchronous_commit(connection).await, "on");
+            }
+        });
+        let outcome = checks.await;
+
+        let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop_schema))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        if let Err(error) = outcome {
+            std::panic::resume_unwind(error.into_panic());
+        }
     }
 
     #[tokio::test]

@@ -75,6 +75,12 @@
 //!   connector proof checked as deployed). A lease still waits for its audit row's group
 //!   commit before answering, on PostgreSQL a round trip and a WAL flush, and one PostgreSQL
 //!   round in each run stalled to an 18 to 25 ms p99, not investigated. TODO(#4).
+//! - On PostgreSQL, audit rows written by the group-commit writer ([`audit`]: leases and the
+//!   other rows written on their own) commit with `synchronous_commit = off`, the durability
+//!   SQLite has with `synchronous = NORMAL`: a crash of this process never loses a committed
+//!   row, a crash of the database server can lose at most the last fraction of a second of
+//!   them (three times `wal_writer_delay`, 600 ms by default), never corrupt them. Credential
+//!   writes, and audit rows written in their transactions, commit synchronously.
 //! - Leases take credential rows from memory ([`row_cache`]). A write on another replica
 //!   reaches it through Redis as soon as the message does; without Redis, or when a message is
 //!   lost on a connection that has not noticed it is dead, a revoked or replaced secret can
