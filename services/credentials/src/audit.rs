@@ -264,7 +264,7 @@ mod tests {
         let url = format!("sqlite://{}/credentials.db?mode=rwc", dir.display());
         let store = CredentialStore::open(&url, "credentials").await.unwrap();
         let entries: Vec<AuditEntry> = (0..100).map(entry).collect();
-        let writes = entries.iter().map(|audit| store.record(audit));
+        let writes = entries.iter().map(|audit| store.record(audit.clone()));
         for outcome in futures::future::join_all(writes).await {
             outcome.unwrap();
         }
@@ -279,7 +279,10 @@ mod tests {
             .execute(store.pool())
             .await
             .unwrap();
-        let writes = entries.iter().take(5).map(|audit| store.record(audit));
+        let writes = entries
+            .iter()
+            .take(5)
+            .map(|audit| store.record(audit.clone()));
         for outcome in futures::future::join_all(writes).await {
             let error = outcome.unwrap_err();
             assert!(matches!(error, crate::Error::AuditFailed(_)), "{error:?}");

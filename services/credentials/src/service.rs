@@ -290,7 +290,7 @@ impl Credentials {
         }
         let record = |outcome: &'static str, version: u64| {
             let audit = self.audit(actor, connection_id, "lease", outcome, run_id, version);
-            async move { self.store.record(&audit).await }
+            async move { self.store.record(audit).await }
         };
 
         let row = match self.store.lease_row(&actor.tenant, connection_id).await? {
@@ -478,7 +478,7 @@ impl Credentials {
                     outcome: "not_found".to_owned(),
                     ..audit
                 };
-                self.store.record(&audit).await?;
+                self.store.record(audit).await?;
                 Err(Error::NotFound {
                     connection_id: connection_id.to_owned(),
                 })
@@ -516,7 +516,7 @@ impl Credentials {
         }
         tracing::info!(subject = %actor.subject, action, "denied a credential change by a connector");
         self.store
-            .record(&self.audit(actor, connection_id, action, "denied", "", 0))
+            .record(self.audit(actor, connection_id, action, "denied", "", 0))
             .await?;
         Err(Error::ConnectorMayNotWrite)
     }

@@ -352,8 +352,8 @@ impl CredentialStore {
 
     /// Writes an audit row on its own, for reads and refusals; returns once it is committed
     /// (group-committed with concurrent ones, see [`crate::audit`]).
-    pub async fn record(&self, audit: &AuditEntry) -> Result<(), Error> {
-        self.audit.record(audit.clone()).await
+    pub async fn record(&self, audit: AuditEntry) -> Result<(), Error> {
+        self.audit.record(audit).await
     }
 
     /// Up to `limit` audit rows of `tenant` (of `connection_id` when not empty) older than the
