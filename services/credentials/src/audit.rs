@@ -93,6 +93,10 @@ async fn write_forever(
             let Some(first) = receiver.recv().await else {
                 return;
             };
+            // Lets the lease tasks that are already runnable queue their rows first: batches
+            // grew by about a third in the lease bench (RESULTS.md run 19), fewer batches cost
+            // less CPU, and no lease waits on a timer for it.
+            tokio::task::yield_now().await;
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match receiver.try_recv() {

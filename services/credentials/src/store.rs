@@ -24,8 +24,11 @@ use crate::row_changes::RowChanges;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Audit batches in flight at once on PostgreSQL.
-const POSTGRES_AUDIT_WRITERS: usize = 4;
+/// Audit batches in flight at once on PostgreSQL. Several writers overlapped WAL flushes while
+/// commits waited for them; with `synchronous_commit = off` on their sessions ([`crate::audit`])
+/// more writers only split the queue into smaller batches, each a round trip's CPU on both
+/// sides (RESULTS.md run 19).
+const POSTGRES_AUDIT_WRITERS: usize = 1;
 
 /// The schema (PostgreSQL) the service uses in production.
 pub const SCHEMA: &str = "credentials";
@@ -116,7 +119,7 @@ impl CredentialStore {
     /// unique one); SQLite ignores it.
     pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
-        // PostgreSQL commits concurrent transactions with one WAL flush; SQLite has one writer.
+        // SQLite has one writer; on PostgreSQL see POSTGRES_AUDIT_WRITERS.
         let sqlite = !database_url.starts_with("postgres");
         let writers = if sqlite { 1 } else { POSTGRES_AUDIT_WRITERS };
         let audit = AuditWriter::spawn(pool.clone(), writers, sqlite);
