@@ -70,14 +70,11 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 was 2.6x to 3.0x an empty RPC's on SQLite and 5.2x on PostgreSQL on a
-//!   nearly quiet machine (goal 1.5x; runs 17 and 18 in `benches/RESULTS.md`, with the
-//!   connector proof checked as deployed). Since asynchronous audit commits on PostgreSQL and
-//!   bigger audit batches (runs 19 and 20, on a busy machine) the p50 ratio is 1.9x to 2.1x on
-//!   SQLite and 2.0x to 2.5x on PostgreSQL; their p99 ratios (1.5x and 2.3x, 0.7x and 1.4x)
-//!   only reflect the empty RPC's own tails there, so the goal is not shown met. A lease still
-//!   waits for its audit row's group commit, which is most of what it costs beyond an empty RPC
-//!   (a build without it ran at 1.16x at the p50). TODO(#4).
+//! - LeaseAccess p99 is 2.37x to 2.84x an empty RPC's on SQLite and 3.05x to 3.27x on
+//!   PostgreSQL on a nearly quiet machine (goal 1.5x; runs 21 and 22 in `benches/RESULTS.md`,
+//!   with the connector proof checked as deployed), about twice at the p50. A lease waits for
+//!   its audit row's group commit, and that is most of what it costs beyond an empty RPC: a
+//!   diagnostic build without it ran at 1.16x at the p50 (on a busy machine). TODO(#4).
 //! - On PostgreSQL, audit rows written by the group-commit writer ([`audit`]: leases and the
 //!   other rows written on their own) commit with `synchronous_commit = off`, the durability
 //!   SQLite has with `synchronous = NORMAL`: a crash of this process never loses a committed
