@@ -7,7 +7,10 @@
 //! `--` to run one only. The empty RPC
 //! is `grpc.health.v1.Health/Check`, which every service carries and which does no work beyond
 //! a map lookup. `LeaseAccess` leases an API key (store read, AES-GCM open with the cached
-//! tenant data key, audit row write) through the mesh-token interceptor. Both run the same load:
+//! tenant data key, audit row write) the way a connector does (`connector-runtime`'s `Access`):
+//! a mesh token plus the connector's Ed25519 proof, built from one mesh key and one signing key
+//! held for the process, checked by a server that knows the connector's public key, as dev mode
+//! and the generated deployments run it. Both run the same load:
 //! CLIENTS concurrent tasks on one HTTP/2 channel each, each sending REQUESTS calls one after
 //! another, after a warm-up. Run with `cargo bench -p plugboard-credentials --bench lease`.
 
@@ -22,7 +25,8 @@ use plugboard_proto::credentials::v1::credentials_service_client::CredentialsSer
 use plugboard_proto::credentials::v1::{
     ApiKey, LeaseAccessRequest, PutCredentialRequest, Secret, secret,
 };
-use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey};
+use plugboard_runtime::connector_keys::{ConnectorKeys, ConnectorSigningKey};
+use plugboard_runtime::identity::{Caller, MeshCredentials, MeshKey, RequireCaller};
 use secrecy::SecretString;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -33,16 +37,17 @@ const CLIENTS: usize = 16;
 const REQUESTS: usize = 300;
 const WARMUP: usize = 30;
 
-fn identity(subject: &str, connector: Option<&str>) -> MeshCredentials {
-    let key = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
-    MeshCredentials::new(
-        key,
-        Caller {
-            subject: subject.to_owned(),
-            tenant: Some("acme".to_owned()),
-            connector: connector.map(str::to_owned),
-        },
-    )
+fn mesh_key() -> MeshKey {
+    MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap()
+}
+
+/// A caller acting for the bench tenant; a connector when `connector` is given.
+fn caller(subject: &str, connector: Option<&str>) -> Caller {
+    Caller {
+        subject: subject.to_owned(),
+        tenant: Some("acme".to_owned()),
+        connector: connector.map(str::to_owned),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -140,10 +145,12 @@ async fn bench(store_name: &str, url: &str) {
     let key = MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
-    let mesh = MeshKey::new(&SecretString::from(MESH_KEY.to_owned())).unwrap();
+    let (signing_key, _) = ConnectorSigningKey::generate();
+    let require = RequireCaller::new(mesh_key())
+        .with_connector_keys(ConnectorKeys::of([("bench", &signing_key)]));
     let server = tokio::spawn(plugboard_credentials::serve(
         Credentials::new(store, key),
-        plugboard_runtime::identity::RequireCaller::new(mesh),
+        require,
         listener,
         std::future::pending(),
     ));
@@ -159,8 +166,9 @@ async fn bench(store_name: &str, url: &str) {
         };
         channels.push(channel);
     }
+    let gateway_identity = MeshCredentials::new(mesh_key(), caller("gateway", None));
     let mut gateway =
-        CredentialsServiceClient::with_interceptor(channels[0].clone(), identity("gateway", None));
+        CredentialsServiceClient::with_interceptor(channels[0].clone(), gateway_identity);
     gateway
         .put_credential(PutCredentialRequest {
             connection_id: "bench".into(),
@@ -182,18 +190,25 @@ async fn bench(store_name: &str, url: &str) {
             .await
             .unwrap();
     };
-    let lease = |channel: Channel| async move {
-        CredentialsServiceClient::with_interceptor(
-            channel,
-            identity("connector:bench", Some("bench")),
+    // What the connector process holds once: its mesh key and its signing key. Like
+    // `Access::lease`, each call builds its identity and client from them.
+    let connector_mesh_key = mesh_key();
+    let lease = move |channel: Channel| {
+        let identity = MeshCredentials::new(
+            connector_mesh_key.clone(),
+            caller("connector:bench", Some("bench")),
         )
-        .lease_access(LeaseAccessRequest {
-            connection_id: "bench".into(),
-            run_id: "bench-run".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        .with_connector_key(Some(signing_key.clone()));
+        async move {
+            CredentialsServiceClient::with_interceptor(channel, identity)
+                .lease_access(LeaseAccessRequest {
+                    connection_id: "bench".into(),
+                    run_id: "bench-run".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
     };
 
     println!(
@@ -203,7 +218,7 @@ async fn bench(store_name: &str, url: &str) {
     let mut rows = Vec::new();
     for round in 1..=3 {
         let (e50, e99, erate) = load(&channels, empty).await;
-        let (l50, l99, lrate) = load(&channels, lease).await;
+        let (l50, l99, lrate) = load(&channels, lease.clone()).await;
         println!(
             "round {round}: empty p50 {:.3} ms p99 {:.3} ms ({erate:.0}/s) | lease p50 {:.3} ms p99 {:.3} ms ({lrate:.0}/s) | p99 ratio {:.2}",
             ms(e50),

@@ -51,7 +51,7 @@ impl Credentials {
         if !is_admin(&actor.subject, actor.connector.as_deref()) {
             tracing::info!(subject = %actor.subject, "denied a data key rotation to a non-admin caller");
             let audit = self.audit(actor, "", "rotate_data_key", "denied", "", 0);
-            self.store.record(&audit).await?;
+            self.store.record(audit).await?;
             return Err(Error::AdminOnly);
         }
         let rotation = self

@@ -291,6 +291,7 @@ impl CredentialStore {
         }
         insert_audit(&mut transaction, audit).await?;
         transaction.commit().await?;
+        self.row_written(&row.tenant, &row.connection_id).await;
         Ok(true)
     }
 

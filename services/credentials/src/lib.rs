@@ -36,6 +36,7 @@
 //!
 //! Modules:
 //! - [`audit`]: group commit of audit rows;
+//! - [`checkpoint`]: SQLite's write-ahead log checkpointed off the audit commit path;
 //! - [`audit_log`]: reading the audit log (ListAudit), tenant-scoped, newest first;
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
@@ -45,6 +46,8 @@
 //! - [`data_key_store`]: the current and retired data key tables, and re-sealing rows;
 //! - [`admin`]: who may call the admin RPCs;
 //! - [`store`]: the credentials, data key and audit tables (SQLite or PostgreSQL);
+//! - [`row_cache`]: credential rows kept in memory for leases, for at most two seconds;
+//! - [`row_changes`]: row writes told to every replica's row cache over Redis;
 //! - [`oauth`]: token broker, single-flight refresh, failure classes and the connect flow;
 //! - [`service`]: the domain logic, callable without gRPC;
 //! - [`grpc`]: the thin tonic adapters (CredentialsService, OAuthService,
@@ -67,10 +70,21 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 is 7.0x an empty RPC's on SQLite and 10.2x on PostgreSQL on a quiet
-//!   machine (goal 1.5x; 2.1x and 3.2x to 4.2x on a loaded one, where both tails are
-//!   scheduling noise): a lease reads its row and waits for its audit row's (group) commit
-//!   before answering. See `benches/RESULTS.md`. TODO(#4).
+//! - LeaseAccess p99 is 2.37x to 2.84x an empty RPC's on SQLite and 3.05x to 3.27x on
+//!   PostgreSQL on a nearly quiet machine (goal 1.5x; runs 21 and 22 in `benches/RESULTS.md`,
+//!   with the connector proof checked as deployed), about twice at the p50. A lease waits for
+//!   its audit row's group commit, and that is most of what it costs beyond an empty RPC: a
+//!   diagnostic build without it ran at 1.16x at the p50 (on a busy machine). TODO(#4).
+//! - On PostgreSQL, audit rows written by the group-commit writer ([`audit`]: leases and the
+//!   other rows written on their own) commit with `synchronous_commit = off`, the durability
+//!   SQLite has with `synchronous = NORMAL`: a crash of this process never loses a committed
+//!   row, a crash of the database server can lose at most the last fraction of a second of
+//!   them (three times `wal_writer_delay`, 600 ms by default), never corrupt them. Credential
+//!   writes, and audit rows written in their transactions, commit synchronously.
+//! - Leases take credential rows from memory ([`row_cache`]). A write on another replica
+//!   reaches it through Redis as soon as the message does; without Redis, or when a message is
+//!   lost on a connection that has not noticed it is dead, a revoked or replaced secret can
+//!   still be leased for up to two seconds ([`row_cache::ROW_MAX_AGE`]).
 //! - Decrypted plaintext, data and master key bytes, and decoded secrets (in the lease cache
 //!   and in flight) are zeroized when dropped ([`wipe`]), but the copy a lease encodes into its
 //!   gRPC response lives in tonic's buffers, and OAuth2 access tokens are plain strings; leases
@@ -83,6 +97,7 @@
 pub mod admin;
 pub mod audit;
 pub mod audit_log;
+pub mod checkpoint;
 pub mod config;
 pub mod crypto;
 pub mod data_key_rotation;
@@ -93,6 +108,8 @@ pub mod health;
 pub mod keys;
 pub mod master_rotation;
 pub mod oauth;
+pub mod row_cache;
+pub mod row_changes;
 pub mod service;
 pub mod store;
 pub mod validate;
@@ -139,7 +156,10 @@ pub async fn run(
              a connector and lease its connections' secrets; set it in production"
         );
     }
-    let store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
+    let mut store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
+    if let Some(url) = &config.redis_url {
+        store = store.with_row_changes(url, store::SCHEMA).await?;
+    }
     let coordinator = match &config.redis_url {
         Some(url) => Coordinator::redis(url)
             .await

@@ -105,10 +105,11 @@ pub struct Description {
 /// Decoded secrets kept per connection, at most this many; the cache starts over past it.
 const MAX_DECODED: usize = 10_000;
 
-/// (tenant, connection id) -> (credential version, decoded secret). A lease still reads the
-/// row (so a put or revoke on any replica is seen at once) and only skips the AES-GCM open and
-/// the protobuf decode when the version is the one already decoded. The process holds every
-/// tenant's data key in memory anyway, so this adds no new exposure.
+/// (tenant, connection id) -> (credential version, decoded secret). A lease takes the row from
+/// the store's row cache (which every write, on any replica, keeps current: see
+/// [`crate::row_cache`]) and only skips the AES-GCM open and the protobuf decode when the version
+/// is the one already decoded. The process holds every tenant's data key in memory anyway, so
+/// this adds no new exposure.
 type Decoded = Arc<RwLock<HashMap<(String, String), (u64, Wiped)>>>;
 
 /// The credentials service.
@@ -289,10 +290,10 @@ impl Credentials {
         }
         let record = |outcome: &'static str, version: u64| {
             let audit = self.audit(actor, connection_id, "lease", outcome, run_id, version);
-            async move { self.store.record(&audit).await }
+            async move { self.store.record(audit).await }
         };
 
-        let row = match self.store.get(&actor.tenant, connection_id).await? {
+        let row = match self.store.lease_row(&actor.tenant, connection_id).await? {
             Some(row) if !row.revoked => row,
             _ => {
                 record("not_found", 0).await?;
@@ -477,7 +478,7 @@ impl Credentials {
                     outcome: "not_found".to_owned(),
                     ..audit
                 };
-                self.store.record(&audit).await?;
+                self.store.record(audit).await?;
                 Err(Error::NotFound {
                     connection_id: connection_id.to_owned(),
                 })
@@ -515,7 +516,7 @@ impl Credentials {
         }
         tracing::info!(subject = %actor.subject, action, "denied a credential change by a connector");
         self.store
-            .record(&self.audit(actor, connection_id, action, "denied", "", 0))
+            .record(self.audit(actor, connection_id, action, "denied", "", 0))
             .await?;
         Err(Error::ConnectorMayNotWrite)
     }

@@ -3,7 +3,12 @@
 //! Rows are keyed by (tenant, connection_id). Writes use optimistic concurrency on `version`: the
 //! caller seals the secret for the next version first (the version is part of the associated
 //! data), then the write succeeds only if nobody else moved the version meanwhile. Every change
-//! writes its audit row in the same transaction.
+//! writes its audit row in the same transaction. Every write to a credential row forgets it in
+//! the leases' row cache once committed, here and, with Redis, on every replica
+//! ([`crate::row_cache`], [`crate::row_changes`]).
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::{AnyPool, Row};
 
@@ -14,11 +19,16 @@ use crate::data_key_store::touch_current_key;
 use crate::error::Error;
 use crate::health::{Condition, HealthReport, Queued, enqueue};
 use crate::oauth::store::{REJECTED, TokenRow, delete_tokens, upsert_token};
+use crate::row_cache::RowCache;
+use crate::row_changes::RowChanges;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Audit batches in flight at once on PostgreSQL.
-const POSTGRES_AUDIT_WRITERS: usize = 4;
+/// Audit batches in flight at once on PostgreSQL. Several writers overlapped WAL flushes while
+/// commits waited for them; with `synchronous_commit = off` on their sessions ([`crate::audit`])
+/// more writers only split the queue into smaller batches, each a round trip's CPU on both
+/// sides (RESULTS.md run 19).
+const POSTGRES_AUDIT_WRITERS: usize = 1;
 
 /// The schema (PostgreSQL) the service uses in production.
 pub const SCHEMA: &str = "credentials";
@@ -98,6 +108,10 @@ pub struct CredentialStore {
     audit: AuditWriter,
     /// Wakes this process's health reporter when a report is queued.
     queued: Queued,
+    /// Rows recently read for leases.
+    rows: RowCache,
+    /// Set with Redis: row writes reach the other replicas' caches.
+    row_changes: Option<RowChanges>,
 }
 
 impl CredentialStore {
@@ -105,18 +119,34 @@ impl CredentialStore {
     /// unique one); SQLite ignores it.
     pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
-        // PostgreSQL commits concurrent transactions with one WAL flush; SQLite has one writer.
-        let writers = if database_url.starts_with("postgres") {
-            POSTGRES_AUDIT_WRITERS
-        } else {
-            1
-        };
-        let audit = AuditWriter::spawn(pool.clone(), writers);
+        // SQLite has one writer; on PostgreSQL see POSTGRES_AUDIT_WRITERS.
+        let sqlite = !database_url.starts_with("postgres");
+        let writers = if sqlite { 1 } else { POSTGRES_AUDIT_WRITERS };
+        let audit = AuditWriter::spawn(pool.clone(), writers, sqlite);
         Ok(CredentialStore {
             pool,
             audit,
             queued: Queued::default(),
+            rows: RowCache::new(true),
+            row_changes: None,
         })
+    }
+
+    /// Shares row writes with the other replicas on `schema` through Redis at `redis_url`, so
+    /// that none of them leases a row another one changed. Without it, a replica sees another
+    /// one's change within [`crate::row_cache::ROW_MAX_AGE`].
+    pub async fn with_row_changes(
+        mut self,
+        redis_url: &str,
+        schema: &str,
+    ) -> Result<CredentialStore, Error> {
+        // Until subscribed, another replica's write would go unheard: keep nothing.
+        self.rows.reset(false);
+        let changes = RowChanges::follow(redis_url, schema, self.rows.clone())
+            .await
+            .map_err(|error| Error::Coordination(error.to_string()))?;
+        self.row_changes = Some(changes);
+        Ok(self)
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -142,6 +172,36 @@ impl CredentialStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(credential_of).transpose()
+    }
+
+    /// The row of a connection for a lease: from memory when it was read recently (see
+    /// [`crate::row_cache`]), else from the database. Every other reader uses [`Self::get`].
+    pub async fn lease_row(
+        &self,
+        tenant: &str,
+        connection_id: &str,
+    ) -> Result<Option<Arc<StoredCredential>>, Error> {
+        let read_at = Instant::now();
+        if let Some(row) = self.rows.get(tenant, connection_id, read_at) {
+            return Ok(Some(row));
+        }
+        let generation = self.rows.generation();
+        let Some(row) = self.get(tenant, connection_id).await? else {
+            return Ok(None);
+        };
+        let row = Arc::new(row);
+        if !row.revoked {
+            self.rows.keep(generation, row.clone(), read_at);
+        }
+        Ok(Some(row))
+    }
+
+    /// After a committed write to a row: forgets it here and tells the other replicas.
+    pub(crate) async fn row_written(&self, tenant: &str, connection_id: &str) {
+        self.rows.forget(tenant, connection_id);
+        if let Some(changes) = &self.row_changes {
+            changes.publish(tenant, connection_id).await;
+        }
     }
 
     /// Live rows still sealed directly by a master key (written before envelope encryption).
@@ -184,6 +244,7 @@ impl CredentialStore {
         }
         insert_audit(&mut transaction, audit).await?;
         transaction.commit().await?;
+        self.row_written(&row.tenant, &row.connection_id).await;
         Ok(true)
     }
 
@@ -251,6 +312,8 @@ impl CredentialStore {
             enqueue(&mut transaction, &report).await?;
         }
         transaction.commit().await?;
+        self.row_written(credential.tenant, credential.connection_id)
+            .await;
         if reconnected {
             self.queued.wake();
         }
@@ -286,13 +349,14 @@ impl CredentialStore {
         delete_tokens(&mut transaction, tenant, connection_id).await?;
         insert_audit(&mut transaction, &audit).await?;
         transaction.commit().await?;
+        self.row_written(tenant, connection_id).await;
         Ok(Some(version))
     }
 
     /// Writes an audit row on its own, for reads and refusals; returns once it is committed
     /// (group-committed with concurrent ones, see [`crate::audit`]).
-    pub async fn record(&self, audit: &AuditEntry) -> Result<(), Error> {
-        self.audit.record(audit.clone()).await
+    pub async fn record(&self, audit: AuditEntry) -> Result<(), Error> {
+        self.audit.record(audit).await
     }
 
     /// Up to `limit` audit rows of `tenant` (of `connection_id` when not empty) older than the

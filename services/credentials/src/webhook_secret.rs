@@ -137,7 +137,7 @@ impl Credentials {
                 "",
                 version,
             );
-            async move { self.store.record(&audit).await }
+            async move { self.store.record(audit).await }
         };
         let slot = slot(connection_id);
         let row = match self.store.get(&actor.tenant, &slot).await? {

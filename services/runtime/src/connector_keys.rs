@@ -79,6 +79,11 @@ impl ConnectorSigningKey {
         STANDARD.encode(self.pair.public_key().as_ref())
     }
 
+    /// The public half's raw bytes: what tells one signing key from another.
+    pub(crate) fn public_bytes(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
     /// The proof for one token.
     pub fn prove(&self, token: &str) -> String {
         STANDARD.encode(self.pair.sign(token.as_bytes()).as_ref())

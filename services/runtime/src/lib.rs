@@ -23,6 +23,9 @@
 //! Service tokens are HS256 with one mesh key shared by every service, so any service can
 //! still claim to be any other *service* (gateway, sync); only connector claims need a key of
 //! their own. Credentials' lease is the one call where who-is-calling decides what is served.
+//! A client sends the same token for the first half of its five-minute life and a server
+//! believes a token it verified until it expires, so a token taken off the wire is good until
+//! then, as any bearer token is; single tokens cannot be revoked, only the mesh key replaced.
 
 pub mod channel;
 pub mod config;

@@ -163,7 +163,7 @@ impl Credentials {
             }
         }
         self.store
-            .record(&self.audit(actor, connection_id, "begin_oauth", "ok", "", 0))
+            .record(self.audit(actor, connection_id, "begin_oauth", "ok", "", 0))
             .await?;
         tracing::info!(connector, "began an oauth connect");
         Ok(Begun {
@@ -246,7 +246,7 @@ impl Credentials {
         let connection_id = pending.connection_id.as_str();
         let record = |outcome: &str| {
             let audit = self.audit(actor, connection_id, "complete_oauth", outcome, "", 0);
-            async move { self.store.record(&audit).await }
+            async move { self.store.record(audit).await }
         };
         if pending.expires_at < now_epoch() {
             record("expired").await?;
