@@ -41,6 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut prost_config = prost_build::Config::new();
     prost_config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // A record's custom fields are built in name order by mapping (for its content hash) and
+    // read by name everywhere else: an ordered map carries them over without rehashing.
+    prost_config.btree_map([".plugboard.common.v1.CanonicalRecord.custom_fields"]);
 
     let mut builder = tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("plugboard_descriptor.bin"));

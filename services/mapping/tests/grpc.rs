@@ -381,7 +381,7 @@ fn canonical_candidate(first_name: &str) -> CanonicalRecord {
             status: "active".to_owned(),
             ..Candidate::default()
         })),
-        custom_fields: std::collections::HashMap::from([(
+        custom_fields: std::collections::BTreeMap::from([(
             "security_clearance".to_owned(),
             "SC".to_owned(),
         )]),
@@ -610,7 +610,7 @@ async fn custom_fields(
     client: &mut MappingServiceClient<
         tonic::service::interceptor::InterceptedService<tonic::transport::Channel, MeshCredentials>,
     >,
-) -> std::collections::HashMap<String, String> {
+) -> std::collections::BTreeMap<String, String> {
     let response = client
         .transform(candidates(vec![input("7", CANDIDATE)]))
         .await
@@ -794,7 +794,7 @@ const ENGINEER: &str = r#"{"id": 8, "firstName": "Grace", "lastName": "Hopper",
   "customText3": "Top Secret"}"#;
 
 /// The title and custom fields the transform gave the candidate.
-async fn engineer(client: &mut Client) -> (String, std::collections::HashMap<String, String>) {
+async fn engineer(client: &mut Client) -> (String, std::collections::BTreeMap<String, String>) {
     let response = client
         .transform(TransformRequest {
             connector_version: "1.1.0".to_owned(),

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use plugboard_mapping::spec::{CompiledSpec, MappedRecord};
@@ -162,7 +161,10 @@ fn canonical_to_greenhouse_to_canonical_keeps_what_greenhouse_stores() {
         entity: "candidate".to_owned(),
         external_id: "bullhorn-77".to_owned(),
         body: Some(Body::Candidate(original.clone())),
-        custom_fields: HashMap::from([("is_private".to_owned(), "true".to_owned())]),
+        custom_fields: std::collections::BTreeMap::from([(
+            "is_private".to_owned(),
+            "true".to_owned(),
+        )]),
         ..CanonicalRecord::default()
     };
     // A create: no Greenhouse id yet, and the source connection's id is not used.

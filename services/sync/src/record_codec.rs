@@ -3,7 +3,7 @@
 //! The body is stored as the JSON of its canonical message (the same JSON mapping specs
 //! produce), so the store stays readable with plain SQL and survives additive model changes.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_proto::common::v1::canonical_record::Body;
@@ -85,7 +85,7 @@ pub fn from_stored(record: StoredRecord, connection_id: &str) -> Result<Canonica
         )),
         _ => None,
     };
-    let custom_fields: HashMap<String, String> =
+    let custom_fields: BTreeMap<String, String> =
         serde_json::from_str(&record.custom_fields_json).map_err(corrupt)?;
     let personal_data_fields = serde_json::from_str(&record.body_json)
         .map(|body| plugboard_proto::personal_data::set_in(&record.entity, &body))
@@ -128,7 +128,7 @@ mod tests {
                 }),
                 ..Candidate::default()
             })),
-            custom_fields: HashMap::from([("clearance".into(), "sc".into())]),
+            custom_fields: BTreeMap::from([("clearance".into(), "sc".into())]),
             raw_payload_json: "{\"id\":42}".into(),
             content_hash: "abc".into(),
             connection_id: "c1".into(),

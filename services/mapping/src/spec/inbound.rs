@@ -50,7 +50,7 @@ impl MappedRecord {
             entity: self.entity.as_str().to_owned(),
             external_id: self.external_id,
             body: Some(self.body),
-            custom_fields: self.custom_fields.into_iter().collect(),
+            custom_fields: self.custom_fields,
             raw_payload_json,
             content_hash: self.content_hash,
             connection_id,
@@ -268,17 +268,29 @@ pub(crate) fn check_target(entity: Entity, segments: &[String]) -> Result<(), St
 /// plugboard-proto keeps it so), so equal bodies encode to equal bytes. The encoding is about a
 /// third the size of the body's JSON, which this hashed before, and cheaper to write.
 pub(super) fn content_hash(body: &Body, custom_fields: &BTreeMap<String, String>) -> String {
-    let mut hashed = Vec::with_capacity(512);
-    body.encode(&mut hashed);
-    for (name, value) in custom_fields {
-        for text in [name, value] {
-            prost::encoding::encode_varint(text.len() as u64, &mut hashed);
-            hashed.extend_from_slice(text.as_bytes());
-        }
+    thread_local! {
+        // The encoding is only hashed, never kept: one buffer per thread, reused, saves an
+        // allocation per record on the hot path.
+        static ENCODED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
     }
+    let digest = ENCODED.with_borrow_mut(|hashed| {
+        hashed.clear();
+        body.encode(hashed);
+        for (name, value) in custom_fields {
+            for text in [name, value] {
+                prost::encoding::encode_varint(text.len() as u64, hashed);
+                hashed.extend_from_slice(text.as_bytes());
+            }
+        }
+        let digest = Sha256::digest(hashed.as_slice());
+        // A rare huge record does not keep its buffer for the thread's life.
+        if hashed.capacity() > 64 * 1024 {
+            *hashed = Vec::with_capacity(1024);
+        }
+        digest
+    });
     let mut digits = [0_u8; 64];
-    hex::encode_to_slice(Sha256::digest(&hashed), &mut digits)
-        .expect("a SHA-256 digest is 32 bytes, 64 hex digits");
+    hex::encode_to_slice(digest, &mut digits).expect("a SHA-256 digest is 32 bytes, 64 hex digits");
     let mut hash = String::with_capacity(content_hash::PROTOBUF_SCHEME.len() + 1 + digits.len());
     hash.push_str(content_hash::PROTOBUF_SCHEME);
     hash.push(':');
