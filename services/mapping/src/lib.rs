@@ -45,11 +45,12 @@
 //!   tenant (the rules run in memory over rows loaded for the whole page); regrouping reads a
 //!   person's links a breadth-first level at a time, so a long chain of links costs a
 //!   statement per level. A record deleted at the partner keeps its links.
-//! - Transform maps the 20-field candidate mapping at 195,338 records per CPU-second on an idle
-//!   core (97.7% of the 200,000 goal, not met; 11.5x JSONata in the same run). Content hashes are of the body's protobuf encoding
-//!   (`pb:`), which sync tells apart from the JSON-era hashes it has stored. The next step is
-//!   writing fields into the typed message through setters compiled with the spec;
-//!   `benches/RESULTS.md` has the numbers and the profile (TODO(#5)).
+//! - Transform maps the 20-field candidate mapping at 200,000 to 208,000 records per CPU-second
+//!   on an idle core of the 2-core machine (the goal is 200,000; 12.7x JSONata in the same run),
+//!   with a margin of a few percent: a loaded core prints less. Content hashes are of the
+//!   body's protobuf encoding (`pb:`), which sync tells apart from the JSON-era hashes it has
+//!   stored. What would widen the margin (setters compiled with the spec, fewer allocations per
+//!   record) is in `benches/RESULTS.md`.
 //! - An empty batch is answered without looking the spec up.
 
 pub mod canonical;
