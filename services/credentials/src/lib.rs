@@ -70,9 +70,9 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 is 1.8x to 2.8x an empty RPC's on SQLite and 2.7x to 3.3x on PostgreSQL
-//!   on a quiet machine (goal 1.5x; runs 21 to 24 in `benches/RESULTS.md`, with the connector
-//!   proof checked as deployed), about twice at the p50. A lease waits for
+//! - LeaseAccess p99 is 2.1x an empty RPC's on SQLite and 2.6x to 2.7x on PostgreSQL on a
+//!   quiet machine (goal 1.5x; runs 25 and 26 in `benches/RESULTS.md`, release profile, with
+//!   the connector proof checked as deployed), about twice at the p50. A lease waits for
 //!   its audit row's group commit, and that is most of what it costs beyond an empty RPC: a
 //!   diagnostic build without it ran at 1.16x at the p50 (on a busy machine). TODO(#4).
 //! - On PostgreSQL, audit rows written by the group-commit writer ([`audit`]: leases and the
