@@ -9,7 +9,8 @@ use std::time::Duration;
 use plugboard_sync::changes::WatchFilter;
 use plugboard_sync::store::{PageCommit, PageOutcome, Store, StoredRecord, SyncDefinition};
 
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+mod stores;
+use stores::{postgres, sqlite};
 
 /// The JSON-era hash: 64 hex digits, no scheme.
 const OLD_HASH: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
@@ -115,16 +116,10 @@ async fn exercise(store: Store) {
 
 #[tokio::test]
 async fn old_scheme_records_are_not_republished_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("pb-sync-{}", uuid::Uuid::new_v4()));
-    let url = plugboard_runtime::storage::sqlite_url(&dir, "sync");
-    exercise(Store::open(&url).await.unwrap()).await;
+    exercise(sqlite().await).await;
 }
 
 #[tokio::test]
 async fn old_scheme_records_are_not_republished_on_postgres() {
-    let schema = format!("sync_t{}", uuid::Uuid::new_v4().simple());
-    let store = Store::open_in_schema(POSTGRES_URL, &schema)
-        .await
-        .expect("PostgreSQL must run for tests (the test command starts it)");
-    exercise(store).await;
+    exercise(postgres().await).await;
 }

@@ -7,7 +7,8 @@ use plugboard_sync::store::{
     PageCommit, QuarantineEntry, RunRecord, RunState, Store, StoredRecord, SyncDefinition,
 };
 
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+mod stores;
+use stores::{postgres, sqlite};
 
 fn record(id: &str, hash: &str) -> StoredRecord {
     StoredRecord {
@@ -199,18 +200,12 @@ async fn runs_and_pauses(store: &Store) {
 
 #[tokio::test]
 async fn record_store_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("pb-sync-{}", uuid::Uuid::new_v4()));
-    let url = plugboard_runtime::storage::sqlite_url(&dir, "sync");
-    exercise(Store::open(&url).await.unwrap()).await;
+    exercise(sqlite().await).await;
 }
 
 #[tokio::test]
 async fn record_store_on_postgres() {
-    let schema = format!("sync_t{}", uuid::Uuid::new_v4().simple());
-    let store = Store::open_in_schema(POSTGRES_URL, &schema)
-        .await
-        .expect("PostgreSQL must run for tests (the test command starts it)");
-    exercise(store).await;
+    exercise(postgres().await).await;
 }
 
 async fn next_change(
@@ -293,16 +288,10 @@ async fn exercise_changes(store: Store) {
 
 #[tokio::test]
 async fn change_feed_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("pb-sync-{}", uuid::Uuid::new_v4()));
-    let url = plugboard_runtime::storage::sqlite_url(&dir, "sync");
-    exercise_changes(Store::open(&url).await.unwrap()).await;
+    exercise_changes(sqlite().await).await;
 }
 
 #[tokio::test]
 async fn change_feed_on_postgres() {
-    let schema = format!("sync_t{}", uuid::Uuid::new_v4().simple());
-    let store = Store::open_in_schema(POSTGRES_URL, &schema)
-        .await
-        .expect("PostgreSQL must run for tests (the test command starts it)");
-    exercise_changes(store).await;
+    exercise_changes(postgres().await).await;
 }

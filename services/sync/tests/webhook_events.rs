@@ -13,7 +13,8 @@ use plugboard_sync::events::store::{
 };
 use plugboard_sync::store::{PageCommit, Store, StoredRecord, SyncDefinition};
 
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+mod stores;
+use stores::{postgres, sqlite};
 
 fn event(id: &str, occurred_at: &str) -> StoredEvent {
     StoredEvent {
@@ -159,16 +160,10 @@ async fn exercise(store: Store) {
 
 #[tokio::test]
 async fn webhook_events_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("pb-sync-events-{}", uuid::Uuid::new_v4()));
-    let url = plugboard_runtime::storage::sqlite_url(&dir, "sync");
-    exercise(Store::open(&url).await.unwrap()).await;
+    exercise(sqlite().await).await;
 }
 
 #[tokio::test]
 async fn webhook_events_on_postgres() {
-    let schema = format!("sync_ev{}", uuid::Uuid::new_v4().simple());
-    let store = Store::open_in_schema(POSTGRES_URL, &schema)
-        .await
-        .expect("PostgreSQL must run for tests (the test command starts it)");
-    exercise(store).await;
+    exercise(postgres().await).await;
 }
