@@ -16,6 +16,9 @@ use super::fast::FastExpr;
 use super::record::PathTable;
 use super::{CompiledSpec, SpecProblem, expr};
 
+/// The sections an override may have.
+const SECTIONS: [&str; 3] = ["fields", "custom_fields", "lookups"];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOverride {
@@ -39,14 +42,35 @@ pub fn compile_with_override(
         line,
         message,
     };
-    let raw: RawOverride = serde_yaml_ng::from_str(override_yaml).map_err(|error| {
+    let yaml_problem = |error: serde_yaml_ng::Error| {
         let line = error
             .location()
             .map_or(0, |location| location.line() as u32);
         vec![problem(line, error.to_string())]
-    })?;
-
+    };
+    let mut document: Mapping = match serde_yaml_ng::from_str::<Option<Mapping>>(override_yaml) {
+        Ok(document) => document.unwrap_or_default(),
+        Err(error) => return Err(yaml_problem(error)),
+    };
     let mut problems = Vec::new();
+    // An unknown section is told beside the other problems, not instead of them.
+    document.retain(|key, _| {
+        let known = key.as_str().is_some_and(|key| SECTIONS.contains(&key));
+        if !known {
+            let key_text = key.as_str().unwrap_or("(not a name)");
+            problems.push(problem(
+                super::document::line_of(override_yaml, None, key_text),
+                format!(
+                    "unknown section {key_text:?}; an override has {}",
+                    SECTIONS.join(", ")
+                ),
+            ));
+        }
+        known
+    });
+    let raw: RawOverride =
+        serde_yaml_ng::from_value(Yaml::Mapping(document)).map_err(yaml_problem)?;
+
     // The entries already at fault, so compiling the merged spec does not name them twice.
     let mut faulty: HashSet<(String, String)> = HashSet::new();
     let mut check = |section: &str, key: &Yaml, source: Option<&str>| {
@@ -146,6 +170,10 @@ pub fn compile_with_override(
     }
     match compiled {
         Ok(compiled) if problems.is_empty() => Ok(compiled),
-        _ => Err(problems),
+        _ => {
+            // In the order of the tenant's YAML.
+            problems.sort_by_key(|problem| problem.line);
+            Err(problems)
+        }
     }
 }

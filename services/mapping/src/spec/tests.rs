@@ -449,3 +449,23 @@ fn an_override_whose_custom_field_gives_a_list_is_refused_when_saved() {
     )
     .unwrap();
 }
+
+#[test]
+fn an_unknown_section_is_told_beside_the_other_problems_in_line_order() {
+    let yaml =
+        "fields:\n  address.planet: .x\nextras:\n  a: 1\ncustom_fields:\n  b: .x | repeat(.)\n";
+    let problems = compile_with_override(&bullhorn_candidate(), "override", yaml).unwrap_err();
+    let lines: Vec<u32> = problems.iter().map(|problem| problem.line).collect();
+    assert_eq!(lines, vec![2, 3, 6], "{problems:?}");
+    assert!(problems[0].message.contains("planet"), "{}", problems[0]);
+    assert!(
+        problems[1].message.contains("unknown section \"extras\""),
+        "{}",
+        problems[1]
+    );
+    assert!(
+        problems[2].message.contains("not allowed"),
+        "{}",
+        problems[2]
+    );
+}
