@@ -77,11 +77,11 @@
 //!   the sync is defined is to come. TODO(#6).
 //! - Quarantined records stay listed by `ListQuarantine` after a later run imports them; they
 //!   are not marked resolved. TODO(#6).
-//! - A full inbound sync moves about 2,750 records/s through the mesh on SQLite at 100,000
-//!   records (2,530 in one `plugboard dev` process) and about 1,900 on PostgreSQL, on the
-//!   2-core machine, far from the 50,000 goal: mapping spends about 225 µs of CPU per record
+//! - A full inbound sync moves about 3,700 records/s through the mesh on SQLite at 100,000
+//!   records (3,760 in one `plugboard dev` process) and about 2,200 on PostgreSQL, on the
+//!   2-core machine, far from the 50,000 goal: mapping spends about 160 µs of CPU per record
 //!   (Transform about 6; the rest is identity's SQLite work, allocation and gRPC) and sync
-//!   about 100 (its SQLite writes), both growing as the tables outgrow SQLite's 2 MB page cache.
+//!   about 75 (its SQLite writes), both growing as the tables outgrow SQLite's 2 MB page cache.
 //!   `tests/benches/RESULTS.md` has the numbers and next steps (TODO(#6)).
 //! - A complete read (a full refresh, or a first read) resumes as one only after a quota pause
 //!   ([`paused_read`]); one cut by a crash, a shutdown or a failure resumes incrementally from
