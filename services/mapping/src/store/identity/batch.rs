@@ -238,6 +238,10 @@ fn reference_row(row: &sqlx::any::AnyRow) -> Result<(RecordKey, Reference), Erro
     ))
 }
 
+/// What [`reference_row`] reads: the record and the other system's id it carries.
+const REFERENCE_COLUMNS: &str =
+    "connection_id, entity, external_id, ref_connector, ref_entity, ref_external_id";
+
 /// The ids of other systems the records `keys` carry.
 pub async fn references_of(
     connection: &mut AnyConnection,
@@ -250,9 +254,8 @@ pub async fn references_of(
         by_connection_and_entity(keys),
         |ids| {
             format!(
-                "SELECT connection_id, entity, external_id, ref_connector, ref_entity, \
-             ref_external_id FROM identity_references WHERE tenant_id = $1 \
-             AND connection_id = $2 AND entity = $3 AND external_id IN ({ids})"
+                "SELECT {REFERENCE_COLUMNS} FROM identity_references WHERE tenant_id = $1 \
+                 AND connection_id = $2 AND entity = $3 AND external_id IN ({ids})"
             )
         },
     )
@@ -272,8 +275,7 @@ pub async fn references_to(
         by_connector_and_entity(targets),
         |ids| {
             format!(
-                "SELECT connection_id, entity, external_id, ref_connector, ref_entity, \
-                 ref_external_id FROM identity_references WHERE tenant_id = $1 \
+                "SELECT {REFERENCE_COLUMNS} FROM identity_references WHERE tenant_id = $1 \
                  AND ref_connector = $2 AND ref_entity = $3 AND ref_external_id IN ({ids})"
             )
         },
