@@ -47,6 +47,9 @@ CORE = {
         "master_key": True,
         # Single-flight OAuth token refresh across replicas.
         "redis": True,
+        # Audit rows wait here, on the pod's own disk, until shipped to the database; an
+        # emptyDir outlives a crashed container, so the restarted one ships them.
+        "audit_spool": "/var/lib/plugboard/audit-spool",
         # Tells health when a partner refuses a connection's grant, and when it is reconnected.
         "calls": ["health"],
         # LeaseAccess is only for connectors (checked on the signed identity by the service);
@@ -379,6 +382,10 @@ def core_service(name):
         config["PLUGBOARD_ALLOW_PRIVATE_TARGETS"] = "false"
         extra_volumes.append(secret_volume("connector-public-keys", "plugboard-connector-public-keys",
                                            "keys", "keys", "/var/run/plugboard/connector-keys"))
+    if facts.get("audit_spool"):
+        config["PLUGBOARD_AUDIT_SPOOL_DIR"] = facts["audit_spool"]
+        extra_volumes.append(({"name": "audit-spool", "emptyDir": {"sizeLimit": "256Mi"}},
+                              {"name": "audit-spool", "mountPath": facts["audit_spool"]}))
     component = "gateway" if name == "gateway" else "core"
     resources = list(service_resources(
         name, component, port, config,

@@ -20,6 +20,7 @@ pub const PREVIOUS_MASTER_KEYS_VAR: &str = "PLUGBOARD_MASTER_KEY_PREVIOUS";
 pub const REDIS_URL_VAR: &str = "PLUGBOARD_REDIS_URL";
 pub const HEALTH_ADDR_VAR: &str = "PLUGBOARD_HEALTH_ADDR";
 pub const CONNECTOR_PUBLIC_KEYS_VAR: &str = "PLUGBOARD_CONNECTOR_PUBLIC_KEYS";
+pub const AUDIT_SPOOL_DIR_VAR: &str = "PLUGBOARD_AUDIT_SPOOL_DIR";
 
 /// Where the service listens, where it stores, and its two keys. Debug output redacts the keys
 /// (both are `SecretString`).
@@ -53,6 +54,11 @@ pub struct Config {
     /// `PLUGBOARD_ALLOW_PRIVATE_TARGETS`: let OAuth2 token URLs resolve to loopback and private
     /// networks (dev mode and tests only; default `false`).
     pub allow_private_targets: bool,
+    /// `PLUGBOARD_AUDIT_SPOOL_DIR`: where audit rows wait, on local disk, to be shipped to the
+    /// database ([`crate::audit`]). It must survive a restart of the process (a Kubernetes
+    /// `emptyDir` does) and serve this database only. Unset: beside a SQLite database file, or
+    /// in the temporary directory under a digest of the database url.
+    pub audit_spool_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -78,6 +84,7 @@ impl Config {
             health_addr: None,
             connector_keys: None,
             allow_private_targets: false,
+            audit_spool_dir: None,
         }
     }
 
@@ -124,6 +131,7 @@ impl Config {
         config.health_addr = env.get(HEALTH_ADDR_VAR).map(str::to_owned);
         config.connector_keys = connector_keys(env)?;
         config.allow_private_targets = env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?;
+        config.audit_spool_dir = env.get(AUDIT_SPOOL_DIR_VAR).map(PathBuf::from);
         config.mesh_key()?;
         config.keyring()?;
         Ok(config)

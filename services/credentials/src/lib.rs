@@ -35,8 +35,7 @@
 //! `PLUGBOARD_CONNECTOR_PUBLIC_KEYS` is set.
 //!
 //! Modules:
-//! - [`audit`]: group commit of audit rows;
-//! - [`checkpoint`]: SQLite's write-ahead log checkpointed off the audit commit path;
+//! - [`audit`]: audit rows spooled locally before a lease answers, shipped to the table;
 //! - [`audit_log`]: reading the audit log (ListAudit), tenant-scoped, newest first;
 //! - [`config`]: the typed configuration read once at start;
 //! - [`crypto`]: data keys, master keys and the keyring (AES-256-GCM);
@@ -65,22 +64,20 @@
 //!   takes key material, so the worst a rogue mesh service can do with them is extra work.
 //! - Master keys given inline (`PLUGBOARD_MASTER_KEY`, not `_FILE`) cannot change on a running
 //!   process; with them a rotation is rolling restarts (see [`keys`]).
-//! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored;
-//!   their connector logs in itself. TODO(#4): move that login here too.
+//! - OAuth2 clients with a user login (Bullhorn's headless authorize) are leased as stored:
+//!   the connector runs that login (the manifest's `auth: login` steps, DESIGN.md's "two-step
+//!   login") with the leased secret, so each connector replica logs in on its own. No refresh
+//!   token is involved, so no rotation can race.
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - LeaseAccess p99 is 2.1x an empty RPC's on SQLite and 2.6x to 2.7x on PostgreSQL on a
-//!   quiet machine (goal 1.5x; runs 25 and 26 in `benches/RESULTS.md`, release profile, with
-//!   the connector proof checked as deployed), about twice at the p50. A lease waits for
-//!   its audit row's group commit, and that is most of what it costs beyond an empty RPC: a
-//!   diagnostic build without it ran at 1.16x at the p50 (on a busy machine). TODO(#4).
-//! - On PostgreSQL, audit rows written by the group-commit writer ([`audit`]: leases and the
-//!   other rows written on their own) commit with `synchronous_commit = off`, the durability
-//!   SQLite has with `synchronous = NORMAL`: a crash of this process never loses a committed
-//!   row, a crash of the database server can lose at most the last fraction of a second of
-//!   them (three times `wal_writer_delay`, 600 ms by default), never corrupt them. Credential
-//!   writes, and audit rows written in their transactions, commit synchronously.
+//! - Audit rows written on their own (leases, refusals, describes) reach the table up to
+//!   [`audit::SHIP_EVERY`] after the call answered: the call waits only for their write to the
+//!   local spool ([`audit`]). A crash of the process loses none (the next process on the spool
+//!   ships them); the loss of the machine's disk, or of its unflushed page cache, can lose the
+//!   last fraction of a second of them. Another replica's `ListAudit` sees them once shipped.
+//!   While the database takes no rows, leases go on and the spool grows, up to 200,000 rows;
+//!   past that leases fail closed.
 //! - Leases take credential rows from memory ([`row_cache`]). A write on another replica
 //!   reaches it through Redis as soon as the message does; without Redis, or when a message is
 //!   lost on a connection that has not noticed it is dead, a revoked or replaced secret can
@@ -97,7 +94,6 @@
 pub mod admin;
 pub mod audit;
 pub mod audit_log;
-pub mod checkpoint;
 pub mod config;
 pub mod crypto;
 pub mod data_key_rotation;
@@ -156,7 +152,7 @@ pub async fn run(
              a connector and lease its connections' secrets; set it in production"
         );
     }
-    let mut store = store::CredentialStore::open(&config.database_url, store::SCHEMA).await?;
+    let mut store = open_store(&config).await?;
     if let Some(url) = &config.redis_url {
         store = store.with_row_changes(url, store::SCHEMA).await?;
     }
@@ -196,11 +192,38 @@ pub async fn run(
         )?;
     credentials.prepare().await?;
     let reporting = reporter.map(|reporter| tokio::spawn(reporter.run_forever()));
+    let audit_store = credentials.store().clone();
     let served = serve(credentials, require, listener, shutdown).await;
     if let Some(reporting) = reporting {
         reporting.abort();
     }
+    // Rows left in the spool would be shipped by the next start on it; shipping them now
+    // puts them in the table before this replica goes.
+    if let Err(error) = audit_store.flush_audit().await {
+        tracing::warn!(error = %error, "audit rows stay spooled for the next start to ship");
+    }
     served
+}
+
+/// The store on the configured database, spooling audit rows where configured. A spool
+/// directory that cannot be used is a configuration error, named by its variable.
+async fn open_store(config: &Config) -> Result<store::CredentialStore, Error> {
+    let Some(dir) = &config.audit_spool_dir else {
+        return store::CredentialStore::open(&config.database_url, store::SCHEMA).await;
+    };
+    let opened =
+        store::CredentialStore::open_with_audit_spool(&config.database_url, store::SCHEMA, dir)
+            .await;
+    opened.map_err(|error| match error {
+        Error::AuditFailed(reason) => {
+            Error::Config(plugboard_runtime::config::ConfigError::Invalid {
+                key: config::AUDIT_SPOOL_DIR_VAR.to_owned(),
+                value: dir.display().to_string(),
+                reason: format!("{reason}; name a writable directory on local disk"),
+            })
+        }
+        other => other,
+    })
 }
 
 /// Serves an already built [`Credentials`]: for embedding and for tests on other schemas.

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use sqlx::{AnyPool, Row};
 
-use plugboard_runtime::storage::{self, StorageError};
+use plugboard_runtime::storage;
 
 use crate::audit::AuditWriter;
 use crate::data_key_store::touch_current_key;
@@ -23,12 +23,6 @@ use crate::row_cache::RowCache;
 use crate::row_changes::RowChanges;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Audit batches in flight at once on PostgreSQL. Several writers overlapped WAL flushes while
-/// commits waited for them; with `synchronous_commit = off` on their sessions ([`crate::audit`])
-/// more writers only split the queue into smaller batches, each a round trip's CPU on both
-/// sides (RESULTS.md run 19).
-const POSTGRES_AUDIT_WRITERS: usize = 1;
 
 /// The schema (PostgreSQL) the service uses in production.
 pub const SCHEMA: &str = "credentials";
@@ -105,7 +99,7 @@ pub struct AuditRow {
 #[derive(Debug, Clone)]
 pub struct CredentialStore {
     pool: AnyPool,
-    audit: AuditWriter,
+    pub(crate) audit: AuditWriter,
     /// Wakes this process's health reporter when a report is queued.
     queued: Queued,
     /// Rows recently read for leases.
@@ -115,14 +109,24 @@ pub struct CredentialStore {
 }
 
 impl CredentialStore {
-    /// Opens the store and runs its migrations. `schema` is the PostgreSQL schema (tests use a
+    /// Opens the store and runs its migrations, with the audit spool in its default directory
+    /// ([`crate::audit::default_spool_dir`]). `schema` is the PostgreSQL schema (tests use a
     /// unique one); SQLite ignores it.
-    pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, StorageError> {
+    pub async fn open(database_url: &str, schema: &str) -> Result<CredentialStore, Error> {
+        let spool_dir = crate::audit::default_spool_dir(database_url, schema);
+        CredentialStore::open_with_audit_spool(database_url, schema, &spool_dir).await
+    }
+
+    /// Opens the store with its audit spool in `spool_dir`, which must serve this database
+    /// only (see [`crate::audit`]).
+    pub async fn open_with_audit_spool(
+        database_url: &str,
+        schema: &str,
+        spool_dir: &std::path::Path,
+    ) -> Result<CredentialStore, Error> {
         let pool = storage::open(database_url, schema, &MIGRATOR).await?;
-        // SQLite has one writer; on PostgreSQL see POSTGRES_AUDIT_WRITERS.
-        let sqlite = !database_url.starts_with("postgres");
-        let writers = if sqlite { 1 } else { POSTGRES_AUDIT_WRITERS };
-        let audit = AuditWriter::spawn(pool.clone(), writers, sqlite);
+        let sqlite = storage::Backend::of_url(database_url)? == storage::Backend::Sqlite;
+        let audit = AuditWriter::open(pool.clone(), spool_dir, sqlite)?;
         Ok(CredentialStore {
             pool,
             audit,
@@ -353,10 +357,21 @@ impl CredentialStore {
         Ok(Some(version))
     }
 
-    /// Writes an audit row on its own, for reads and refusals; returns once it is committed
-    /// (group-committed with concurrent ones, see [`crate::audit`]).
+    /// Writes an audit row on its own, for leases, reads and refusals; returns once it is
+    /// spooled, which a crash of this process cannot undo (see [`crate::audit`]).
     pub async fn record(&self, audit: AuditEntry) -> Result<(), Error> {
-        self.audit.record(audit).await
+        self.audit.record(audit)
+    }
+
+    /// Ships every audit row this process spooled into the table: before reading the audit
+    /// log, and at shutdown.
+    pub async fn flush_audit(&self) -> Result<(), Error> {
+        self.audit.flush().await
+    }
+
+    /// Where this store spools audit rows.
+    pub fn audit_spool_dir(&self) -> &std::path::Path {
+        self.audit.spool_dir()
     }
 
     /// Up to `limit` audit rows of `tenant` (of `connection_id` when not empty) older than the
@@ -368,6 +383,7 @@ impl CredentialStore {
         before: &str,
         limit: i64,
     ) -> Result<Vec<AuditRow>, Error> {
+        self.flush_audit().await?;
         let rows = sqlx::query(
             "SELECT id, at, tenant, connection_id, subject, action, outcome, run_id, version \
              FROM credential_audit WHERE tenant = $1 AND ($2 = '' OR connection_id = $2) \
@@ -395,6 +411,7 @@ impl CredentialStore {
         tenant: &str,
         connection_id: &str,
     ) -> Result<Vec<AuditEntry>, Error> {
+        self.flush_audit().await?;
         let rows = sqlx::query(
             "SELECT at, tenant, connection_id, subject, action, outcome, run_id, version \
              FROM credential_audit WHERE tenant = $1 AND connection_id = $2 ORDER BY at, id",

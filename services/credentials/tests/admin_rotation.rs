@@ -551,13 +551,21 @@ async fn data_key_rotation(database_url: String) {
 
     // Audit: the refusal, then the rotation, the retirement and one reseal per secret, naming
     // the admin.
-    let denied = sqlx::query(
-        "SELECT subject FROM credential_audit WHERE tenant = 'acme' \
-         AND action = 'rotate_data_key' AND outcome = 'denied'",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+    // The refusal's row was spooled by the replica that refused; it ships within 100 ms.
+    let mut denied = Vec::new();
+    for _ in 0..100 {
+        denied = sqlx::query(
+            "SELECT subject FROM credential_audit WHERE tenant = 'acme' \
+             AND action = 'rotate_data_key' AND outcome = 'denied'",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        if !denied.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0].get::<String, _>(0), "gateway");
     let actions: Vec<(String, String)> = sqlx::query(

@@ -1,7 +1,8 @@
 //! A real `plugboard-credentials` process stopped by its own configuration exits 78
 //! (EX_CONFIG) with a message naming what to fix, whether the problem shows before the port is
 //! bound (a master key that does not parse) or only once the store is open (a master key that
-//! opens none of the stored keys, a database option the driver does not know). Other failures
+//! opens none of the stored keys, a database option the driver does not know, an audit spool
+//! directory that cannot be created). Other failures
 //! keep exit code 1.
 
 #![allow(clippy::unwrap_used)]
@@ -18,8 +19,13 @@ use secrecy::ExposeSecret;
 const MESH_KEY: &str = "exit-code-test-mesh-key-of-32-bytes!!";
 
 fn credentials(database_url: &str, master_key: &str) -> Output {
+    credentials_with(database_url, master_key, &[])
+}
+
+fn credentials_with(database_url: &str, master_key: &str, extra: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_plugboard-credentials"))
         .env_clear()
+        .envs(extra.iter().copied())
         // Port 0: the process never gets far enough to serve anyway.
         .env("PLUGBOARD_LISTEN_ADDR", "127.0.0.1:0")
         .env("PLUGBOARD_DATABASE_URL", database_url)
@@ -102,6 +108,28 @@ async fn configuration_that_stops_the_service_exits_78_and_names_the_fix() {
         Some(1),
         "{}",
         stderr(&unreachable)
+    );
+
+    // An audit spool directory that cannot be one (here: a file is in the way).
+    let in_the_way = dir.join("not-a-directory");
+    std::fs::write(&in_the_way, "").unwrap();
+    let spool = in_the_way.join("spool").display().to_string();
+    let key_a_text = MasterKey::generate_base64().unwrap();
+    let other_dir = dir.join("fresh");
+    let fresh_url = format!(
+        "sqlite://{}?mode=rwc",
+        other_dir.join("credentials.db").display()
+    );
+    let bad_spool = credentials_with(
+        &fresh_url,
+        key_a_text.expose_secret(),
+        &[("PLUGBOARD_AUDIT_SPOOL_DIR", spool.as_str())],
+    );
+    assert_eq!(bad_spool.status.code(), Some(78), "{}", stderr(&bad_spool));
+    assert!(
+        stderr(&bad_spool).contains("PLUGBOARD_AUDIT_SPOOL_DIR"),
+        "{}",
+        stderr(&bad_spool)
     );
     let _ = std::fs::remove_dir_all(dir);
 }

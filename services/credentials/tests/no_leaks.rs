@@ -326,6 +326,7 @@ async fn no_secret_reaches_a_log_line_span_error_or_audit_row() {
         log.contains("refreshed an access token") && log.contains("lease_access"),
         "the capture must hold the service's events and spans"
     );
+    store.flush_audit().await.unwrap();
     let audit: Vec<String> = sqlx::query("SELECT * FROM credential_audit")
         .fetch_all(store.pool())
         .await

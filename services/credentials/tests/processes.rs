@@ -68,6 +68,23 @@ fn spawn(
     master_key: &SecretString,
     dir: &std::path::Path,
 ) -> Process {
+    spawn_with(
+        port,
+        database_url,
+        master_key,
+        dir,
+        &[("PLUGBOARD_REDIS_URL", redis_url)],
+    )
+}
+
+/// A credentials process on `port`, logging into `dir`, with `extra` variables set.
+fn spawn_with(
+    port: u16,
+    database_url: &str,
+    master_key: &SecretString,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Process {
     let log = dir.join(format!("credentials-{port}.log"));
     let file = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_plugboard-credentials"))
@@ -76,9 +93,9 @@ fn spawn(
         .env("PLUGBOARD_DATABASE_URL", database_url)
         .env("PLUGBOARD_MESH_KEY", MESH_KEY)
         .env("PLUGBOARD_MASTER_KEY", master_key.expose_secret())
-        .env("PLUGBOARD_REDIS_URL", redis_url)
         .env("PLUGBOARD_ALLOW_PRIVATE_TARGETS", "true")
         .env("PLUGBOARD_LOG", "debug")
+        .envs(extra.iter().copied())
         .stdout(Stdio::from(file.try_clone().unwrap()))
         .stderr(Stdio::from(file))
         .spawn()
@@ -102,12 +119,14 @@ async fn wait_ready(addr: &str) {
     panic!("credentials at {addr} did not start");
 }
 
-#[tokio::test]
-async fn two_processes_on_one_redis_refresh_once() {
+/// Runs `scenario` on a fresh PostgreSQL database (its url), dropped afterwards.
+async fn on_fresh_database<F, Fut>(scenario: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let base = std::env::var("PLUGBOARD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let redis_url = std::env::var("PLUGBOARD_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let database = format!("credproc_{}", uuid::Uuid::new_v4().simple());
     let admin = sqlx::PgPool::connect(&base).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
@@ -119,7 +138,7 @@ async fn two_processes_on_one_redis_refresh_once() {
         None => panic!("a postgres url with a database"),
     };
 
-    let outcome = tokio::spawn(scenario(database_url, redis_url)).await;
+    let outcome = tokio::spawn(scenario(database_url)).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE {database} WITH (FORCE)"
     )))
@@ -129,6 +148,108 @@ async fn two_processes_on_one_redis_refresh_once() {
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
+}
+
+#[tokio::test]
+async fn two_processes_on_one_redis_refresh_once() {
+    let redis_url = std::env::var("PLUGBOARD_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    on_fresh_database(|database_url| scenario(database_url, redis_url)).await;
+}
+
+/// Leases answer while the audit table takes no rows (their rows wait in the process's spool);
+/// the process is then killed with SIGKILL before any row reached the table, and the next
+/// process on the same spool ships every one of them, once.
+#[tokio::test]
+async fn leases_audited_before_a_sigkill_reach_the_table_through_the_next_process() {
+    on_fresh_database(sigkill_scenario).await;
+}
+
+async fn sigkill_scenario(database_url: String) {
+    let dir = std::env::temp_dir().join(format!("pb-credspool-{}", uuid::Uuid::new_v4()));
+    let logs = dir.join("logs");
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&logs).unwrap();
+    let spool_setting = spool.display().to_string();
+    let extra = [("PLUGBOARD_AUDIT_SPOOL_DIR", spool_setting.as_str())];
+    let master_key = MasterKey::generate_base64().unwrap();
+    let first = spawn_with(free_port(), &database_url, &master_key, &logs, &extra);
+    let first_addr = format!("127.0.0.1:{}", log_port(&first));
+    wait_ready(&first_addr).await;
+    client(&first_addr, "gateway", None)
+        .put_credential(PutCredentialRequest {
+            connection_id: "spooled".into(),
+            connector: "partner".into(),
+            secret: Some(Secret {
+                kind: Some(secret::Kind::ApiKey(
+                    plugboard_proto::credentials::v1::ApiKey {
+                        key: "spool-test-key".into(),
+                    },
+                )),
+            }),
+        })
+        .await
+        .unwrap();
+
+    // The table takes no new row while this transaction holds its lock.
+    let store = CredentialStore::open(&database_url, "credentials")
+        .await
+        .unwrap();
+    let mut blocker = store.pool().begin().await.unwrap();
+    sqlx::query("LOCK TABLE credential_audit IN SHARE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let leases = futures::future::join_all((0..40).map(|index| {
+        let addr = first_addr.clone();
+        async move {
+            client(&addr, "connector:partner", Some("partner"))
+                .lease_access(LeaseAccessRequest {
+                    connection_id: "spooled".into(),
+                    run_id: format!("run-{index}"),
+                    ..Default::default()
+                })
+                .await
+        }
+    }));
+    let answered = tokio::time::timeout(Duration::from_secs(20), leases)
+        .await
+        .expect("leases answer without the audit table");
+    assert!(answered.iter().all(Result::is_ok), "{answered:?}");
+    drop(first);
+    blocker.rollback().await.unwrap();
+
+    let lease_runs = || async {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT run_id FROM credential_audit WHERE action = 'lease' AND outcome = 'ok'",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut runs: Vec<String> = rows.into_iter().map(|(run,)| run).collect();
+        runs.sort();
+        runs
+    };
+    assert!(
+        lease_runs().await.is_empty(),
+        "no row reached the table before the kill"
+    );
+
+    let second = spawn_with(free_port(), &database_url, &master_key, &logs, &extra);
+    wait_ready(&format!("127.0.0.1:{}", log_port(&second))).await;
+    let mut expected: Vec<String> = (0..40).map(|index| format!("run-{index}")).collect();
+    expected.sort();
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        runs = lease_runs().await;
+        if runs.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(runs, expected, "every lease's row, once");
+    drop(second);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 async fn scenario(database_url: String, redis_url: String) {

@@ -274,8 +274,17 @@ async fn exercise(server: &Server, store: &CredentialStore) {
     let again = gateway.put_credential(put("bh-acme", "bullhorn", Some(api_key_secret())));
     assert_eq!(again.await.unwrap().into_inner().version, 3);
 
-    // The audit log records who did what, without secrets.
-    let log = store.audit_log("acme", "bh-acme").await.unwrap();
+    // The audit log records who did what, without secrets. The server's own rows of refusals
+    // and leases reach the table within SHIP_EVERY of the call (this store is not the
+    // server's: it reads as another replica would).
+    let mut log = Vec::new();
+    for _ in 0..100 {
+        log = store.audit_log("acme", "bh-acme").await.unwrap();
+        if log.len() >= 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let actions: Vec<(&str, &str, &str)> = log
         .iter()
         .map(|entry| {
@@ -305,6 +314,7 @@ async fn exercise(server: &Server, store: &CredentialStore) {
     let other_tenant_log = store.audit_log("globex", "bh-acme").await.unwrap();
     assert_eq!(other_tenant_log.len(), 1);
     assert_eq!(other_tenant_log[0].outcome, "not_found");
+    store.flush_audit().await.unwrap();
     let audit_rows = sqlx::query("SELECT * FROM credential_audit").fetch_all(store.pool());
     for row in audit_rows.await.unwrap() {
         let text: Vec<String> = (0..row.len())

@@ -170,17 +170,25 @@ pub fn sqlite_url(data_dir: &std::path::Path, service: &str) -> String {
     )
 }
 
-fn create_sqlite_dir(database_url: &str) -> Result<(), StorageError> {
-    let path = database_url
-        .trim_start_matches("sqlite:")
+/// The file a `sqlite:` url names; `None` for an in-memory database (or another backend).
+pub fn sqlite_path(database_url: &str) -> Option<std::path::PathBuf> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let (path, options) = rest
         .trim_start_matches("//")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Ok(());
+        .split_once('?')
+        .unwrap_or((rest.trim_start_matches("//"), ""));
+    let in_memory = options.split('&').any(|option| option == "mode=memory");
+    if path.is_empty() || path == ":memory:" || in_memory {
+        return None;
     }
-    if let Some(parent) = std::path::Path::new(path).parent()
+    Some(std::path::PathBuf::from(path))
+}
+
+fn create_sqlite_dir(database_url: &str) -> Result<(), StorageError> {
+    let Some(path) = sqlite_path(database_url) else {
+        return Ok(());
+    };
+    if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent).map_err(|source| StorageError::DataDir {
@@ -208,4 +216,28 @@ pub fn now_text() -> String {
 /// A time in the storage format.
 pub fn format_time(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::sqlite_path;
+
+    #[test]
+    fn sqlite_path_names_the_file_of_every_url_form_and_none_in_memory() {
+        let file = Some(PathBuf::from("/data/credentials.db"));
+        assert_eq!(sqlite_path("sqlite:///data/credentials.db?mode=rwc"), file);
+        assert_eq!(sqlite_path("sqlite:/data/credentials.db"), file);
+        assert_eq!(
+            sqlite_path("sqlite:.plugboard/gateway.db"),
+            Some(PathBuf::from(".plugboard/gateway.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(
+            sqlite_path("sqlite://shared?mode=memory&cache=shared"),
+            None
+        );
+        assert_eq!(sqlite_path("postgres://localhost/db"), None);
+    }
 }
