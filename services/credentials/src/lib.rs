@@ -137,6 +137,9 @@ pub const OAUTH_SERVICE_NAME: &str = <OAuthServiceServer<GrpcOAuthAdapter> as Na
 pub const ADMIN_SERVICE_NAME: &str =
     <CredentialsAdminServiceServer<GrpcAdminAdapter> as NamedService>::NAME;
 
+/// How long a stopping process may take to ship its spooled audit rows.
+const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Opens the store, checks the keys and serves until `shutdown` completes.
 pub async fn run(
     config: Config,
@@ -198,9 +201,14 @@ pub async fn run(
         reporting.abort();
     }
     // Rows left in the spool would be shipped by the next start on it; shipping them now
-    // puts them in the table before this replica goes.
-    if let Err(error) = audit_store.flush_audit().await {
-        tracing::warn!(error = %error, "audit rows stay spooled for the next start to ship");
+    // puts them in the table before this replica goes. Bounded, so a database that is down
+    // does not hold the exit until the orchestrator's kill.
+    match tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, audit_store.flush_audit()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "audit rows stay spooled for the next start to ship");
+        }
+        Err(_) => tracing::warn!("audit rows stay spooled for the next start to ship: timed out"),
     }
     served
 }

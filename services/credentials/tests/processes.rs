@@ -162,10 +162,22 @@ async fn two_processes_on_one_redis_refresh_once() {
 /// process on the same spool ships every one of them, once.
 #[tokio::test]
 async fn leases_audited_before_a_sigkill_reach_the_table_through_the_next_process() {
-    on_fresh_database(sigkill_scenario).await;
+    on_fresh_database(|database_url| spooled_then_stopped(database_url, Stop::Kill)).await;
 }
 
-async fn sigkill_scenario(database_url: String) {
+/// The same, stopped with SIGTERM instead: the process ships its spool before it exits.
+#[tokio::test]
+async fn a_process_stopped_with_sigterm_ships_its_spooled_audit_rows_before_exiting() {
+    on_fresh_database(|database_url| spooled_then_stopped(database_url, Stop::Terminate)).await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Kill,
+    Terminate,
+}
+
+async fn spooled_then_stopped(database_url: String, stop: Stop) {
     let dir = std::env::temp_dir().join(format!("pb-credspool-{}", uuid::Uuid::new_v4()));
     let logs = dir.join("logs");
     let spool = dir.join("spool");
@@ -173,7 +185,7 @@ async fn sigkill_scenario(database_url: String) {
     let spool_setting = spool.display().to_string();
     let extra = [("PLUGBOARD_AUDIT_SPOOL_DIR", spool_setting.as_str())];
     let master_key = MasterKey::generate_base64().unwrap();
-    let first = spawn_with(free_port(), &database_url, &master_key, &logs, &extra);
+    let mut first = spawn_with(free_port(), &database_url, &master_key, &logs, &extra);
     let first_addr = format!("127.0.0.1:{}", log_port(&first));
     wait_ready(&first_addr).await;
     client(&first_addr, "gateway", None)
@@ -216,8 +228,6 @@ async fn sigkill_scenario(database_url: String) {
         .await
         .expect("leases answer without the audit table");
     assert!(answered.iter().all(Result::is_ok), "{answered:?}");
-    drop(first);
-    blocker.rollback().await.unwrap();
 
     let lease_runs = || async {
         let rows: Vec<(String,)> = sqlx::query_as(
@@ -230,25 +240,58 @@ async fn sigkill_scenario(database_url: String) {
         runs.sort();
         runs
     };
-    assert!(
-        lease_runs().await.is_empty(),
-        "no row reached the table before the kill"
-    );
-
-    let second = spawn_with(free_port(), &database_url, &master_key, &logs, &extra);
-    wait_ready(&format!("127.0.0.1:{}", log_port(&second))).await;
     let mut expected: Vec<String> = (0..40).map(|index| format!("run-{index}")).collect();
     expected.sort();
-    let mut runs = Vec::new();
-    for _ in 0..100 {
-        runs = lease_runs().await;
-        if runs.len() >= expected.len() {
-            break;
+    match stop {
+        Stop::Kill => {
+            drop(first);
+            blocker.rollback().await.unwrap();
+            assert!(
+                lease_runs().await.is_empty(),
+                "no row reached the table before the kill"
+            );
+            let second = spawn_with(free_port(), &database_url, &master_key, &logs, &extra);
+            wait_ready(&format!("127.0.0.1:{}", log_port(&second))).await;
+            let mut runs = Vec::new();
+            for _ in 0..100 {
+                runs = lease_runs().await;
+                if runs.len() >= expected.len() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert_eq!(runs, expected, "every lease's row, once");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Stop::Terminate => {
+            // std has no signal API; `kill` is on every machine the tests run on.
+            let pid = first.child.id().to_string();
+            let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            assert!(sent.success());
+            // The process drains, then waits to ship its rows until the table takes them.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(
+                first.child.try_wait().unwrap().is_none(),
+                "it waits to ship"
+            );
+            blocker.rollback().await.unwrap();
+            let mut exited = None;
+            for _ in 0..200 {
+                exited = first.child.try_wait().unwrap();
+                if exited.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let status = exited.expect("it exits once its rows are shipped");
+            assert!(status.success(), "{status}");
+            assert_eq!(lease_runs().await, expected, "every lease's row, once");
+            let spooled: u64 = std::fs::read_dir(&spool)
+                .unwrap()
+                .map(|entry| entry.unwrap().metadata().unwrap().len())
+                .sum();
+            assert_eq!(spooled, 0, "nothing is left in the spool");
+        }
     }
-    assert_eq!(runs, expected, "every lease's row, once");
-    drop(second);
     let _ = std::fs::remove_dir_all(dir);
 }
 
