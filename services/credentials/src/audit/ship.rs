@@ -1,7 +1,9 @@
 //! Moving spooled audit rows into the `credential_audit` table.
 //!
 //! A shipment takes the spool's current segment (a fresh one takes its place at once, so leases
-//! never wait for it), inserts its rows in one transaction and deletes the file. Rows keep the
+//! never wait for it), inserts its rows in one statement, as one JSON array the database parses
+//! itself (binding nine values per row through sqlx cost more than the inserts), and deletes the
+//! file. A segment the database refuses as JSON (a line torn by a crash) goes row by row. Rows keep the
 //! id they were spooled with and the insert skips ids already in the table, so a segment shipped
 //! twice (the process died between the commit and the delete) gives each row once.
 //! The transaction commits synchronously on both backends: once a segment is deleted its rows
@@ -62,9 +64,8 @@ impl Shipper {
         }
         let mut shipped = 0;
         while let Some(segment) = held.first() {
-            // A segment is at most a few hundred KB (the spool ships every 512 rows), read from
-            // the page cache: well within what a task may block for.
-            // Up to a few MB read and copied: on a blocking thread, not a runtime worker.
+            // About 1 MB read and copied (SHIP_AT rows; more for a dead process's segment): on
+            // a blocking thread, not a runtime worker.
             let path = segment.path.clone();
             let (bytes, array) = tokio::task::spawn_blocking(move || {
                 let bytes = super::spool::read_segment(&path)?;
