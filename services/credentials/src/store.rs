@@ -72,7 +72,7 @@ pub struct NewCredential<'a> {
 }
 
 /// One audit log row: who did what to which connection and how it ended. Never a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEntry {
     pub at: String,
     pub tenant: String,
@@ -89,10 +89,12 @@ pub struct AuditEntry {
     pub version: u64,
 }
 
-/// An audit row as read back, with its id (time-ordered, the page token of ListAudit).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An audit row with its id (time-ordered, the page token of ListAudit): as read back, and as
+/// spooled (one JSON object a line, the entry's fields beside the id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub id: String,
+    #[serde(flatten)]
     pub entry: AuditEntry,
 }
 

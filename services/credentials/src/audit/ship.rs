@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use sqlx::AnyPool;
 
-use super::spool::{Segment, Spool, SpooledRow};
+use super::spool::{Segment, Spool};
 use crate::error::Error;
-use crate::store::{AUDIT_COLUMNS, to_column};
+use crate::store::{AUDIT_COLUMNS, AuditRow, to_column};
 
 /// Rows per INSERT on SQLite: sqlx looks each `$N` up by name and SQLite walks the parameter
 /// list for each, so a statement's cost grows with the square of its parameters (the sync
@@ -124,7 +124,7 @@ impl Shipper {
         Ok(rows)
     }
 
-    async fn insert(&self, rows: &[SpooledRow]) -> Result<(), Error> {
+    async fn insert(&self, rows: &[AuditRow]) -> Result<(), Error> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -132,16 +132,17 @@ impl Shipper {
         for chunk in rows.chunks(self.chunk_rows) {
             let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_text(chunk.len())));
             for row in chunk {
+                let entry = &row.entry;
                 insert = insert
                     .bind(row.id.as_str())
-                    .bind(row.at.as_str())
-                    .bind(row.tenant.as_str())
-                    .bind(row.connection_id.as_str())
-                    .bind(row.subject.as_str())
-                    .bind(row.action.as_str())
-                    .bind(row.outcome.as_str())
-                    .bind(row.run_id.as_str())
-                    .bind(to_column(row.version));
+                    .bind(entry.at.as_str())
+                    .bind(entry.tenant.as_str())
+                    .bind(entry.connection_id.as_str())
+                    .bind(entry.subject.as_str())
+                    .bind(entry.action.as_str())
+                    .bind(entry.outcome.as_str())
+                    .bind(entry.run_id.as_str())
+                    .bind(to_column(entry.version));
             }
             insert.execute(&mut *transaction).await?;
         }

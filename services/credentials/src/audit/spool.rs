@@ -18,42 +18,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, AuditRow};
 
 /// Segment files end with this; anything else in the directory is left alone.
 const SEGMENT_SUFFIX: &str = ".audit";
 
-/// One audit row as spooled: the entry and the id it will have in the table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SpooledRow {
-    pub id: String,
-    pub at: String,
-    pub tenant: String,
-    pub connection_id: String,
-    pub subject: String,
-    pub action: String,
-    pub outcome: String,
-    pub run_id: String,
-    pub version: u64,
-}
-
-impl SpooledRow {
-    fn of(entry: AuditEntry) -> SpooledRow {
-        SpooledRow {
-            // uuid v7 ids sort by time, which orders rows written in the same millisecond.
-            id: uuid::Uuid::now_v7().to_string(),
-            at: entry.at,
-            tenant: entry.tenant,
-            connection_id: entry.connection_id,
-            subject: entry.subject,
-            action: entry.action,
-            outcome: entry.outcome,
-            run_id: entry.run_id,
-            version: entry.version,
-        }
+/// A new audit row as spooled: the entry and the id it will have in the table.
+fn spooled(entry: AuditEntry) -> AuditRow {
+    AuditRow {
+        // uuid v7 ids sort by time, which orders rows written in the same millisecond.
+        id: uuid::Uuid::now_v7().to_string(),
+        entry,
     }
 }
 
@@ -116,7 +92,7 @@ impl Spool {
                 "the audit spool holds {unshipped} audit rows the database has not taken"
             )));
         }
-        let mut line = serde_json::to_vec(&SpooledRow::of(entry))
+        let mut line = serde_json::to_vec(&spooled(entry))
             .map_err(|error| Error::AuditFailed(format!("cannot encode an audit row: {error}")))?;
         line.push(b'\n');
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
@@ -225,7 +201,7 @@ pub(crate) fn read_segment(path: &Path) -> Result<Vec<u8>, Error> {
 
 /// The rows of a segment's bytes, and how many lines were not rows (a line torn by a crash of
 /// the machine mid-write is the only way to get one).
-pub(crate) fn parse_rows(bytes: &[u8]) -> (Vec<SpooledRow>, usize) {
+pub(crate) fn parse_rows(bytes: &[u8]) -> (Vec<AuditRow>, usize) {
     let mut rows = Vec::new();
     let mut unreadable = 0;
     for line in bytes.split(|byte| *byte == b'\n') {

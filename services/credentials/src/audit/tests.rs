@@ -2,8 +2,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::spool::{Spool, SpooledRow};
-use crate::store::{AuditEntry, CredentialStore};
+use super::spool::Spool;
+use crate::store::{AuditEntry, AuditRow, CredentialStore};
 
 fn entry(index: usize) -> AuditEntry {
     AuditEntry {
@@ -18,17 +18,13 @@ fn entry(index: usize) -> AuditEntry {
     }
 }
 
-fn row(id: &str, run_id: &str) -> SpooledRow {
-    SpooledRow {
+fn row(id: &str, run_id: &str) -> AuditRow {
+    AuditRow {
         id: id.into(),
-        at: plugboard_runtime::storage::now_text(),
-        tenant: "acme".into(),
-        connection_id: "c1".into(),
-        subject: "connector:x".into(),
-        action: "lease".into(),
-        outcome: "ok".into(),
-        run_id: run_id.into(),
-        version: 1,
+        entry: AuditEntry {
+            run_id: run_id.into(),
+            ..entry(0)
+        },
     }
 }
 
@@ -55,7 +51,7 @@ async fn run_ids(store: &CredentialStore) -> Vec<String> {
 }
 
 /// A segment as a process that died left it: rows as JSON lines, the last one maybe torn.
-fn write_segment(spool: &Path, name: &str, rows: &[SpooledRow], torn_tail: &str) -> PathBuf {
+fn write_segment(spool: &Path, name: &str, rows: &[AuditRow], torn_tail: &str) -> PathBuf {
     std::fs::create_dir_all(spool).unwrap();
     let path = spool.join(format!("{name}.audit"));
     let mut file = std::fs::File::create(&path).unwrap();
