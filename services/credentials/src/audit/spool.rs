@@ -67,7 +67,6 @@ impl Spool {
     /// Opens `dir` (creating it, private to this user) with a new segment to append to,
     /// holding at most `max_unshipped` rows the database has not taken.
     pub(crate) fn open(dir: &Path, max_unshipped: usize) -> Result<Spool, Error> {
-        create_private_dir(dir).map_err(|error| spool_error(dir, "cannot create", error))?;
         let segment = new_segment(dir)?;
         Ok(Spool {
             dir: dir.to_owned(),
@@ -182,6 +181,9 @@ impl Drop for Spool {
             .unwrap_or_else(PoisonError::into_inner);
         if current.segment.rows == 0 && !current.torn {
             let _ = std::fs::remove_file(&current.segment.path);
+            // Only an empty directory goes (tests open many stores, each with its own); another
+            // process on it re-creates it with its next segment.
+            let _ = std::fs::remove_dir(&self.dir);
         }
     }
 }
@@ -219,6 +221,7 @@ pub(crate) fn parse_rows(bytes: &[u8]) -> (Vec<AuditRow>, usize) {
 /// A new segment, created and locked. Its name starts with the time so that a listing sorts
 /// oldest first; the uuid keeps two processes sharing a directory apart.
 fn new_segment(dir: &Path) -> Result<Segment, Error> {
+    create_private_dir(dir).map_err(|error| spool_error(dir, "cannot create", error))?;
     let millis = chrono::Utc::now().timestamp_millis();
     let name = format!(
         "{millis:015}-{}{SEGMENT_SUFFIX}",
