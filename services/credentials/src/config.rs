@@ -56,8 +56,8 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// `PLUGBOARD_AUDIT_SPOOL_DIR`: where audit rows wait, on local disk, to be shipped to the
     /// database ([`crate::audit`]). It must survive a restart of the process (a Kubernetes
-    /// `emptyDir` does) and serve this database only. Unset: beside a SQLite database file, or
-    /// in the temporary directory under a digest of the database url.
+    /// `emptyDir` does) and serve this database only. Unset, [`Config::from_env`] puts the
+    /// default here ([`crate::audit::default_spool_dir`]); `None` (in code) means the same.
     pub audit_spool_dir: Option<PathBuf>,
 }
 
@@ -131,7 +131,7 @@ impl Config {
         config.health_addr = env.get(HEALTH_ADDR_VAR).map(str::to_owned);
         config.connector_keys = connector_keys(env)?;
         config.allow_private_targets = env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?;
-        config.audit_spool_dir = env.get(AUDIT_SPOOL_DIR_VAR).map(PathBuf::from);
+        config.audit_spool_dir = audit_spool_dir(env, &config.database_url)?;
         config.mesh_key()?;
         config.keyring()?;
         Ok(config)
@@ -248,6 +248,32 @@ impl MasterKeySource {
     }
 }
 
+/// `PLUGBOARD_AUDIT_SPOOL_DIR`, or the default for the database, checked to be usable now, so
+/// that a directory that is not stops the service before it binds its port. `None` for an
+/// in-memory database, whose store makes a fresh one.
+fn audit_spool_dir(env: &Env, database_url: &str) -> Result<Option<PathBuf>, ConfigError> {
+    let dir = match env.get(AUDIT_SPOOL_DIR_VAR) {
+        Some(dir) => PathBuf::from(dir),
+        None if database_url.starts_with("sqlite:")
+            && plugboard_runtime::storage::sqlite_path(database_url).is_none() =>
+        {
+            return Ok(None);
+        }
+        None => crate::audit::default_spool_dir(database_url, crate::store::SCHEMA),
+    };
+    let unset = env.get(AUDIT_SPOOL_DIR_VAR).is_none();
+    crate::audit::check_spool_dir(&dir).map_err(|reason| ConfigError::Invalid {
+        key: AUDIT_SPOOL_DIR_VAR.to_owned(),
+        value: dir.display().to_string(),
+        reason: if unset {
+            format!("{reason} (the default, as it is unset); set it to a writable local directory")
+        } else {
+            format!("{reason}; name a writable local directory")
+        },
+    })?;
+    Ok(Some(dir))
+}
+
 /// An invalid secret: the error names the variable but never echoes the value.
 fn invalid(key: &str, reason: String) -> ConfigError {
     ConfigError::Invalid {
@@ -350,6 +376,50 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains(other), "{message}");
+    }
+
+    #[test]
+    fn the_audit_spool_directory_is_checked_at_start_and_named_when_unusable() {
+        let dir = std::env::temp_dir().join(format!("pb-spoolconf-{}", uuid::Uuid::new_v4()));
+        let spool = dir.join("spool");
+        let spool_text = spool.display().to_string();
+        let configured = Env::from_pairs([
+            (DATABASE_URL_VAR, "postgres://postgres@127.0.0.1/db"),
+            (MESH_KEY_VAR, MESH),
+            (MASTER_KEY_VAR, MASTER),
+            (AUDIT_SPOOL_DIR_VAR, spool_text.as_str()),
+        ]);
+        let config = Config::from_env(&configured).unwrap();
+        assert_eq!(config.audit_spool_dir.as_deref(), Some(spool.as_path()));
+        assert!(spool.is_dir(), "created at start");
+
+        // A file where the directory should be: refused, naming the variable.
+        let in_the_way = dir.join("file");
+        std::fs::write(&in_the_way, "").unwrap();
+        let blocked = in_the_way.join("spool").display().to_string();
+        let bad = Env::from_pairs([
+            (DATABASE_URL_VAR, "postgres://postgres@127.0.0.1/db"),
+            (MESH_KEY_VAR, MESH),
+            (MASTER_KEY_VAR, MASTER),
+            (AUDIT_SPOOL_DIR_VAR, blocked.as_str()),
+        ]);
+        let message = Config::from_env(&bad).unwrap_err().to_string();
+        assert!(message.contains(AUDIT_SPOOL_DIR_VAR), "{message}");
+
+        // Unset on PostgreSQL: the default, whatever the password.
+        let unset = |url: &str| {
+            let env = Env::from_pairs([
+                (DATABASE_URL_VAR, url),
+                (MESH_KEY_VAR, MESH),
+                (MASTER_KEY_VAR, MASTER),
+            ]);
+            Config::from_env(&env).unwrap().audit_spool_dir.unwrap()
+        };
+        assert_eq!(
+            unset("postgres://app:old@db.internal/plugboard"),
+            unset("postgres://app:new@db.internal/plugboard")
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -71,13 +71,15 @@
 //! - Token endpoint URLs are checked against private targets when each call is made; as with
 //!   connectors, the checked addresses are not pinned for the request itself, so a DNS answer
 //!   that changes in between (rebinding) is not caught. TODO(#3).
-//! - Audit rows written on their own (leases, refusals, describes) reach the table up to
+//! - Audit rows written on their own (leases and refusals) reach the table up to
 //!   [`audit::SHIP_EVERY`] after the call answered: the call waits only for their write to the
 //!   local spool ([`audit`]). A crash of the process loses none (the next process on the spool
-//!   ships them); the loss of the machine's disk, or of its unflushed page cache, can lose the
-//!   last fraction of a second of them. Another replica's `ListAudit` sees them once shipped.
-//!   While the database takes no rows, leases go on and the spool grows, up to 200,000 rows;
-//!   past that leases fail closed.
+//!   ships them); losing the spool itself (a deleted pod's `emptyDir`, the machine's disk or
+//!   its unflushed page cache) can lose the rows not yet shipped, at most the last fraction of
+//!   a second while the database is up (deploy/README.md). Another replica's `ListAudit` sees
+//!   them once shipped. Leases do not wait for the audit table: while it takes no rows, theirs
+//!   wait in the spool, up to 200,000, past which leases fail closed. (A lease still needs its
+//!   credential row, read from the database at least every two seconds.)
 //! - Leases take credential rows from memory ([`row_cache`]). A write on another replica
 //!   reaches it through Redis as soon as the message does; without Redis, or when a message is
 //!   lost on a connection that has not noticed it is dead, a revoked or replaced secret can

@@ -109,6 +109,11 @@ impl AuditWriter {
     }
 }
 
+/// Checks at start that `dir` can hold the spool: created if missing, writable.
+pub fn check_spool_dir(dir: &Path) -> Result<(), String> {
+    spool::check_writable(dir)
+}
+
 /// The spool directory used when none is configured: beside a SQLite database file; a fresh
 /// temporary one for an in-memory database (it cannot outlive the process anyway); otherwise
 /// one in the temporary directory named by a digest of the database url and schema, so that
@@ -127,7 +132,16 @@ pub fn default_spool_dir(database_url: &str, schema: &str) -> PathBuf {
             )),
         };
     }
-    let digest = sha2::Sha256::digest(format!("{database_url}\n{schema}").as_bytes());
+    // Not the user or password: rotating a password must not strand the rows spooled so far.
+    let database = match url::Url::parse(database_url) {
+        Ok(mut url) => {
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            url.to_string()
+        }
+        Err(_) => database_url.to_owned(),
+    };
+    let digest = sha2::Sha256::digest(format!("{database}\n{schema}").as_bytes());
     std::env::temp_dir().join(format!(
         "plugboard-credentials-audit-{}",
         &hex::encode(digest)[..16]

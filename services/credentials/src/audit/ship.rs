@@ -76,9 +76,9 @@ impl Shipper {
             .map_err(|error| Error::AuditFailed(format!("reading a spool segment: {error}")))??;
             let rows = match self.insert_as_json(array).await {
                 Ok(rows) => rows,
-                // The database refused the array: a line is torn (or the database is down, and
-                // this fails too). Rows one by one, without the lines that are not rows.
-                Err(Error::Storage(_)) => {
+                // The database refused the array: a line is torn. Rows one by one, without the
+                // lines that are not rows. (A database that cannot be reached is no reason to.)
+                Err(Error::Storage(sqlx::Error::Database(_))) => {
                     let (rows, unreadable) = super::spool::parse_rows(&bytes);
                     self.insert(&rows).await?;
                     if unreadable > 0 {

@@ -12,6 +12,7 @@
 //! therefore one a dead process left behind; any process spooling for the same database adopts
 //! and ships it ([`Spool::orphans`]).
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,8 @@ pub(crate) struct Spool {
     current: Mutex<Current>,
     /// Rows appended and not yet shipped.
     unshipped: AtomicUsize,
+    /// Segments found that this process cannot open (another user's, say), told once each.
+    unopenable: Mutex<HashSet<PathBuf>>,
     /// More unshipped rows than this and rows are refused: the database has not taken rows
     /// for a long time, and the disk is not to fill up with them.
     max_unshipped: usize,
@@ -75,6 +78,7 @@ impl Spool {
                 torn: false,
             }),
             unshipped: AtomicUsize::new(0),
+            unopenable: Mutex::new(HashSet::new()),
             max_unshipped,
         })
     }
@@ -140,8 +144,9 @@ impl Spool {
     /// Segments in the directory that no live process holds, locked now by this one, oldest
     /// first. This process's own segments are held, so they are never among them.
     pub(crate) fn orphans(&self) -> Result<Vec<Segment>, Error> {
-        let entries = std::fs::read_dir(&self.dir)
-            .map_err(|error| spool_error(&self.dir, "cannot list", error))?;
+        let entries = std::fs::read_dir(&self.dir).map_err(|error| {
+            spool_error(&self.dir, "cannot list the audit spool directory", error)
+        })?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
@@ -151,9 +156,14 @@ impl Spool {
         paths.sort();
         let mut orphans = Vec::new();
         for path in paths {
-            // Gone meanwhile: another process shipped it.
-            let Ok(file) = OpenOptions::new().read(true).append(true).open(&path) else {
-                continue;
+            let file = match OpenOptions::new().read(true).append(true).open(&path) {
+                Ok(file) => file,
+                // Gone meanwhile: another process shipped it.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => {
+                    self.warn_once(&path, &error);
+                    continue;
+                }
             };
             match file.try_lock() {
                 Ok(()) => orphans.push(Segment {
@@ -163,11 +173,32 @@ impl Spool {
                 }),
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(error)) => {
-                    return Err(spool_error(&path, "cannot lock", error));
+                    return Err(spool_error(
+                        &path,
+                        "cannot lock the audit spool segment",
+                        error,
+                    ));
                 }
             }
         }
         Ok(orphans)
+    }
+}
+
+impl Spool {
+    fn warn_once(&self, path: &Path, error: &std::io::Error) {
+        let mut told = self
+            .unopenable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if told.insert(path.to_owned()) {
+            tracing::warn!(
+                segment = %path.display(),
+                error = %error,
+                "cannot open an audit spool segment another process left; its rows are not \
+                 shipped until this process can read and lock it (its owner or mode)"
+            );
+        }
     }
 }
 
@@ -191,14 +222,16 @@ impl Drop for Spool {
 impl Segment {
     /// Deletes the file; the lock goes with the handle when `self` is dropped.
     pub(crate) fn remove(self) -> Result<(), Error> {
-        std::fs::remove_file(&self.path)
-            .map_err(|error| spool_error(&self.path, "cannot delete", error))
+        std::fs::remove_file(&self.path).map_err(|error| {
+            spool_error(&self.path, "cannot delete the audit spool segment", error)
+        })
     }
 }
 
 /// A segment's bytes: one JSON row per line.
 pub(crate) fn read_segment(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|error| spool_error(path, "cannot read", error))
+    std::fs::read(path)
+        .map_err(|error| spool_error(path, "cannot read the audit spool segment", error))
 }
 
 /// The rows of a segment's bytes, and how many lines were not rows (a line torn by a crash of
@@ -221,7 +254,8 @@ pub(crate) fn parse_rows(bytes: &[u8]) -> (Vec<AuditRow>, usize) {
 /// A new segment, created and locked. Its name starts with the time so that a listing sorts
 /// oldest first; the uuid keeps two processes sharing a directory apart.
 fn new_segment(dir: &Path) -> Result<Segment, Error> {
-    create_private_dir(dir).map_err(|error| spool_error(dir, "cannot create", error))?;
+    create_private_dir(dir)
+        .map_err(|error| spool_error(dir, "cannot create the audit spool directory", error))?;
     let millis = chrono::Utc::now().timestamp_millis();
     let name = format!(
         "{millis:015}-{}{SEGMENT_SUFFIX}",
@@ -234,10 +268,10 @@ fn new_segment(dir: &Path) -> Result<Segment, Error> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options
         .open(&path)
-        .map_err(|error| spool_error(&path, "cannot create", error))?;
+        .map_err(|error| spool_error(&path, "cannot create the audit spool segment", error))?;
     // Nobody else can have opened a file this process just created with a fresh name.
     file.lock()
-        .map_err(|error| spool_error(&path, "cannot lock", error))?;
+        .map_err(|error| spool_error(&path, "cannot lock the audit spool segment", error))?;
     Ok(Segment {
         path,
         rows: 0,
@@ -254,8 +288,16 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn spool_error(path: &Path, what: &str, error: std::io::Error) -> Error {
-    Error::AuditFailed(format!(
-        "{what} the audit spool file {}: {error}",
-        path.display()
-    ))
+    Error::AuditFailed(format!("{what} {}: {error}", path.display()))
+}
+
+/// Checks that `dir` can serve as a spool: created if missing, and a file can be made in it.
+/// Run at start, before the service binds its port.
+pub(crate) fn check_writable(dir: &Path) -> Result<(), String> {
+    create_private_dir(dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    let probe = dir.join(format!(".probe-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::File::create_new(&probe)
+        .map_err(|error| format!("cannot write in {}: {error}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
 }
