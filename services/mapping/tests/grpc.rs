@@ -221,6 +221,7 @@ fn jobs(version: &str, inputs: Vec<TransformInput>) -> TransformRequest {
         direction: Direction::Inbound as i32,
         inputs,
         connection_id: "conn-1".to_owned(),
+        resolve_persons: false,
     }
 }
 
@@ -386,6 +387,7 @@ fn canonical_candidate(first_name: &str) -> CanonicalRecord {
             "SC".to_owned(),
         )]),
         connection_id: "conn-gh".to_owned(),
+        resolve_persons: false,
         ..CanonicalRecord::default()
     }
 }

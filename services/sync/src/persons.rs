@@ -23,6 +23,18 @@ pub fn is_person(entity: &str) -> bool {
     PERSON_ENTITIES.contains(&entity)
 }
 
+/// What linking reads of a mapped record: all of it but the raw payload, which is most of
+/// its size and which identity never looks at.
+pub fn for_linking(record: &CanonicalRecord) -> CanonicalRecord {
+    CanonicalRecord {
+        entity: record.entity.clone(),
+        external_id: record.external_id.clone(),
+        body: record.body.clone(),
+        connection_id: record.connection_id.clone(),
+        ..CanonicalRecord::default()
+    }
+}
+
 /// Links the people among a page's mapped records before the page commits; a failure fails the
 /// page like a failed transform, so the run resumes from the page before.
 pub async fn resolve_page(
