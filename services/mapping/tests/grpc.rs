@@ -387,7 +387,6 @@ fn canonical_candidate(first_name: &str) -> CanonicalRecord {
             "SC".to_owned(),
         )]),
         connection_id: "conn-gh".to_owned(),
-        resolve_persons: false,
         ..CanonicalRecord::default()
     }
 }
