@@ -571,7 +571,9 @@ impl Store {
         .bind(&run.finished_at)
         .bind(&run.error)
         .bind(progress_json(&run.streams)?)
-        .execute(&self.pool)
+        // A run updates its progress after every page: on the page commits' connection, whose
+        // page cache another connection's write would drop.
+        .execute(&self.page_writer)
         .await?;
         Ok(())
     }
