@@ -161,7 +161,7 @@ pub struct RunPart<'a> {
 /// The page cache of the SQLite connection page commits use: a run's upserts search the
 /// records' primary key and the change log near the page's keys, so a few MB of hot index
 /// pages; memory is counted against the 150 MB of the whole `plugboard dev` process.
-const PAGE_WRITER_CACHE_KIB: u32 = 8 * 1024;
+const PAGE_WRITER_CACHE_KIB: u32 = 4 * 1024;
 
 #[derive(Clone)]
 pub struct Store {
