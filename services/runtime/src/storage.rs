@@ -1,9 +1,11 @@
 //! Each service's own database, on SQLite (dev) or PostgreSQL (split mode), through one code path.
 //!
-//! Queries use portable SQL through sqlx's `Any` driver: `$N` placeholders, times as RFC 3339 UTC
-//! text, flags as integers and JSON as text (the `Any` driver cannot read SQLite booleans or
-//! PostgreSQL `timestamptz`). On PostgreSQL every service lives in its own schema of one
-//! database; on SQLite every service has its own file.
+//! Queries use portable SQL through sqlx's `Any` driver: `$N` placeholders (statements with
+//! many parameters write theirs with [`crate::placeholders`]), times as RFC 3339 UTC text, flags
+//! as integers and JSON as text (the `Any` driver cannot read SQLite booleans or PostgreSQL
+//! `timestamptz`). On PostgreSQL every service lives in its own schema of one database; on
+//! SQLite every service has its own file, and a service's hot write path may keep a writer
+//! connection of its own ([`open_sqlite_writer`]).
 
 use std::str::FromStr;
 use std::sync::Once;

@@ -1,7 +1,8 @@
 //! Identity across systems, from sync's side: mapping links the people of every committed page
-//! (`ResolvePersons`), and the records sync answers carry their person id, looked up when read
-//! (`LookupPersons`) so a merge, a split or a manual link or unlink in mapping shows at once
-//! instead of going stale in a copy here.
+//! in the call that maps it (Transform's `resolve_persons`; `ResolvePersons` when an older
+//! mapping service did not), and the records sync answers carry their person id, looked up when
+//! read (`LookupPersons`) so a merge, a split or a manual link or unlink in mapping shows at
+//! once instead of going stale in a copy here.
 //!
 //! Limitation: a merge or split by itself puts no change on `WatchChanges`; a watcher sees the
 //! new person id with the record's next change, and `ListRecords` at once.
