@@ -135,7 +135,9 @@ pub async fn open(
 /// connection has written since its last transaction, and the main pool hands its connections
 /// out in turn, so every page commit started cold and read its index pages again (`pread` and
 /// page allocation were a large part of mapping's and sync's CPU in the full-sync profile).
-/// The writer's cache stays warm across commits; writers on SQLite take turns anyway.
+/// The writer's cache stays warm across commits; writers on SQLite take turns anyway. An
+/// in-memory url (`sqlite::memory:`) opens a database per connection, here as in the main pool's
+/// four, so services need a file.
 pub async fn open_sqlite_writer(
     database_url: &str,
     cache_kib: u32,
