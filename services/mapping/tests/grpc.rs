@@ -16,7 +16,8 @@ use plugboard_proto::mapping::v1::mapping_service_client::MappingServiceClient;
 use plugboard_proto::mapping::v1::transform_result::Outcome;
 use plugboard_proto::mapping::v1::{
     Direction, ListBrokenOverridesRequest, ListSpecsRequest, ListTenantOverridesRequest,
-    PutTenantOverrideRequest, TransformInput, TransformRequest, ValidateSpecRequest,
+    LookupPersonsRequest, PutTenantOverrideRequest, RecordRef, TransformInput, TransformRequest,
+    ValidateSpecRequest,
 };
 use plugboard_proto::registry::v1::registry_service_server::{
     RegistryService, RegistryServiceServer,
@@ -221,6 +222,7 @@ fn jobs(version: &str, inputs: Vec<TransformInput>) -> TransformRequest {
         direction: Direction::Inbound as i32,
         inputs,
         connection_id: "conn-1".to_owned(),
+        resolve_persons: false,
     }
 }
 
@@ -935,4 +937,107 @@ async fn broken_overrides_on_postgres() {
     )
     .await;
     upgrades_that_break_an_override_are_found_before_a_sync(mesh).await;
+}
+
+/// The people of a page, as sync reads them: candidates 7 and 8 share an e-mail (in another
+/// case), 9 has none.
+const PEOPLE: [(&str, &str); 3] = [
+    (
+        "7",
+        r#"{"id": 7, "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+            "dateLastModified": 1709290861000}"#,
+    ),
+    (
+        "8",
+        r#"{"id": 8, "firstName": "Ada", "lastName": "King", "email": "Ada@Example.com",
+            "dateLastModified": 1709290862000}"#,
+    ),
+    (
+        "9",
+        r#"{"id": 9, "firstName": "Charles", "lastName": "Babbage",
+            "dateLastModified": 1709290863000}"#,
+    ),
+];
+
+fn record_ref(external_id: &str) -> RecordRef {
+    RecordRef {
+        connection_id: "conn-1".to_owned(),
+        entity: "candidate".to_owned(),
+        external_id: external_id.to_owned(),
+    }
+}
+
+/// Person ids of the candidates `ids` that were ever linked.
+async fn persons_of(mesh: &mut Mesh, ids: &[&str]) -> Vec<(String, String)> {
+    let records = ids.iter().map(|id| record_ref(id)).collect();
+    let found = mesh
+        .client
+        .lookup_persons(LookupPersonsRequest { records })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignments;
+    found
+        .into_iter()
+        .map(|assignment| {
+            let record = assignment.record.unwrap();
+            (record.external_id, assignment.person_id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn transform_links_the_pages_people_in_the_same_call_when_asked() {
+    let mut mesh = start().await;
+    let page = |ids: &[&str]| -> Vec<TransformInput> {
+        PEOPLE
+            .iter()
+            .filter(|(id, _)| ids.contains(id))
+            .map(|(id, payload)| input(id, payload))
+            .collect()
+    };
+
+    // Not asked: mapped, nothing linked (sync then calls ResolvePersons itself).
+    let plain = mesh
+        .client
+        .transform(candidates(page(&["9"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!plain.persons_resolved);
+    assert!(persons_of(&mut mesh, &["9"]).await.is_empty());
+
+    // Asked: the records are answered as before, and linked as ResolvePersons would.
+    let linked = mesh
+        .client
+        .transform(TransformRequest {
+            resolve_persons: true,
+            ..candidates(page(&["7", "8", "9"]))
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(linked.persons_resolved);
+    assert!(
+        linked
+            .results
+            .iter()
+            .all(|result| matches!(result.outcome, Some(Outcome::Record(_))))
+    );
+    let persons = persons_of(&mut mesh, &["7", "8", "9"]).await;
+    assert_eq!(persons.len(), 3, "{persons:?}");
+    assert_eq!(persons[0].1, persons[1].1, "7 and 8 share an e-mail");
+    assert_ne!(persons[0].1, persons[2].1, "9 shares nothing");
+
+    // Linking needs to know the connection the records are of.
+    let refused = mesh
+        .client
+        .transform(TransformRequest {
+            resolve_persons: true,
+            connection_id: String::new(),
+            ..candidates(page(&["9"]))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
 }

@@ -20,6 +20,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's malloc: a sync moves pages of thousands of short-lived strings
+/// and messages between threads, where glibc's arenas spent about a quarter of mapping's and
+/// sync's CPU (the full-sync benchmark, `tests/benches/RESULTS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "plugboard",

@@ -13,6 +13,7 @@
 //! - [`server`]: serving a set of gRPC services with `grpc.health.v1`, reflection (v1 and
 //!   v1alpha), trace context and graceful shutdown;
 //! - [`storage`]: a sqlx `Any` pool on SQLite (dev) or PostgreSQL (split mode) with migrations;
+//! - [`placeholders`]: statements with many parameters written for the backend at hand;
 //! - [`coordination`]: leases with fencing tokens, on Redis or in-process;
 //! - [`channel`]: lazily connected gRPC channels to other services;
 //! - [`target_guard`]: tenant-supplied URLs must be http(s) and resolve to public addresses;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod connector_keys;
 pub mod coordination;
 pub mod identity;
+pub mod placeholders;
 pub mod process;
 pub mod server;
 pub mod storage;

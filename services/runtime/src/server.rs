@@ -58,6 +58,9 @@ pub async fn serve(
     };
 
     Server::builder()
+        .max_frame_size(crate::channel::MAX_FRAME_BYTES)
+        .initial_stream_window_size(crate::channel::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::channel::CONNECTION_WINDOW_BYTES)
         .trace_fn(plugboard_proto::trace_context::server_span)
         .add_routes(routes)
         .add_service(health_service)

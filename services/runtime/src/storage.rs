@@ -1,9 +1,11 @@
 //! Each service's own database, on SQLite (dev) or PostgreSQL (split mode), through one code path.
 //!
-//! Queries use portable SQL through sqlx's `Any` driver: `$N` placeholders, times as RFC 3339 UTC
-//! text, flags as integers and JSON as text (the `Any` driver cannot read SQLite booleans or
-//! PostgreSQL `timestamptz`). On PostgreSQL every service lives in its own schema of one
-//! database; on SQLite every service has its own file.
+//! Queries use portable SQL through sqlx's `Any` driver: `$N` placeholders (statements with
+//! many parameters write theirs with [`crate::placeholders`]), times as RFC 3339 UTC text, flags
+//! as integers and JSON as text (the `Any` driver cannot read SQLite booleans or PostgreSQL
+//! `timestamptz`). On PostgreSQL every service lives in its own schema of one database; on
+//! SQLite every service has its own file, and a service's hot write path may keep a writer
+//! connection of its own ([`open_sqlite_writer`]).
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -91,10 +93,7 @@ pub async fn open(
     if backend == Backend::Sqlite {
         create_sqlite_dir(database_url)?;
     }
-    let options = AnyConnectOptions::from_str(database_url)
-        .map_err(StorageError::Connect)?
-        .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+    let options = connect_options(database_url)?;
 
     if backend == Backend::Postgres {
         // The schema must exist before any pooled connection points its search_path at it.
@@ -114,7 +113,72 @@ pub async fn open(
         }
     }
 
-    let session_setup = match backend {
+    let pool = AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Postgres => 10,
+            Backend::Sqlite => 4,
+        })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(session_setup(backend, schema, None))
+        .connect_with(options)
+        .await
+        .map_err(StorageError::Connect)?;
+    migrator.run(&pool).await?;
+    Ok(pool)
+}
+
+/// A pool of ONE connection for a service's hot write path on SQLite (a sync run's page
+/// commits, identity's page linking), with a page cache of `cache_kib`; `None` on PostgreSQL,
+/// where the service's main pool serves. Open it after [`open`], which runs the migrations.
+///
+/// Why one connection: in WAL mode SQLite drops a connection's whole page cache when another
+/// connection has written since its last transaction, and the main pool hands its connections
+/// out in turn, so every page commit started cold and read its index pages again (`pread` and
+/// page allocation were a large part of mapping's and sync's CPU in the full-sync profile).
+/// The writer's cache stays warm across commits; writers on SQLite take turns anyway. An
+/// in-memory url (`sqlite::memory:`) opens a database per connection, here as in the main pool's
+/// four, so services need a file.
+pub async fn open_sqlite_writer(
+    database_url: &str,
+    cache_kib: u32,
+) -> Result<Option<AnyPool>, StorageError> {
+    if Backend::of_url(database_url)? != Backend::Sqlite {
+        return Ok(None);
+    }
+    INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
+    let options = connect_options(database_url)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        // A writer waits its turn behind the page commit in hand, as it would for SQLite's lock.
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(session_setup(Backend::Sqlite, "", Some(cache_kib)))
+        .connect_with(options)
+        .await
+        .map_err(StorageError::Connect)?;
+    Ok(Some(pool))
+}
+
+fn connect_options(database_url: &str) -> Result<AnyConnectOptions, StorageError> {
+    Ok(AnyConnectOptions::from_str(database_url)
+        .map_err(StorageError::Connect)?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
+}
+
+type SetupFuture<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// What every new connection runs first; `cache_kib` sets SQLite's page cache (its default is
+/// 2,000 KiB).
+fn session_setup(
+    backend: Backend,
+    schema: &str,
+    cache_kib: Option<u32>,
+) -> impl Fn(&mut sqlx::AnyConnection, sqlx::pool::PoolConnectionMetadata) -> SetupFuture<'_>
++ Send
++ Sync
++ 'static {
+    let statements = match backend {
         // A replica that stalls inside a transaction (a frozen VM, a stopped process) would
         // hold its row locks for ever, and every other replica waiting on them with it: after
         // this long idle in a transaction the server ends that session, releasing its locks,
@@ -134,32 +198,26 @@ pub async fn open(
         // WAL lets readers run beside the one writer; the busy timeout queues writers instead of
         // failing them.
         Backend::Sqlite => {
-            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL"
-                .to_owned()
+            let mut statements =
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL"
+                    .to_owned();
+            if let Some(kib) = cache_kib {
+                // Negative: a size in KiB rather than in pages.
+                statements.push_str(&format!("; PRAGMA cache_size = -{kib}"));
+            }
+            statements
         }
     };
-    let max_connections = match backend {
-        Backend::Postgres => 10,
-        Backend::Sqlite => 4,
-    };
-    let pool = AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .after_connect(move |connection, _meta| {
-            let session_setup = session_setup.clone();
-            Box::pin(async move {
-                // The schema name was checked above; the rest is constant text.
-                connection
-                    .execute(sqlx::raw_sql(AssertSqlSafe(session_setup)))
-                    .await?;
-                Ok(())
-            })
+    move |connection, _meta| {
+        let statements = statements.clone();
+        Box::pin(async move {
+            // The schema name was checked by `open`; the rest is constant text and a number.
+            connection
+                .execute(sqlx::raw_sql(AssertSqlSafe(statements)))
+                .await?;
+            Ok(())
         })
-        .connect_with(options)
-        .await
-        .map_err(StorageError::Connect)?;
-    migrator.run(&pool).await?;
-    Ok(pool)
+    }
 }
 
 /// The SQLite url for one service's file in a data directory, created on first open.

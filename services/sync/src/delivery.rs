@@ -288,6 +288,7 @@ impl Delivery {
                 record: None,
             }],
             connection_id: sync.connection_id.clone(),
+            resolve_persons: false,
         };
         let mapped = match self.mesh.mapping(&push.tenant_id).transform(request).await {
             Ok(mapped) => mapped.into_inner(),
@@ -339,6 +340,7 @@ impl Delivery {
                 record: None,
             }],
             connection_id: sync.connection_id.clone(),
+            resolve_persons: false,
         };
         let mapped = match self.mesh.mapping(&push.tenant_id).transform(request).await {
             Ok(mapped) => mapped.into_inner(),

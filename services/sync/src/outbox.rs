@@ -449,25 +449,32 @@ impl Outbox {
         if external_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..external_ids.len())
-            .map(|index| format!("${}", index + 5))
-            .collect();
+        // A page's worth of ids: written as the backend binds many parameters best, and bound
+        // in the order the text names them.
+        let mut connection = self.pool.acquire().await?;
+        let marks = plugboard_runtime::placeholders::Placeholders::of(&connection);
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE tenant_id = $1 AND connection_id = $2 \
-             AND entity = $3 AND external_id IN ({}) AND (state IN ('pending', 'claimed', \
-             'sending') OR (state = 'delivered' AND echo_seen_at IS NULL AND delivered_at >= $4)) \
+            "SELECT {COLUMNS} FROM outbox WHERE tenant_id = {} AND connection_id = {} \
+             AND entity = {} AND external_id IN ({}) AND (state IN ('pending', 'claimed', \
+             'sending') OR (state = 'delivered' AND echo_seen_at IS NULL AND delivered_at >= {})) \
              ORDER BY push_id",
-            placeholders.join(", ")
+            marks.one(1),
+            marks.one(2),
+            marks.one(3),
+            marks.list(4, external_ids.len()),
+            marks.one(4 + external_ids.len()),
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(tenant_id)
             .bind(connection_id)
-            .bind(entity)
-            .bind(delivered_since);
+            .bind(entity);
         for id in external_ids {
             query = query.bind(*id);
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query
+            .bind(delivered_since)
+            .fetch_all(&mut *connection)
+            .await?;
         rows.iter().map(push_from_row).collect()
     }
 

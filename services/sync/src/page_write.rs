@@ -1,5 +1,7 @@
 //! A page's records and change-log rows written in a few multi-row statements instead of one
-//! per record: the commit of a 500-record page was 1,000 statements.
+//! per record: the commit of a 500-record page was 1,000 statements. Parameters are written as
+//! [`Placeholders`] says (anonymous on SQLite, where numbered ones cost the square of their
+//! count to bind), so a page takes two or three statements on either backend.
 //!
 //! Multi-row statements cannot touch one key twice (PostgreSQL refuses an `ON CONFLICT` that
 //! would), so a page that carries a record twice is cut before the repeat and written in order,
@@ -7,38 +9,13 @@
 
 use std::collections::HashSet;
 
+use plugboard_runtime::placeholders::Placeholders;
 use sqlx::any::AnyArguments;
-use sqlx::{Any, AnyConnection, Arguments, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, Arguments, AssertSqlSafe, Row, Transaction};
 
 use crate::changes::Change;
 use crate::error::Error;
 use crate::store::StoredRecord;
-
-/// Parameters one statement binds at most. On SQLite sqlx looks every `$N` up by name, which
-/// SQLite answers by walking the statement's parameter list, so binding costs the square of the
-/// count (a profile of the benchmark with 3,600-parameter statements found 38% of this
-/// service's CPU in `sqlite3_bind_parameter_name`). Small statements on SQLite, large ones
-/// where round trips cost (PostgreSQL's limit is 65,535).
-fn rows_per_statement(connection: &AnyConnection, columns: usize) -> usize {
-    let budget = if connection.backend_name() == "SQLite" {
-        120
-    } else {
-        4_000
-    };
-    (budget / columns).max(1)
-}
-
-/// `($first, …), (…)`: `rows` tuples of `columns` numbered parameters.
-fn row_placeholders(first: usize, rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let start = first + row * columns;
-            let numbers: Vec<String> = (start..start + columns).map(|n| format!("${n}")).collect();
-            format!("({})", numbers.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 fn bind<'q, T>(arguments: &mut AnyArguments, value: T) -> Result<(), Error>
 where
@@ -79,7 +56,8 @@ pub async fn upsert_records(
 ) -> Result<Vec<bool>, Error> {
     const COLUMNS: usize = 9;
     let mut written = Vec::with_capacity(records.len());
-    let longest = rows_per_statement(transaction, COLUMNS);
+    let longest = Placeholders::rows_per_statement(COLUMNS);
+    let marks = Placeholders::of(transaction);
     for run in runs_without_repeats(records, longest) {
         // First, so a record stored under another hash scheme with the same content has the
         // incoming hash when the upsert compares them (see `rehash`).
@@ -96,7 +74,7 @@ pub async fn upsert_records(
              WHERE records.content_hash <> excluded.content_hash \
              OR records.deleted_at IS NOT NULL \
              RETURNING entity, external_id",
-            row_placeholders(1, run.len(), COLUMNS)
+            marks.rows(1, run.len(), COLUMNS)
         );
         let mut arguments = AnyArguments::default();
         for record in run {
@@ -137,12 +115,13 @@ pub async fn insert_changes(
     changed_at: &str,
 ) -> Result<(), Error> {
     const COLUMNS: usize = 7;
-    let per_statement = rows_per_statement(transaction, COLUMNS);
+    let per_statement = Placeholders::rows_per_statement(COLUMNS);
+    let marks = Placeholders::of(transaction);
     for (chunk_index, chunk) in changes.chunks(per_statement).enumerate() {
         let sql = format!(
             "INSERT INTO changes (tenant_id, position, connection_id, entity, external_id, \
              changed_at, deleted) VALUES {}",
-            row_placeholders(1, chunk.len(), COLUMNS)
+            marks.rows(1, chunk.len(), COLUMNS)
         );
         let mut arguments = AnyArguments::default();
         let chunk_first = first + i64::try_from(chunk_index * per_statement).unwrap_or(0);
@@ -191,6 +170,5 @@ mod tests {
         assert_eq!(runs, vec![vec!["1", "2"], vec!["1", "3"], vec!["3"]]);
         let many: Vec<StoredRecord> = (0..13).map(|n| record(&n.to_string())).collect();
         assert_eq!(runs_without_repeats(&many, 6).len(), 3);
-        assert_eq!(row_placeholders(1, 2, 2), "($1, $2), ($3, $4)");
     }
 }

@@ -1,7 +1,8 @@
 //! Identity across systems, from sync's side: mapping links the people of every committed page
-//! (`ResolvePersons`), and the records sync answers carry their person id, looked up when read
-//! (`LookupPersons`) so a merge, a split or a manual link or unlink in mapping shows at once
-//! instead of going stale in a copy here.
+//! in the call that maps it (Transform's `resolve_persons`; `ResolvePersons` when an older
+//! mapping service did not), and the records sync answers carry their person id, looked up when
+//! read (`LookupPersons`) so a merge, a split or a manual link or unlink in mapping shows at
+//! once instead of going stale in a copy here.
 //!
 //! Limitation: a merge or split by itself puts no change on `WatchChanges`; a watcher sees the
 //! new person id with the record's next change, and `ListRecords` at once.
@@ -21,6 +22,18 @@ const PERSON_ENTITIES: &[&str] = &["candidate", "worker", "parsed_resume"];
 
 pub fn is_person(entity: &str) -> bool {
     PERSON_ENTITIES.contains(&entity)
+}
+
+/// What linking reads of a mapped record: all of it but the raw payload, which is most of
+/// its size and which identity never looks at.
+pub fn for_linking(record: &CanonicalRecord) -> CanonicalRecord {
+    CanonicalRecord {
+        entity: record.entity.clone(),
+        external_id: record.external_id.clone(),
+        body: record.body.clone(),
+        connection_id: record.connection_id.clone(),
+        ..CanonicalRecord::default()
+    }
 }
 
 /// Links the people among a page's mapped records before the page commits; a failure fails the

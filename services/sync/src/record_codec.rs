@@ -25,6 +25,35 @@ pub const ENTITIES: &[&str] = &[
 ];
 
 pub fn to_stored(record: &CanonicalRecord, updated_at: &str) -> Result<StoredRecord, Error> {
+    let (body_json, custom_fields_json) = stored_json(record)?;
+    Ok(StoredRecord {
+        entity: record.entity.clone(),
+        external_id: record.external_id.clone(),
+        content_hash: record.content_hash.clone(),
+        body_json,
+        custom_fields_json,
+        raw_payload_json: record.raw_payload_json.clone(),
+        updated_at: updated_at.to_owned(),
+    })
+}
+
+/// [`to_stored`] taking the record, so its strings (the raw payload is most of a record) move
+/// instead of being copied.
+pub fn into_stored(record: CanonicalRecord, updated_at: &str) -> Result<StoredRecord, Error> {
+    let (body_json, custom_fields_json) = stored_json(&record)?;
+    Ok(StoredRecord {
+        entity: record.entity,
+        external_id: record.external_id,
+        content_hash: record.content_hash,
+        body_json,
+        custom_fields_json,
+        raw_payload_json: record.raw_payload_json,
+        updated_at: updated_at.to_owned(),
+    })
+}
+
+/// The body and the custom fields of `record` as stored: JSON text.
+fn stored_json(record: &CanonicalRecord) -> Result<(String, String), Error> {
     let body_json = match &record.body {
         Some(Body::Job(job)) => serde_json::to_string(job),
         Some(Body::Candidate(candidate)) => serde_json::to_string(candidate),
@@ -39,15 +68,7 @@ pub fn to_stored(record: &CanonicalRecord, updated_at: &str) -> Result<StoredRec
     .map_err(|e| Error::Corrupt(format!("canonical body: {e}")))?;
     let custom_fields_json = serde_json::to_string(&record.custom_fields)
         .map_err(|e| Error::Corrupt(format!("custom fields: {e}")))?;
-    Ok(StoredRecord {
-        entity: record.entity.clone(),
-        external_id: record.external_id.clone(),
-        content_hash: record.content_hash.clone(),
-        body_json,
-        custom_fields_json,
-        raw_payload_json: record.raw_payload_json.clone(),
-        updated_at: updated_at.to_owned(),
-    })
+    Ok((body_json, custom_fields_json))
 }
 
 /// The wire form of a stored record.

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use plugboard_proto::content_hash;
+use plugboard_runtime::placeholders::Placeholders;
 use serde_json::Value;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments, AssertSqlSafe, Row, Transaction};
@@ -103,11 +104,12 @@ async fn stored_of_other_scheme(
             .add(value.to_owned())
             .map_err(|error| Error::Storage(sqlx::Error::Encode(error)))
     };
+    // Bound in the order the text names them: the ids from the 4th, then the scheme's
+    // prefix when there is one.
+    let marks = Placeholders::of(transaction);
     bind(tenant_id)?;
     bind(connection_id)?;
     bind(entity)?;
-    // Placeholders numbered from 4; the scheme's prefix, when there is one, is the last.
-    let placeholders: Vec<String> = (0..incoming.len()).map(|n| format!("${}", n + 4)).collect();
     for record in incoming {
         bind(&record.external_id)?;
     }
@@ -118,16 +120,19 @@ async fn stored_of_other_scheme(
         let prefix = format!("{scheme}:");
         bind(&prefix)?;
         format!(
-            "substr(content_hash, 1, {}) <> ${}",
+            "substr(content_hash, 1, {}) <> {}",
             prefix.len(),
-            incoming.len() + 4
+            marks.one(incoming.len() + 4)
         )
     };
     let sql = format!(
         "SELECT entity, external_id, content_hash, body_json, custom_fields_json FROM records \
-         WHERE tenant_id = $1 AND connection_id = $2 AND entity = $3 AND deleted_at IS NULL \
+         WHERE tenant_id = {} AND connection_id = {} AND entity = {} AND deleted_at IS NULL \
          AND external_id IN ({}) AND {other_scheme}",
-        placeholders.join(", ")
+        marks.one(1),
+        marks.one(2),
+        marks.one(3),
+        marks.list(4, incoming.len())
     );
     // Built from constant text, numbered placeholders and a computed length only.
     let rows = sqlx::query_with(AssertSqlSafe(sql), arguments)

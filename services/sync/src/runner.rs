@@ -591,7 +591,8 @@ impl Runner {
         let records_read = (page.records.len() + quarantined.len()) as u64;
 
         let mut records = Vec::with_capacity(page.records.len());
-        // The page's people, for mapping to link across systems before the page commits.
+        // The page's people, when mapping did not link them with the transform (an older
+        // mapping service): linked by a call of their own before the page commits.
         let mut people = Vec::new();
         if !page.records.is_empty() {
             let payloads: std::collections::HashMap<String, String> = page
@@ -599,7 +600,7 @@ impl Runner {
                 .iter()
                 .map(|record| (record.external_id.clone(), record.payload_json.clone()))
                 .collect();
-            let results = self
+            let response = self
                 .mesh
                 .mapping(&sync.tenant_id)
                 .transform(TransformRequest {
@@ -617,19 +618,21 @@ impl Runner {
                         })
                         .collect(),
                     connection_id: sync.connection_id.clone(),
+                    // One call maps the page and links its people: the page is sent once.
+                    resolve_persons: true,
                 })
                 .await
                 .map_err(|status| Error::dependency("mapping", &status))?
-                .into_inner()
-                .results;
-            for result in results {
+                .into_inner();
+            let linked = response.persons_resolved;
+            for result in response.results {
                 match result.outcome {
                     Some(Outcome::Record(record)) => {
                         let record = with_connection(record, sync);
-                        records.push(record_codec::to_stored(&record, &now)?);
-                        if crate::persons::is_person(&record.entity) {
-                            people.push(record);
+                        if !linked && crate::persons::is_person(&record.entity) {
+                            people.push(crate::persons::for_linking(&record));
                         }
+                        records.push(record_codec::into_stored(record, &now)?);
                     }
                     Some(Outcome::Error(field_error)) => {
                         let payload = payloads

@@ -158,9 +158,17 @@ pub struct RunPart<'a> {
     pub end: Option<crate::stream_end::StreamEnd<'a>>,
 }
 
+/// The page cache of the SQLite connection page commits use: a run's upserts search the
+/// records' primary key and the change log near the page's keys, so a few MB of hot index
+/// pages; memory is counted against the 150 MB of the whole `plugboard dev` process.
+const PAGE_WRITER_CACHE_KIB: u32 = 4 * 1024;
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Page commits: on SQLite one connection whose page cache outlives each commit
+    /// (`plugboard_runtime::storage::open_sqlite_writer`); on PostgreSQL the pool itself.
+    page_writer: AnyPool,
     /// Woken after every page commit that wrote records, for `WatchChanges` watchers.
     committed: std::sync::Arc<tokio::sync::Notify>,
     /// The outbox's wake-ups: a push queued, a push settled (see [`crate::outbox::Outbox`]).
@@ -176,8 +184,13 @@ impl Store {
     /// Opens in a named PostgreSQL schema; tests use a fresh one each.
     pub async fn open_in_schema(database_url: &str, schema: &str) -> Result<Store, Error> {
         let pool = plugboard_runtime::storage::open(database_url, schema, &MIGRATOR).await?;
+        let page_writer =
+            plugboard_runtime::storage::open_sqlite_writer(database_url, PAGE_WRITER_CACHE_KIB)
+                .await?
+                .unwrap_or_else(|| pool.clone());
         Ok(Store {
             pool,
+            page_writer,
             committed: std::sync::Arc::default(),
             outbox_queued: std::sync::Arc::default(),
             outbox_settled: std::sync::Arc::default(),
@@ -391,7 +404,7 @@ impl Store {
         review: &crate::two_way::PageReview,
         run: RunPart<'_>,
     ) -> Result<PageOutcome, Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.page_writer.begin().await?;
         // First, so a run that lost its lease writes nothing and holds no record rows.
         if let Some(fence) = run.fence {
             crate::fence::check(&mut transaction, page.tenant_id, page.connection_id, fence)
@@ -558,7 +571,9 @@ impl Store {
         .bind(&run.finished_at)
         .bind(&run.error)
         .bind(progress_json(&run.streams)?)
-        .execute(&self.pool)
+        // A run updates its progress after every page: on the page commits' connection, whose
+        // page cache another connection's write would drop.
+        .execute(&self.page_writer)
         .await?;
         Ok(())
     }

@@ -76,12 +76,12 @@ impl Identities {
     }
 
     /// Links the person records of one page and answers their person ids.
-    pub(crate) async fn resolve(
+    pub(crate) async fn resolve<'r>(
         &self,
         tenant_id: &str,
         connection_id: &str,
         connector: &str,
-        records: &[CanonicalRecord],
+        records: impl IntoIterator<Item = &'r CanonicalRecord>,
     ) -> Result<Resolved, Error> {
         let mut page = Vec::new();
         for record in records {

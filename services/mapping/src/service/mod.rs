@@ -114,12 +114,21 @@ impl Mapper {
             .await?
             .ok_or_else(not_found)?;
 
+        let resolve_persons = request.resolve_persons && direction == Direction::Inbound;
+        if resolve_persons && request.connection_id.is_empty() {
+            return Err(Error::InvalidArgument(
+                "resolve_persons needs the connection_id".to_owned(),
+            ));
+        }
         let connection_id = request.connection_id;
         let inputs = request.inputs;
         // Mapping is CPU work proportional to the batch: keep it off the async workers.
-        let results = tokio::task::spawn_blocking(move || match direction {
-            Direction::Inbound => batch::inbound(&spec, inputs, &connection_id),
-            Direction::Outbound => batch::outbound(&spec, inputs),
+        let results = tokio::task::spawn_blocking({
+            let connection_id = connection_id.clone();
+            move || match direction {
+                Direction::Inbound => batch::inbound(&spec, inputs, &connection_id),
+                Direction::Outbound => batch::outbound(&spec, inputs),
+            }
         })
         .await
         .map_err(|error| Error::Task(error.to_string()))?;
@@ -128,7 +137,18 @@ impl Mapper {
             .filter(|result| matches!(result.outcome, Some(Outcome::Error(_))))
             .count();
         tracing::debug!(records = results.len(), failed, "transformed a batch");
-        Ok(TransformResponse { results })
+        if resolve_persons {
+            let mapped = results.iter().filter_map(|result| match &result.outcome {
+                Some(Outcome::Record(record)) => Some(record),
+                _ => None,
+            });
+            self.link_mapped(tenant_id, &connection_id, &request.connector, mapped)
+                .await?;
+        }
+        Ok(TransformResponse {
+            results,
+            persons_resolved: resolve_persons,
+        })
     }
 
     /// Compiles `yaml` and reports every problem, without storing anything.

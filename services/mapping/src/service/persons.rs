@@ -1,5 +1,6 @@
 //! The identity RPCs: resolve a page, look persons up, inspect, link and unlink.
 
+use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_proto::mapping::v1::{
     GetPersonRequest, GetPersonResponse, LinkRecordsRequest, LinkRecordsResponse, LinkRule,
     LookupPersonsRequest, LookupPersonsResponse, Person, PersonAssignment, PersonLink,
@@ -24,16 +25,7 @@ impl Mapper {
                 "connection_id and connector are required".to_owned(),
             ));
         }
-        if let Some(record) = request.records.iter().find(|record| {
-            record.external_id.is_empty()
-                || (!record.connection_id.is_empty()
-                    && record.connection_id != request.connection_id)
-        }) {
-            return Err(Error::InvalidArgument(format!(
-                "record {:?} has no external_id or is of another connection",
-                record.external_id
-            )));
-        }
+        check_page(&request.connection_id, &request.records)?;
         let resolved = self
             .identities
             .resolve(
@@ -47,6 +39,30 @@ impl Mapper {
             assignments: resolved.assignments.into_iter().map(assignment).collect(),
             reassigned: resolved.reassigned.into_iter().map(assignment).collect(),
         })
+    }
+
+    /// Links the people among a Transform's mapped records (`resolve_persons`), as
+    /// [`Mapper::resolve_persons`] would for the same page; the assignments are not answered,
+    /// since sync looks person ids up when records are read.
+    pub(super) async fn link_mapped<'r>(
+        &self,
+        tenant_id: &str,
+        connection_id: &str,
+        connector: &str,
+        records: impl Iterator<Item = &'r CanonicalRecord>,
+    ) -> Result<(), Error> {
+        let records: Vec<&CanonicalRecord> = records.collect();
+        check_page(connection_id, records.iter().copied())?;
+        let resolved = self
+            .identities
+            .resolve(tenant_id, connection_id, connector, records)
+            .await?;
+        tracing::debug!(
+            persons = resolved.assignments.len(),
+            reassigned = resolved.reassigned.len(),
+            "linked the transformed page's people"
+        );
+        Ok(())
     }
 
     pub async fn lookup_persons(
@@ -113,6 +129,24 @@ impl Mapper {
             a_person: Some(person_to_wire(a_person)),
             b_person: Some(person_to_wire(b_person)),
         })
+    }
+}
+
+/// Every record of a page to link names itself and belongs to the page's connection.
+fn check_page<'r>(
+    connection_id: &str,
+    records: impl IntoIterator<Item = &'r CanonicalRecord>,
+) -> Result<(), Error> {
+    let mut records = records.into_iter();
+    match records.find(|record| {
+        record.external_id.is_empty()
+            || (!record.connection_id.is_empty() && record.connection_id != connection_id)
+    }) {
+        Some(record) => Err(Error::InvalidArgument(format!(
+            "record {:?} has no external_id or is of another connection",
+            record.external_id
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -38,7 +38,7 @@ impl Store {
     /// A transaction holding the tenant's identity lock: linking of one tenant is serialised
     /// across replicas, other tenants are not held up.
     pub async fn identity_transaction(&self, tenant_id: &str) -> Result<Transaction, Error> {
-        let mut transaction = self.pool.begin().await.map_err(Error::Storage)?;
+        let mut transaction = self.identity_writer.begin().await.map_err(Error::Storage)?;
         sqlx::query(
             "INSERT INTO identity_tenants (tenant_id, changes) VALUES ($1, 1) \
              ON CONFLICT (tenant_id) DO UPDATE SET changes = identity_tenants.changes + 1",

@@ -333,6 +333,7 @@ impl Documents {
                         ..TransformInput::default()
                     }],
                     connection_id: sync.connection_id.clone(),
+                    resolve_persons: false,
                 })
                 .await
                 .map_err(|status| Error::dependency("mapping", &status))?

@@ -2,56 +2,24 @@
 //! number of statements rather than several per record. Keys are grouped by their common
 //! prefix (connection and entity, or connector and entity) and each group is one `IN` list, so
 //! every statement is an index search on both SQLite and PostgreSQL; long lists are cut into
-//! statements of at most [`parameter_budget`] parameters.
+//! statements of at most [`PARAMETER_BUDGET`] parameters, written as [`Placeholders`] says
+//! (anonymous on SQLite, where numbered ones cost the square of their count to bind).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::any::AnyArguments;
 // Every statement here is built from constant text and numbered placeholders only; values
 // are always bound.
+use plugboard_runtime::placeholders::{PARAMETER_BUDGET, Placeholders};
 use sqlx::{AnyConnection, Arguments, AssertSqlSafe, Row};
 
 use super::{IdentityRow, KeyColumn, LinkRow, identity_row, link_row, record_key};
 use crate::error::Error;
 use crate::identity::keys::{RecordKey, Reference};
 
-/// Parameters one statement binds at most. On SQLite sqlx looks every `$N` up by name, which
-/// SQLite answers by walking the statement's parameter list, so binding costs the square of the
-/// count: a 4,400-parameter statement spent more time there than in the query (a profile of the
-/// benchmark found a quarter of mapping's CPU in `sqlite3_bind_parameter_name`). Small
-/// statements on SQLite, large ones where round trips cost (PostgreSQL's limit is 65,535).
-fn parameter_budget(connection: &AnyConnection) -> usize {
-    if connection.backend_name() == "SQLite" {
-        120
-    } else {
-        4_000
-    }
-}
-
-/// Rows of `columns` parameters per multi-row statement.
-fn rows_per_statement(connection: &AnyConnection, columns: usize) -> usize {
-    (parameter_budget(connection) / columns).max(1)
-}
-
 /// Values per `IN` list, next to a few fixed parameters.
-fn values_per_list(connection: &AnyConnection) -> usize {
-    parameter_budget(connection) - 3
-}
-
-/// `$first, $first+1, …` for `count` parameters.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `($first, …), (…)`: `rows` tuples of `columns` parameters each.
-fn row_placeholders(first: usize, rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| format!("({})", placeholders(first + row * columns, columns)))
-        .collect::<Vec<_>>()
-        .join(", ")
+fn values_per_list() -> usize {
+    PARAMETER_BUDGET - 3
 }
 
 fn arguments() -> AnyArguments {
@@ -91,8 +59,9 @@ fn by_connector_and_entity(references: &[Reference]) -> BTreeMap<(&str, &str), B
     groups
 }
 
-/// Runs `sql_for(placeholders of the ids)` once per chunk of every group; the query's first
-/// three parameters are the tenant and the group's two prefix values.
+/// Runs `sql_for(placeholders, the ids' placeholders)` once per chunk of every group; the
+/// query's first three parameters are the tenant and the group's two prefix values, then the
+/// ids.
 ///
 /// On PostgreSQL these statements rely on custom plans (`plan_cache_mode`, set for every
 /// session by `plugboard_runtime::storage`): under a generic plan the `IN` list became a filter
@@ -101,14 +70,14 @@ async fn fetch_grouped(
     connection: &mut AnyConnection,
     tenant_id: &str,
     groups: BTreeMap<(&str, &str), BTreeSet<&str>>,
-    sql_for: impl Fn(&str) -> String,
+    sql_for: impl Fn(Placeholders, &str) -> String,
 ) -> Result<Vec<sqlx::any::AnyRow>, Error> {
     let mut found = Vec::new();
-    let per_list = values_per_list(connection);
+    let marks = Placeholders::of(connection);
     for ((first, second), ids) in groups {
         let ids: Vec<&str> = ids.into_iter().collect();
-        for chunk in ids.chunks(per_list) {
-            let sql = sql_for(&placeholders(4, chunk.len()));
+        for chunk in ids.chunks(values_per_list()) {
+            let sql = sql_for(marks, &marks.list(4, chunk.len()));
             let mut arguments = arguments();
             bind(&mut arguments, tenant_id)?;
             bind(&mut arguments, first)?;
@@ -136,14 +105,17 @@ pub async fn records(
         connection,
         tenant_id,
         by_connection_and_entity(keys),
-        |ids| {
+        |marks, ids| {
             format!(
                 concat!(
                     "SELECT ",
                     record_columns!(),
-                    " FROM identity_records WHERE tenant_id = $1 AND connection_id = $2 \
-                 AND entity = $3 AND external_id IN ({})"
+                    " FROM identity_records WHERE tenant_id = {} AND connection_id = {} \
+                     AND entity = {} AND external_id IN ({})"
                 ),
+                marks.one(1),
+                marks.one(2),
+                marks.one(3),
                 ids
             )
         },
@@ -165,8 +137,9 @@ pub async fn sharing(
         KeyColumn::Phone => "phone_key",
     };
     let values: Vec<&String> = values.iter().collect();
+    let marks = Placeholders::of(connection);
     let mut found = Vec::new();
-    for chunk in values.chunks(values_per_list(connection)) {
+    for chunk in values.chunks(values_per_list()) {
         // Ranked per value so a key shared by thousands (an info@ address) costs its first
         // few rows, as the per-record query's LIMIT did.
         let sql = format!(
@@ -176,18 +149,21 @@ pub async fn sharing(
                 " FROM (SELECT ",
                 record_columns!(),
                 ", ROW_NUMBER() OVER (PARTITION BY {column} ORDER BY first_seen_at) AS key_rank \
-                 FROM identity_records WHERE tenant_id = $1 AND {column} IN ({ids})) ranked \
-                 WHERE key_rank <= $2"
+                 FROM identity_records WHERE tenant_id = {tenant} AND {column} IN ({values})) \
+                 ranked WHERE key_rank <= {per_value}"
             ),
             column = column,
-            ids = placeholders(3, chunk.len()),
+            tenant = marks.one(1),
+            values = marks.list(2, chunk.len()),
+            per_value = marks.one(2 + chunk.len()),
         );
+        // Bound in the order the text names them.
         let mut arguments = arguments();
         bind(&mut arguments, tenant_id)?;
-        bind(&mut arguments, per_value)?;
         for value in chunk {
             bind(&mut arguments, value.as_str())?;
         }
+        bind(&mut arguments, per_value)?;
         let rows = sqlx::query_with(AssertSqlSafe(sql), arguments)
             .fetch_all(&mut *connection)
             .await
@@ -209,14 +185,17 @@ pub async fn referenced(
         connection,
         tenant_id,
         by_connector_and_entity(references),
-        |ids| {
+        |marks, ids| {
             format!(
                 concat!(
                     "SELECT ",
                     record_columns!(),
-                    " FROM identity_records WHERE tenant_id = $1 AND connector = $2 \
-                     AND entity = $3 AND external_id IN ({})"
+                    " FROM identity_records WHERE tenant_id = {} AND connector = {} \
+                     AND entity = {} AND external_id IN ({})"
                 ),
+                marks.one(1),
+                marks.one(2),
+                marks.one(3),
                 ids
             )
         },
@@ -252,10 +231,13 @@ pub async fn references_of(
         connection,
         tenant_id,
         by_connection_and_entity(keys),
-        |ids| {
+        |marks, ids| {
             format!(
-                "SELECT {REFERENCE_COLUMNS} FROM identity_references WHERE tenant_id = $1 \
-                 AND connection_id = $2 AND entity = $3 AND external_id IN ({ids})"
+                "SELECT {REFERENCE_COLUMNS} FROM identity_references WHERE tenant_id = {} \
+                 AND connection_id = {} AND entity = {} AND external_id IN ({ids})",
+                marks.one(1),
+                marks.one(2),
+                marks.one(3),
             )
         },
     )
@@ -273,10 +255,13 @@ pub async fn references_to(
         connection,
         tenant_id,
         by_connector_and_entity(targets),
-        |ids| {
+        |marks, ids| {
             format!(
-                "SELECT {REFERENCE_COLUMNS} FROM identity_references WHERE tenant_id = $1 \
-                 AND ref_connector = $2 AND ref_entity = $3 AND ref_external_id IN ({ids})"
+                "SELECT {REFERENCE_COLUMNS} FROM identity_references WHERE tenant_id = {} \
+                 AND ref_connector = {} AND ref_entity = {} AND ref_external_id IN ({ids})",
+                marks.one(1),
+                marks.one(2),
+                marks.one(3),
             )
         },
     )
@@ -303,10 +288,13 @@ pub async fn links_touching(
             &mut *connection,
             tenant_id,
             by_connection_and_entity(keys),
-            |ids| {
+            |marks, ids| {
                 format!(
-                    "SELECT * FROM {table} WHERE tenant_id = $1 AND {side}_connection_id = $2 \
-                     AND {side}_entity = $3 AND {side}_external_id IN ({ids})"
+                    "SELECT * FROM {table} WHERE tenant_id = {} AND {side}_connection_id = {} \
+                     AND {side}_entity = {} AND {side}_external_id IN ({ids})",
+                    marks.one(1),
+                    marks.one(2),
+                    marks.one(3),
                 )
             },
         )
@@ -326,15 +314,17 @@ pub async fn records_of_persons(
     person_ids: &BTreeSet<String>,
 ) -> Result<Vec<IdentityRow>, Error> {
     let person_ids: Vec<&String> = person_ids.iter().collect();
+    let marks = Placeholders::of(connection);
     let mut found = Vec::new();
-    for chunk in person_ids.chunks(values_per_list(connection)) {
+    for chunk in person_ids.chunks(values_per_list()) {
         let sql = format!(
             concat!(
                 "SELECT ",
                 record_columns!(),
-                " FROM identity_records WHERE tenant_id = $1 AND person_id IN ({})"
+                " FROM identity_records WHERE tenant_id = {} AND person_id IN ({})"
             ),
-            placeholders(2, chunk.len())
+            marks.one(1),
+            marks.list(2, chunk.len())
         );
         let mut arguments = arguments();
         bind(&mut arguments, tenant_id)?;
@@ -378,13 +368,14 @@ pub async fn upsert_records(
         }
         OnConflict::Person => "person_id = excluded.person_id",
     };
-    for chunk in rows.chunks(rows_per_statement(connection, COLUMNS)) {
+    let marks = Placeholders::of(connection);
+    for chunk in rows.chunks(Placeholders::rows_per_statement(COLUMNS)) {
         let sql = format!(
             "INSERT INTO identity_records (tenant_id, connection_id, entity, external_id, \
              connector, person_id, email_key, phone_key, display_name, first_seen_at, \
              updated_at) VALUES {} \
              ON CONFLICT (tenant_id, connection_id, entity, external_id) DO UPDATE SET {update}",
-            row_placeholders(1, chunk.len(), COLUMNS)
+            marks.rows(1, chunk.len(), COLUMNS)
         );
         let mut arguments = arguments();
         for row in chunk {
@@ -415,14 +406,17 @@ pub async fn replace_references(
     keys: &[RecordKey],
     references: &[(&RecordKey, &Reference)],
 ) -> Result<(), Error> {
-    let per_list = values_per_list(connection);
+    let marks = Placeholders::of(connection);
     for ((connection_id, entity), ids) in by_connection_and_entity(keys) {
         let ids: Vec<&str> = ids.into_iter().collect();
-        for chunk in ids.chunks(per_list) {
+        for chunk in ids.chunks(values_per_list()) {
             let sql = format!(
-                "DELETE FROM identity_references WHERE tenant_id = $1 AND connection_id = $2 \
-                 AND entity = $3 AND external_id IN ({})",
-                placeholders(4, chunk.len())
+                "DELETE FROM identity_references WHERE tenant_id = {} AND connection_id = {} \
+                 AND entity = {} AND external_id IN ({})",
+                marks.one(1),
+                marks.one(2),
+                marks.one(3),
+                marks.list(4, chunk.len())
             );
             let mut arguments = arguments();
             bind(&mut arguments, tenant_id)?;
@@ -438,11 +432,11 @@ pub async fn replace_references(
         }
     }
     const COLUMNS: usize = 7;
-    for chunk in references.chunks(rows_per_statement(connection, COLUMNS)) {
+    for chunk in references.chunks(Placeholders::rows_per_statement(COLUMNS)) {
         let sql = format!(
             "INSERT INTO identity_references (tenant_id, connection_id, entity, external_id, \
              ref_connector, ref_entity, ref_external_id) VALUES {} ON CONFLICT DO NOTHING",
-            row_placeholders(1, chunk.len(), COLUMNS)
+            marks.rows(1, chunk.len(), COLUMNS)
         );
         let mut arguments = arguments();
         for (key, reference) in chunk {
@@ -469,12 +463,13 @@ pub async fn insert_links(
     links: &[&LinkRow],
 ) -> Result<(), Error> {
     const COLUMNS: usize = 11;
-    for chunk in links.chunks(rows_per_statement(connection, COLUMNS)) {
+    let marks = Placeholders::of(connection);
+    for chunk in links.chunks(Placeholders::rows_per_statement(COLUMNS)) {
         let sql = format!(
             "INSERT INTO identity_links (tenant_id, a_connection_id, a_entity, a_external_id, \
              b_connection_id, b_entity, b_external_id, rule, link_value, created_at, \
              created_by) VALUES {} ON CONFLICT DO NOTHING",
-            row_placeholders(1, chunk.len(), COLUMNS)
+            marks.rows(1, chunk.len(), COLUMNS)
         );
         let mut arguments = arguments();
         for link in chunk {
@@ -496,16 +491,4 @@ pub async fn insert_links(
             .map_err(Error::Storage)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_number_every_parameter_once() {
-        assert_eq!(placeholders(4, 3), "$4, $5, $6");
-        assert_eq!(row_placeholders(1, 2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(row_placeholders(1, 0, 2), "");
-    }
 }
