@@ -78,11 +78,11 @@
 //! - Quarantined records stay listed by `ListQuarantine` after a later run imports them; they
 //!   are not marked resolved. TODO(#6).
 //! - A full inbound sync moves about 5,900 records/s through the mesh on SQLite at 100,000
-//!   records (5,800 in one `plugboard dev` process, which peaked at 137 MB) and about 2,300 on
-//!   PostgreSQL, on the shared 2-core machine, far from the 50,000 goal: mapping spends about
-//!   117 µs of CPU per record (Transform about 6; the rest is identity's SQLite work,
-//!   allocation, gRPC and thread hand-offs) and sync about 52 (its SQLite writes and the
-//!   kernel's share of them). On SQLite, page commits and identity's transactions each keep one
+//!   records (5,800 to 6,000 in one `plugboard dev` process, which peaked at 137 MB) and about
+//!   2,300 on PostgreSQL, on the shared 2-core machine, far from the 50,000 goal: mapping spends
+//!   about 117 µs of CPU per record (Transform about 6; the rest is identity's SQLite work,
+//!   allocation, gRPC and thread hand-offs) and sync about 52 (its SQLite writes; the kernel is
+//!   43% of its profile). On SQLite, page commits and identity's transactions each keep one
 //!   writer connection with a few MB of page cache ([`store`]). `tests/benches/RESULTS.md` has
 //!   the numbers, what each change gave and next steps (TODO(#6)).
 //! - A complete read (a full refresh, or a first read) resumes as one only after a quota pause
