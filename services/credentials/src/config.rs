@@ -262,7 +262,7 @@ fn audit_spool_dir(env: &Env, database_url: &str) -> Result<Option<PathBuf>, Con
         None => crate::audit::default_spool_dir(database_url, crate::store::SCHEMA),
     };
     let unset = env.get(AUDIT_SPOOL_DIR_VAR).is_none();
-    crate::audit::check_spool_dir(&dir).map_err(|reason| ConfigError::Invalid {
+    crate::audit::check_writable(&dir).map_err(|reason| ConfigError::Invalid {
         key: AUDIT_SPOOL_DIR_VAR.to_owned(),
         value: dir.display().to_string(),
         reason: if unset {

@@ -215,25 +215,16 @@ pub async fn run(
     served
 }
 
-/// The store on the configured database, spooling audit rows where configured. A spool
-/// directory that cannot be used is a configuration error, named by its variable.
+/// The store on the configured database, spooling audit rows where configured (its directory
+/// was checked by [`Config::from_env`]).
 async fn open_store(config: &Config) -> Result<store::CredentialStore, Error> {
-    let Some(dir) = &config.audit_spool_dir else {
-        return store::CredentialStore::open(&config.database_url, store::SCHEMA).await;
-    };
-    let opened =
-        store::CredentialStore::open_with_audit_spool(&config.database_url, store::SCHEMA, dir)
-            .await;
-    opened.map_err(|error| match error {
-        Error::AuditFailed(reason) => {
-            Error::Config(plugboard_runtime::config::ConfigError::Invalid {
-                key: config::AUDIT_SPOOL_DIR_VAR.to_owned(),
-                value: dir.display().to_string(),
-                reason: format!("{reason}; name a writable directory on local disk"),
-            })
+    match &config.audit_spool_dir {
+        Some(dir) => {
+            store::CredentialStore::open_with_audit_spool(&config.database_url, store::SCHEMA, dir)
+                .await
         }
-        other => other,
-    })
+        None => store::CredentialStore::open(&config.database_url, store::SCHEMA).await,
+    }
 }
 
 /// Serves an already built [`Credentials`]: for embedding and for tests on other schemas.

@@ -457,15 +457,15 @@ pub(crate) fn credential_of(row: &sqlx::any::AnyRow) -> Result<StoredCredential,
 /// Columns of one audit row as [`bind_audit`] binds them.
 pub(crate) const AUDIT_COLUMNS: usize = 9;
 
-/// Binds one audit row's columns: id, at, tenant, connection_id, subject, action, outcome,
-/// run_id, version.
+/// Binds one audit row's columns: `id`, then the entry's at, tenant, connection_id, subject,
+/// action, outcome, run_id, version.
 pub(crate) fn bind_audit<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    id: &'q str,
     audit: &'q AuditEntry,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    // uuid v7 ids sort by time, which breaks ties between rows written in the same millisecond.
     query
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(id)
         .bind(audit.at.as_str())
         .bind(audit.tenant.as_str())
         .bind(audit.connection_id.as_str())
@@ -484,7 +484,9 @@ pub(crate) async fn insert_audit(
         "INSERT INTO credential_audit (id, at, tenant, connection_id, subject, action, outcome, \
          run_id, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     );
-    bind_audit(insert, audit).execute(connection).await?;
+    // uuid v7 ids sort by time, which breaks ties between rows written in the same millisecond.
+    let id = uuid::Uuid::now_v7().to_string();
+    bind_audit(insert, &id, audit).execute(connection).await?;
     Ok(())
 }
 

@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 
 use self::ship::Shipper;
 use self::spool::Spool;
+pub(crate) use self::spool::check_writable;
 use crate::error::Error;
 use crate::store::AuditEntry;
 
@@ -107,11 +108,6 @@ impl AuditWriter {
     pub fn spool_dir(&self) -> &Path {
         self.inner.spool.dir()
     }
-}
-
-/// Checks at start that `dir` can hold the spool: created if missing, writable.
-pub fn check_spool_dir(dir: &Path) -> Result<(), String> {
-    spool::check_writable(dir)
 }
 
 /// The spool directory used when none is configured: beside a SQLite database file; a fresh

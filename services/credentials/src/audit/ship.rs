@@ -9,21 +9,14 @@
 //! The transaction commits synchronously on both backends: once a segment is deleted its rows
 //! are as durable as the database makes any commit.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
+use plugboard_runtime::placeholders::Placeholders;
 use sqlx::AnyPool;
 
 use super::spool::{Segment, Spool};
 use crate::error::Error;
-use crate::store::{AUDIT_COLUMNS, AuditRow, to_column};
-
-/// Rows per INSERT on SQLite: sqlx looks each `$N` up by name and SQLite walks the parameter
-/// list for each, so a statement's cost grows with the square of its parameters (the sync
-/// benchmark's profile, `tests/benches/RESULTS.md`); 13 rows are 117 parameters.
-const SQLITE_CHUNK_ROWS: usize = 13;
-/// Rows per INSERT on PostgreSQL: 4,500 parameters, far below its 65,535.
-const POSTGRES_CHUNK_ROWS: usize = 500;
+use crate::store::{AUDIT_COLUMNS, AuditRow, bind_audit};
 
 #[derive(Debug)]
 pub(crate) struct Shipper {
@@ -32,7 +25,6 @@ pub(crate) struct Shipper {
     /// Segments taken from the spool and not yet in the table, oldest first. Holding this lock
     /// is holding the one shipment in progress.
     held: tokio::sync::Mutex<Vec<Segment>>,
-    chunk_rows: usize,
     sqlite: bool,
 }
 
@@ -42,11 +34,6 @@ impl Shipper {
             pool,
             spool,
             held: tokio::sync::Mutex::new(Vec::new()),
-            chunk_rows: if sqlite {
-                SQLITE_CHUNK_ROWS
-            } else {
-                POSTGRES_CHUNK_ROWS
-            },
             sqlite,
         }
     }
@@ -129,20 +116,11 @@ impl Shipper {
             return Ok(());
         }
         let mut transaction = self.pool.begin().await?;
-        for chunk in rows.chunks(self.chunk_rows) {
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_text(chunk.len())));
+        let marks = Placeholders::of(&transaction);
+        for chunk in rows.chunks(Placeholders::rows_per_statement(AUDIT_COLUMNS)) {
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_text(marks, chunk.len())));
             for row in chunk {
-                let entry = &row.entry;
-                insert = insert
-                    .bind(row.id.as_str())
-                    .bind(entry.at.as_str())
-                    .bind(entry.tenant.as_str())
-                    .bind(entry.connection_id.as_str())
-                    .bind(entry.subject.as_str())
-                    .bind(entry.action.as_str())
-                    .bind(entry.outcome.as_str())
-                    .bind(entry.run_id.as_str())
-                    .bind(to_column(entry.version));
+                insert = bind_audit(insert, &row.id, &row.entry);
             }
             insert.execute(&mut *transaction).await?;
         }
@@ -191,21 +169,10 @@ fn json_array(lines: &[u8]) -> (String, usize) {
 
 /// The INSERT of `rows` audit rows that skips ids already in the table. Only placeholders are
 /// formatted into the text; every value is bound.
-pub(crate) fn insert_text(rows: usize) -> String {
-    let mut text = String::with_capacity(160 + rows * AUDIT_COLUMNS * 6);
-    text.push_str(
+pub(crate) fn insert_text(marks: Placeholders, rows: usize) -> String {
+    format!(
         "INSERT INTO credential_audit (id, at, tenant, connection_id, subject, action, outcome, \
-         run_id, version) VALUES ",
-    );
-    for row in 0..rows {
-        text.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..AUDIT_COLUMNS {
-            let separator = if column == 0 { "" } else { ", " };
-            // Writing to a String cannot fail.
-            let _ = write!(text, "{separator}${}", row * AUDIT_COLUMNS + column + 1);
-        }
-        text.push(')');
-    }
-    text.push_str(" ON CONFLICT (id) DO NOTHING");
-    text
+         run_id, version) VALUES {} ON CONFLICT (id) DO NOTHING",
+        marks.rows(1, rows, AUDIT_COLUMNS)
+    )
 }

@@ -185,7 +185,8 @@ fn a_full_spool_refuses_rows_and_names_why() {
 
 #[test]
 fn the_insert_numbers_every_column_of_every_row_and_skips_known_ids() {
-    let text = super::ship::insert_text(2);
+    let postgres = plugboard_runtime::placeholders::Placeholders::for_backend("PostgreSQL");
+    let text = super::ship::insert_text(postgres, 2);
     assert!(
         text.ends_with(
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), \
