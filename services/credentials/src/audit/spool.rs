@@ -110,7 +110,7 @@ impl Spool {
             current.torn = true;
             return Err(spool_error(
                 &current.segment.path,
-                "cannot append to",
+                "cannot append to the audit spool segment",
                 error,
             ));
         }
