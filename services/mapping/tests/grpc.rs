@@ -223,6 +223,7 @@ fn jobs(version: &str, inputs: Vec<TransformInput>) -> TransformRequest {
         inputs,
         connection_id: "conn-1".to_owned(),
         resolve_persons: false,
+        omit_raw_payloads: false,
     }
 }
 
@@ -325,6 +326,61 @@ async fn batch_maps_good_records_and_reports_bad_ones_one_by_one() {
         .unwrap()
         .into_inner();
     assert!(empty.results.is_empty());
+}
+
+#[tokio::test]
+async fn raw_payloads_are_left_out_when_the_caller_keeps_them() {
+    let mut mesh = start().await;
+    let echoed = mesh
+        .client
+        .transform(jobs("1.0.0", vec![input("4521", GOOD)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!echoed.raw_payloads_omitted);
+    let Some(Outcome::Record(echoed)) = &echoed.results[0].outcome else {
+        panic!("{echoed:?}")
+    };
+    assert_eq!(echoed.raw_payload_json, GOOD);
+
+    let lean = mesh
+        .client
+        .transform(TransformRequest {
+            omit_raw_payloads: true,
+            ..jobs("1.0.0", vec![input("4521", GOOD), input("x", "{oops")])
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(lean.raw_payloads_omitted);
+    let Some(Outcome::Record(record)) = &lean.results[0].outcome else {
+        panic!("{lean:?}")
+    };
+    assert_eq!(record.raw_payload_json, "");
+    // Everything else is as when echoed, the content hash too.
+    assert_eq!(
+        record,
+        &CanonicalRecord {
+            raw_payload_json: String::new(),
+            ..echoed.clone()
+        }
+    );
+    assert!(matches!(lean.results[1].outcome, Some(Outcome::Error(_))));
+
+    // Outbound has no raw payload to leave out, and says so.
+    let outbound = mesh
+        .client
+        .transform(TransformRequest {
+            omit_raw_payloads: true,
+            ..outbound_candidates(vec![TransformInput {
+                record: Some(canonical_candidate("Ada")),
+                ..TransformInput::default()
+            }])
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!outbound.raw_payloads_omitted);
 }
 
 #[tokio::test]

@@ -289,6 +289,7 @@ impl Delivery {
             }],
             connection_id: sync.connection_id.clone(),
             resolve_persons: false,
+            omit_raw_payloads: false,
         };
         let mapped = match self.mesh.mapping(&push.tenant_id).transform(request).await {
             Ok(mapped) => mapped.into_inner(),
@@ -341,6 +342,7 @@ impl Delivery {
             }],
             connection_id: sync.connection_id.clone(),
             resolve_persons: false,
+            omit_raw_payloads: false,
         };
         let mapped = match self.mesh.mapping(&push.tenant_id).transform(request).await {
             Ok(mapped) => mapped.into_inner(),

@@ -9,8 +9,10 @@
 //! unchanged. Without this, the first sync after the upgrade would rewrite and publish every
 //! record of every tenant as changed.
 //!
-//! It costs one indexed `SELECT` per statement of a page's upsert, answered with no rows once
-//! the records are rehashed.
+//! Records of the current scheme (`pb`) are compared this way only while the connection still
+//! has records of the entity stored under another: one probe of a partial index holding just
+//! those (`records_hashed_before_pb`, empty once every record is rehashed) says so, before the
+//! indexed `SELECT` of the statement's records that finds them.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +47,11 @@ pub async fn adopt_hashes(
     }
     let mut adopted = 0;
     for ((entity, scheme), incoming) in groups {
+        if scheme == content_hash::PROTOBUF_SCHEME
+            && !hashed_before_pb(transaction, tenant_id, connection_id, entity).await?
+        {
+            continue;
+        }
         let stored_rows = stored_of_other_scheme(
             transaction,
             tenant_id,
@@ -86,6 +93,28 @@ pub async fn adopt_hashes(
         );
     }
     Ok(adopted)
+}
+
+/// The probe of [`hashed_before_pb`].
+const HASHED_BEFORE_PB: &str = "SELECT 1 AS found FROM records WHERE tenant_id = $1 \
+     AND connection_id = $2 AND entity = $3 AND content_hash NOT LIKE 'pb:%' LIMIT 1";
+
+/// True when some stored record of the connection's `entity` (a tombstone too) has a hash of
+/// a scheme before `pb`: a probe of the partial index `records_hashed_before_pb`, whose
+/// condition the query repeats word for word so that the planner may use it.
+async fn hashed_before_pb(
+    transaction: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    connection_id: &str,
+    entity: &str,
+) -> Result<bool, Error> {
+    let found = sqlx::query(HASHED_BEFORE_PB)
+        .bind(tenant_id)
+        .bind(connection_id)
+        .bind(entity)
+        .fetch_optional(&mut **transaction)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// The live stored rows of `incoming` (all of `entity`, hashed under `scheme`) whose hash is
@@ -179,6 +208,28 @@ mod tests {
             raw_payload_json: String::new(),
             updated_at: String::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn the_probe_for_hashes_before_pb_searches_its_partial_index() {
+        let dir = std::env::temp_dir().join(format!("sync-rehash-{}", uuid::Uuid::new_v4()));
+        let url = plugboard_runtime::storage::sqlite_url(&dir, "sync");
+        let store = crate::store::Store::open(&url).await.unwrap();
+        let plan: Vec<String> = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {HASHED_BEFORE_PB}"
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String, _>("detail").unwrap())
+        .collect();
+        assert_eq!(
+            plan,
+            ["SEARCH records USING INDEX records_hashed_before_pb \
+              (tenant_id=? AND connection_id=? AND entity=?)"],
+            "a scan of the connection's records would cost more than the lookups it saves"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use plugboard_proto::health::v1::{
     Heartbeat, ReportRequest, RunOutcome, RunOutcomeKind, StreamOutcome,
 };
 use plugboard_proto::mapping::v1::transform_result::Outcome;
-use plugboard_proto::mapping::v1::{Direction, TransformInput, TransformRequest};
+use plugboard_proto::mapping::v1::{Direction, TransformInput, TransformRequest, TransformResult};
 use plugboard_proto::registry::v1::ResolveRequest;
 use plugboard_runtime::coordination::{Coordinator, Lease};
 use plugboard_runtime::storage::now_text;
@@ -595,10 +595,12 @@ impl Runner {
         // mapping service): linked by a call of their own before the page commits.
         let mut people = Vec::new();
         if !page.records.is_empty() {
-            let payloads: std::collections::HashMap<String, String> = page
+            // Kept for the stored records and the quarantine: mapping is asked not to send
+            // them back (a page's payloads are most of its size).
+            let payloads: Vec<String> = page
                 .records
                 .iter()
-                .map(|record| (record.external_id.clone(), record.payload_json.clone()))
+                .map(|record| record.payload_json.clone())
                 .collect();
             let response = self
                 .mesh
@@ -620,12 +622,14 @@ impl Runner {
                     connection_id: sync.connection_id.clone(),
                     // One call maps the page and links its people: the page is sent once.
                     resolve_persons: true,
+                    omit_raw_payloads: true,
                 })
                 .await
                 .map_err(|status| Error::dependency("mapping", &status))?
                 .into_inner();
             let linked = response.persons_resolved;
-            for result in response.results {
+            let results = with_payloads(response.results, payloads, response.raw_payloads_omitted)?;
+            for (result, payload) in results {
                 match result.outcome {
                     Some(Outcome::Record(record)) => {
                         let record = with_connection(record, sync);
@@ -635,10 +639,6 @@ impl Runner {
                         records.push(record_codec::into_stored(record, &now)?);
                     }
                     Some(Outcome::Error(field_error)) => {
-                        let payload = payloads
-                            .get(&result.external_id)
-                            .cloned()
-                            .unwrap_or_default();
                         let reason = format!(
                             "{} (value {})",
                             field_error.message, field_error.partner_value
@@ -860,6 +860,34 @@ struct PreparedPage {
     rate_limited_waits: u32,
 }
 
+/// Each transform result with the payload sent for it (mapping answers each input at its
+/// position); when mapping left the raw payloads out (`omitted`), a record's is that payload.
+/// A mapping service older than `omit_raw_payloads` echoes them, and they are kept.
+fn with_payloads(
+    results: Vec<TransformResult>,
+    payloads: Vec<String>,
+    omitted: bool,
+) -> Result<Vec<(TransformResult, String)>, Error> {
+    if results.len() != payloads.len() {
+        return Err(Error::Corrupt(format!(
+            "mapping answered {} results for {} records",
+            results.len(),
+            payloads.len()
+        )));
+    }
+    Ok(results
+        .into_iter()
+        .zip(payloads)
+        .map(|(mut result, payload)| match &mut result.outcome {
+            Some(Outcome::Record(record)) if omitted => {
+                record.raw_payload_json = payload;
+                (result, String::new())
+            }
+            _ => (result, payload),
+        })
+        .collect())
+}
+
 fn with_connection(mut record: CanonicalRecord, sync: &SyncDefinition) -> CanonicalRecord {
     record.connection_id = sync.connection_id.clone();
     record
@@ -923,6 +951,55 @@ mod tests {
             next_run_at: None,
             resumes_at: None,
         }
+    }
+
+    fn mapped(external_id: &str, raw_payload_json: &str) -> TransformResult {
+        TransformResult {
+            external_id: external_id.to_owned(),
+            outcome: Some(Outcome::Record(CanonicalRecord {
+                external_id: external_id.to_owned(),
+                raw_payload_json: raw_payload_json.to_owned(),
+                ..CanonicalRecord::default()
+            })),
+        }
+    }
+
+    fn raw_payload(result: &TransformResult) -> &str {
+        match &result.outcome {
+            Some(Outcome::Record(record)) => &record.raw_payload_json,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn records_mapping_sent_without_their_payloads_get_the_ones_sent() {
+        let failed = TransformResult {
+            external_id: "2".to_owned(),
+            outcome: Some(Outcome::Error(Default::default())),
+        };
+        let payloads = vec![r#"{"id":1}"#.to_owned(), r#"{"id":2}"#.to_owned()];
+        let paired = with_payloads(
+            vec![mapped("1", ""), failed.clone()],
+            payloads.clone(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(raw_payload(&paired[0].0), r#"{"id":1}"#);
+        // A record that did not map is quarantined with what was sent.
+        assert_eq!(paired[1], (failed, r#"{"id":2}"#.to_owned()));
+
+        // An older mapping service echoes them: kept as they came.
+        let echoed = with_payloads(
+            vec![mapped("1", r#"{"id":1}"#)],
+            vec![payloads[0].clone()],
+            false,
+        )
+        .unwrap();
+        assert_eq!(raw_payload(&echoed[0].0), r#"{"id":1}"#);
+
+        // One result per record sent, or the page is not trusted.
+        let error = with_payloads(vec![mapped("1", "")], payloads, true).unwrap_err();
+        assert!(matches!(error, Error::Corrupt(_)), "{error}");
     }
 
     #[tokio::test]

@@ -105,9 +105,22 @@ impl Identities {
         let regroup_too = model.link_page(&page, &now);
         model.write(&mut transaction, tenant_id, &now).await?;
         let touched: Vec<RecordKey> = page.iter().map(|(key, _)| key.clone()).collect();
-        let mut around = touched.clone();
-        around.extend(regroup_too);
-        let persons = regroup(&mut transaction, tenant_id, &around).await?;
+        let persons = if model.links_changed() {
+            let mut around = touched.clone();
+            around.extend(regroup_too);
+            regroup(&mut transaction, tenant_id, &around).await?
+        } else {
+            // No link made or removed: every group of linked records is as it was, one person
+            // each, so regrouping would change nothing (a new record is a group of its own,
+            // with the new person it was given).
+            Regrouped {
+                current: touched
+                    .iter()
+                    .filter_map(|key| Some((key.clone(), model.person_of(key)?.to_owned())))
+                    .collect(),
+                changed: Vec::new(),
+            }
+        };
         rows::commit(transaction).await?;
 
         let in_page: HashSet<&RecordKey> = touched.iter().collect();

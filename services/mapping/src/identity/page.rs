@@ -59,6 +59,8 @@ pub(super) struct PageModel {
     /// Page records in page order, each once, with its row as it ends.
     written: Vec<RecordKey>,
     written_set: HashSet<RecordKey>,
+    /// The page's records that were resolved before it: only they can have stored references.
+    resolved_before: HashSet<RecordKey>,
 }
 
 impl PageModel {
@@ -87,13 +89,17 @@ impl PageModel {
         let depth = MAX_SHARED_KEY + 1 + page.len() as i64;
 
         let mut rows = batch::records(connection, tenant_id, &keys).await?;
+        // Links, unlinks and carried ids are only ever stored for resolved records, and a
+        // resolved record is never removed: a page record resolved for the first time has none
+        // of them to load (on a first sync, none of the page's records has any).
+        let resolved: Vec<RecordKey> = rows.iter().map(|row| row.key.clone()).collect();
         rows.extend(batch::sharing(connection, tenant_id, KeyColumn::Email, &emails, depth).await?);
         rows.extend(batch::sharing(connection, tenant_id, KeyColumn::Phone, &phones, depth).await?);
         rows.extend(batch::referenced(connection, tenant_id, &carried).await?);
-        let own_references = batch::references_of(connection, tenant_id, &keys).await?;
+        let own_references = batch::references_of(connection, tenant_id, &resolved).await?;
         let naming_page = batch::references_to(connection, tenant_id, &selves).await?;
-        let links = batch::links_touching(connection, tenant_id, &keys, false).await?;
-        let unlinks = batch::links_touching(connection, tenant_id, &keys, true).await?;
+        let links = batch::links_touching(connection, tenant_id, &resolved, false).await?;
+        let unlinks = batch::links_touching(connection, tenant_id, &resolved, true).await?;
 
         let mut model = PageModel {
             connector: connector.to_owned(),
@@ -115,6 +121,7 @@ impl PageModel {
             emptied: BTreeSet::new(),
             written: Vec::new(),
             written_set: HashSet::new(),
+            resolved_before: resolved.into_iter().collect(),
         };
         for row in rows {
             model.index_record(&row);
@@ -186,7 +193,13 @@ impl PageModel {
                     .map(move |reference| (key, reference))
             })
             .collect();
-        batch::replace_references(connection, tenant_id, &self.written, &references).await?;
+        let stored_before: Vec<RecordKey> = self
+            .written
+            .iter()
+            .filter(|key| self.resolved_before.contains(*key))
+            .cloned()
+            .collect();
+        batch::replace_references(connection, tenant_id, &stored_before, &references).await?;
         // First, as linking did: a link made again on the key afterwards is inserted below.
         for (rule, value) in &self.emptied {
             crate::store::identity::delete_links_with_value(connection, tenant_id, rule, value)
@@ -204,6 +217,17 @@ impl PageModel {
             }
         }
         batch::insert_links(connection, tenant_id, &added).await
+    }
+
+    /// True when linking the page made or removed a link, so that persons may have merged or
+    /// split; when false, every record keeps the person it had, or was given when new.
+    pub(super) fn links_changed(&self) -> bool {
+        !self.touched_links.is_empty() || !self.emptied.is_empty()
+    }
+
+    /// The person of the page's record `key`, after linking.
+    pub(super) fn person_of(&self, key: &RecordKey) -> Option<&str> {
+        self.records.get(key).map(|row| row.person_id.as_str())
     }
 
     /// The link `id` as loaded, enough of it to delete it by its key.

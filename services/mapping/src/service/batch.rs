@@ -6,10 +6,12 @@ use plugboard_proto::mapping::v1::{TransformInput, TransformResult, transform_re
 
 use crate::spec::{CompiledSpec, FieldError};
 
+/// With `omit_raw_payloads` the records carry no raw payload: the caller keeps the ones it sent.
 pub(super) fn inbound(
     spec: &Arc<CompiledSpec>,
     inputs: Vec<TransformInput>,
     connection_id: &str,
+    omit_raw_payloads: bool,
 ) -> Vec<TransformResult> {
     inputs
         .into_iter()
@@ -21,7 +23,12 @@ pub(super) fn inbound(
                 } else {
                     input.external_id
                 };
-                let record = mapped.into_canonical(input.payload_json, connection_id.to_owned());
+                let raw_payload_json = if omit_raw_payloads {
+                    String::new()
+                } else {
+                    input.payload_json
+                };
+                let record = mapped.into_canonical(raw_payload_json, connection_id.to_owned());
                 TransformResult {
                     external_id,
                     outcome: Some(Outcome::Record(record)),

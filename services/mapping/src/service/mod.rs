@@ -120,13 +120,16 @@ impl Mapper {
                 "resolve_persons needs the connection_id".to_owned(),
             ));
         }
+        let omit_raw_payloads = request.omit_raw_payloads && direction == Direction::Inbound;
         let connection_id = request.connection_id;
         let inputs = request.inputs;
         // Mapping is CPU work proportional to the batch: keep it off the async workers.
         let results = tokio::task::spawn_blocking({
             let connection_id = connection_id.clone();
             move || match direction {
-                Direction::Inbound => batch::inbound(&spec, inputs, &connection_id),
+                Direction::Inbound => {
+                    batch::inbound(&spec, inputs, &connection_id, omit_raw_payloads)
+                }
                 Direction::Outbound => batch::outbound(&spec, inputs),
             }
         })
@@ -148,6 +151,7 @@ impl Mapper {
         Ok(TransformResponse {
             results,
             persons_resolved: resolve_persons,
+            raw_payloads_omitted: omit_raw_payloads,
         })
     }
 

@@ -334,6 +334,7 @@ impl Documents {
                     }],
                     connection_id: sync.connection_id.clone(),
                     resolve_persons: false,
+                    omit_raw_payloads: false,
                 })
                 .await
                 .map_err(|status| Error::dependency("mapping", &status))?
