@@ -99,10 +99,11 @@
 //!   all then arrives on a read as the partner's own, not as our echo. Settled pushes are
 //!   purged after the retention (30 days by default): a retry with the same idempotency key
 //!   after that writes again.
-//! - Every upsert statement of a page first looks up the page's stored records hashed under
-//!   another content hash scheme ([`rehash`]); once every record carries mapping's current
-//!   scheme the lookup finds nothing but still runs, an indexed `SELECT` per statement
-//!   (TODO(#6): drop it when no stored hash of the JSON-era scheme is left).
+//! - Every upsert statement of a page first asks whether the connection still has records of
+//!   the entity stored under a content hash scheme before mapping's current one ([`rehash`]): a
+//!   probe of a partial index that is empty once every record is rehashed. While some are left,
+//!   the statement's records are looked up to compare them by content; a page that arrives
+//!   under the old scheme (an older mapping replica during an upgrade) is always looked up.
 //! - Field values compare exactly: a partner that reformats a value we wrote (case, spacing) turns
 //!   that field's echo into a partner change, unless its answer to the write carried the
 //!   reformatted value.
