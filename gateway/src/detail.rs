@@ -133,6 +133,8 @@ async fn render(state: &AppState, tenant_id: &str, id: &str) -> Result<String, E
             connection_id: id.to_owned(),
             page_size: RECENT,
             page_token: String::new(),
+            // What still needs a look: not records a later run imported after all.
+            include_resolved: false,
         })),
         health.get_uptime(with_timeout(GetUptimeRequest {
             connection_id: id.to_owned(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use plugboard_proto::common::v1::CanonicalRecord;
 use plugboard_proto::common::v1::canonical_record::Body;
 use plugboard_proto::credentials::v1::{OAuth2Client, PutCredentialRequest, Secret, secret};
+use plugboard_proto::error::reason_of;
 use plugboard_proto::sync::v1::{
     CreateSyncRequest, GetRunRequest, ListQuarantineRequest, ListRecordsRequest, ListSyncsRequest,
     RunInfo, RunState, TriggerRunRequest,
@@ -78,17 +79,33 @@ impl Mesh {
             .await?;
         let settings =
             serde_json::json!({ "auth_url": self.sandbox_url, "login_url": self.sandbox_url });
-        self.clients
-            .sync(&self.sync_addr)
-            .create_sync(CreateSyncRequest {
-                connection_id: connection_id.into(),
-                connector: "bullhorn".into(),
-                settings_json: settings.to_string(),
-                streams: Vec::new(),
-                interval_seconds: 0,
-            })
-            .await?;
-        Ok(())
+        let request = CreateSyncRequest {
+            connection_id: connection_id.into(),
+            connector: "bullhorn".into(),
+            settings_json: settings.to_string(),
+            streams: Vec::new(),
+            interval_seconds: 0,
+        };
+        // Sync checks the definition against the connector's manifest, which the connector
+        // registers just after it starts serving: a mesh started a moment ago may not have it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let created = self
+                .clients
+                .sync(&self.sync_addr)
+                .create_sync(request.clone())
+                .await;
+            match created {
+                Ok(_) => return Ok(()),
+                Err(status)
+                    if reason_of(&status).as_deref() == Some("CONNECTOR_NOT_REGISTERED")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
     }
 
     /// Waits until the connection has run at least once and no run is in progress.
@@ -206,6 +223,7 @@ impl Mesh {
                 connection_id: connection_id.into(),
                 page_size: 1000,
                 page_token: String::new(),
+                include_resolved: false,
             })
             .await?
             .into_inner()

@@ -334,6 +334,7 @@ async fn a_parse_that_does_not_map_is_quarantined_and_mapped_again_without_a_new
             connection_id: CONNECTION.into(),
             page_size: 10,
             page_token: String::new(),
+            include_resolved: false,
         })
         .await
         .unwrap()

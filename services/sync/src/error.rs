@@ -46,6 +46,34 @@ pub enum Error {
         connection_id: String,
         connector: String,
     },
+    #[error(
+        "connector {connector} is not registered: the registry has never had an instance of it; \
+         start the connector (or check its name) and define the sync again"
+    )]
+    ConnectorNotRegistered { connector: String },
+    #[error(
+        "streams: {} not offered by connector {connector}, which offers {}",
+        streams.join(", "),
+        crate::manifest_check::list_streams(offered)
+    )]
+    StreamsNotOffered {
+        connector: String,
+        streams: Vec<String>,
+        offered: Vec<String>,
+    },
+    #[error(
+        "settings_json is refused by connector {connector}'s settings schema: {}",
+        crate::manifest_check::describe(violations)
+    )]
+    SettingsRefused {
+        connector: String,
+        violations: Vec<crate::manifest_check::Violation>,
+    },
+    #[error(
+        "connector {connector} registered a settings schema that cannot be used: {reason}; the \
+         connector must register a corrected manifest"
+    )]
+    SettingsSchemaUnusable { connector: String, reason: String },
     #[error("a run of connection {connection_id} is already in progress")]
     RunInProgress { connection_id: String },
     #[error(
@@ -133,7 +161,9 @@ fn dependency_text(service: &str, kind: ErrorKind, message: &str) -> String {
 impl ServiceError for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Error::InvalidArgument { .. }
+            | Error::StreamsNotOffered { .. }
+            | Error::SettingsRefused { .. } => ErrorKind::InvalidArgument,
             Error::SyncNotFound { .. }
             | Error::RunNotFound { .. }
             | Error::PushNotFound { .. }
@@ -142,6 +172,11 @@ impl ServiceError for Error {
             | Error::ConnectionOfAnotherConnector { .. }
             | Error::ConflictNotHeld { .. }
             | Error::PushNotUnconfirmed { .. } => ErrorKind::FailedPrecondition,
+            // The connector may register later, or register a fixed manifest: the definition
+            // can succeed once the mesh is in that state, not by retrying as it is.
+            Error::ConnectorNotRegistered { .. } | Error::SettingsSchemaUnusable { .. } => {
+                ErrorKind::FailedPrecondition
+            }
             Error::RunInProgress { .. }
             | Error::Fenced { .. }
             | Error::Paused { .. }
@@ -172,6 +207,10 @@ impl ServiceError for Error {
             Error::ConflictNotHeld { .. } => "CONFLICT_NOT_HELD",
             Error::PushNotUnconfirmed { .. } => "PUSH_NOT_UNCONFIRMED",
             Error::ConnectionOfAnotherConnector { .. } => "CONNECTION_OF_ANOTHER_CONNECTOR",
+            Error::ConnectorNotRegistered { .. } => "CONNECTOR_NOT_REGISTERED",
+            Error::StreamsNotOffered { .. } => "STREAM_NOT_OFFERED",
+            Error::SettingsRefused { .. } => "SETTINGS_REFUSED",
+            Error::SettingsSchemaUnusable { .. } => "SETTINGS_SCHEMA_UNUSABLE",
             Error::RunInProgress { .. } => "RUN_IN_PROGRESS",
             Error::Fenced { .. } => "RUN_FENCED",
             Error::QuotaExhausted { .. } => "PARTNER_QUOTA_EXHAUSTED",

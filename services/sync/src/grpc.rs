@@ -34,6 +34,7 @@ use crate::grpc_two_way::{
     conflict_info, policy_from_wire, policy_to_wire, push_info, resolution_from_wire,
 };
 use crate::push::{PushRequest, TwoWayService};
+use crate::quarantine::Listed;
 use crate::runner::ReadMode;
 use crate::service::{NewSync, SyncService, SyncSummary};
 use crate::store::{RunRecord, RunState};
@@ -516,20 +517,26 @@ impl SyncServiceRpc for GrpcSyncAdapter {
                 &request.connection_id,
                 request.page_size,
                 &request.page_token,
+                request.include_resolved,
             )
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(ListQuarantineResponse {
             records: entries
                 .into_iter()
-                .map(|entry| QuarantinedRecord {
-                    run_id: entry.run_id,
-                    stream: entry.stream,
-                    external_id: entry.external_id,
-                    payload_json: entry.payload_json,
-                    reason: entry.reason,
-                    field_path: entry.field_path,
-                    quarantined_at: entry.quarantined_at,
+                .map(|Listed { entry, resolution }| {
+                    let resolution = resolution.unwrap_or_default();
+                    QuarantinedRecord {
+                        run_id: entry.run_id,
+                        stream: entry.stream,
+                        external_id: entry.external_id,
+                        payload_json: entry.payload_json,
+                        reason: entry.reason,
+                        field_path: entry.field_path,
+                        quarantined_at: entry.quarantined_at,
+                        resolved_at: resolution.resolved_at,
+                        resolved_by_run_id: resolution.run_id,
+                    }
                 })
                 .collect(),
             next_page_token,

@@ -54,6 +54,10 @@
 //!   what the partner no longer has;
 //! - [`stream_signals`]: per stream, the partner's field names, pages served again and partner
 //!   requests, reported to health; [`partner_name`]: the manifest's display name for it;
+//! - [`manifest_check`]: a definition checked against its connector's manifest in the
+//!   registry (streams, settings schema) before it is stored;
+//! - [`quarantine`]: entries resolved by a later import in its page's transaction, and their
+//!   listing;
 //! - [`mesh`]: signed clients for registry, connectors, mapping and health;
 //! - [`outbox`]: pushes as durable rows, claimed by compare-and-set, recovered when a replica dies;
 //! - [`retention`]: settled pushes purged after `PLUGBOARD_SYNC_PUSH_RETENTION_DAYS` (30);
@@ -70,13 +74,18 @@
 //!
 //! # Limitations
 //!
-//! - `CreateSync` checks the definition's form, not the connector: an unregistered connector,
-//!   a stream it does not offer or settings its schema refuses are accepted and fail the first
-//!   run (health shows the run's reason), and a redefinition replaces the settings wholesale.
-//!   Checking against the registry's manifest (`GetConnector`: streams, settings schema) when
-//!   the sync is defined is to come. TODO(#6).
-//! - Quarantined records stay listed by `ListQuarantine` after a later run imports them; they
-//!   are not marked resolved. TODO(#6).
+//! - `CreateSync` checks a definition against the connector's manifest as the registry has it
+//!   when the sync is defined or redefined ([`manifest_check`]), not the credentials or the
+//!   partner (the first run does), and a stored sync is not checked again when its connector
+//!   registers a manifest that drops a stream or a setting: its runs fail until it is
+//!   redefined. A connector must have registered before a sync of it is defined, so callers
+//!   that start a mesh wait for it (`plugboard dev` does). A redefinition replaces the
+//!   settings wholesale.
+//! - A quarantine entry is resolved only by a later page of the same stream importing the same
+//!   external id ([`quarantine`]): a reject the connector sent without an id, a record since
+//!   deleted at the partner, and a document parse quarantined and then landed by a later
+//!   `ParseDocument` (not a page commit) stay listed. Resolved entries are kept, listed with
+//!   `include_resolved`; quarantine has no retention yet.
 //! - A full inbound sync moves about 5,900 records/s through the mesh on SQLite at 100,000
 //!   records (5,800 to 6,000 in one `plugboard dev` process, which peaked at 137 MB) and about
 //!   2,300 on PostgreSQL, on the shared 2-core machine, far from the 50,000 goal: mapping spends
@@ -129,6 +138,7 @@ pub mod fields;
 pub mod grpc;
 mod grpc_documents;
 mod grpc_two_way;
+pub mod manifest_check;
 pub mod mesh;
 pub mod outbox;
 pub mod outcome;
@@ -139,6 +149,7 @@ pub mod paused_read;
 pub mod persons;
 pub mod policy;
 pub mod push;
+pub mod quarantine;
 pub mod quota;
 pub mod record_codec;
 pub mod rehash;

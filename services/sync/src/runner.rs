@@ -469,6 +469,7 @@ impl Runner {
                 let part = RunPart {
                     fence: Some(fence),
                     end: None,
+                    run_id: Some(&run_id),
                 };
                 let counters = &mut run.streams[stream_index];
                 let (prepared, committed) = tokio::join!(
@@ -490,6 +491,7 @@ impl Runner {
                 let part = RunPart {
                     fence: Some(fence),
                     end,
+                    run_id: Some(&run_id),
                 };
                 let counters = &mut run.streams[stream_index];
                 self.commit_page(sync, plan, last, counters, part).await?;

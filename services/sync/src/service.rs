@@ -7,10 +7,11 @@ use plugboard_runtime::storage::{format_time, now_text};
 
 use crate::error::Error;
 use crate::events::{Ingested, WebhookEvents};
+use crate::quarantine::Listed;
 use crate::record_codec;
 use crate::runner::Runner;
 use crate::schedule::Schedule;
-use crate::store::{QuarantineEntry, RunRecord, Store, SyncDefinition};
+use crate::store::{RunRecord, Store, SyncDefinition};
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
 const MAX_PAGE_SIZE: u32 = 1000;
@@ -67,7 +68,9 @@ impl SyncService {
         self.webhooks.ingest(tenant_id, connection_id, events).await
     }
 
-    /// Creates or replaces the sync of a connection; a scheduled one is due at once.
+    /// Creates or replaces the sync of a connection; a scheduled one is due at once. The
+    /// definition is checked against the connector's manifest in the registry first
+    /// ([`crate::manifest_check`]): nothing is stored unchecked.
     pub async fn create_sync(&self, tenant_id: &str, new: NewSync) -> Result<SyncSummary, Error> {
         validate_id("connection_id", &new.connection_id)?;
         validate_id("connector", &new.connector)?;
@@ -93,13 +96,24 @@ impl SyncService {
             validate_id("streams", stream)?;
         }
         let existing = self.store.get_sync(tenant_id, &new.connection_id).await?;
+        if let Some(existing) = &existing
+            && existing.connector != new.connector
+        {
+            return Err(Error::ConnectionOfAnotherConnector {
+                connection_id: new.connection_id,
+                connector: existing.connector.clone(),
+            });
+        }
+        // Last, as it asks another service; a retried create is checked too, as the manifest
+        // may have changed since.
+        crate::manifest_check::against_registry(
+            self.runner.mesh(),
+            &new.connector,
+            &new.streams,
+            &settings,
+        )
+        .await?;
         if let Some(existing) = &existing {
-            if existing.connector != new.connector {
-                return Err(Error::ConnectionOfAnotherConnector {
-                    connection_id: new.connection_id,
-                    connector: existing.connector.clone(),
-                });
-            }
             let same = existing.settings_json == new.settings_json
                 && existing.streams == new.streams
                 && existing.interval_seconds == new.interval_seconds
@@ -312,21 +326,25 @@ impl SyncService {
         Ok((records, next_token, total))
     }
 
+    /// A page of the connection's quarantine: entries no later import resolved, or every one
+    /// with `include_resolved`.
     pub async fn list_quarantine(
         &self,
         tenant_id: &str,
         connection_id: &str,
         page_size: u32,
         page_token: &str,
-    ) -> Result<(Vec<QuarantineEntry>, String), Error> {
+        include_resolved: bool,
+    ) -> Result<(Vec<Listed>, String), Error> {
         self.get_sync(tenant_id, connection_id).await?;
         let after = page_after(page_token)?;
         let limit = clamp_page_size(page_size);
         let entries = self
             .store
-            .list_quarantine(tenant_id, connection_id, &after, limit)
+            .quarantine()
+            .list(tenant_id, connection_id, &after, limit, include_resolved)
             .await?;
-        let next_token = next_page_token(entries.len(), limit, entries.last().map(|e| &e.id));
+        let next_token = next_page_token(entries.len(), limit, entries.last().map(|e| &e.entry.id));
         Ok((entries, next_token))
     }
 

@@ -156,6 +156,8 @@ pub struct RunPart<'a> {
     pub fence: Option<crate::fence::Fence>,
     /// Set on the last page of a stream's read: the read's deletions.
     pub end: Option<crate::stream_end::StreamEnd<'a>>,
+    /// The run, named on the quarantine entries the page's records resolve.
+    pub run_id: Option<&'a str>,
 }
 
 /// The page cache of the SQLite connection page commits use: a run's upserts search the
@@ -204,6 +206,11 @@ impl Store {
             std::sync::Arc::clone(&self.outbox_queued),
             std::sync::Arc::clone(&self.outbox_settled),
         )
+    }
+
+    /// The quarantine of rejected records, for listing.
+    pub fn quarantine(&self) -> crate::quarantine::Quarantine {
+        crate::quarantine::Quarantine::new(self.pool.clone())
     }
 
     pub async fn upsert_sync(&self, sync: &SyncDefinition) -> Result<(), Error> {
@@ -434,6 +441,15 @@ impl Store {
                 outcome.unchanged += 1;
             }
         }
+        crate::quarantine::resolve_imported(
+            &mut transaction,
+            page.tenant_id,
+            page.connection_id,
+            page.stream,
+            &page.records,
+            run.run_id,
+        )
+        .await?;
         for entry in &page.quarantined {
             sqlx::query(
                 "INSERT INTO quarantine (id, tenant_id, connection_id, run_id, stream, external_id, \
@@ -700,40 +716,6 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(count).unwrap_or(0))
-    }
-
-    pub async fn list_quarantine(
-        &self,
-        tenant_id: &str,
-        connection_id: &str,
-        after_id: &str,
-        limit: u32,
-    ) -> Result<Vec<QuarantineEntry>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, run_id, stream, external_id, payload_json, reason, field_path, \
-             quarantined_at FROM quarantine WHERE tenant_id = $1 AND connection_id = $2 \
-             AND id > $3 ORDER BY id LIMIT $4",
-        )
-        .bind(tenant_id)
-        .bind(connection_id)
-        .bind(after_id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QuarantineEntry {
-                    id: row.try_get("id")?,
-                    run_id: row.try_get("run_id")?,
-                    stream: row.try_get("stream")?,
-                    external_id: row.try_get("external_id")?,
-                    payload_json: row.try_get("payload_json")?,
-                    reason: row.try_get("reason")?,
-                    field_path: row.try_get("field_path")?,
-                    quarantined_at: row.try_get("quarantined_at")?,
-                })
-            })
-            .collect()
     }
 }
 

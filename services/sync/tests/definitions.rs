@@ -10,7 +10,7 @@ use plugboard_sync::runner::ReadMode;
 use plugboard_sync::service::NewSync;
 
 mod support;
-use support::service;
+use support::{SETTINGS, service};
 
 const TENANT: &str = "definitions-tenant";
 
@@ -28,13 +28,13 @@ fn bullhorn(connection_id: &str, settings_json: &str) -> NewSync {
 async fn a_create_sent_again_changes_nothing_and_a_redefinition_keeps_the_pause() {
     let (service, store, _) = service().await;
     service
-        .create_sync(TENANT, bullhorn("c-1", r#"{"a":1}"#))
+        .create_sync(TENANT, bullhorn("c-1", SETTINGS))
         .await
         .unwrap();
     let first = store.get_sync(TENANT, "c-1").await.unwrap().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     service
-        .create_sync(TENANT, bullhorn("c-1", r#"{"a":1}"#))
+        .create_sync(TENANT, bullhorn("c-1", SETTINGS))
         .await
         .unwrap();
     let again = store.get_sync(TENANT, "c-1").await.unwrap().unwrap();
@@ -44,11 +44,13 @@ async fn a_create_sent_again_changes_nothing_and_a_redefinition_keeps_the_pause(
     );
 
     service.set_paused(TENANT, "c-1", true).await.unwrap();
+    let other_settings =
+        r#"{"auth_url":"https://auth-west.example","login_url":"https://rest.example"}"#;
     let redefined = service
-        .create_sync(TENANT, bullhorn("c-1", r#"{"a":2}"#))
+        .create_sync(TENANT, bullhorn("c-1", other_settings))
         .await
         .unwrap();
-    assert_eq!(redefined.sync.settings_json, r#"{"a":2}"#);
+    assert_eq!(redefined.sync.settings_json, other_settings);
     assert!(redefined.sync.paused, "redefining resumed a paused sync");
 }
 
@@ -56,12 +58,12 @@ async fn a_create_sent_again_changes_nothing_and_a_redefinition_keeps_the_pause(
 async fn a_connection_keeps_its_connector() {
     let (service, store, _) = service().await;
     service
-        .create_sync(TENANT, bullhorn("c-2", "{}"))
+        .create_sync(TENANT, bullhorn("c-2", SETTINGS))
         .await
         .unwrap();
     let other = NewSync {
         connector: "greenhouse".into(),
-        ..bullhorn("c-2", "{}")
+        ..bullhorn("c-2", SETTINGS)
     };
     let error = service.create_sync(TENANT, other).await.unwrap_err();
     assert!(
@@ -76,7 +78,7 @@ async fn a_connection_keeps_its_connector() {
 async fn missing_ids_unknown_connections_and_entities_are_refused_at_once() {
     let (service, _, _) = service().await;
     service
-        .create_sync(TENANT, bullhorn("c-3", "{}"))
+        .create_sync(TENANT, bullhorn("c-3", SETTINGS))
         .await
         .unwrap();
     let error = service

@@ -49,6 +49,7 @@ fn fenced(fence: Fence) -> RunPart<'static> {
     RunPart {
         fence: Some(fence),
         end: None,
+        run_id: None,
     }
 }
 
@@ -216,6 +217,7 @@ async fn deletions_commit_with_the_last_page_or_not_at_all() {
             RunPart {
                 fence: Some(Fence::of(&lease)),
                 end: Some(end),
+                run_id: None,
             },
         )
         .await
@@ -234,6 +236,7 @@ async fn deletions_commit_with_the_last_page_or_not_at_all() {
             RunPart {
                 fence: Some(Fence::of(&newer)),
                 end: Some(end),
+                run_id: None,
             },
         )
         .await

@@ -8,7 +8,7 @@ use plugboard_sync::Error;
 use plugboard_sync::service::{NewSync, SyncService};
 
 mod support;
-use support::service;
+use support::{SETTINGS, service};
 
 const TENANT: &str = "schedule-tenant";
 
@@ -19,7 +19,7 @@ async fn define(service: &SyncService, connection_id: &str) {
             NewSync {
                 connection_id: connection_id.into(),
                 connector: "bullhorn".into(),
-                settings_json: "{}".into(),
+                settings_json: SETTINGS.into(),
                 streams: Vec::new(),
                 interval_seconds: 0,
             },

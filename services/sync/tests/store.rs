@@ -94,7 +94,8 @@ async fn exercise(store: Store) {
     );
     assert!(
         store
-            .list_quarantine("tenant-b", "c1", "", 10)
+            .quarantine()
+            .list("tenant-b", "c1", "", 10, true)
             .await
             .unwrap()
             .is_empty()
@@ -142,11 +143,13 @@ async fn exercise(store: Store) {
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1].content_hash, "h2-changed");
     let quarantined = store
-        .list_quarantine("tenant-a", "c1", "", 10)
+        .quarantine()
+        .list("tenant-a", "c1", "", 10, false)
         .await
         .unwrap();
     assert_eq!(quarantined.len(), 1);
-    assert_eq!(quarantined[0].field_path, "email");
+    assert_eq!(quarantined[0].entry.field_path, "email");
+    assert_eq!(quarantined[0].resolution, None);
 
     runs_and_pauses(&store).await;
 }
