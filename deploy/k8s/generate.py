@@ -92,6 +92,8 @@ CORE = {
         "port": 8080,
         "http": True,
         "database": True,
+        # One webhook delivery budget per connection for all replicas.
+        "redis": True,
         "calls": ["credentials", "mapping", "sync", "health", "registry"],
         "callers": ["anyone"],
     },

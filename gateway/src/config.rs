@@ -6,6 +6,8 @@ use plugboard_runtime::config::{ConfigError, Env};
 use plugboard_runtime::identity::MeshKey;
 use secrecy::SecretString;
 
+use crate::webhook_budget::DeliveryBudget;
+
 /// Where the gateway listens, its database, its mesh key and the services it fronts.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,6 +28,13 @@ pub struct Config {
     /// built from it (not from the Host header), and with `https` the session cookie is
     /// `Secure`. Unset: `http://` and the request's Host, right for `plugboard dev` only.
     pub public_url: Option<String>,
+    /// `PLUGBOARD_REDIS_URL`: where every gateway replica counts each connection's webhook
+    /// deliveries, so that they share one budget. Unset: each replica counts its own, right
+    /// for one replica (dev mode). A Redis that is away later is no error: replicas then count
+    /// on their own until it answers.
+    pub redis_url: Option<String>,
+    /// Webhook deliveries a connection may send per window (not read from the environment).
+    pub webhook_budget: DeliveryBudget,
 }
 
 impl Config {
@@ -57,6 +66,8 @@ impl Config {
             health_addr: address(env, "PLUGBOARD_HEALTH_ADDR")?,
             registry_addr: address(env, "PLUGBOARD_REGISTRY_ADDR")?,
             public_url: public_url(env)?,
+            redis_url: env.redis_url()?,
+            webhook_budget: DeliveryBudget::default(),
         })
     }
 }
@@ -179,6 +190,22 @@ mod tests {
         let config = Config::from_env(&Env::from_pairs(complete())).unwrap();
         assert_eq!(config.listen_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(config.registry_addr, "registry:50055");
+        assert_eq!(config.redis_url, None);
+    }
+
+    #[test]
+    fn a_malformed_redis_url_is_named() {
+        let mut pairs = complete();
+        pairs.push(("PLUGBOARD_REDIS_URL", "redis://redis:port"));
+        let error = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
+        assert!(
+            error.to_string().starts_with("PLUGBOARD_REDIS_URL="),
+            "{error}"
+        );
+        let mut pairs = complete();
+        pairs.push(("PLUGBOARD_REDIS_URL", "redis://redis:6379"));
+        let config = Config::from_env(&Env::from_pairs(pairs)).unwrap();
+        assert_eq!(config.redis_url.as_deref(), Some("redis://redis:6379"));
     }
 
     #[test]

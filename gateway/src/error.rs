@@ -43,7 +43,7 @@ pub enum Error {
     #[error("the webhook's signature or timestamp is not valid")]
     WebhookRejected,
     #[error("too many webhook deliveries for this connection; retry later")]
-    WebhookRateLimited,
+    WebhookRateLimited { retry_after: std::time::Duration },
     /// The connector's manifest declares no webhooks: deliveries could only be refused.
     #[error("{0} does not send webhooks; its changes arrive by scheduled sync")]
     WebhooksUnsupported(String),
@@ -75,6 +75,8 @@ pub enum Error {
     Template(#[from] minijinja::Error),
     #[error("http server failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("PLUGBOARD_REDIS_URL: {0}")]
+    Redis(String),
 }
 
 impl Error {
@@ -96,7 +98,8 @@ impl ServiceError for Error {
             | Error::MeshKey(_)
             | Error::Address { .. }
             | Error::Template(_)
-            | Error::Serve(_) => ErrorKind::Internal,
+            | Error::Serve(_)
+            | Error::Redis(_) => ErrorKind::Internal,
             Error::ApiKeyTooShort
             | Error::InvalidTenantId(_)
             | Error::InvalidForm(_)
@@ -105,7 +108,7 @@ impl ServiceError for Error {
             Error::ApiKeyInUse | Error::WebhookEndpointTaken(_) => ErrorKind::AlreadyExists,
             Error::WebhookEndpointNotFound => ErrorKind::NotFound,
             Error::WebhookRejected => ErrorKind::Unauthenticated,
-            Error::WebhookRateLimited => ErrorKind::ResourceExhausted,
+            Error::WebhookRateLimited { .. } => ErrorKind::ResourceExhausted,
             Error::ConnectExpired | Error::ConnectDenied | Error::WebhooksUnsupported(_) => {
                 ErrorKind::FailedPrecondition
             }
@@ -140,7 +143,7 @@ impl ServiceError for Error {
             Error::WebhookEndpointNotFound => "WEBHOOK_ENDPOINT_NOT_FOUND",
             Error::WebhookEndpointTaken(_) => "WEBHOOK_ENDPOINT_TAKEN",
             Error::WebhookRejected => "WEBHOOK_REJECTED",
-            Error::WebhookRateLimited => "WEBHOOK_RATE_LIMITED",
+            Error::WebhookRateLimited { .. } => "WEBHOOK_RATE_LIMITED",
             Error::WebhooksUnsupported(_) => "WEBHOOKS_UNSUPPORTED",
             Error::InvalidForm(_) => "INVALID_FORM",
             Error::InvalidBody(_) => "INVALID_BODY",
@@ -150,6 +153,7 @@ impl ServiceError for Error {
             Error::Address { .. } => "SERVICE_ADDRESS_INVALID",
             Error::Template(_) => "TEMPLATE_FAILED",
             Error::Serve(_) => "HTTP_SERVER_FAILED",
+            Error::Redis(_) => "REDIS_URL_INVALID",
         }
     }
 }
@@ -211,6 +215,14 @@ impl IntoResponse for Error {
         let (status, code, message) = self.public_parts();
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
         let mut response = (status, Json(body)).into_response();
+        if let Error::WebhookRateLimited { retry_after } = &self {
+            // Whole seconds, rounded up: a partner retrying at once would only be refused again.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds.max(1)),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED && !matches!(self, Error::WebhookRejected) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -225,7 +237,7 @@ impl plugboard_runtime::process::RunError for Error {
     fn is_configuration(&self) -> bool {
         match self {
             Error::Storage(error) => error.is_configuration(),
-            Error::MeshKey(_) | Error::Address { .. } => true,
+            Error::MeshKey(_) | Error::Address { .. } | Error::Redis(_) => true,
             _ => false,
         }
     }

@@ -28,7 +28,8 @@
 //! (channels, signed clients, health probes), [`oauth`] and [`oauth_store`] (the OAuth
 //! connect flow and its tables), [`integrations`] (merging sync, health and registry into one
 //! view), [`api`] (JSON routes), [`dashboard`] (HTML routes), [`webhooks`] (partner webhook
-//! route and its enabling API and form), [`settings`] (the notification webhook page),
+//! route and its enabling API and form), [`webhook_budget`] (deliveries per connection, shared
+//! by the replicas through Redis), [`settings`] (the notification webhook page),
 //! [`manifests`] (the cached connector manifests), [`documents`] (documents to parse),
 //! [`json_body`] (REST request bodies refused in the error envelope), [`routes`] (router and
 //! request spans), [`error`].
@@ -41,8 +42,10 @@
 //! - There is no TLS here: it ends at the proxy or Ingress in front. With
 //!   `PLUGBOARD_PUBLIC_URL=https://…` cookies are `Secure` and OAuth callbacks use that origin.
 //! - No rate limit on failed logins; keys have 256 bits of entropy, but logs could flood.
-//! - Webhook rate limits are per gateway replica (in memory), not shared through Redis.
-//!   TODO(#6).
+//! - A connection's webhook budget is a fixed window in Redis, so up to twice the budget can
+//!   pass around a window's edge; each replica's own count (always kept, and alone while Redis
+//!   is away) refills evenly. The budget is the same for every connection and set in code
+//!   ([`webhook_budget::DeliveryBudget`]), not per partner or by the environment.
 //! - Keys are revoked by the operator (`plugboard tenant revoke-key`, which ends the key's
 //!   sessions); the dashboard has no page to list or revoke a tenant's keys. TODO(#7).
 
@@ -64,10 +67,12 @@ pub mod oauth_store;
 pub mod routes;
 pub mod settings;
 pub mod tenants;
+pub mod webhook_budget;
 pub mod webhooks;
 
 use std::future::Future;
 
+use plugboard_runtime::budget::SharedBudgets;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -94,7 +99,25 @@ pub async fn run_with_store(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let mesh = mesh::Mesh::new(&config)?;
-    let state = routes::AppState::new(store, mesh)?.with_public_url(config.public_url.as_deref());
+    let shared = match &config.redis_url {
+        Some(url) => {
+            // Connected on first use: a Redis that is away now must not keep webhooks out.
+            let budgets = SharedBudgets::lazy(url, webhook_budget::KEY_PREFIX)
+                .map_err(|error| Error::Redis(error.to_string()))?;
+            tracing::info!("webhook delivery budgets shared with the other replicas through redis");
+            Some(budgets)
+        }
+        None => {
+            tracing::info!(
+                "no PLUGBOARD_REDIS_URL: webhook delivery budgets are counted in this replica only"
+            );
+            None
+        }
+    };
+    let limiter = webhook_budget::DeliveryLimiter::new(config.webhook_budget, shared);
+    let state = routes::AppState::new(store, mesh)?
+        .with_webhooks(webhooks::Relay::new(limiter))
+        .with_public_url(config.public_url.as_deref());
     if state.public_url.is_none() {
         tracing::warn!(
             "PLUGBOARD_PUBLIC_URL is not set: OAuth callbacks use http:// and the Host header, \

@@ -39,6 +39,12 @@ impl AppState {
         })
     }
 
+    /// The webhook route's state, with its delivery budget (shared through Redis or not).
+    pub fn with_webhooks(mut self, relay: webhooks::Relay) -> AppState {
+        self.webhooks = Arc::new(relay);
+        self
+    }
+
     pub fn with_public_url(mut self, public_url: Option<&str>) -> AppState {
         self.public_url = public_url.map(Arc::from);
         self

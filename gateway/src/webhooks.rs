@@ -3,12 +3,15 @@
 //! `POST /webhooks/{connector}/{connection_id}` needs no key (partners cannot send ours): the
 //! tenant is the one that registered the connection's route ([`crate::tenants`]), never
 //! anything in the delivery. The body is kept byte for byte (the signature covers it) and
-//! capped at [`MAX_BODY_BYTES`]; each connection gets [`DELIVERIES_PER_SECOND`] with a burst
-//! of [`DELIVERY_BURST`]. The connector, resolved through the registry, verifies the delivery
+//! capped at [`MAX_BODY_BYTES`]. Each connection has a budget of deliveries
+//! ([`crate::webhook_budget`]), one for every gateway replica when `PLUGBOARD_REDIS_URL` is
+//! set; a spent budget is answered 429 with `Retry-After`. The connector, resolved through the registry, verifies the delivery
 //! with the connection's webhook secret (`HandleWebhook`); a forged, wrongly signed or too old
 //! delivery gets 401 and nothing else happens. Verified events go to sync
-//! (`IngestWebhookEvents`), which drops repeats, ignores stale events, tombstones deletes and
-//! reads the changed stream; the partner gets 200 once sync has them durably.
+//! (`IngestWebhookEvents`, in order, at most [`EVENTS_PER_INGEST`] a call), which drops repeats,
+//! ignores stale events, tombstones deletes and reads the changed stream; the partner gets 200
+//! once sync has them durably, with the counts and, for a batched delivery, the elements the
+//! connector refused (`rejected`: index and reason), which no retry would change.
 //!
 //! `PUT /api/v1/integrations/{id}/webhook` (bearer API key, `{"secret": "..."}`) stores the
 //! secret the tenant configured at the partner as the connection's webhook secret in
@@ -16,7 +19,6 @@
 //! integration page's form (`POST /integrations/{id}/webhook`, field `secret`) does the same.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 
 use axum::body::Bytes;
@@ -24,7 +26,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::json;
 use tonic::transport::Channel;
@@ -42,12 +43,12 @@ use crate::error::Error;
 use crate::json_body::JsonBody;
 use crate::mesh::CALL_TIMEOUT;
 use crate::routes::AppState;
+use crate::webhook_budget::{DeliveryBudget, DeliveryLimiter};
 
-/// Largest delivery accepted; partners send single events of a few kilobytes.
+/// Largest delivery accepted; single events are a few kilobytes, a batch some dozens of them.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Sustained deliveries per second and connection, and the burst above it.
-pub const DELIVERIES_PER_SECOND: u32 = 20;
-pub const DELIVERY_BURST: u32 = 100;
+/// Events handed to sync in one call (sync takes at most 100).
+pub const EVENTS_PER_INGEST: usize = 100;
 /// Connector channels kept before the cache starts over (instances come and go).
 const MAX_CHANNELS: usize = 256;
 /// Headers never handed on: they carry nothing a signature covers and may carry credentials.
@@ -55,24 +56,25 @@ const DROPPED_HEADERS: &[&str] = &["cookie", "authorization", "proxy-authorizati
 
 /// What the webhook route keeps between deliveries.
 pub struct Relay {
-    limiter: DefaultKeyedRateLimiter<String>,
+    limiter: DeliveryLimiter,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Default for Relay {
+    /// The default budget, counted in this replica only.
     fn default() -> Relay {
-        let quota = Quota::per_second(
-            NonZeroU32::new(DELIVERIES_PER_SECOND).expect("the rate is a non-zero constant"),
-        )
-        .allow_burst(NonZeroU32::new(DELIVERY_BURST).expect("the burst is a non-zero constant"));
-        Relay {
-            limiter: RateLimiter::keyed(quota),
-            channels: Mutex::new(HashMap::new()),
-        }
+        Relay::new(DeliveryLimiter::new(DeliveryBudget::default(), None))
     }
 }
 
 impl Relay {
+    pub fn new(limiter: DeliveryLimiter) -> Relay {
+        Relay {
+            limiter,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn channel(&self, address: &str) -> Result<Channel, Error> {
         // Plain data: a panic elsewhere cannot leave the map half-written.
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
@@ -81,7 +83,7 @@ impl Relay {
         }
         if channels.len() >= MAX_CHANNELS {
             channels.clear();
-            self.limiter.retain_recent();
+            self.limiter.forget_idle();
         }
         let channel = lazy_channel(address).map_err(|source| Error::Address {
             service: "connector",
@@ -119,14 +121,12 @@ async fn relay(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, Error> {
     // Unknown ids are limited too, so probing for routes costs the prober, not the database.
-    if state
-        .webhooks
-        .limiter
-        .check_key(&connection_id.to_owned())
-        .is_err()
-    {
-        tracing::info!(connection_id, "webhook deliveries rate limited");
-        return Err(Error::WebhookRateLimited);
+    if let Err(retry_after) = state.webhooks.limiter.check_replica(connection_id) {
+        tracing::info!(
+            connection_id,
+            "webhook deliveries rate limited by this replica"
+        );
+        return Err(Error::WebhookRateLimited { retry_after });
     }
     let endpoint = state
         .store
@@ -135,6 +135,19 @@ async fn relay(
         .filter(|endpoint| endpoint.connector == connector)
         .ok_or(Error::WebhookEndpointNotFound)?;
     let tenant_id = endpoint.tenant_id;
+    if let Err(retry_after) = state
+        .webhooks
+        .limiter
+        .check_shared(&tenant_id, connection_id)
+        .await
+    {
+        tracing::info!(
+            connection_id,
+            tenant_id,
+            "webhook deliveries rate limited across replicas"
+        );
+        return Err(Error::WebhookRateLimited { retry_after });
+    }
 
     let resolved = state
         .mesh
@@ -178,6 +191,20 @@ async fn relay(
         }
         Err(status) => return Err(Error::upstream("connector", &status)),
     };
+    if !verified.rejected.is_empty() {
+        // One line per delivery: a partner sending a malformed batch over and over must not
+        // flood the log with one line per element.
+        let first = &verified.rejected[0];
+        tracing::warn!(
+            connection_id,
+            tenant_id,
+            connector,
+            rejected = verified.rejected.len(),
+            first_index = first.index,
+            first_reason = %first.reason,
+            "webhook events refused; the delivery's other events go on"
+        );
+    }
     let events: Vec<InboundEvent> = verified
         .events
         .into_iter()
@@ -192,26 +219,42 @@ async fn relay(
             deleted: event.deleted,
         })
         .collect();
-    let ingested = state
-        .mesh
-        .sync_for(&tenant_id)
-        .ingest_webhook_events(with_timeout(IngestWebhookEventsRequest {
-            connection_id: connection_id.to_owned(),
-            events,
-        }))
-        .await
-        .map_err(|status| Error::upstream("sync", &status))?
-        .into_inner();
+    let (mut accepted, mut duplicates, mut ignored) = (0, 0, 0);
+    // In order, a call at a time: a failed call fails the delivery, and the partner's retry
+    // finds the events already taken to be duplicates.
+    for chunk in events.chunks(EVENTS_PER_INGEST) {
+        let ingested = state
+            .mesh
+            .sync_for(&tenant_id)
+            .ingest_webhook_events(with_timeout(IngestWebhookEventsRequest {
+                connection_id: connection_id.to_owned(),
+                events: chunk.to_vec(),
+            }))
+            .await
+            .map_err(|status| Error::upstream("sync", &status))?
+            .into_inner();
+        accepted += ingested.accepted;
+        duplicates += ingested.duplicates;
+        ignored += ingested.ignored;
+    }
     tracing::debug!(
         connection_id,
-        accepted = ingested.accepted,
-        duplicates = ingested.duplicates,
+        accepted,
+        duplicates,
+        ignored,
+        rejected = verified.rejected.len(),
         "webhook delivery taken"
     );
+    let rejected: Vec<serde_json::Value> = verified
+        .rejected
+        .iter()
+        .map(|rejected| json!({"index": rejected.index, "reason": rejected.reason}))
+        .collect();
     Ok(Json(json!({
-        "accepted": ingested.accepted,
-        "duplicates": ingested.duplicates,
-        "ignored": ingested.ignored,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "ignored": ignored,
+        "rejected": rejected,
     })))
 }
 

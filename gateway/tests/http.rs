@@ -49,6 +49,8 @@ async fn start_gateway_at(services: &Services, public_url: Option<&str>) -> Gate
         health_addr: services.health.clone(),
         registry_addr: services.registry.clone(),
         public_url: public_url.map(str::to_owned),
+        redis_url: None,
+        webhook_budget: plugboard_gateway::webhook_budget::DeliveryBudget::default(),
     };
     tokio::spawn(async move { run(config, listener, std::future::pending()).await.unwrap() });
 

@@ -27,7 +27,7 @@ impl OwnRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server and starts it again on the same port, empty.
+    /// Kills the server (if it runs) and starts it again on the same port, empty.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         self.spawn().await
@@ -66,7 +66,8 @@ impl OwnRedis {
         .await
     }
 
-    fn stop(&mut self) {
+    /// Kills the server: the port is closed until [`OwnRedis::restart`].
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -435,6 +435,21 @@ fn every_service_and_connector_is_deployed_with_probes_in_every_overlay() {
                 "{overlay}: {connector} cannot reach credentials to lease access"
             );
         }
+        // Where the overlay brings its own Redis, everything configured to use it may reach it.
+        if objects.contains_key(&("Deployment".to_owned(), "redis".to_owned())) {
+            let redis_callers = allowed_callers(&objects, "redis");
+            for ((kind, name), deployment) in &objects {
+                let uses_redis = deployment["spec"]["template"]["spec"]["containers"]
+                    .to_string()
+                    .contains("\"PLUGBOARD_REDIS_URL\"");
+                if kind == "Deployment" && uses_redis {
+                    assert!(
+                        redis_callers.contains(name),
+                        "{overlay}: {name} is given PLUGBOARD_REDIS_URL but cannot reach redis"
+                    );
+                }
+            }
+        }
         let open: Vec<&String> = objects
             .iter()
             .filter(|((kind, _), object)| {

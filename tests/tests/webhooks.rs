@@ -8,6 +8,7 @@
 //! patched at test time with what Greenhouse does not offer (a signed timestamp and a
 //! deleted-records endpoint, both sandbox test fixtures): a replay outside the tolerance gets
 //! 401, and the endpoint's deletions become tombstones, never after a failed read.
+//! `greenhouse-batch` is the folder patched to take events batched as BambooHR sends them.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ use serde_json::{Value, json};
 
 const REAL: &str = "gh-hooks";
 const FIXTURE: &str = "ghf-hooks";
+/// The connection of the batched connector, and the connector.
+const BATCHED: &str = "ghb-hooks";
+const BATCH_CONNECTOR: &str = "greenhouse-batch";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -38,30 +42,60 @@ fn repo() -> PathBuf {
 
 /// The Greenhouse folder with a signed timestamp and a deleted-records endpoint, renamed.
 fn fixture_connector(dir: &Path) -> PathBuf {
+    patched_connector(dir, "greenhouse-fixture", |manifest| {
+        let patched = manifest
+            .replace(
+                "signature: {algorithm: hmac_sha256, header: Signature, prefix: \"sha256 \"}",
+                "signature: {algorithm: hmac_sha256, header: Signature, prefix: \"sha256 \", \
+                 timestamp_header: X-Fixture-Timestamp, tolerance_seconds: 300, \
+                 signed_payload: \"{{ timestamp }}.{{ body }}\"}",
+            )
+            .replace(
+                "    incremental: {param: updated_after, field: updated_at}\n  jobs:",
+                "    incremental: {param: updated_after, field: updated_at}\n    deletes: {type: \
+                 endpoint, path: /_fixture/v1/candidates/deleted, records: /items, id: candidateId, \
+                 deleted_at: deletedAt}\n  jobs:",
+            );
+        assert!(patched.contains("X-Fixture-Timestamp") && patched.contains("_fixture"));
+        patched
+    })
+}
+
+/// The Greenhouse folder whose webhooks come batched the way BambooHR's employee webhooks do
+/// (`tests/fixtures/webhooks/`): the candidates under `/employees`, one signature over the body
+/// and the timestamp.
+fn batch_connector(dir: &Path) -> PathBuf {
+    patched_connector(dir, BATCH_CONNECTOR, |manifest| {
+        let (streams, _) = manifest.split_once("\nwebhooks:\n").unwrap();
+        format!(
+            "{streams}\nwebhooks:
+  path: /webhooks/{BATCH_CONNECTOR}
+  signature: {{algorithm: hmac_sha256, header: X-BambooHR-Signature, timestamp_header: \
+             X-BambooHR-Timestamp, tolerance_seconds: 300, \
+             signed_payload: \"{{{{ body }}}}{{{{ timestamp }}}}\"}}
+  event_array: /employees
+  event_type: /action
+  occurred_at: /timestamp
+  events:
+    Updated: {{entity: candidate, id: /id}}
+    Deleted: {{entity: candidate, id: /id, delete: true}}
+"
+        )
+    })
+}
+
+/// A copy of the Greenhouse folder named `name`, its manifest passed through `patch`.
+fn patched_connector(dir: &Path, name: &str, patch: impl Fn(String) -> String) -> PathBuf {
     let source = repo().join("services/connector-greenhouse");
-    let target = dir.join("connector-greenhouse-fixture");
+    let target = dir.join(format!("connector-{name}"));
     std::fs::create_dir_all(target.join("mappings")).unwrap();
     let manifest = std::fs::read_to_string(source.join("manifest.yaml")).unwrap();
-    let patched = manifest
-        .replace("name: greenhouse\n", "name: greenhouse-fixture\n")
-        .replace(
-            "signature: {algorithm: hmac_sha256, header: Signature, prefix: \"sha256 \"}",
-            "signature: {algorithm: hmac_sha256, header: Signature, prefix: \"sha256 \", \
-             timestamp_header: X-Fixture-Timestamp, tolerance_seconds: 300, \
-             signed_payload: \"{{ timestamp }}.{{ body }}\"}",
-        )
-        .replace(
-            "    incremental: {param: updated_after, field: updated_at}\n  jobs:",
-            "    incremental: {param: updated_after, field: updated_at}\n    deletes: {type: \
-             endpoint, path: /_fixture/v1/candidates/deleted, records: /items, id: candidateId, \
-             deleted_at: deletedAt}\n  jobs:",
-        );
-    assert!(patched.contains("X-Fixture-Timestamp") && patched.contains("_fixture"));
-    std::fs::write(target.join("manifest.yaml"), patched).unwrap();
+    let renamed = manifest.replace("name: greenhouse\n", &format!("name: {name}\n"));
+    std::fs::write(target.join("manifest.yaml"), patch(renamed)).unwrap();
     for entry in std::fs::read_dir(source.join("mappings")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let renamed = text.replace("connector: greenhouse", "connector: greenhouse-fixture");
+        let renamed = text.replace("connector: greenhouse", &format!("connector: {name}"));
         std::fs::write(
             target.join("mappings").join(path.file_name().unwrap()),
             renamed,
@@ -81,7 +115,11 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start() -> anyhow::Result<Harness> {
+    /// The mesh's services as `plugboard` processes, and a connector process for each
+    /// `(name, folder)` that `connectors` makes (given the test's own directory).
+    async fn start(
+        connectors: impl FnOnce(&Path) -> Vec<(&'static str, PathBuf)>,
+    ) -> anyhow::Result<Harness> {
         let dir = std::env::temp_dir().join(format!("pb-webhooks-{}", uuid::Uuid::new_v4()));
         let mut options =
             GreenhouseOptions::new(&repo().join("../shared/partners/greenhouse/harvest"));
@@ -98,16 +136,8 @@ impl Harness {
         let mesh_key = format!("webhooks-mesh-key-{}", uuid::Uuid::new_v4().simple());
         let master = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
         let addr = || format!("127.0.0.1:{}", free_port());
-        let (registry, credentials, health, mapping, sync, gateway, real, fixture) = (
-            addr(),
-            addr(),
-            addr(),
-            addr(),
-            addr(),
-            addr(),
-            addr(),
-            addr(),
-        );
+        let (registry, credentials, health, mapping, sync, gateway) =
+            (addr(), addr(), addr(), addr(), addr(), addr());
         let common: Vec<(String, String)> = [
             ("PLUGBOARD_DATABASE_URL", database_url.as_str()),
             ("PLUGBOARD_MESH_KEY", mesh_key.as_str()),
@@ -146,29 +176,23 @@ impl Harness {
                 &logs,
             ));
         }
-        let real_dir = repo().join("services/connector-greenhouse");
-        let fixture_dir = fixture_connector(&dir);
-        for (name, folder, listen) in [
-            ("connector-greenhouse", &real_dir, &real),
-            ("connector-greenhouse-fixture", &fixture_dir, &fixture),
-        ] {
+        let mut connector_addrs = Vec::new();
+        for (name, folder) in connectors(&dir) {
+            let listen = addr();
             let folder = folder.to_string_lossy().into_owned();
             processes.push(Process::start(
-                name,
+                &format!("connector-{name}"),
                 &["connector", "serve", &folder],
-                &env(listen),
+                &env(&listen),
                 &logs,
             ));
+            connector_addrs.push((name, listen));
         }
-        for listen in [
-            &registry,
-            &credentials,
-            &health,
-            &mapping,
-            &sync,
-            &real,
-            &fixture,
-        ] {
+        let services = [&registry, &credentials, &health, &mapping, &sync];
+        for listen in services
+            .into_iter()
+            .chain(connector_addrs.iter().map(|(_, listen)| listen))
+        {
             wait_serving(listen, Duration::from_secs(60))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}; logs in {}", logs.display()))?;
@@ -180,7 +204,8 @@ impl Harness {
         let channel = plugboard_runtime::channel::lazy_channel(&registry)?;
         let registry_client =
             RegistryServiceClient::with_interceptor(channel, clients.credentials.clone());
-        for connector in ["greenhouse", "greenhouse-fixture"] {
+        for (connector, _) in &connector_addrs {
+            let connector = *connector;
             eventually(
                 &format!("{connector} to register"),
                 Duration::from_secs(30),
@@ -353,7 +378,13 @@ impl Harness {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_and_partner_deletes_reach_the_store_through_the_mesh() -> anyhow::Result<()> {
-    let harness = Harness::start().await?;
+    let harness = Harness::start(|dir| {
+        vec![
+            ("greenhouse", repo().join("services/connector-greenhouse")),
+            ("greenhouse-fixture", fixture_connector(dir)),
+        ]
+    })
+    .await?;
     let url = harness.connect(REAL, "greenhouse").await?;
     let ids = harness.candidate_ids().await?;
     let (changed, late, deleted) = (ids[0], ids[1], ids[2]);
@@ -562,6 +593,132 @@ async fn webhooks_and_partner_deletes_reach_the_store_through_the_mesh() -> anyh
         .sum();
     assert_eq!(deleted_count, 1, "{read:?}");
     assert_eq!(harness.first_name(FIXTURE, gone).await?, None);
+    Ok(())
+}
+
+/// One signed delivery carrying several events, shaped as BambooHR's batched employee webhooks
+/// (`tests/fixtures/webhooks/bamboohr-employees.json`): each element is an event of its own
+/// through gateway, connector (signature checked once, with the secret leased from
+/// credentials) and sync, dropped as a duplicate on its own; the element without an id is
+/// refused alone; a body without the array is refused whole, naming the pointer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_delivery_becomes_one_event_per_element() -> anyhow::Result<()> {
+    let harness = Harness::start(|dir| vec![(BATCH_CONNECTOR, batch_connector(dir))]).await?;
+    let url = harness.connect(BATCHED, BATCH_CONNECTOR).await?;
+    let ids = harness.candidate_ids().await?;
+    let (changed, later, deleted) = (ids[0], ids[1], ids[2]);
+    harness
+        .admin(
+            "touch",
+            json!({"stream": "candidates", "ids": [changed], "changes": {"first_name": "Batched"}}),
+        )
+        .await?;
+
+    // The fixture's employees become candidates of the sandbox, changed now.
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(
+        repo().join("tests/fixtures/webhooks/bamboohr-employees.json"),
+    )?)?;
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut employees = fixture["employees"].as_array().unwrap().clone();
+    assert_eq!(employees.len(), 3);
+    assert!(
+        employees[1].get("id").is_none(),
+        "the fixture's second element has no id"
+    );
+    employees[0]["id"] = json!(changed.to_string());
+    employees[2]["id"] = json!(deleted.to_string());
+    for employee in &mut employees {
+        employee["timestamp"] = json!(now);
+    }
+    let batched =
+        |batch: Value| json!({"scheme": "batched", "batch": batch, "action": "", "id": 0});
+
+    let (status, answer) = harness
+        .deliver(&url, batched(json!({ "employees": employees })))
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(2), Some(0)),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["rejected"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    assert_eq!(answer["rejected"][0]["index"], 1, "{answer}");
+    assert_eq!(
+        answer["rejected"][0]["reason"], "no record id at /id for event type \"Updated\"",
+        "{answer}"
+    );
+    eventually(
+        "the targeted read to bring the batched change",
+        Duration::from_secs(60),
+        || async {
+            harness
+                .first_name(BATCHED, changed)
+                .await
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("Batched")
+        },
+    )
+    .await?;
+    assert_eq!(
+        harness.first_name(BATCHED, deleted).await?,
+        None,
+        "the Deleted element tombstoned its candidate"
+    );
+
+    // The partner's retry of the whole delivery: every event a duplicate, one by one.
+    let (status, answer) = harness
+        .deliver(&url, json!({"variant": "repeat", "action": "", "id": 0}))
+        .await?;
+    assert_eq!(
+        (
+            status,
+            answer["accepted"].as_u64(),
+            answer["duplicates"].as_u64()
+        ),
+        (200, Some(0), Some(2)),
+        "{answer}"
+    );
+    // A new batch repeating one element beside a new one: only the repeat is dropped.
+    let mut update = employees[0].clone();
+    update["id"] = json!(later.to_string());
+    let (status, answer) = harness
+        .deliver(
+            &url,
+            batched(json!({"employees": [employees[0].clone(), update]})),
+        )
+        .await?;
+    assert_eq!(
+        (
+            status,
+            answer["accepted"].as_u64(),
+            answer["duplicates"].as_u64()
+        ),
+        (200, Some(1), Some(1)),
+        "{answer}"
+    );
+
+    // Signed, but not where the manifest says the events are: refused whole, precisely.
+    let (status, answer) = harness
+        .deliver(&url, batched(json!({ "employee": employees })))
+        .await?;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("no array of events at /employees"),
+        "{answer}"
+    );
+    // The signature covers the whole batch: signed with another secret, nothing is taken.
+    let mut wrong = batched(json!({ "employees": employees }));
+    wrong["variant"] = json!("wrong_secret");
+    let (status, answer) = harness.deliver(&url, wrong).await?;
+    assert_eq!(status, 401, "{answer}");
     Ok(())
 }
 

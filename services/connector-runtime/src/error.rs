@@ -21,6 +21,10 @@ pub enum Error {
     DocumentNotParsed(String),
     #[error("webhook rejected: {0}")]
     WebhookRejected(String),
+    /// A delivery that passed its signature check but is not shaped as the manifest says (no
+    /// event array where `event_array` points): the partner changed, or the manifest is wrong.
+    #[error("webhook not readable: {0}")]
+    WebhookUnreadable(String),
     #[error("the manifest asks for {0}, which this runtime does not support yet")]
     Unsupported(String),
     /// The partner refused the connection's credentials: the customer must reconnect.
@@ -77,7 +81,8 @@ impl ServiceError for Error {
             | Error::InvalidCheckpoint(_)
             | Error::InvalidWrite(_)
             | Error::InvalidDocument(_)
-            | Error::DocumentNotParsed(_) => ErrorKind::InvalidArgument,
+            | Error::DocumentNotParsed(_)
+            | Error::WebhookUnreadable(_) => ErrorKind::InvalidArgument,
             // A delivery that fails its signature or timestamp check is not from the partner.
             Error::WebhookRejected(_) => ErrorKind::Unauthenticated,
             Error::WebhookSecretMissing | Error::NoWebhooks(_) => ErrorKind::FailedPrecondition,
@@ -110,6 +115,7 @@ impl ServiceError for Error {
             Error::InvalidDocument(_) => "INVALID_DOCUMENT",
             Error::DocumentNotParsed(_) => "DOCUMENT_NOT_PARSED",
             Error::WebhookRejected(_) => "WEBHOOK_REJECTED",
+            Error::WebhookUnreadable(_) => "WEBHOOK_UNREADABLE",
             Error::Unsupported(_) => "MANIFEST_FEATURE_UNSUPPORTED",
             Error::CredentialsRejected(_) => "CREDENTIALS_REJECTED",
             Error::CredentialMissing => "CREDENTIAL_NOT_FOUND",

@@ -61,12 +61,18 @@
 //! - A write with `mapping: true` takes the body sync sends with it (`WriteRequest.mapped`,
 //!   made by the mapping service with the tenant's overrides); a caller that sends none gets
 //!   the connector's own copy of the outbound spec, compiled at start, without overrides.
-//! - A delivery carries one event; partners that batch several events per request need a
-//!   manifest notion of an event array. TODO(#6).
+//! - A batched delivery (`webhooks.event_array`) has its events in one array with the same
+//!   pointers for every element: a partner mixing event shapes in one array, or nesting arrays,
+//!   needs a hook. Each element's pointers are read in the element only, not in the envelope
+//!   around the array. An element is refused on its own (reported back to the gateway, which
+//!   answers the partner with it and logs it); nothing keeps refused elements for a later
+//!   replay. Without an `event_id` pointer an element's id is a digest of its text, so a
+//!   partner re-sending the same change with another field order is a new event (sync then
+//!   ignores it when it is no newer than what it holds).
 //! - A shared request budget counts each account's fixed window in Redis; while Redis is
 //!   unreachable each replica falls back to its own window (the partner's 429s are then the
-//!   backstop), and a fixed window lets a burst of up to twice the budget straddle a window
-//!   boundary.
+//!   backstop; Redis is asked again 2 seconds after a failure and the change is logged once),
+//!   and a fixed window lets a burst of up to twice the budget straddle a window boundary.
 //! - A read that fails sends its error, not the partner requests made since its last page:
 //!   sync learns only the requests of the pages that arrived. TODO(#7).
 //! - Three hook points only: nothing can rewrite a request body (WS-Security), and the login
@@ -216,7 +222,7 @@ pub async fn serve_loaded_with_hooks(
     .with_max_wait_cap(config.max_rate_limit_wait)
     .with_outbound_mappings(&loaded.mappings)?;
     if let Some(url) = &config.redis_url {
-        let budgets = budget::SharedBudgets::connect(url, &name)
+        let budgets = budget::connect(url, &name)
             .await
             .map_err(|e| Error::Startup(format!("PLUGBOARD_REDIS_URL: cannot reach redis: {e}")))?;
         connector = connector.with_shared_budgets(budgets);

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 
 use crate::error::Error;
 use crate::manifest::{Algorithm, Encoding, Webhooks};
@@ -25,6 +26,17 @@ pub struct WebhookEvent {
     pub occurred_at: Option<String>,
 }
 
+/// What one verified delivery carries: its events in order, and the elements of an event array
+/// that are not events, each with its position and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub events: Vec<WebhookEvent>,
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// The longest id or type sync takes (it refuses a whole delivery over one longer field).
+const MAX_FIELD_LEN: usize = 256;
+
 pub struct Verifier {
     spec: Webhooks,
 }
@@ -34,15 +46,52 @@ impl Verifier {
         Verifier { spec }
     }
 
-    /// Verifies one delivery received at `now` (epoch seconds). `headers` are looked up
-    /// without regard to case.
-    pub fn verify(
+    /// Verifies a delivery received at `now` (epoch seconds) once over its whole body, and
+    /// reads its events: the body's one event, or each element of the manifest's `event_array`
+    /// on its own. `headers` are looked up without regard to case.
+    pub fn verify_delivery(
         &self,
         secret: &[u8],
         headers: &[(String, String)],
         body: &[u8],
         now: i64,
-    ) -> Result<WebhookEvent, Error> {
+    ) -> Result<Delivery, Error> {
+        let (payload, digest) = self.authenticate(secret, headers, body, now)?;
+        let Some(pointer) = &self.spec.event_array else {
+            return Ok(Delivery {
+                events: vec![self.single(&payload, &digest)?],
+                rejected: Vec::new(),
+            });
+        };
+        let Some(Value::Array(elements)) = payload.pointer(pointer) else {
+            let shown = if pointer.is_empty() {
+                "the top"
+            } else {
+                pointer
+            };
+            return Err(Error::WebhookUnreadable(format!(
+                "the body has no array of events at {shown} (the manifest's webhooks.event_array)"
+            )));
+        };
+        let mut delivery = Delivery::default();
+        for (index, element) in elements.iter().enumerate() {
+            match self.element(element) {
+                Ok(event) => delivery.events.push(event),
+                Err(reason) => delivery.rejected.push((index, reason)),
+            }
+        }
+        Ok(delivery)
+    }
+
+    /// Checks the signature (and timestamp) over the raw body; returns the body as JSON and
+    /// the signature's digest.
+    fn authenticate(
+        &self,
+        secret: &[u8],
+        headers: &[(String, String)],
+        body: &[u8],
+        now: i64,
+    ) -> Result<(Value, Vec<u8>), Error> {
         let reject = |reason: &str| Error::WebhookRejected(reason.to_owned());
         let signature = &self.spec.signature;
         let header = |name: &str| {
@@ -90,12 +139,21 @@ impl Verifier {
         if !valid {
             return Err(reject("the signature does not match the body"));
         }
-
         let payload: Value =
             serde_json::from_str(text).map_err(|_| reject("the body is not JSON"))?;
+        Ok((payload, digest))
+    }
+
+    /// The body as one event. An event type the manifest maps but whose record id is missing
+    /// is passed on untargeted, as an unmapped one is.
+    fn single(&self, payload: &Value, digest: &[u8]) -> Result<WebhookEvent, Error> {
         let event_type = match payload.pointer(&self.spec.event_type) {
             Some(Value::String(kind)) => kind.clone(),
-            _ => return Err(reject("the body has no event type")),
+            _ => {
+                return Err(Error::WebhookRejected(
+                    "the body has no event type".to_owned(),
+                ));
+            }
         };
         let delivery_id = match self
             .spec
@@ -107,29 +165,86 @@ impl Verifier {
             Some(Value::Number(id)) => id.to_string(),
             // The digest covers the body (and the timestamp, when signed): a retried delivery
             // keeps it, a different event cannot share it.
-            _ => hex::encode(&digest),
+            _ => hex::encode(digest),
         };
         let event = self.spec.events.get(&event_type);
         let target = event.and_then(|event| {
-            let id = match payload.pointer(&event.id)? {
-                Value::String(id) if !id.is_empty() => id.clone(),
-                Value::Number(id) => id.to_string(),
-                _ => return None,
-            };
+            let id = id_at(payload, &event.id)?;
             Some((event.entity.clone(), id, event.delete))
         });
-        let occurred_at = event
-            .and_then(|event| event.occurred_at.as_deref())
-            .or(self.spec.occurred_at.as_deref())
-            .and_then(|pointer| payload.pointer(pointer))
-            .and_then(time_of);
         Ok(WebhookEvent {
+            occurred_at: self.occurred_at(payload, &event_type),
             event_type,
             delivery_id,
             target,
-            occurred_at,
         })
     }
+
+    /// One element of an event array as an event, or why it is not one. Stricter than a
+    /// single delivery: an element cannot be refused without refusing its neighbours, so what
+    /// would make sync refuse the whole batch is caught here, element by element.
+    fn element(&self, element: &Value) -> Result<WebhookEvent, String> {
+        let event_type = match element.pointer(&self.spec.event_type) {
+            Some(Value::String(kind)) if !kind.is_empty() => kind.clone(),
+            _ => return Err(format!("no event type at {}", self.spec.event_type)),
+        };
+        fits("the event type", &event_type)?;
+        let delivery_id = match &self.spec.event_id {
+            Some(pointer) => id_at(element, pointer).ok_or(format!("no event id at {pointer}"))?,
+            // The element's own text: the same element delivered again, alone or in another
+            // batch, is the same event, and two different elements never share it.
+            None => hex::encode(sha2::Sha256::digest(element.to_string().as_bytes())),
+        };
+        fits("the event id", &delivery_id)?;
+        let target = match self.spec.events.get(&event_type) {
+            Some(event) => {
+                let id = id_at(element, &event.id).ok_or(format!(
+                    "no record id at {} for event type {event_type:?}",
+                    event.id
+                ))?;
+                fits("the record id", &id)?;
+                Some((event.entity.clone(), id, event.delete))
+            }
+            None => None,
+        };
+        Ok(WebhookEvent {
+            occurred_at: self.occurred_at(element, &event_type),
+            event_type,
+            delivery_id,
+            target,
+        })
+    }
+
+    /// When the change happened, from the event type's pointer or the webhooks' one.
+    fn occurred_at(&self, payload: &Value, event_type: &str) -> Option<String> {
+        self.spec
+            .events
+            .get(event_type)
+            .and_then(|event| event.occurred_at.as_deref())
+            .or(self.spec.occurred_at.as_deref())
+            .and_then(|pointer| payload.pointer(pointer))
+            .and_then(time_of)
+    }
+}
+
+/// A non-empty string or a number at `pointer`, as text.
+fn id_at(payload: &Value, pointer: &str) -> Option<String> {
+    match payload.pointer(pointer)? {
+        Value::String(id) if !id.is_empty() => Some(id.clone()),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether sync takes `value` as an id or type: not too long, no control characters.
+fn fits(what: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_FIELD_LEN {
+        return Err(format!("{what} is longer than {MAX_FIELD_LEN} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{what} has control characters"));
+    }
+    Ok(())
 }
 
 /// A time written as RFC 3339 text or epoch seconds (milliseconds past 10^11), in UTC.
@@ -179,93 +294,4 @@ pub fn sign(algorithm: Algorithm, secret: &[u8], payload: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::manifest::{Signature, WebhookEvent as EventSpec};
-
-    fn verifier(timestamp: bool, algorithm: Algorithm) -> Verifier {
-        Verifier::new(Webhooks {
-            path: "/x".to_owned(),
-            signature: Signature {
-                algorithm,
-                header: "X-Sig".to_owned(),
-                prefix: "v1=".to_owned(),
-                encoding: Encoding::Hex,
-                timestamp_header: timestamp.then(|| "X-Time".to_owned()),
-                tolerance_seconds: 300,
-                signed_payload: timestamp.then(|| "{{ timestamp }}.{{ body }}".to_owned()),
-            },
-            event_type: "/action".to_owned(),
-            event_id: None,
-            occurred_at: Some("/payload/at".to_owned()),
-            events: BTreeMap::from([(
-                "updated".to_owned(),
-                EventSpec {
-                    entity: "candidate".to_owned(),
-                    id: "/payload/id".to_owned(),
-                    delete: false,
-                    occurred_at: None,
-                },
-            )]),
-        })
-    }
-
-    fn signed(time: i64, body: &[u8]) -> Vec<(String, String)> {
-        let payload = format!("{time}.{}", std::str::from_utf8(body).unwrap());
-        let digest = sign(Algorithm::HmacSha1, b"s", payload.as_bytes());
-        vec![
-            ("x-sig".to_owned(), format!("v1={}", hex::encode(digest))),
-            ("X-Time".to_owned(), time.to_string()),
-        ]
-    }
-
-    #[test]
-    fn signed_deliveries_pass_and_forged_or_stale_ones_fail() {
-        let body = br#"{"action":"updated","payload":{"id":7,"at":"2026-01-02T03:04:05+01:00"}}"#;
-        let verifier = verifier(true, Algorithm::HmacSha1);
-        let event = verifier
-            .verify(b"s", &signed(1000, body), body, 1010)
-            .unwrap();
-        assert_eq!(
-            event.target,
-            Some(("candidate".to_owned(), "7".to_owned(), false))
-        );
-        assert_eq!(
-            event.occurred_at.as_deref(),
-            Some("2026-01-02T02:04:05.000Z")
-        );
-        // The same delivery again is the same event, for sync to drop.
-        let again = verifier
-            .verify(b"s", &signed(1000, body), body, 1020)
-            .unwrap();
-        assert_eq!(again.delivery_id, event.delivery_id);
-        let forged = br#"{"action":"updated","payload":{"id":8}}"#;
-        assert!(
-            verifier
-                .verify(b"s", &signed(1000, body), forged, 1010)
-                .is_err()
-        );
-        assert!(
-            verifier
-                .verify(b"wrong", &signed(1001, body), body, 1010)
-                .is_err()
-        );
-        let stale = verifier.verify(b"s", &signed(100, body), body, 1010);
-        assert!(stale.unwrap_err().to_string().contains("tolerance"));
-    }
-
-    #[test]
-    fn times_are_read_as_text_or_epoch_numbers() {
-        assert_eq!(
-            time_of(&json!(1_767_225_600)).as_deref(),
-            Some("2026-01-01T00:00:00.000Z")
-        );
-        assert_eq!(
-            time_of(&json!(1_767_225_600_123_i64)).as_deref(),
-            Some("2026-01-01T00:00:00.123Z")
-        );
-        assert_eq!(time_of(&json!("yesterday")), None);
-    }
-}
+mod tests;

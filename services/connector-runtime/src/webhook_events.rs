@@ -1,5 +1,10 @@
 //! `HandleWebhook`: one partner delivery in, its verified events out.
 //!
+//! A delivery is one event, or with the manifest's `webhooks.event_array` several: each element
+//! becomes an event of its own (its own id, so sync drops repeats one by one), in the order
+//! the delivery has them, and an element that is not a readable event is handed back as
+//! rejected, with its position and reason, without holding up the others.
+//!
 //! The connection's webhook secret is leased from credentials for every delivery (a rotated
 //! secret takes effect at once), the delivery is checked by [`Verifier`], and the event is
 //! described the way sync needs it: which stream refreshes the record, and which record field
@@ -7,7 +12,9 @@
 
 use std::sync::Arc;
 
-use plugboard_proto::connector::v1::{HandleWebhookRequest, HandleWebhookResponse, WebhookEvent};
+use plugboard_proto::connector::v1::{
+    HandleWebhookRequest, HandleWebhookResponse, RejectedEvent, WebhookEvent,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::access::Access;
@@ -65,12 +72,37 @@ impl WebhookHandler {
             .iter()
             .map(|header| (header.name.clone(), header.value.clone()))
             .collect();
-        let verified = verifier.verify(
+        let delivery = verifier.verify_delivery(
             secret.expose_secret().as_bytes(),
             &headers,
             &request.body,
             now,
         )?;
+        let events: Vec<WebhookEvent> = delivery
+            .events
+            .into_iter()
+            .map(|verified| self.describe(verified))
+            .collect();
+        let rejected: Vec<RejectedEvent> = delivery
+            .rejected
+            .into_iter()
+            .map(|(index, reason)| RejectedEvent {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                reason,
+            })
+            .collect();
+        tracing::debug!(
+            connection_id,
+            events = events.len(),
+            rejected = rejected.len(),
+            "verified a webhook delivery"
+        );
+        Ok(HandleWebhookResponse { events, rejected })
+    }
+
+    /// A verified event as sync needs it: which stream refreshes its record, and which record
+    /// field says when the partner last changed it.
+    fn describe(&self, verified: crate::webhook::WebhookEvent) -> WebhookEvent {
         let mut event = WebhookEvent {
             event_id: verified.delivery_id,
             event_type: verified.event_type,
@@ -96,15 +128,6 @@ impl WebhookHandler {
             event.external_id = external_id;
             event.deleted = deleted;
         }
-        tracing::debug!(
-            connection_id,
-            event_type = %event.event_type,
-            entity = %event.entity,
-            deleted = event.deleted,
-            "verified a webhook delivery"
-        );
-        Ok(HandleWebhookResponse {
-            events: vec![event],
-        })
+        event
     }
 }

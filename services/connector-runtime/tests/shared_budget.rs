@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugboard_connector_runtime::budget::SharedBudgets;
+use plugboard_connector_runtime::budget;
 use plugboard_connector_runtime::http::Limiter;
 use plugboard_connector_runtime::manifest::RateLimit;
 
@@ -28,9 +28,7 @@ fn four_a_second() -> RateLimit {
 
 async fn replica(connector: &str, tenant: &str) -> Limiter {
     // Each replica has its own Redis connection, as separate processes do.
-    let budgets = SharedBudgets::connect(&redis_url(), connector)
-        .await
-        .unwrap();
+    let budgets = budget::connect(&redis_url(), connector).await.unwrap();
     Limiter::new(Some(&four_a_second())).shared(budgets.account(tenant, "c1"))
 }
 

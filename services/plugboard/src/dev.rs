@@ -236,6 +236,9 @@ async fn start(args: DevArgs) -> anyhow::Result<()> {
             registry_addr: registry_addr.clone(),
             // Reached at the printed loopback address over http.
             public_url: None,
+            // One process: its own count is the whole webhook budget.
+            redis_url: None,
+            webhook_budget: plugboard_gateway::webhook_budget::DeliveryBudget::default(),
         };
         plugboard_gateway::run_with_store(config, tenants.clone(), listeners.gateway, shutdown())
     });

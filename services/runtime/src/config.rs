@@ -16,6 +16,8 @@ use secrecy::SecretString;
 pub const CONFIG_FILE_VAR: &str = "PLUGBOARD_CONFIG_FILE";
 /// The address every service binds.
 pub const LISTEN_ADDR: &str = "PLUGBOARD_LISTEN_ADDR";
+/// The Redis that replicas of a service coordinate through.
+pub const REDIS_URL: &str = "PLUGBOARD_REDIS_URL";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -172,6 +174,21 @@ impl Env {
             })
     }
 
+    /// `PLUGBOARD_REDIS_URL` when set, checked for a form the Redis client takes (whether a
+    /// server answers there is known only once the service connects). A password in it is
+    /// never echoed.
+    pub fn redis_url(&self) -> Result<Option<String>, ConfigError> {
+        let Some(url) = self.get(REDIS_URL) else {
+            return Ok(None);
+        };
+        redis::Client::open(url).map_err(|error| ConfigError::Invalid {
+            key: REDIS_URL.to_owned(),
+            value: crate::process::redact_password(url),
+            reason: format!("{error}; expected redis://host:port (or rediss://, unix://)"),
+        })?;
+        Ok(Some(url.to_owned()))
+    }
+
     /// Parses a required `key`.
     pub fn parse_required<T>(&self, key: &str, hint: &str) -> Result<T, ConfigError>
     where
@@ -255,6 +272,25 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_redis_url_is_checked_without_showing_its_password() {
+        let url = |value: &str| Env::from_pairs([(REDIS_URL, value)]).redis_url();
+        assert_eq!(
+            url("redis://127.0.0.1:6379").unwrap().as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        assert_eq!(Env::default().redis_url().unwrap(), None);
+        for bad in [
+            "redis://127.0.0.1:notaport",
+            "http://redis:6379",
+            "redis://:hunter2@h:x",
+        ] {
+            let error = url(bad).unwrap_err().to_string();
+            assert!(error.starts_with("PLUGBOARD_REDIS_URL="), "{bad}: {error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
     }
 
     #[test]

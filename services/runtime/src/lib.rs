@@ -15,6 +15,8 @@
 //! - [`storage`]: a sqlx `Any` pool on SQLite (dev) or PostgreSQL (split mode) with migrations;
 //! - [`placeholders`]: statements with many parameters written for the backend at hand;
 //! - [`coordination`]: leases with fencing tokens, on Redis or in-process;
+//! - [`budget`]: fixed-window budgets every replica counts in Redis, with the fallback to a
+//!   replica's own count while Redis is away;
 //! - [`channel`]: lazily connected gRPC channels to other services;
 //! - [`target_guard`]: tenant-supplied URLs must be http(s) and resolve to public addresses;
 //! - [`process`]: the whole `main` of a service process.
@@ -28,6 +30,7 @@
 //! believes a token it verified until it expires, so a token taken off the wire is good until
 //! then, as any bearer token is; single tokens cannot be revoked, only the mesh key replaced.
 
+pub mod budget;
 pub mod channel;
 pub mod config;
 pub mod connector_keys;

@@ -182,10 +182,10 @@ fn check_storage_urls(env: &Env) -> Result<(), ConfigError> {
 }
 
 const DATABASE_URL_VAR: &str = "PLUGBOARD_DATABASE_URL";
-const REDIS_URL_VAR: &str = "PLUGBOARD_REDIS_URL";
+const REDIS_URL_VAR: &str = crate::config::REDIS_URL;
 
 /// A URL as it may be shown in an error: a password in it is replaced.
-fn redact_password(text: &str) -> String {
+pub(crate) fn redact_password(text: &str) -> String {
     match url::Url::parse(text) {
         Ok(mut parsed) if parsed.password().is_some() => {
             // Only fails for URLs that cannot have a password, which this one has.

@@ -434,6 +434,9 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(webhooks) = &manifest.webhooks {
+            if let Some(pointer) = &webhooks.event_array {
+                self.pointer(&["webhooks", "event_array"], pointer, true);
+            }
             self.pointer(&["webhooks", "event_type"], &webhooks.event_type, false);
             if let Some(pointer) = &webhooks.event_id {
                 self.pointer(&["webhooks", "event_id"], pointer, false);

@@ -698,9 +698,17 @@ pub struct Webhooks {
     /// Path under the gateway's webhook prefix.
     pub path: String,
     pub signature: Signature,
-    /// JSON pointer to the event type in the body.
+    /// JSON pointer to the array of events in a delivery that carries several (`""` when the
+    /// body is the array itself). Each element is one event: `event_type`, `event_id`,
+    /// `occurred_at` and the events' pointers are then read in the element, not the body.
+    /// Absent: the body is one event.
+    #[serde(default)]
+    pub event_array: Option<String>,
+    /// JSON pointer to the event type in the body (in each element, with `event_array`).
     pub event_type: String,
-    /// JSON pointer to a delivery id, for duplicate detection; the signature when absent.
+    /// JSON pointer to a delivery id, for duplicate detection; the signature when absent (with
+    /// `event_array`, a digest of the element: the same element in another delivery is then
+    /// the same event). With `event_array`, an element without it is refused on its own.
     #[serde(default)]
     pub event_id: Option<String>,
     /// JSON pointer to when the change happened (RFC 3339 text or epoch seconds), for events

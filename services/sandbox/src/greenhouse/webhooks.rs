@@ -15,6 +15,11 @@
 //! Test fixture, not Greenhouse: `scheme: "timestamped"` with an optional `signed_at` (epoch
 //! seconds) signs `"<timestamp>.<body>"` and sends the time in `X-Fixture-Timestamp`, for the
 //! runtime's timestamp tolerance; Greenhouse itself signs the body only.
+//!
+//! Test fixture, not Greenhouse: `scheme: "batched"` sends the JSON `batch` as the body, several
+//! events in one request, signed once the way BambooHR signs its batched employee webhooks:
+//! `X-BambooHR-Signature`, hex HMAC-SHA256 over the body followed by the time in
+//! `X-BambooHR-Timestamp` (`tests/fixtures/webhooks/`). `action` and `id` are then not read.
 
 use axum::Json;
 use axum::extract::State;
@@ -29,6 +34,9 @@ use super::state::{Shared, now_rfc3339};
 
 /// The test fixture's timestamp header (see the module docs).
 pub const FIXTURE_TIMESTAMP_HEADER: &str = "X-Fixture-Timestamp";
+/// The batched fixture's signature and timestamp headers (see the module docs).
+pub const BATCH_SIGNATURE_HEADER: &str = "X-BambooHR-Signature";
+pub const BATCH_TIMESTAMP_HEADER: &str = "X-BambooHR-Timestamp";
 
 #[derive(Debug, Deserialize)]
 pub struct WebhookRequest {
@@ -47,6 +55,9 @@ pub struct WebhookRequest {
     /// Where `/_sandbox/webhook/send` POSTs the delivery.
     #[serde(default)]
     pub url: Option<String>,
+    /// The body of a `batched` delivery, sent as given.
+    #[serde(default)]
+    pub batch: Option<Value>,
 }
 
 /// `POST /_sandbox/webhook`: `{"headers": {...}, "body": "<raw text>"}`, not sent.
@@ -99,6 +110,28 @@ fn delivery(sandbox: &Shared, request: &WebhookRequest) -> Result<(Value, String
             .clone()
             .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "no delivery to repeat")));
     }
+    let secret = match request.variant.as_deref() {
+        Some("wrong_secret") => "not-the-webhook-secret".to_owned(),
+        _ => sandbox.options.webhook_secret.clone(),
+    };
+    if request.scheme.as_deref() == Some("batched") {
+        let Some(batch) = &request.batch else {
+            return Err(Box::new(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "a batched delivery needs its batch",
+            )));
+        };
+        let body = batch.to_string();
+        let at = request
+            .signed_at
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let digest = hmac_sha256(&secret, &format!("{body}{at}"))?;
+        let mut headers = json!({"Content-Type": "application/json"});
+        headers[BATCH_SIGNATURE_HEADER] = json!(digest);
+        headers[BATCH_TIMESTAMP_HEADER] = json!(at.to_string());
+        sandbox.world().last_delivery = Some((headers.clone(), body.clone()));
+        return Ok((headers, body));
+    }
     let candidate = {
         let mut world = sandbox.world();
         if request.action.starts_with("delete_") {
@@ -128,10 +161,6 @@ fn delivery(sandbox: &Shared, request: &WebhookRequest) -> Result<(Value, String
         "payload": {"candidate": candidate, "delivered_at": now_rfc3339()},
     })
     .to_string();
-    let secret = match request.variant.as_deref() {
-        Some("wrong_secret") => "not-the-webhook-secret".to_owned(),
-        _ => sandbox.options.webhook_secret.clone(),
-    };
     let mut headers = json!({"Content-Type": "application/json"});
     let signed = if request.scheme.as_deref() == Some("timestamped") {
         let at = request
@@ -142,17 +171,7 @@ fn delivery(sandbox: &Shared, request: &WebhookRequest) -> Result<(Value, String
     } else {
         body.clone()
     };
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
-        return Err(Box::new(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "bad webhook secret",
-        )));
-    };
-    mac.update(signed.as_bytes());
-    headers["Signature"] = json!(format!(
-        "sha256 {}",
-        hex::encode(mac.finalize().into_bytes())
-    ));
+    headers["Signature"] = json!(format!("sha256 {}", hmac_sha256(&secret, &signed)?));
     let body = if request.variant.as_deref() == Some("forged") {
         // Signed, then changed on the way: the first digit of an id moves.
         body.replacen("\"id\":", "\"id\":9", 1)
@@ -161,4 +180,16 @@ fn delivery(sandbox: &Shared, request: &WebhookRequest) -> Result<(Value, String
     };
     sandbox.world().last_delivery = Some((headers.clone(), body.clone()));
     Ok((headers, body))
+}
+
+/// The hex HMAC-SHA256 of `payload` under `secret`.
+fn hmac_sha256(secret: &str, payload: &str) -> Result<String, Box<Response>> {
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad webhook secret",
+        )));
+    };
+    mac.update(payload.as_bytes());
+    Ok(hex::encode(mac.finalize().into_bytes()))
 }
