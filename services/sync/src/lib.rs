@@ -86,14 +86,15 @@
 //!   deleted at the partner, and a document parse quarantined and then landed by a later
 //!   `ParseDocument` (not a page commit) stay listed. Resolved entries are kept, listed with
 //!   `include_resolved`; quarantine has no retention yet.
-//! - A full inbound sync moves about 5,900 records/s through the mesh on SQLite at 100,000
-//!   records (5,800 to 6,000 in one `plugboard dev` process, which peaked at 137 MB) and about
-//!   2,300 on PostgreSQL, on the shared 2-core machine, far from the 50,000 goal: mapping spends
-//!   about 117 µs of CPU per record (Transform about 6; the rest is identity's SQLite work,
-//!   allocation, gRPC and thread hand-offs) and sync about 52 (its SQLite writes; the kernel is
-//!   43% of its profile). On SQLite, page commits and identity's transactions each keep one
-//!   writer connection with a few MB of page cache ([`store`]). `tests/benches/RESULTS.md` has
-//!   the numbers, what each change gave and next steps (TODO(#6)).
+//! - A full inbound sync moves about 6,600 to 6,900 records/s through the mesh on SQLite at
+//!   100,000 records (6,400 to 7,100 in one `plugboard dev` process, which peaked at 136 MB) and
+//!   about 5,000 on PostgreSQL, on a 2-core machine, far from the 50,000 goal. The runner maps a
+//!   page while the one before commits, so mapping's share sets the pace: about 91 to 98 µs of
+//!   CPU per record (Transform about 6; the rest is identity's SQLite work, allocation and
+//!   gRPC), against sync's 48 to 52. On SQLite, page commits and identity's transactions each
+//!   keep one writer connection with a few MB of page cache ([`store`]).
+//!   `tests/benches/RESULTS.md` has the numbers, what each change gave and next steps
+//!   (TODO(#6)).
 //! - A complete read (a full refresh, or a first read) resumes as one only after a quota pause
 //!   ([`paused_read`]); one cut by a crash, a shutdown or a failure resumes incrementally from
 //!   its checkpoint and tombstones nothing until the next complete read.
