@@ -17,7 +17,8 @@ use crate::changes::Change;
 use crate::error::Error;
 use crate::store::StoredRecord;
 
-fn bind<'q, T>(arguments: &mut AnyArguments, value: T) -> Result<(), Error>
+/// Adds `value` to a statement's arguments (also used by [`crate::quarantine`]).
+pub(crate) fn bind<'q, T>(arguments: &mut AnyArguments, value: T) -> Result<(), Error>
 where
     T: 'q + sqlx::Encode<'q, Any> + sqlx::Type<Any>,
 {

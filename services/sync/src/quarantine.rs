@@ -9,9 +9,10 @@
 
 use plugboard_runtime::placeholders::{PARAMETER_BUDGET, Placeholders};
 use sqlx::any::AnyArguments;
-use sqlx::{Any, AnyPool, Arguments, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 
 use crate::error::Error;
+use crate::page_write::bind;
 use crate::store::{QuarantineEntry, StoredRecord};
 
 /// Parameters of the resolving statement besides the page's external ids.
@@ -88,15 +89,6 @@ pub(crate) async fn resolve_imported(
         );
     }
     Ok(resolved)
-}
-
-fn bind<'q, T>(arguments: &mut AnyArguments, value: T) -> Result<(), Error>
-where
-    T: 'q + sqlx::Encode<'q, Any> + sqlx::Type<Any>,
-{
-    arguments
-        .add(value)
-        .map_err(|error| Error::Storage(sqlx::Error::Encode(error)))
 }
 
 /// The quarantine of one store, for listing.

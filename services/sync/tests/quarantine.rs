@@ -8,22 +8,10 @@ use plugboard_sync::store::{PageCommit, QuarantineEntry, RunPart, Store, StoredR
 use plugboard_sync::two_way::PageReview;
 
 mod stores;
-use stores::{postgres, sqlite};
+use stores::{postgres, record, sqlite};
 
 const TENANT: &str = "tenant-a";
 const OTHER_TENANT: &str = "tenant-b";
-
-fn record(id: &str, hash: &str) -> StoredRecord {
-    StoredRecord {
-        entity: "candidate".into(),
-        external_id: id.into(),
-        content_hash: hash.into(),
-        body_json: format!("{{\"first_name\":\"{id}\"}}"),
-        custom_fields_json: "{}".into(),
-        raw_payload_json: format!("{{\"id\":{id}}}"),
-        updated_at: "2026-01-01T00:00:00.000Z".into(),
-    }
-}
 
 fn rejected(run_id: &str, stream: &str, external_id: &str) -> QuarantineEntry {
     QuarantineEntry {

@@ -8,19 +8,7 @@ use plugboard_sync::store::{
 };
 
 mod stores;
-use stores::{postgres, sqlite};
-
-fn record(id: &str, hash: &str) -> StoredRecord {
-    StoredRecord {
-        entity: "candidate".into(),
-        external_id: id.into(),
-        content_hash: hash.into(),
-        body_json: format!("{{\"first_name\":\"{id}\"}}"),
-        custom_fields_json: "{}".into(),
-        raw_payload_json: format!("{{\"id\":{id}}}"),
-        updated_at: "2026-01-01T00:00:00.000Z".into(),
-    }
-}
+use stores::{postgres, record, sqlite};
 
 fn sync(tenant: &str) -> SyncDefinition {
     SyncDefinition {

@@ -1,6 +1,6 @@
 //! A fresh sync store on each backend, for the tests that run the same checks on both.
 
-use plugboard_sync::store::Store;
+use plugboard_sync::store::{Store, StoredRecord};
 
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -18,4 +18,18 @@ pub async fn postgres() -> Store {
     Store::open_in_schema(POSTGRES_URL, &schema)
         .await
         .expect("PostgreSQL must run for tests (the test command starts it)")
+}
+
+/// A stored candidate `id` with content hash `hash`.
+#[allow(dead_code)] // not every test file that shares the stores stores records
+pub fn record(id: &str, hash: &str) -> StoredRecord {
+    StoredRecord {
+        entity: "candidate".into(),
+        external_id: id.into(),
+        content_hash: hash.into(),
+        body_json: format!("{{\"first_name\":\"{id}\"}}"),
+        custom_fields_json: "{}".into(),
+        raw_payload_json: format!("{{\"id\":{id}}}"),
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+    }
 }
