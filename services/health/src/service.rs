@@ -161,6 +161,7 @@ impl HealthService {
                     stream.entity.clone()
                 },
                 records_read: stream.records_read,
+                records_written: stream.records_written,
                 checkpoint_before: stream.checkpoint_before.clone(),
                 checkpoint_after: stream.checkpoint_after.clone(),
                 repeated_pages: stream.repeated_pages,

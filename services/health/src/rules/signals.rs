@@ -17,7 +17,7 @@ pub const ZERO_AFTER_AT_LEAST: u64 = 20;
 pub const DROP_FROM_AT_LEAST: u64 = 100;
 /// A drop counts when a run reads less than 1/DROP_FACTOR of the previous one.
 pub const DROP_FACTOR: u64 = 10;
-/// Completed runs in a row that read records without moving the cursor.
+/// Completed runs in a row that read changed records without moving the cursor.
 pub const STUCK_AFTER_RUNS: u32 = 3;
 /// Records a run must read before a field it did not see counts as vanished: an incremental
 /// run that read two records says little about fields partners leave out when empty.
@@ -28,6 +28,8 @@ pub const VANISHED_AFTER_RECORDS: u64 = 20;
 pub struct StreamReport {
     pub entity: String,
     pub records_read: u64,
+    /// Records that were new or changed (written to the store); the rest were read again.
+    pub records_written: u64,
     pub checkpoint_before: String,
     pub checkpoint_after: String,
     pub repeated_pages: u32,
@@ -96,8 +98,12 @@ pub fn observe(
     }
 
     let cursor_known = !report.checkpoint_before.is_empty() && !report.checkpoint_after.is_empty();
+    // Only changed records count: an inclusive cursor boundary and a look-back window read the
+    // records at or just before the cursor again on every run, unchanged, and an idle stream's
+    // cursor rightly stays put. A changed record that does not move the cursor does say that
+    // the cursor is not being advanced (a cursor field missing or unreadable in the records).
     let stuck = cursor_known
-        && report.records_read > 0
+        && report.records_written > 0
         && report.checkpoint_before == report.checkpoint_after;
     let stuck_runs = if stuck {
         previous
@@ -110,7 +116,7 @@ pub fn observe(
         warnings.push(Warning::new(
             "STUCK_CURSOR",
             entity,
-            format!("the {things} cursor has not moved for {stuck_runs} syncs although records were read, so the same {things} are read again and again"),
+            format!("the {things} cursor has not moved for {stuck_runs} syncs although new or changed {things} were read, so the same {things} are read again and again"),
             "Contact support with this integration's id; newer changes may be missed".to_owned(),
         ));
     }
@@ -185,10 +191,12 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).single().unwrap()
     }
 
+    /// A report of `read` records, all of them new or changed.
     fn report(read: u64, before: &str, after: &str) -> StreamReport {
         StreamReport {
             entity: "job".to_owned(),
             records_read: read,
+            records_written: read,
             checkpoint_before: before.to_owned(),
             checkpoint_after: after.to_owned(),
             ..StreamReport::default()
@@ -262,6 +270,23 @@ mod tests {
         assert!(warnings.is_empty());
         let (idle, _) = observe(Some(&moved), &report(0, "t2", "t2"), "Bullhorn", at());
         assert_eq!(idle.stuck_runs, 0);
+    }
+
+    #[test]
+    fn records_read_again_at_an_unmoved_cursor_are_not_a_stuck_cursor() {
+        // The inclusive boundary (and any look-back) reads the record at the cursor again on
+        // every run of a stream nothing changed in: unchanged, so nothing is written.
+        let again = StreamReport {
+            records_written: 0,
+            ..report(1, "t1", "t1")
+        };
+        let mut facts = None;
+        for _ in 1..=5 {
+            let (next, warnings) = observe(facts.as_ref(), &again, "Bullhorn", at());
+            assert_eq!(next.stuck_runs, 0);
+            assert!(warnings.is_empty(), "{warnings:?}");
+            facts = Some(next);
+        }
     }
 
     #[test]
