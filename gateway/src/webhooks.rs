@@ -5,9 +5,10 @@
 //! anything in the delivery. The body is kept byte for byte (the signature covers it) and
 //! capped at [`MAX_BODY_BYTES`]. Each connection has a budget of deliveries
 //! ([`crate::webhook_budget`]), one for every gateway replica when `PLUGBOARD_REDIS_URL` is
-//! set; a spent budget is answered 429 with `Retry-After`. The connector, resolved through the registry, verifies the delivery
-//! with the connection's webhook secret (`HandleWebhook`); a forged, wrongly signed or too old
-//! delivery gets 401 and nothing else happens. Verified events go to sync
+//! set; a spent budget is answered 429 with `Retry-After`. The connector, resolved through the
+//! registry, verifies the delivery with the connection's webhook secret (`HandleWebhook`); a
+//! forged, wrongly signed or too old delivery gets 401 and nothing else happens, and a signed
+//! body the connector cannot read (not JSON, no event type) gets 400 saying why. Verified events go to sync
 //! (`IngestWebhookEvents`, in order, at most [`EVENTS_PER_INGEST`] a call), which drops repeats,
 //! ignores stale events, tombstones deletes and reads the changed stream; the partner gets 200
 //! once sync has them durably, with the counts and, for a batched delivery, the elements the

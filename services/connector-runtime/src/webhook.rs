@@ -139,8 +139,10 @@ impl Verifier {
         if !valid {
             return Err(reject("the signature does not match the body"));
         }
-        let payload: Value =
-            serde_json::from_str(text).map_err(|_| reject("the body is not JSON"))?;
+        // Signed by the partner, so no forgery: a body we cannot read is the partner's format
+        // or our manifest being wrong, which the partner must hear (400, not 401).
+        let payload: Value = serde_json::from_str(text)
+            .map_err(|_| Error::WebhookUnreadable("the body is not JSON".to_owned()))?;
         Ok((payload, digest))
     }
 
@@ -150,9 +152,10 @@ impl Verifier {
         let event_type = match payload.pointer(&self.spec.event_type) {
             Some(Value::String(kind)) => kind.clone(),
             _ => {
-                return Err(Error::WebhookRejected(
-                    "the body has no event type".to_owned(),
-                ));
+                return Err(Error::WebhookUnreadable(format!(
+                    "the body has no event type at {} (the manifest's webhooks.event_type)",
+                    self.spec.event_type
+                )));
             }
         };
         let delivery_id = match self

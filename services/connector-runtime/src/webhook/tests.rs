@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::manifest::{Signature, WebhookEvent as EventSpec};
+use plugboard_proto::error::{ErrorKind, ServiceError};
 
 fn verifier(timestamp: bool, algorithm: Algorithm) -> Verifier {
     Verifier::new(Webhooks {
@@ -91,6 +92,29 @@ fn signed_deliveries_pass_and_forged_or_stale_ones_fail() {
     );
     let stale = verifier.verify(b"s", &signed(100, body), body, 1010);
     assert!(stale.unwrap_err().to_string().contains("tolerance"));
+}
+
+#[test]
+fn a_signed_delivery_we_cannot_read_is_unreadable_not_forged() {
+    // The signature holds, so the partner sent it: it must hear that the body is the problem
+    // (INVALID_ARGUMENT, a 400 at the gateway), not that it is not who it says (a 401).
+    let verifier = verifier(true, Algorithm::HmacSha1);
+    for (body, expected) in [
+        (&b"not json"[..], "the body is not JSON"),
+        (&br#"{"payload":{"id":7}}"#[..], "no event type at /action"),
+    ] {
+        let error = verifier
+            .verify(b"s", &signed(1000, body), body, 1010)
+            .unwrap_err();
+        assert!(matches!(error, Error::WebhookUnreadable(_)), "{error}");
+        assert!(error.to_string().contains(expected), "{error}");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+    }
+    // Unsigned, the same body is refused as not the partner's.
+    let error = verifier
+        .verify(b"wrong", &signed(1000, b"not json"), b"not json", 1010)
+        .unwrap_err();
+    assert!(matches!(error, Error::WebhookRejected(_)), "{error}");
 }
 
 /// BambooHR's field-based webhooks: employees batched under `/employees`, the body and the
