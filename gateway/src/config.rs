@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use plugboard_runtime::config::{ConfigError, Env};
-use plugboard_runtime::identity::MeshKey;
 use secrecy::SecretString;
 
 use crate::webhook_budget::DeliveryBudget;
@@ -46,16 +45,7 @@ impl Config {
                 "sqlite://<dir>/gateway.db?mode=rwc or postgres://user@host/db",
             )?
             .to_owned();
-        let mesh_key = env.secret(
-            "PLUGBOARD_MESH_KEY",
-            "the key shared by the mesh to sign service tokens (>= 32 characters)",
-        )?;
-        // Fail at start, not on the first request.
-        MeshKey::new(&mesh_key).map_err(|e| ConfigError::Invalid {
-            key: "PLUGBOARD_MESH_KEY".to_owned(),
-            value: "[redacted]".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let mesh_key = env.mesh_key()?;
         Ok(Config {
             listen_addr,
             database_url,

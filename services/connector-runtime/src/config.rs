@@ -89,14 +89,11 @@ impl Config {
                 .get("PLUGBOARD_CREDENTIALS_ADDR")
                 .unwrap_or("127.0.0.1:50051")
                 .to_owned(),
-            mesh_key: env.secret(
-                "PLUGBOARD_MESH_KEY",
-                "the shared mesh signing key, at least 32 characters",
-            )?,
+            mesh_key: env.mesh_key()?,
             allow_private_targets: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
             instance_id: env.get("PLUGBOARD_INSTANCE_ID").map(str::to_owned),
             signing_key: signing_key(env)?,
-            redis_url: env.get("PLUGBOARD_REDIS_URL").map(str::to_owned),
+            redis_url: env.redis_url()?,
             max_rate_limit_wait: max_rate_limit_wait(env)?,
         })
     }

@@ -127,7 +127,7 @@ impl Config {
         config.previous_master_keys_file = env
             .get(&format!("{PREVIOUS_MASTER_KEYS_VAR}_FILE"))
             .map(PathBuf::from);
-        config.redis_url = env.get(REDIS_URL_VAR).map(str::to_owned);
+        config.redis_url = env.redis_url()?;
         config.health_addr = env.get(HEALTH_ADDR_VAR).map(str::to_owned);
         config.connector_keys = connector_keys(env)?;
         config.allow_private_targets = env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?;

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use plugboard_runtime::config::{ConfigError, Env};
-use plugboard_runtime::identity::MeshKey;
 use secrecy::SecretString;
 
 use crate::rules::Targets;
@@ -69,16 +68,7 @@ impl Config {
             .get("PLUGBOARD_DATABASE_SCHEMA")
             .unwrap_or(DEFAULT_DATABASE_SCHEMA)
             .to_owned();
-        let mesh_key = env.secret(
-            "PLUGBOARD_MESH_KEY",
-            "the key shared by every service to sign service tokens, at least 32 characters",
-        )?;
-        // Checked now, so a weak key stops the process before it binds a port.
-        MeshKey::new(&mesh_key).map_err(|error| ConfigError::Invalid {
-            key: "PLUGBOARD_MESH_KEY".to_owned(),
-            value: "[redacted]".to_owned(),
-            reason: error.to_string(),
-        })?;
+        let mesh_key = env.mesh_key()?;
         let freshness_targets = match env.get("PLUGBOARD_HEALTH_FRESHNESS_TARGETS") {
             None => Targets::default(),
             Some(text) => Targets::parse(text).map_err(|reason| ConfigError::Invalid {
@@ -99,7 +89,7 @@ impl Config {
             freshness_targets,
             sweep_interval: Duration::from_secs(sweep_seconds.max(1)),
             allow_private_webhooks: env.parse_or("PLUGBOARD_ALLOW_PRIVATE_TARGETS", false)?,
-            redis_url: env.get("PLUGBOARD_REDIS_URL").map(str::to_owned),
+            redis_url: env.redis_url()?,
         })
     }
 }

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use plugboard_runtime::config::{ConfigError, Env};
-use plugboard_runtime::identity::MeshKey;
 use secrecy::SecretString;
 
 /// Where the mapping service listens when `PLUGBOARD_LISTEN_ADDR` is unset.
@@ -55,17 +54,7 @@ impl Config {
 
     pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let listen_addr = env.listen_addr(DEFAULT_LISTEN_ADDR)?;
-        let mesh_key = env.secret(
-            "PLUGBOARD_MESH_KEY",
-            "the shared key that signs service tokens, at least 32 characters",
-        )?;
-        if let Err(error) = MeshKey::new(&mesh_key) {
-            return Err(ConfigError::Invalid {
-                key: "PLUGBOARD_MESH_KEY".to_owned(),
-                value: "[redacted]".to_owned(),
-                reason: error.to_string(),
-            });
-        }
+        let mesh_key = env.mesh_key()?;
         let registry_addr = env
             .required(
                 "PLUGBOARD_REGISTRY_ADDR",

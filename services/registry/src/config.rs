@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use plugboard_runtime::config::{ConfigError, Env};
-use plugboard_runtime::identity::MeshKey;
 use secrecy::SecretString;
 
 /// Port 50055 on every interface.
@@ -61,16 +60,7 @@ impl Config {
             .get("PLUGBOARD_DATABASE_SCHEMA")
             .unwrap_or(DEFAULT_DATABASE_SCHEMA)
             .to_owned();
-        let mesh_key = env.secret(
-            "PLUGBOARD_MESH_KEY",
-            "the key shared by every service to sign service tokens, at least 32 characters",
-        )?;
-        // Checked now, so a weak key stops the process before it binds a port.
-        MeshKey::new(&mesh_key).map_err(|error| ConfigError::Invalid {
-            key: "PLUGBOARD_MESH_KEY".to_owned(),
-            value: "[redacted]".to_owned(),
-            reason: error.to_string(),
-        })?;
+        let mesh_key = env.mesh_key()?;
         let ttl_seconds: u32 = env.parse_or(
             "PLUGBOARD_REGISTRY_LIVENESS_TTL_SECONDS",
             DEFAULT_LIVENESS_TTL.as_secs() as u32,

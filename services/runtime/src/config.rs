@@ -18,6 +18,8 @@ pub const CONFIG_FILE_VAR: &str = "PLUGBOARD_CONFIG_FILE";
 pub const LISTEN_ADDR: &str = "PLUGBOARD_LISTEN_ADDR";
 /// The Redis that replicas of a service coordinate through.
 pub const REDIS_URL: &str = "PLUGBOARD_REDIS_URL";
+/// The key every service of the mesh signs and checks service tokens with.
+pub const MESH_KEY: &str = "PLUGBOARD_MESH_KEY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -229,6 +231,21 @@ impl Env {
             hint: self.with_lookalike(key, hint),
         })?;
         Ok(SecretString::from(value.to_owned()))
+    }
+
+    /// The mesh key (`PLUGBOARD_MESH_KEY`, or `_FILE`), checked now so that a weak key stops
+    /// the process before it binds a port rather than when it first signs a call.
+    pub fn mesh_key(&self) -> Result<SecretString, ConfigError> {
+        let key = self.secret(
+            MESH_KEY,
+            "the key shared by every service to sign service tokens, at least 32 characters",
+        )?;
+        crate::identity::MeshKey::new(&key).map_err(|error| ConfigError::Invalid {
+            key: MESH_KEY.to_owned(),
+            value: "[redacted]".to_owned(),
+            reason: error.to_string(),
+        })?;
+        Ok(key)
     }
 }
 

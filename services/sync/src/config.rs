@@ -144,11 +144,8 @@ impl Config {
                     "set it to postgres://... or sqlite://path?mode=rwc",
                 )?
                 .to_owned(),
-            mesh_key: env.secret(
-                "PLUGBOARD_MESH_KEY",
-                "the key every service signs calls with",
-            )?,
-            redis_url: env.get("PLUGBOARD_REDIS_URL").map(str::to_owned),
+            mesh_key: env.mesh_key()?,
+            redis_url: env.redis_url()?,
             registry_addr: required_addr(env, "PLUGBOARD_REGISTRY_ADDR")?,
             mapping_addr: required_addr(env, "PLUGBOARD_MAPPING_ADDR")?,
             health_addr: required_addr(env, "PLUGBOARD_HEALTH_ADDR")?,
@@ -170,21 +167,53 @@ fn required_addr(env: &Env, key: &str) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
 
+    const MESH_KEY: &str = "a-mesh-key-of-at-least-32-characters";
+
     #[test]
     fn missing_address_names_the_variable() {
         let env = Env::from_pairs([
             ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
-            ("PLUGBOARD_MESH_KEY", "k"),
+            ("PLUGBOARD_MESH_KEY", MESH_KEY),
         ]);
         let error = Config::from_env(&env).unwrap_err().to_string();
         assert!(error.contains("PLUGBOARD_REGISTRY_ADDR"), "{error}");
     }
 
     #[test]
+    fn a_weak_mesh_key_or_a_malformed_redis_url_stops_the_start_naming_it() {
+        let complete = [
+            ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
+            ("PLUGBOARD_REGISTRY_ADDR", "r:1"),
+            ("PLUGBOARD_MAPPING_ADDR", "m:1"),
+            ("PLUGBOARD_HEALTH_ADDR", "h:1"),
+        ];
+        let start = |extra: [(&'static str, &'static str); 2]| {
+            let mut pairs = complete.to_vec();
+            pairs.extend(extra);
+            Config::from_env(&Env::from_pairs(pairs)).map(|_| ())
+        };
+        let short = start([("PLUGBOARD_MESH_KEY", "k"), ("PLUGBOARD_LOG", "info")]);
+        let error = short.unwrap_err().to_string();
+        assert!(error.starts_with("PLUGBOARD_MESH_KEY="), "{error}");
+        assert!(!error.contains("\"k\""), "the key is never shown: {error}");
+        let redis = start([
+            ("PLUGBOARD_MESH_KEY", MESH_KEY),
+            ("PLUGBOARD_REDIS_URL", "redis://x:port"),
+        ]);
+        let error = redis.unwrap_err().to_string();
+        assert!(error.starts_with("PLUGBOARD_REDIS_URL="), "{error}");
+        start([
+            ("PLUGBOARD_MESH_KEY", MESH_KEY),
+            ("PLUGBOARD_REDIS_URL", "redis://127.0.0.1:6379"),
+        ])
+        .unwrap();
+    }
+
+    #[test]
     fn push_settings_are_read_and_checked() {
         let base = [
             ("PLUGBOARD_DATABASE_URL", "sqlite://x.db"),
-            ("PLUGBOARD_MESH_KEY", "k"),
+            ("PLUGBOARD_MESH_KEY", MESH_KEY),
             ("PLUGBOARD_REGISTRY_ADDR", "r:1"),
             ("PLUGBOARD_MAPPING_ADDR", "m:1"),
             ("PLUGBOARD_HEALTH_ADDR", "h:1"),

@@ -203,8 +203,11 @@ pub async fn run(
     let coordinator = match &config.redis_url {
         Some(url) => Coordinator::redis(url).await?,
         None => {
+            // `plugboard dev` never passes one (one process needs none), whatever the
+            // environment says; a split-mode sync without PLUGBOARD_REDIS_URL lands here too.
             tracing::warn!(
-                "no PLUGBOARD_REDIS_URL: run leases are in-process, run one replica only"
+                "no Redis configured (PLUGBOARD_REDIS_URL unset, or plugboard dev): run leases \
+                 are in-process, run one replica only"
             );
             Coordinator::local()
         }
