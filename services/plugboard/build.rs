@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let services = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Read when the script runs, not baked in when it compiles (`env!`): a build cache shared
+    // by clones at other paths reuses the compiled script, and would scan a clone since gone.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let services = Path::new(&manifest_dir).join("..");
     // A directory is scanned whole: a new connector folder or an edited mapping rebuilds.
     println!("cargo:rerun-if-changed={}", services.display());
     let mut folders: Vec<PathBuf> = std::fs::read_dir(&services)
