@@ -92,8 +92,15 @@ impl SyncService {
                 reason: "must be a JSON object".into(),
             });
         }
-        for stream in &new.streams {
+        for (index, stream) in new.streams.iter().enumerate() {
             validate_id("streams", stream)?;
+            // Read twice per run otherwise; a repeat is a caller's slip, not a wish.
+            if new.streams[..index].contains(stream) {
+                return Err(Error::InvalidArgument {
+                    field: "streams",
+                    reason: format!("{stream} is named twice"),
+                });
+            }
         }
         let existing = self.store.get_sync(tenant_id, &new.connection_id).await?;
         if let Some(existing) = &existing

@@ -130,6 +130,18 @@ async fn each_refusal_has_its_code_and_names_what_is_wrong() {
         assert!(message.contains(named), "{named:?} in {message}");
     }
 
+    // A stream named twice is refused before the registry is asked.
+    let status = refused(
+        &mut client,
+        bullhorn("c-twice", SETTINGS, &["Candidate", "JobOrder", "Candidate"]),
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("Candidate is named twice"),
+        "{status:?}"
+    );
+
     assert!(
         defined(&mut client).await.is_empty(),
         "a refusal stored a sync"
