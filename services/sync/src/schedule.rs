@@ -9,7 +9,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
@@ -79,7 +79,9 @@ impl Schedule {
         match self {
             Schedule::Manual => None,
             Schedule::Every(every) => Some(now + chrono::Duration::from_std(*every).ok()?),
-            Schedule::Cron(cron) => cron.find_next_occurrence(&now, false).ok(),
+            // croner keeps `now`'s fraction of a second in what it finds; occurrences are on
+            // whole seconds.
+            Schedule::Cron(cron) => cron.find_next_occurrence(&now.trunc_subsecs(0), false).ok(),
         }
     }
 
@@ -125,6 +127,13 @@ mod tests {
             daily.next_after(at(2, 0, 0)),
             Some(at(2, 0, 0) + chrono::Duration::days(1)),
             "strictly after now, so a run at the occurrence does not start another"
+        );
+        let every_five_minutes: Schedule = "*/5 * * * *".parse().unwrap();
+        let late = at(22, 50, 0) + chrono::Duration::milliseconds(745);
+        assert_eq!(
+            every_five_minutes.next_after(late),
+            Some(at(22, 55, 0)),
+            "on the whole second, whatever the fraction of now"
         );
         let every_ten_seconds: Schedule = "*/10 * * * * *".parse().unwrap();
         assert_eq!(
