@@ -204,6 +204,11 @@ fn session_setup(
             if let Some(kib) = cache_kib {
                 // Negative: a size in KiB rather than in pages.
                 statements.push_str(&format!("; PRAGMA cache_size = -{kib}"));
+                // A writer's page-sized upserts each keep a statement journal (to undo the
+                // statement alone if a row fails), and past 64 KiB SQLite spills it to a temp
+                // file: pwrite calls on every statement, 5% of mapping's CPU in the full-sync
+                // profile. In memory it is one page-sized buffer, freed when the statement ends.
+                statements.push_str("; PRAGMA temp_store = MEMORY");
             }
             statements
         }

@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::store::Store;
 use crate::store::identity::batch::{self, OnConflict};
 use crate::store::identity::{self as rows, IdentityRow, LinkRow};
-use keys::{PERSON_ENTITIES, RecordKey, Reference};
+use keys::{PERSON_ENTITIES, RecordKey, RecordKeys, Reference};
 use page::PageModel;
 
 /// A key shared by more records than this is not used to link any of them.
@@ -83,17 +83,17 @@ impl Identities {
         connector: &str,
         records: impl IntoIterator<Item = &'r CanonicalRecord>,
     ) -> Result<Resolved, Error> {
-        let mut page = Vec::new();
-        for record in records {
-            if let Some(keys) = keys::keys_of(record, connector) {
-                let key = RecordKey {
-                    connection_id: connection_id.to_owned(),
-                    entity: record.entity.clone(),
-                    external_id: record.external_id.clone(),
-                };
-                page.push((key, keys));
-            }
-        }
+        let page = page_keys(connection_id, connector, records);
+        self.resolve_keyed(tenant_id, connector, page).await
+    }
+
+    /// [`Identities::resolve`] for a page whose keys were read already ([`page_keys`]).
+    pub(crate) async fn resolve_keyed(
+        &self,
+        tenant_id: &str,
+        connector: &str,
+        page: Vec<(RecordKey, RecordKeys)>,
+    ) -> Result<Resolved, Error> {
         if page.is_empty() {
             return Ok(Resolved::default());
         }
@@ -262,6 +262,28 @@ impl Identities {
                 external_id: key.external_id.clone(),
             })
     }
+}
+
+/// The person records among `records` (of `connector`, on `connection_id`) with what each is
+/// matched on, in page order. CPU work (every phone number is parsed and validated against its
+/// country's numbering plan), so a large page's keys are best read off the async workers.
+pub(crate) fn page_keys<'r>(
+    connection_id: &str,
+    connector: &str,
+    records: impl IntoIterator<Item = &'r CanonicalRecord>,
+) -> Vec<(RecordKey, RecordKeys)> {
+    let mut page = Vec::new();
+    for record in records {
+        if let Some(keys) = keys::keys_of(record, connector) {
+            let key = RecordKey {
+                connection_id: connection_id.to_owned(),
+                entity: record.entity.clone(),
+                external_id: record.external_id.clone(),
+            };
+            page.push((key, keys));
+        }
+    }
+    page
 }
 
 /// How a person is named in a request.

@@ -124,29 +124,41 @@ impl Mapper {
         let connection_id = request.connection_id;
         let inputs = request.inputs;
         // Mapping is CPU work proportional to the batch: keep it off the async workers.
-        let results = tokio::task::spawn_blocking({
-            let connection_id = connection_id.clone();
-            move || match direction {
-                Direction::Inbound => {
-                    batch::inbound(&spec, inputs, &connection_id, omit_raw_payloads)
-                }
-                Direction::Outbound => batch::outbound(&spec, inputs),
+        let (results, person_keys) = match direction {
+            Direction::Inbound => {
+                let persons_of = resolve_persons.then(|| request.connector.clone());
+                let mapped = batch::inbound_in_halves(
+                    spec,
+                    inputs,
+                    connection_id.clone(),
+                    omit_raw_payloads,
+                    persons_of,
+                )
+                .await?;
+                (mapped.results, mapped.person_keys)
             }
-        })
-        .await
-        .map_err(|error| Error::Task(error.to_string()))?;
+            Direction::Outbound => {
+                let results = tokio::task::spawn_blocking(move || batch::outbound(&spec, inputs))
+                    .await
+                    .map_err(|error| Error::Task(error.to_string()))?;
+                (results, Vec::new())
+            }
+        };
         let failed = results
             .iter()
             .filter(|result| matches!(result.outcome, Some(Outcome::Error(_))))
             .count();
         tracing::debug!(records = results.len(), failed, "transformed a batch");
         if resolve_persons {
-            let mapped = results.iter().filter_map(|result| match &result.outcome {
-                Some(Outcome::Record(record)) => Some(record),
-                _ => None,
-            });
-            self.link_mapped(tenant_id, &connection_id, &request.connector, mapped)
-                .await?;
+            let mapped = batch::mapped(&results);
+            self.link_mapped(
+                tenant_id,
+                &connection_id,
+                &request.connector,
+                mapped,
+                person_keys,
+            )
+            .await?;
         }
         Ok(TransformResponse {
             results,

@@ -10,7 +10,7 @@ use plugboard_proto::mapping::v1::{
 
 use super::Mapper;
 use crate::error::Error;
-use crate::identity::keys::RecordKey;
+use crate::identity::keys::{RecordKey, RecordKeys};
 use crate::identity::{self, PersonBy, PersonView};
 use crate::store::identity::LinkRow;
 
@@ -42,20 +42,21 @@ impl Mapper {
     }
 
     /// Links the people among a Transform's mapped records (`resolve_persons`), as
-    /// [`Mapper::resolve_persons`] would for the same page; the assignments are not answered,
-    /// since sync looks person ids up when records are read.
+    /// [`Mapper::resolve_persons`] would for the same page, with the keys the transform read
+    /// from them (`person_keys`, [`crate::identity::page_keys`]); the assignments are not
+    /// answered, since sync looks person ids up when records are read.
     pub(super) async fn link_mapped<'r>(
         &self,
         tenant_id: &str,
         connection_id: &str,
         connector: &str,
         records: impl Iterator<Item = &'r CanonicalRecord>,
+        person_keys: Vec<(RecordKey, RecordKeys)>,
     ) -> Result<(), Error> {
-        let records: Vec<&CanonicalRecord> = records.collect();
-        check_page(connection_id, records.iter().copied())?;
+        check_page(connection_id, records)?;
         let resolved = self
             .identities
-            .resolve(tenant_id, connection_id, connector, records)
+            .resolve_keyed(tenant_id, connector, person_keys)
             .await?;
         tracing::debug!(
             persons = resolved.assignments.len(),

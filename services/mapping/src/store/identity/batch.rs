@@ -124,7 +124,8 @@ pub async fn records(
     rows.iter().map(identity_row).collect()
 }
 
-/// For each of `values` of `column`, its first `per_value` records by first sighting.
+/// For each of `values` of `column` (none of them empty), its first `per_value` records by
+/// first sighting.
 pub async fn sharing(
     connection: &mut AnyConnection,
     tenant_id: &str,
@@ -141,7 +142,8 @@ pub async fn sharing(
     let mut found = Vec::new();
     for chunk in values.chunks(values_per_list()) {
         // Ranked per value so a key shared by thousands (an info@ address) costs its first
-        // few rows, as the per-record query's LIMIT did.
+        // few rows, as the per-record query's LIMIT did. `<> ''` changes no answer (no value
+        // is empty) but lets the database use the key's index, which leaves empty keys out.
         let sql = format!(
             concat!(
                 "SELECT ",
@@ -149,8 +151,8 @@ pub async fn sharing(
                 " FROM (SELECT ",
                 record_columns!(),
                 ", ROW_NUMBER() OVER (PARTITION BY {column} ORDER BY first_seen_at) AS key_rank \
-                 FROM identity_records WHERE tenant_id = {tenant} AND {column} IN ({values})) \
-                 ranked WHERE key_rank <= {per_value}"
+                 FROM identity_records WHERE tenant_id = {tenant} AND {column} IN ({values}) \
+                 AND {column} <> '') ranked WHERE key_rank <= {per_value}"
             ),
             column = column,
             tenant = marks.one(1),
