@@ -51,6 +51,24 @@ async fn status(clients: &TenantClients, health_addr: &str, id: &str) -> Integra
     answer.integrations.into_iter().next().unwrap()
 }
 
+/// The status once it is `expected`, or as it is after ten seconds: sync stores a run's end
+/// before it reports the outcome to health, so a run seen ended may not be reported yet.
+async fn status_once(
+    clients: &TenantClients,
+    health_addr: &str,
+    id: &str,
+    expected: IntegrationStatus,
+) -> IntegrationHealth {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = status(clients, health_addr, id).await;
+        if health.status() == expected || tokio::time::Instant::now() >= deadline {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_erring_through_retries_degrades_and_drift_warns() -> anyhow::Result<()> {
     let data_dir = std::env::temp_dir().join(format!("pb-signals-{}", uuid::Uuid::new_v4()));
@@ -122,7 +140,13 @@ async fn a_partner_erring_through_retries_degrades_and_drift_warns() -> anyhow::
 
     let first = mesh.run_once(id).await?;
     assert_eq!(first.state(), RunState::Succeeded, "{first:?}");
-    let clean = status(&mesh.clients, &health_addr, id).await;
+    let clean = status_once(
+        &mesh.clients,
+        &health_addr,
+        id,
+        IntegrationStatus::Operational,
+    )
+    .await;
     assert_eq!(clean.status(), IntegrationStatus::Operational, "{clean:?}");
 
     // Four 500s in a row: the connector's retries (five attempts) outlast them.
@@ -140,7 +164,7 @@ async fn a_partner_erring_through_retries_degrades_and_drift_warns() -> anyhow::
         .await?;
     let second = mesh.run_once(id).await?;
     assert_eq!(second.state(), RunState::Succeeded, "{second:?}");
-    let troubled = status(&mesh.clients, &health_addr, id).await;
+    let troubled = status_once(&mesh.clients, &health_addr, id, IntegrationStatus::Degraded).await;
     assert_eq!(
         troubled.status(),
         IntegrationStatus::Degraded,
@@ -175,7 +199,13 @@ async fn a_partner_erring_through_retries_degrades_and_drift_warns() -> anyhow::
     // The partner works again: the next run clears the status.
     let third = mesh.run_once(id).await?;
     assert_eq!(third.state(), RunState::Succeeded, "{third:?}");
-    let recovered = status(&mesh.clients, &health_addr, id).await;
+    let recovered = status_once(
+        &mesh.clients,
+        &health_addr,
+        id,
+        IntegrationStatus::Operational,
+    )
+    .await;
     assert_eq!(
         recovered.status(),
         IntegrationStatus::Operational,
