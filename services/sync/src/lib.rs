@@ -86,12 +86,13 @@
 //!   deleted at the partner, and a document parse quarantined and then landed by a later
 //!   `ParseDocument` (not a page commit) stay listed. Resolved entries are kept, listed with
 //!   `include_resolved`; quarantine has no retention yet.
-//! - A full inbound sync moves about 6,600 to 6,900 records/s through the mesh on SQLite at
-//!   100,000 records (6,400 to 7,100 in one `plugboard dev` process, which peaked at 136 MB) and
-//!   about 5,000 on PostgreSQL, on a 2-core machine, far from the 50,000 goal. The runner maps a
-//!   page while the one before commits, so mapping's share sets the pace: about 91 to 98 µs of
-//!   CPU per record (Transform about 6; the rest is identity's SQLite work, allocation and
-//!   gRPC), against sync's 48 to 52. On SQLite, page commits and identity's transactions each
+//! - A full inbound sync moves about 6,800 to 7,300 records/s through the mesh on SQLite at
+//!   100,000 records (7,400 to 8,300 in one `plugboard dev` process, which peaked at 147 MB,
+//!   close to the 150 MB goal) and 4,900 to 5,800 on PostgreSQL, on a 2-core machine, far from
+//!   the 50,000 goal. The runner maps a page while the one before commits, and mapping maps a
+//!   large page in two halves at once, so mapping's share sets the pace: about 87 to 96 µs of
+//!   CPU per record (Transform's jq, phone validation for identity keys, identity's SQLite
+//!   work), against sync's 46 to 51. On SQLite, page commits and identity's transactions each
 //!   keep one writer connection with a few MB of page cache ([`store`]).
 //!   `tests/benches/RESULTS.md` has the numbers, what each change gave and next steps
 //!   (TODO(#6)).
