@@ -45,7 +45,7 @@ pub(crate) async fn resolve_imported(
     records: &[StoredRecord],
     run_id: Option<&str>,
 ) -> Result<u64, Error> {
-    if records.is_empty() {
+    if records.is_empty() || !any_unresolved(transaction, tenant_id, connection_id, stream).await? {
         return Ok(0);
     }
     let resolved_at = plugboard_runtime::storage::now_text();
@@ -89,6 +89,27 @@ pub(crate) async fn resolve_imported(
         );
     }
     Ok(resolved)
+}
+
+/// True when the stream has an unresolved entry: one probe of the partial index
+/// `quarantine_unresolved_by_record`, so that a page of a stream with nothing in quarantine (the
+/// usual case) skips the update of its whole list of ids.
+async fn any_unresolved(
+    transaction: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    connection_id: &str,
+    stream: &str,
+) -> Result<bool, Error> {
+    let found = sqlx::query(
+        "SELECT 1 AS found FROM quarantine WHERE tenant_id = $1 AND connection_id = $2 \
+         AND stream = $3 AND resolved_at IS NULL LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(connection_id)
+    .bind(stream)
+    .fetch_optional(&mut **transaction)
+    .await?;
+    Ok(found.is_some())
 }
 
 /// The quarantine of one store, for listing.
